@@ -1,0 +1,69 @@
+# One target per gate. `make demo` and `make test` set themselves up on a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON     ?= $(shell scripts/find-python)
+VENV       := .venv
+PY         := $(VENV)/bin/python
+SAM_VENV   := .tools/sam
+SAM        := $(SAM_VENV)/bin/sam
+STAMP      := $(VENV)/.installed
+
+.PHONY: help setup demo test test-fast lint format typecheck validate build bench invoke deploy pr clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+setup: $(STAMP) ## Create .venv with the package and its development extras
+	@scripts/fetch-victoriametrics
+
+demo: setup ## Run the whole key lifecycle on the embedded local stack (no AWS account)
+	$(VENV)/bin/tokenwarden demo
+
+test: setup ## Unit, integration, end-to-end and infrastructure tests
+	$(PY) -m pytest -q
+
+test-fast: setup ## Unit tests only
+	$(PY) -m pytest -q tests/unit
+
+lint: setup ## ruff and mypy
+	$(PY) -m ruff check src tests functions
+	$(PY) -m ruff format --check src tests functions
+	$(PY) -m mypy
+
+format: setup
+	$(PY) -m ruff format src tests functions
+	$(PY) -m ruff check --fix src tests functions
+
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+
+validate: setup $(SAM) ## SAM validation, offline translation to CloudFormation, cfn-lint
+	$(SAM) validate --region us-east-1 --template template.yaml
+	$(PY) scripts/translate-template template.yaml build/template.cfn.json
+	$(PY) -m cfnlint build/template.cfn.json
+
+build: $(SAM) ## sam build without Docker (layer built by its own Makefile)
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --template template.yaml
+
+bench: setup ## Benchmarks (speed targets live here, not in tests)
+	$(PY) -m pytest -q benchmarks --benchmark-only
+
+invoke: setup ## Run a handler in-process: make invoke FN=reconcile EVENT=events/reconcile.json
+	$(PY) scripts/invoke $(FN) $(EVENT)
+
+deploy: build ## sam deploy (needs AWS credentials; run `sam deploy --guided` once first)
+	$(SAM) deploy
+
+pr: lint validate test build ## Every offline gate
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam build .cache

@@ -1,0 +1,50 @@
+"""Reconciler: nightly (ScheduleV2 with an explicit Input) or invoked by hand."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict
+
+from tokenwarden.domain.registry import load_registry
+from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.service.reconciler import Reconciler
+from tokenwarden.settings import Settings, load_settings
+from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+
+SETTINGS: Settings = load_settings()
+
+
+class ReconcileInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["plan", "apply"] = "apply"
+    allow_mass_revoke: bool = False
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = ReconcileInput.model_validate(event or {})
+    registry = load_registry(SETTINGS.registry_path)
+    adapters = build_adapters(SETTINGS)
+    clock = SystemClock()
+    reconciler = Reconciler(
+        iam=adapters.iam,
+        secrets=adapters.secrets,
+        ledger=adapters.ledger,
+        notifier=adapters.notifier,
+        engine=build_engine(SETTINGS, adapters, clock),
+        naming=SETTINGS.naming,
+        rotation_lambda_arn=SETTINGS.rotation_lambda_arn,
+        kms_key_id=SETTINGS.secrets_kms_key_id,
+        permissions_boundary=SETTINGS.permissions_boundary_arn,
+    )
+    now = clock.now()
+    plan = reconciler.plan(registry, now)
+    if request.mode == "plan":
+        return {"mode": "plan", "actions": [a.model_dump(mode="json") for a in plan.actions]}
+    report = reconciler.apply(registry, plan, now, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    return {"mode": "apply", **report.model_dump(mode="json")}

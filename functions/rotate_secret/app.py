@@ -1,0 +1,33 @@
+"""Rotation function: Secrets Manager calls it four times per rotation (create/set/test/finish)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.settings import Settings, load_settings
+from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+
+SETTINGS: Settings = load_settings()
+
+
+class RotationEvent(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    step: Literal["createSecret", "setSecret", "testSecret", "finishSecret"] = Field(alias="Step")
+    secret_id: str = Field(alias="SecretId")
+    token: str = Field(alias="ClientRequestToken")
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    request = RotationEvent.model_validate(event)
+    logger.append_keys(step=request.step, version=request.token)
+    engine = build_engine(SETTINGS, build_adapters(SETTINGS), SystemClock())
+    engine.run_step(request.step, request.secret_id, request.token)
+    return {"step": request.step, "version": request.token, "status": "done"}

@@ -1,0 +1,111 @@
+"""IAM: users on TokenWarden's path and their CloudWatch service-specific credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tokenwarden.domain.model import SERVICE_NAME, Credential, IssuedCredential, User
+
+API_KEY_POLICY = "arn:{partition}:iam::aws:policy/CloudWatchAPIKeyAccess"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _credential(item: Mapping[str, Any]) -> Credential:
+    return Credential(
+        id=item["ServiceSpecificCredentialId"],
+        user_name=item["UserName"],
+        alias=item.get("ServiceCredentialAlias") or item.get("ServiceUserName") or item["ServiceSpecificCredentialId"],
+        status=item["Status"],
+        created_at=item["CreateDate"],
+        expires_at=item.get("ExpirationDate"),
+        service_name=item.get("ServiceName", SERVICE_NAME),
+    )
+
+
+class IamAdapter:
+    def __init__(self, client: Any, partition: str = "aws") -> None:
+        self._iam = client
+        self._policy_arn = API_KEY_POLICY.format(partition=partition)
+
+    def list_users(self, path: str) -> list[User]:
+        users: list[User] = []
+        for page in self._iam.get_paginator("list_users").paginate(PathPrefix=path):
+            users += [User(name=u["UserName"], path=u["Path"], arn=u["Arn"]) for u in page["Users"]]
+        return users
+
+    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        # boto3 has no paginator for ListServiceSpecificCredentials: follow Marker by hand.
+        marker: str | None = None
+        while True:
+            page = self._iam.list_service_specific_credentials(
+                ServiceName=SERVICE_NAME, MaxItems=1000, **kwargs, **({"Marker": marker} if marker else {})
+            )
+            yield page
+            marker = page.get("Marker")
+            if not page.get("IsTruncated") or not marker:
+                return
+
+    def list_all_credentials(self) -> list[Credential]:
+        return [_credential(c) for page in self._pages(AllUsers=True) for c in page["ServiceSpecificCredentials"]]
+
+    def list_user_credentials(self, user_name: str) -> list[Credential]:
+        try:
+            return [
+                _credential({"UserName": user_name, **c})
+                for page in self._pages(UserName=user_name)
+                for c in page["ServiceSpecificCredentials"]
+            ]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return []
+            raise
+
+    def ensure_user(
+        self, name: str, path: str, tags: Mapping[str, str], permissions_boundary: str | None
+    ) -> User:
+        tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+        try:
+            kwargs: dict[str, Any] = {"UserName": name, "Path": path, "Tags": tag_list}
+            if permissions_boundary:
+                kwargs["PermissionsBoundary"] = permissions_boundary
+            user = self._iam.create_user(**kwargs)["User"]
+        except ClientError as exc:
+            if _code(exc) != "EntityAlreadyExists":
+                raise
+            user = self._iam.get_user(UserName=name)["User"]
+            if user["Path"] != path:
+                raise RuntimeError(f"IAM user {name} exists on path {user['Path']}, not {path}; refusing to adopt it") from exc
+            self._iam.tag_user(UserName=name, Tags=tag_list)
+            if permissions_boundary:
+                self._iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=permissions_boundary)
+        self._iam.attach_user_policy(UserName=name, PolicyArn=self._policy_arn)
+        return User(name=user["UserName"], path=user["Path"], arn=user["Arn"])
+
+    def create_credential(self, user_name: str, age_days: int) -> IssuedCredential:
+        if not 1 <= age_days <= 36600:
+            raise ValueError(f"credential age {age_days} is outside 1-36600 days")
+        answer = self._iam.create_service_specific_credential(
+            UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
+        )["ServiceSpecificCredential"]
+        token = answer["ServiceCredentialSecret"]
+        return IssuedCredential(credential=_credential(answer), token=token)
+
+    def set_credential_status(self, user_name: str, credential_id: str, active: bool) -> None:
+        self._iam.update_service_specific_credential(
+            UserName=user_name, ServiceSpecificCredentialId=credential_id, Status="Active" if active else "Inactive"
+        )
+
+    def delete_credential(self, user_name: str, credential_id: str) -> bool:
+        try:
+            self._iam.delete_service_specific_credential(UserName=user_name, ServiceSpecificCredentialId=credential_id)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return False
+            raise
+        return True

@@ -1,0 +1,147 @@
+"""The ledger: a DynamoDB table recording which IAM key each secret version holds.
+
+Keys: `pk = P#<principal>`; `sk = V#<version id>` for a key record, `LOCK` for the
+per-principal lock. Records are never deleted: they are the history that later runs, the
+audit and the health check's likely-cause hints read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from tokenwarden.domain.model import LedgerEntry
+
+_SER = TypeSerializer()
+_DE = TypeDeserializer()
+_DATES = ("created_at", "expires_at", "activated_at", "superseded_at", "deactivated_at", "deleted_at")
+
+
+def _pk(principal: str) -> str:
+    return f"P#{principal}"
+
+
+def _to_item(entry: LedgerEntry) -> dict[str, Any]:
+    raw = entry.model_dump(mode="json", exclude_none=True)
+    raw["notified"] = sorted(entry.notified)
+    raw["pk"] = _pk(entry.principal)
+    raw["sk"] = f"V#{entry.version_id}"
+    return {k: _SER.serialize(v) for k, v in raw.items()}
+
+
+def _from_item(item: dict[str, Any]) -> LedgerEntry:
+    raw = {k: _DE.deserialize(v) for k, v in item.items() if k not in ("pk", "sk")}
+    raw["notified"] = frozenset(raw.get("notified") or ())
+    return LedgerEntry.model_validate(raw)
+
+
+class DynamoLedger:
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def scan(self) -> list[LedgerEntry]:
+        entries: list[LedgerEntry] = []
+        for page in self._db.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
+            entries += [_from_item(i) for i in page["Items"] if i["sk"]["S"].startswith("V#")]
+        return entries
+
+    def entries(self, principal: str) -> list[LedgerEntry]:
+        entries: list[LedgerEntry] = []
+        paginator = self._db.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":pk": {"S": _pk(principal)}, ":v": {"S": "V#"}},
+            ConsistentRead=True,
+        ):
+            entries += [_from_item(i) for i in page["Items"]]
+        return entries
+
+    def get(self, principal: str, version_id: str) -> LedgerEntry | None:
+        answer = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _pk(principal)}, "sk": {"S": f"V#{version_id}"}},
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return _from_item(item) if item else None
+
+    def create(self, entry: LedgerEntry) -> LedgerEntry:
+        try:
+            self._db.put_item(
+                TableName=self._table, Item=_to_item(entry), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            existing = self.get(entry.principal, entry.version_id)
+            if existing is None:
+                raise
+            return existing
+        return entry
+
+    def save(self, entry: LedgerEntry) -> None:
+        self._db.put_item(TableName=self._table, Item=_to_item(entry))
+
+    def save_all(self, entries: list[LedgerEntry]) -> None:
+        if len(entries) == 1:
+            self.save(entries[0])
+            return
+        self._db.transact_write_items(
+            TransactItems=[{"Put": {"TableName": self._table, "Item": _to_item(e)}} for e in entries]
+        )
+
+    def acquire(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
+        expires = int(now.timestamp()) + ttl_seconds
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": _pk(principal)},
+                    "sk": {"S": "LOCK"},
+                    "owner": {"S": owner},
+                    "lock_expires": {"N": str(expires)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lock_expires < :now OR #o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}, ":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, principal: str, owner: str) -> None:
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(principal)}, "sk": {"S": "LOCK"}},
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": {"S": owner}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+
+def create_table(client: Any, table: str) -> None:
+    """Create the ledger table as the template declares it (local stack and tests)."""
+    try:
+        client.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise

@@ -1,0 +1,258 @@
+"""Notifications as people read them: AWS Chatbot custom-notification JSON plus SNS
+message attributes for subscription filter policies. A notification names a key by its
+alias and expiry; it never carries a token."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class EventType(StrEnum):
+    ONBOARDED = "onboarded"
+    ROTATED = "rotated"
+    RETIRED = "retired"
+    DELETED = "deleted"
+    REVOKED = "revoked"
+    REPAIRED = "repaired"
+    OFFBOARDED = "offboarded"
+    ROTATION_FAILED = "rotation_failed"
+    EXPIRING_SOON = "expiring_soon"
+    DRIFT = "drift"
+    GUARD_TRIPPED = "guard_tripped"
+    TEAM_SILENT = "team_silent"
+    TEAM_RECOVERED = "team_recovered"
+    TEAM_NEVER_REPORTED = "team_never_reported"
+    RUN_SUMMARY = "run_summary"
+
+
+ICONS = {
+    "info": ":information_source:",
+    "warning": ":warning:",
+    "critical": ":rotating_light:",
+}
+
+
+class KeyRef(BaseModel):
+    """How a message names a key: public alias, id and expiry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    credential_id: str
+    alias: str
+    expires_at: datetime | None = None
+
+    def describe(self) -> str:
+        expiry = f"expires {self.expires_at:%Y-%m-%d %H:%M} UTC" if self.expires_at else "never expires"
+        return f"`{self.alias}` ({expiry})"
+
+
+class Notification(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    event_type: EventType
+    severity: Severity
+    title: str
+    description: str
+    principal: str = "-"
+    team: str = "-"
+    next_steps: tuple[str, ...] = ()
+    key: KeyRef | None = None
+    context: dict[str, str] = Field(default_factory=dict)
+    occurred_at: datetime
+
+    def chatbot_message(self) -> dict[str, Any]:
+        additional = {"principal": self.principal, "team": self.team, **self.context}
+        if self.key is not None:
+            additional["key_alias"] = self.key.alias
+            additional["key_id"] = self.key.credential_id
+            if self.key.expires_at is not None:
+                additional["key_expires_at"] = self.key.expires_at.isoformat()
+        return {
+            "version": "1.0",
+            "source": "custom",
+            "id": f"tokenwarden-{self.event_type.value}-{self.principal}-{int(self.occurred_at.timestamp())}",
+            "content": {
+                "textType": "client-markdown",
+                "title": f"{ICONS[self.severity]} TokenWarden: {self.title}",
+                "description": self.description,
+                "nextSteps": list(self.next_steps),
+                "keywords": [self.event_type.value, self.team, self.severity],
+            },
+            "metadata": {
+                "threadId": f"tokenwarden-{self.principal}",
+                "summary": self.title,
+                "eventType": self.event_type.value,
+                "additionalContext": additional,
+            },
+        }
+
+    def body(self) -> str:
+        return json.dumps(self.chatbot_message(), sort_keys=True)
+
+    def attributes(self) -> dict[str, str]:
+        return {
+            "event_type": self.event_type.value,
+            "principal": self.principal,
+            "team": self.team,
+            "severity": self.severity,
+        }
+
+    def render_text(self) -> str:
+        """The message as a person reads it in Slack, for the terminal."""
+        lines = [f"[{self.severity.upper()}] {self.title}", f"  {self.description}"]
+        lines += [f"  -> {step}" for step in self.next_steps]
+        return "\n".join(lines)
+
+
+def secret_recipe(secret_name: str) -> str:
+    return (
+        f"aws secretsmanager get-secret-value --secret-id {secret_name} "
+        "--query SecretString --output text"
+    )
+
+
+def onboarded(principal: str, team: str, secret_name: str, key: KeyRef, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.ONBOARDED,
+        severity="info",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal} has a CloudWatch metrics API key",
+        description=f"Key {key.describe()} is now stored in secret `{secret_name}`. "
+        "TokenWarden rotates it before it expires.",
+        next_steps=(
+            f"Set up laptops with `tokenwarden pickup {principal}` or read the token with `{secret_recipe(secret_name)}`",
+        ),
+    )
+
+
+def rotated(
+    principal: str, team: str, secret_name: str, key: KeyRef, previous: KeyRef | None, grace_days: int, at: datetime
+) -> Notification:
+    old = f" The previous key {previous.describe()} keeps working for {grace_days} more days." if previous else ""
+    return Notification(
+        event_type=EventType.ROTATED,
+        severity="info",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal}: key rotated",
+        description=f"New key {key.describe()} is now current in secret `{secret_name}`.{old}",
+        next_steps=(
+            "Laptops using the TokenWarden headers helper pick the new key up by themselves.",
+            f"Anything configured by hand must re-read the secret within the grace: `{secret_recipe(secret_name)}`",
+        ),
+    )
+
+
+def retired(principal: str, team: str, key: KeyRef, retention_days: int, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.RETIRED,
+        severity="info",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal}: previous key deactivated",
+        description=f"Key {key.describe()} was deactivated after its grace. It can be re-activated for "
+        f"{retention_days} days, then it is deleted.",
+        next_steps=("If telemetry from a team member stopped, they are still on the old key: re-run the headers helper setup.",),
+    )
+
+
+def deleted(principal: str, team: str, key: KeyRef, reason: str, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.DELETED,
+        severity="info",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal}: key deleted",
+        description=f"Key {key.describe()} was deleted: {reason}.",
+    )
+
+
+def rotation_failed(principal: str, team: str, secret_name: str, error: str, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.ROTATION_FAILED,
+        severity="critical",
+        principal=principal,
+        team=team,
+        occurred_at=at,
+        title=f"{principal}: rotation failed",
+        description=f"Rotating the key in `{secret_name}` failed: {error}. The current key is unchanged.",
+        next_steps=(
+            "Check the rotation function's logs; the next nightly run retries.",
+            f"To retry now: `tokenwarden apply` (or `aws secretsmanager rotate-secret --secret-id {secret_name}`).",
+        ),
+    )
+
+
+def expiring_soon(principal: str, team: str, secret_name: str, key: KeyRef, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.EXPIRING_SOON,
+        severity="warning",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal}: current key expires soon",
+        description=f"Key {key.describe()} in `{secret_name}` has not been rotated yet. When it expires, "
+        "telemetry from this team stops silently.",
+        next_steps=("Look for rotation_failed alerts for this principal and run `tokenwarden apply`.",),
+    )
+
+
+def repaired(principal: str, team: str, secret_name: str, key: KeyRef, reason: str, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.REPAIRED,
+        severity="warning",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal}: key reissued out of schedule",
+        description=f"{reason[:1].upper()}{reason[1:]}, so a new key {key.describe()} was issued into `{secret_name}` at once.",
+        next_steps=(
+            "Laptops using the TokenWarden headers helper recover by themselves within the refresh interval.",
+            "Find out who changed the key outside TokenWarden (CloudTrail: iam:*ServiceSpecificCredential).",
+        ),
+    )
+
+
+def run_summary(outcomes: Sequence[Any], findings: Sequence[Any], counts: Mapping[str, int], at: datetime) -> Notification:
+    failed = [o for o in outcomes if o.status == "failed"]
+    done = {k: v for k, v in sorted(counts.items()) if not k.startswith("principals_")}
+    parts = [f"{len(outcomes)} principal(s): " + ", ".join(
+        f"{counts.get('principals_' + s, 0)} {s}" for s in ("ok", "unchanged", "failed", "locked", "deferred")
+        if counts.get("principals_" + s)
+    )]
+    if done:
+        parts.append("Actions: " + ", ".join(f"{k} x{v}" for k, v in done.items()) + ".")
+    if failed:
+        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + ".")
+    if findings:
+        parts.append(f"Findings: {len(findings)} (see `tokenwarden plan`).")
+    return Notification(
+        event_type=EventType.RUN_SUMMARY,
+        severity="critical" if failed else ("warning" if findings else "info"),
+        occurred_at=at,
+        title="nightly run " + ("had failures" if failed else "completed"),
+        description=" ".join(parts),
+        next_steps=("Re-run `tokenwarden apply` after fixing the cause; failed principals are retried every night.",)
+        if failed
+        else (),
+        context={k: str(v) for k, v in done.items()},
+    )

@@ -1,0 +1,388 @@
+"""Where every lifecycle decision is made: registry x inventory x now -> actions with reasons.
+
+The planner is pure. It never calls AWS and never reads the clock; `tokenwarden plan` prints
+its output and the reconciler applies it, principal by principal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenwarden.domain.model import (
+    Credential,
+    Inventory,
+    LedgerEntry,
+    LedgerState,
+    PrincipalInventory,
+)
+from tokenwarden.domain.registry import Lifecycle, Principal, Registry
+
+# A rotation whose pending version is younger than this is left alone: Secrets Manager may
+# still be running it. Older ones are abandoned and started again.
+ROTATION_TIMEOUT = timedelta(hours=1)
+MAX_KEYS_PER_USER = 2
+
+
+class ActionKind(StrEnum):
+    ONBOARD = "onboard"
+    CONFIGURE_ROTATION = "configure_rotation"
+    ABANDON_PENDING = "abandon_pending"
+    RESUME_FINISH = "resume_finish"
+    ROTATE = "rotate"
+    REPAIR = "repair"
+    RETIRE = "retire"
+    DELETE = "delete"
+    DELETE_UNTRACKED = "delete_untracked"
+    EXPIRING_SOON = "expiring_soon"
+
+
+# Actions that may be applied in any order relative to each other are still applied in this one.
+ORDER = {kind: index for index, kind in enumerate(ActionKind)}
+
+
+class Action(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    principal: str
+    kind: ActionKind
+    reason: str
+    credential_id: str | None = None
+    version_id: str | None = None
+
+    def describe(self) -> str:
+        target = f" {self.credential_id}" if self.credential_id else ""
+        return f"{self.kind.value}{target}: {self.reason}"
+
+
+class Finding(BaseModel):
+    """Something a person should look at; the reconciler does not act on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    principal: str | None
+    kind: str
+    detail: str
+
+
+class Upcoming(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: ActionKind
+    at: datetime
+    credential_id: str | None = None
+
+
+class PrincipalPlan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    principal: str
+    actions: tuple[Action, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    upcoming: Upcoming | None = None
+    note: str | None = None
+
+
+class PlanConfig(BaseModel):
+    """Deployment facts the plan compares against (from Settings)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rotation_lambda_arn: str | None = None
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    generated_at: datetime
+    principals: tuple[PrincipalPlan, ...]
+    findings: tuple[Finding, ...] = Field(default_factory=tuple)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return tuple(a for p in self.principals for a in p.actions)
+
+    def for_principal(self, principal: str) -> PrincipalPlan | None:
+        return next((p for p in self.principals if p.principal == principal), None)
+
+
+def rotation_jitter(principal: str, lifecycle: Lifecycle) -> timedelta:
+    """A stable per-principal offset so a cohort onboarded together does not rotate on one night."""
+    span_hours = lifecycle.rotation_jitter_days * 24
+    if span_hours == 0:
+        return timedelta(0)
+    digest = hashlib.sha256(principal.encode()).digest()
+    return timedelta(hours=int.from_bytes(digest[:4], "big") % (span_hours + 1))
+
+
+def rotation_due_at(principal: str, lifecycle: Lifecycle, expires_at: datetime) -> datetime:
+    return expires_at - timedelta(days=lifecycle.rotate_before_days) - rotation_jitter(principal, lifecycle)
+
+
+def rotation_days(lifecycle: Lifecycle) -> int:
+    """Secrets Manager's own schedule: a backstop that fires only if the reconciler stops."""
+    return lifecycle.key_age_days - lifecycle.rotate_before_days // 2
+
+
+def build_plan(registry: Registry, inventory: Inventory, now: datetime, config: PlanConfig) -> Plan:
+    plans = [_plan_principal(p, inventory.of(p.id), now, config) for p in registry.principals]
+    findings = [
+        Finding(principal=name, kind="unregistered", detail="managed user or secret for a principal not in the registry")
+        for name in sorted(set(inventory.principals) - registry.ids)
+    ]
+    return Plan(generated_at=now, principals=tuple(plans), findings=tuple(findings))
+
+
+def _plan_principal(
+    principal: Principal, inv: PrincipalInventory, now: datetime, config: PlanConfig
+) -> PrincipalPlan:
+    p = principal.id
+    life = principal.lifecycle
+    actions: list[Action] = []
+    findings: list[Finding] = []
+    upcoming: list[Upcoming] = []
+    note: str | None = None
+
+    secret = inv.secret
+    current_version = secret.current_version if secret else None
+    current_entry = inv.current_entry
+
+    # 1. Rotations that never finished. Without a current key the newest one is resumed by
+    # onboarding (only the reconciler starts those, under its lock); otherwise a young one may
+    # still be running in Secrets Manager and an old one is abandoned.
+    in_progress = False
+    unfinished = sorted(
+        (e for e in inv.ledger if e.state in (LedgerState.CREATING, LedgerState.PENDING) and e.version_id != current_version),
+        key=lambda e: e.created_at,
+    )
+    resume = unfinished[-1] if unfinished and current_version is None else None
+    for entry in unfinished:
+        if entry is resume:
+            continue
+        if current_version is not None and now - entry.created_at < ROTATION_TIMEOUT:
+            in_progress = True
+            note = f"rotation {entry.version_id} in progress since {entry.created_at:%Y-%m-%d %H:%M}"
+            continue
+        actions.append(
+            Action(
+                principal=p,
+                kind=ActionKind.ABANDON_PENDING,
+                version_id=entry.version_id,
+                credential_id=entry.credential_id,
+                reason=f"rotation started {entry.created_at:%Y-%m-%d %H:%M} never completed",
+            )
+        )
+    pending = secret.pending_version if secret else None
+    if pending and pending != current_version and inv.entry(pending) is None and current_version is not None:
+        actions.append(
+            Action(
+                principal=p,
+                kind=ActionKind.ABANDON_PENDING,
+                version_id=pending,
+                reason="AWSPENDING is on a version TokenWarden never recorded",
+            )
+        )
+
+    # 2. The current key.
+    current: Credential | None = None
+    if secret is None or inv.user is None or current_version is None or secret.deleted_at is not None:
+        missing = [
+            what
+            for what, absent in (
+                ("IAM user", inv.user is None),
+                ("secret", secret is None),
+                ("secret scheduled for deletion", secret is not None and secret.deleted_at is not None),
+                ("current key", secret is not None and current_version is None),
+            )
+            if absent
+        ]
+        reason = "no " + ", no ".join(missing)
+        if resume is not None:
+            reason += f"; resuming the unfinished key issue {resume.version_id}"
+        actions.append(
+            Action(
+                principal=p,
+                kind=ActionKind.ONBOARD,
+                version_id=resume.version_id if resume else None,
+                reason=reason,
+            )
+        )
+    elif current_entry is None:
+        actions.append(
+            Action(
+                principal=p,
+                kind=ActionKind.REPAIR,
+                reason="the AWSCURRENT version has no ledger record, so its key is unknown",
+            )
+        )
+    else:
+        if current_entry.state != LedgerState.CURRENT:
+            actions.append(
+                Action(
+                    principal=p,
+                    kind=ActionKind.RESUME_FINISH,
+                    version_id=current_entry.version_id,
+                    reason="AWSCURRENT moved but the ledger was not updated",
+                )
+            )
+        current = inv.credential(current_entry.credential_id)
+        broken = _broken(current, now)
+        if broken and not in_progress:
+            actions.append(Action(principal=p, kind=ActionKind.REPAIR, credential_id=current_entry.credential_id, reason=broken))
+        elif current is not None and current.expires_at is not None and not broken:
+            due = rotation_due_at(p, life, current.expires_at)
+            remaining = current.expires_at - now
+            blocker = _rotation_blocker(inv, current, life, now)
+            if now >= due and not in_progress:
+                if blocker:
+                    note = blocker
+                else:
+                    actions.append(
+                        Action(
+                            principal=p,
+                            kind=ActionKind.ROTATE,
+                            credential_id=current.id,
+                            reason=f"key {current.alias} expires {current.expires_at:%Y-%m-%d} "
+                            f"(in {_days(remaining)}); rotation was due {due:%Y-%m-%d}",
+                        )
+                    )
+            else:
+                upcoming.append(Upcoming(kind=ActionKind.ROTATE, at=due, credential_id=current.id))
+            if remaining <= timedelta(days=life.expiry_alert_days) and "expiring_soon" not in current_entry.notified:
+                actions.append(
+                    Action(
+                        principal=p,
+                        kind=ActionKind.EXPIRING_SOON,
+                        credential_id=current.id,
+                        reason=f"key {current.alias} expires {current.expires_at:%Y-%m-%d} (in {_days(remaining)})",
+                    )
+                )
+        if secret is not None and not in_progress:
+            wanted_days = rotation_days(life)
+            lambda_arn = config.rotation_lambda_arn
+            if (
+                not secret.rotation_enabled
+                or secret.rotation_days != wanted_days
+                or (lambda_arn is not None and secret.rotation_lambda_arn != lambda_arn)
+            ):
+                actions.append(
+                    Action(
+                        principal=p,
+                        kind=ActionKind.CONFIGURE_ROTATION,
+                        reason=f"rotation should be enabled every {wanted_days} days with the rotation function",
+                    )
+                )
+
+    # 3. Every other key on the user.
+    for cred in inv.credentials:
+        if current is not None and cred.id == current.id:
+            continue
+        entry = inv.entry_for_credential(cred.id)
+        action, when = _other_key(p, cred, entry, life, now, current_version)
+        if action is not None:
+            actions.append(action)
+        if when is not None:
+            upcoming.append(when)
+
+    # 4. Findings.
+    if len(inv.credentials) >= MAX_KEYS_PER_USER:
+        findings.append(Finding(principal=p, kind="user_at_key_limit", detail=f"{len(inv.credentials)} of 2 keys in use"))
+    for cred in inv.credentials:
+        if cred.expires_at is None:
+            findings.append(Finding(principal=p, kind="key_without_expiry", detail=f"key {cred.alias} never expires"))
+
+    actions.sort(key=lambda a: ORDER[a.kind])
+    first = min(upcoming, key=lambda u: u.at) if upcoming else None
+    return PrincipalPlan(principal=p, actions=tuple(actions), findings=tuple(findings), upcoming=first, note=note)
+
+
+def _broken(current: Credential | None, now: datetime) -> str | None:
+    if current is None:
+        return "the current key no longer exists (deleted out of band)"
+    if current.status == "Inactive":
+        return f"the current key {current.alias} was deactivated out of band"
+    if current.status == "Expired" or (current.expires_at is not None and current.expires_at <= now):
+        return f"the current key {current.alias} has expired"
+    if current.expires_at is None:
+        return f"the current key {current.alias} has no expiry date"
+    return None
+
+
+def _rotation_blocker(inv: PrincipalInventory, current: Credential, life: Lifecycle, now: datetime) -> str | None:
+    """A routine rotation never cuts a previous key's grace short."""
+    for cred in inv.credentials:
+        if cred.id == current.id or cred.status != "Active":
+            continue
+        entry = inv.entry_for_credential(cred.id)
+        if entry is not None and entry.state == LedgerState.PREVIOUS and entry.superseded_at is not None:
+            grace_end = entry.superseded_at + timedelta(days=life.grace_days)
+            if grace_end > now:
+                return f"rotation waits until the previous key's grace ends {grace_end:%Y-%m-%d %H:%M}"
+    return None
+
+
+def _other_key(
+    p: str,
+    cred: Credential,
+    entry: LedgerEntry | None,
+    life: Lifecycle,
+    now: datetime,
+    current_version: str | None,
+) -> tuple[Action | None, Upcoming | None]:
+    if entry is None:
+        safe_at = cred.created_at + timedelta(hours=life.untracked_safety_hours)
+        if now >= safe_at:
+            return (
+                Action(
+                    principal=p,
+                    kind=ActionKind.DELETE_UNTRACKED,
+                    credential_id=cred.id,
+                    reason=f"key {cred.alias} is in no ledger record (a crash leftover) and is older than "
+                    f"{life.untracked_safety_hours} h",
+                ),
+                None,
+            )
+        return None, Upcoming(kind=ActionKind.DELETE_UNTRACKED, at=safe_at, credential_id=cred.id)
+    if entry.state in (LedgerState.CREATING, LedgerState.PENDING):
+        return None, None  # an unfinished rotation: abandoned above once it times out
+    if entry.state in (LedgerState.DELETED, LedgerState.ABANDONED):
+        return (
+            Action(principal=p, kind=ActionKind.DELETE, credential_id=cred.id, reason=f"key {cred.alias} should be gone"),
+            None,
+        )
+    superseded = entry.superseded_at or entry.activated_at or entry.created_at
+    grace_end = superseded + timedelta(days=life.grace_days)
+    if cred.status == "Active":
+        if now >= grace_end:
+            return (
+                Action(
+                    principal=p,
+                    kind=ActionKind.RETIRE,
+                    credential_id=cred.id,
+                    reason=f"key {cred.alias} was replaced {superseded:%Y-%m-%d}; its {life.grace_days}-day grace is over",
+                ),
+                None,
+            )
+        return None, Upcoming(kind=ActionKind.RETIRE, at=grace_end, credential_id=cred.id)
+    deactivated = entry.deactivated_at or grace_end
+    delete_at = deactivated + timedelta(days=life.retention_days)
+    if now >= delete_at:
+        return (
+            Action(
+                principal=p,
+                kind=ActionKind.DELETE,
+                credential_id=cred.id,
+                reason=f"key {cred.alias} has been {cred.status.lower()} since {deactivated:%Y-%m-%d}; "
+                f"its {life.retention_days}-day rollback window is over",
+            ),
+            None,
+        )
+    return None, Upcoming(kind=ActionKind.DELETE, at=delete_at, credential_id=cred.id)
+
+
+def _days(delta: timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    return f"{days:.1f} days" if days < 2 else f"{int(days)} days"

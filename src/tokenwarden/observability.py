@@ -1,0 +1,21 @@
+"""One Logger, Metrics and Tracer for every entry point.
+
+botocore and urllib3 are pinned at INFO or above: at DEBUG they log request and response
+bodies, which carry tokens (CreateServiceSpecificCredential, PutSecretValue).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+SERVICE = "tokenwarden"
+NAMESPACE = "TokenWarden"
+
+for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+    logging.getLogger(_noisy).setLevel(max(logging.INFO, logging.getLogger(_noisy).level))
+
+logger = Logger(service=SERVICE, log_uncaught_exceptions=False)
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+tracer = Tracer(service=SERVICE)

@@ -1,0 +1,95 @@
+"""The ports the domain services talk through. Adapters implement them against AWS;
+tests implement them in memory. Nothing here imports boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+from tokenwarden.domain.model import Credential, IssuedCredential, LedgerEntry, SecretState, User
+from tokenwarden.domain.notifications import Notification
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class IamPort(Protocol):
+    def list_users(self, path: str) -> list[User]: ...
+
+    def list_all_credentials(self) -> list[Credential]:
+        """Every CloudWatch key of the account (`AllUsers`), paged."""
+        ...
+
+    def list_user_credentials(self, user_name: str) -> list[Credential]: ...
+
+    def ensure_user(
+        self, name: str, path: str, tags: Mapping[str, str], permissions_boundary: str | None
+    ) -> User: ...
+
+    def create_credential(self, user_name: str, age_days: int) -> IssuedCredential: ...
+
+    def set_credential_status(self, user_name: str, credential_id: str, active: bool) -> None: ...
+
+    def delete_credential(self, user_name: str, credential_id: str) -> bool:
+        """Delete; False when it was already gone."""
+        ...
+
+
+class SecretsPort(Protocol):
+    def list_secrets(self, prefix: str) -> list[SecretState]: ...
+
+    def describe(self, secret_id: str) -> SecretState | None: ...
+
+    def tags(self, secret_id: str) -> dict[str, str]: ...
+
+    def ensure_secret(
+        self, name: str, tags: Mapping[str, str], kms_key_id: str | None, description: str
+    ) -> SecretState: ...
+
+    def version_token(self, secret_id: str, version_id: str) -> str | None:
+        """The token stored in one version, or None when that version holds no value."""
+        ...
+
+    def put_pending(self, secret_id: str, version_id: str, token: str) -> None: ...
+
+    def move_stage(self, secret_id: str, stage: str, to_version: str, from_version: str | None) -> None: ...
+
+    def remove_stage(self, secret_id: str, stage: str, from_version: str) -> None: ...
+
+    def configure_rotation(self, secret_id: str, lambda_arn: str, days: int) -> None: ...
+
+    def rotate(self, secret_id: str, version_id: str, lambda_arn: str | None, days: int) -> None: ...
+
+
+class LedgerPort(Protocol):
+    def scan(self) -> list[LedgerEntry]: ...
+
+    def entries(self, principal: str) -> list[LedgerEntry]: ...
+
+    def get(self, principal: str, version_id: str) -> LedgerEntry | None: ...
+
+    def create(self, entry: LedgerEntry) -> LedgerEntry:
+        """Record an entry unless one exists for that version; return the stored one."""
+        ...
+
+    def save(self, entry: LedgerEntry) -> None: ...
+
+    def save_all(self, entries: list[LedgerEntry]) -> None:
+        """Write several entries atomically."""
+        ...
+
+    def acquire(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool: ...
+
+    def release(self, principal: str, owner: str) -> None: ...
+
+
+class Notifier(Protocol):
+    def publish(self, notification: Notification) -> None: ...
+
+
+class TokenProbe(Protocol):
+    def check(self, token: str) -> int:
+        """Send an empty OTLP export with the token; return the HTTP status."""
+        ...

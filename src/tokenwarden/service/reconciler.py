@@ -1,0 +1,347 @@
+"""The reconciler: inventory in a few paged calls, a pure plan, then apply per principal.
+
+Each principal is applied under its own lock and in isolation: one principal's failure is
+reported and the run goes on with the others.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
+
+from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.model import (
+    AWSPENDING,
+    Credential,
+    Inventory,
+    LedgerEntry,
+    LedgerState,
+    PrincipalInventory,
+    SecretState,
+)
+from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.plan import Action, ActionKind, Finding, Plan, PlanConfig, build_plan, rotation_days
+from tokenwarden.domain.registry import Principal, Registry
+from tokenwarden.observability import logger, metrics
+from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.rotation import (
+    TAG_GRACE,
+    TAG_KEY_AGE,
+    TAG_MANAGED,
+    TAG_PRINCIPAL,
+    TAG_TEAM,
+    RotationEngine,
+    RotationError,
+)
+
+LOCK_TTL_SECONDS = 900
+MIN_SECONDS_TO_START = 60
+
+Status = Literal["ok", "unchanged", "failed", "locked", "deferred"]
+
+
+class PrincipalOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    principal: str
+    status: Status
+    done: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class RunReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    started_at: datetime
+    outcomes: tuple[PrincipalOutcome, ...]
+    findings: tuple[Finding, ...]
+    counts: dict[str, int]
+    min_days_to_expiry: float | None = None
+
+    @property
+    def failed(self) -> tuple[PrincipalOutcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "failed")
+
+
+@dataclass
+class Reconciler:
+    iam: IamPort
+    secrets: SecretsPort
+    ledger: LedgerPort
+    notifier: Notifier
+    engine: RotationEngine
+    naming: Naming
+    rotation_lambda_arn: str | None = None
+    kms_key_id: str | None = None
+    permissions_boundary: str | None = None
+
+    # -- read ------------------------------------------------------------------------------
+
+    def inventory(self) -> Inventory:
+        users = self.iam.list_users(self.naming.user_path)
+        credentials = self.iam.list_all_credentials()
+        secrets = self.secrets.list_secrets(self.naming.secret_prefix)
+        ledger = self.ledger.scan()
+
+        by_principal: dict[str, dict[str, object]] = defaultdict(dict)
+        managed_users: dict[str, str] = {}
+        for user in users:
+            principal = self.naming.principal_of_user(user.name)
+            if principal is not None:
+                by_principal[principal]["user"] = user
+                managed_users[user.name] = principal
+        creds: dict[str, list[Credential]] = defaultdict(list)
+        foreign: list[Credential] = []
+        for cred in credentials:
+            if cred.user_name in managed_users:
+                creds[managed_users[cred.user_name]].append(cred)
+            else:
+                foreign.append(cred)
+        for secret in secrets:
+            principal = self.naming.principal_of_secret(secret.name)
+            if principal is not None:
+                by_principal[principal]["secret"] = secret
+        entries: dict[str, list[LedgerEntry]] = defaultdict(list)
+        for entry in ledger:
+            entries[entry.principal].append(entry)
+
+        names = set(by_principal) | set(creds) | {p for p, e in entries.items() if _live(e)}
+        principals = {
+            name: PrincipalInventory(
+                principal=name,
+                user=by_principal[name].get("user"),  # type: ignore[arg-type]
+                secret=by_principal[name].get("secret"),  # type: ignore[arg-type]
+                credentials=tuple(creds.get(name, ())),
+                ledger=tuple(entries.get(name, ())),
+            )
+            for name in sorted(names)
+        }
+        return Inventory(principals=principals, foreign_credentials=tuple(foreign))
+
+    def plan(self, registry: Registry, now: datetime, inventory: Inventory | None = None) -> Plan:
+        return build_plan(
+            registry,
+            inventory if inventory is not None else self.inventory(),
+            now,
+            PlanConfig(rotation_lambda_arn=self.rotation_lambda_arn),
+        )
+
+    # -- write -----------------------------------------------------------------------------
+
+    def apply(
+        self,
+        registry: Registry,
+        plan: Plan,
+        now: datetime,
+        remaining_seconds: Callable[[], float] | None = None,
+        progress: Callable[[PrincipalOutcome], None] | None = None,
+    ) -> RunReport:
+        run_id = uuid.uuid4().hex
+        outcomes: list[PrincipalOutcome] = []
+        counts: Counter[str] = Counter()
+        for principal_plan in plan.principals:
+            principal = registry.get(principal_plan.principal)
+            if principal is None:
+                continue
+            if not principal_plan.actions:
+                outcome = PrincipalOutcome(principal=principal.id, status="unchanged")
+            elif remaining_seconds is not None and remaining_seconds() < MIN_SECONDS_TO_START:
+                outcome = PrincipalOutcome(principal=principal.id, status="deferred", error="out of time; next run")
+            else:
+                outcome = self._apply_principal(principal, principal_plan.actions, now, run_id)
+            counts.update(outcome.done)
+            counts[f"principals_{outcome.status}"] += 1
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+        final = self.inventory()
+        report = RunReport(
+            started_at=now,
+            outcomes=tuple(outcomes),
+            findings=plan.findings + tuple(f for p in plan.principals for f in p.findings),
+            counts=dict(counts),
+            min_days_to_expiry=_min_days_to_expiry(registry, final, now),
+        )
+        self._summarise(report, now)
+        return report
+
+    def _apply_principal(
+        self, principal: Principal, actions: tuple[Action, ...], now: datetime, run_id: str
+    ) -> PrincipalOutcome:
+        if not self.ledger.acquire(principal.id, run_id, now, LOCK_TTL_SECONDS):
+            return PrincipalOutcome(principal=principal.id, status="locked", error="another run holds the lock")
+        done: list[str] = []
+        try:
+            for action in actions:
+                self._apply(principal, action, now)
+                done.append(action.kind.value)
+                metrics.add_metric(name=f"Action_{action.kind.value}", unit="Count", value=1)
+        except (RotationError, ClientError, BotoCoreError, RuntimeError, ValueError) as exc:
+            logger.error(
+                "principal failed",
+                extra={"principal": principal.id, "action": action.kind.value, "error": str(exc)},
+            )
+            metrics.add_metric(name="PrincipalFailed", unit="Count", value=1)
+            return PrincipalOutcome(
+                principal=principal.id, status="failed", done=tuple(done), error=f"{action.kind.value}: {exc}"
+            )
+        finally:
+            self.ledger.release(principal.id, run_id)
+        return PrincipalOutcome(principal=principal.id, status="ok", done=tuple(done))
+
+    def _apply(self, principal: Principal, action: Action, now: datetime) -> None:
+        logger.info("applying", extra={"principal": principal.id, "action": action.kind.value, "reason": action.reason})
+        handler = {
+            ActionKind.ONBOARD: self._onboard,
+            ActionKind.CONFIGURE_ROTATION: self._configure_rotation,
+            ActionKind.ABANDON_PENDING: self._abandon,
+            ActionKind.RESUME_FINISH: self._resume,
+            ActionKind.ROTATE: self._rotate,
+            ActionKind.REPAIR: self._rotate,
+            ActionKind.RETIRE: self._retire,
+            ActionKind.DELETE: self._delete,
+            ActionKind.DELETE_UNTRACKED: self._delete,
+            ActionKind.EXPIRING_SOON: self._expiring_soon,
+        }[action.kind]
+        handler(principal, action, now)
+
+    def _secret_tags(self, principal: Principal) -> dict[str, str]:
+        return {
+            TAG_PRINCIPAL: principal.id,
+            TAG_TEAM: principal.team,
+            TAG_MANAGED: "tokenwarden",
+            TAG_KEY_AGE: str(principal.lifecycle.key_age_days),
+            TAG_GRACE: str(principal.lifecycle.grace_days),
+        }
+
+    def _onboard(self, principal: Principal, action: Action, now: datetime) -> None:
+        tags = {TAG_PRINCIPAL: principal.id, TAG_TEAM: principal.team, TAG_MANAGED: "tokenwarden"}
+        self.iam.ensure_user(
+            self.naming.user_name(principal.id), self.naming.user_path, tags, self.permissions_boundary
+        )
+        secret = self.secrets.ensure_secret(
+            self.naming.secret_name(principal.id),
+            self._secret_tags(principal),
+            self.kms_key_id,
+            f"CloudWatch metrics API key (bearer token) of {principal.kind} {principal.id}; managed by TokenWarden",
+        )
+        token = action.version_id or str(uuid.uuid4())
+        self.engine.run_all(secret.arn, token)
+        self._configure_rotation(principal, action, now)
+
+    def _configure_rotation(self, principal: Principal, action: Action, now: datetime) -> None:
+        secret = self._describe(principal)
+        self.secrets.ensure_secret(secret.name, self._secret_tags(principal), None, "")
+        if self.rotation_lambda_arn is None:
+            return
+        self.secrets.configure_rotation(secret.arn, self.rotation_lambda_arn, rotation_days(principal.lifecycle))
+        self._clear_unrecorded_pending(principal)
+
+    def _clear_unrecorded_pending(self, principal: Principal) -> None:
+        """Enabling rotation without rotating may leave AWSPENDING on a copy of the current value."""
+        secret = self._describe(principal)
+        pending = secret.pending_version
+        if pending and pending != secret.current_version and self.ledger.get(principal.id, pending) is None:
+            self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=pending)
+
+    def _abandon(self, principal: Principal, action: Action, now: datetime) -> None:
+        secret = self._describe(principal)
+        version = action.version_id or ""
+        if AWSPENDING in secret.versions.get(version, ()) and version != secret.current_version:
+            self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=version)
+        entry = self.ledger.get(principal.id, version)
+        if entry is None:
+            return
+        if entry.credential_id and version != secret.current_version:
+            self.iam.delete_credential(self.naming.user_name(principal.id), entry.credential_id)
+        self.ledger.save(entry.model_copy(update={"state": LedgerState.ABANDONED, "deleted_at": now, "reason": action.reason}))
+
+    def _resume(self, principal: Principal, action: Action, now: datetime) -> None:
+        self.engine.finish_secret(self._describe(principal).arn, action.version_id or "")
+
+    def _rotate(self, principal: Principal, action: Action, now: datetime) -> None:
+        secret = self._describe(principal)
+        token = str(uuid.uuid4())
+        if self.rotation_lambda_arn is None:
+            self.engine.run_all(secret.arn, token)
+        else:
+            self.secrets.rotate(secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle))
+        if action.kind == ActionKind.REPAIR:
+            after = self._describe(principal)
+            entry = self.ledger.get(principal.id, token)
+            if after.current_version == token and entry is not None:
+                self.notifier.publish(
+                    notes.repaired(principal.id, principal.team, secret.name, _key(entry), action.reason, now)
+                )
+
+    def _retire(self, principal: Principal, action: Action, now: datetime) -> None:
+        user = self.naming.user_name(principal.id)
+        cred_id = action.credential_id or ""
+        self.iam.set_credential_status(user, cred_id, active=False)
+        entry = self._entry_for(principal.id, cred_id)
+        if entry is not None:
+            self.ledger.save(entry.model_copy(update={"state": LedgerState.RETIRED, "deactivated_at": now}))
+            self.notifier.publish(
+                notes.retired(principal.id, principal.team, _key(entry), principal.lifecycle.retention_days, now)
+            )
+
+    def _delete(self, principal: Principal, action: Action, now: datetime) -> None:
+        user = self.naming.user_name(principal.id)
+        cred_id = action.credential_id or ""
+        listed = next((c for c in self.iam.list_user_credentials(user) if c.id == cred_id), None)
+        self.iam.delete_credential(user, cred_id)
+        entry = self._entry_for(principal.id, cred_id)
+        if entry is not None and entry.state != LedgerState.DELETED:
+            self.ledger.save(entry.model_copy(update={"state": LedgerState.DELETED, "deleted_at": now}))
+        key = _key(entry) if entry else notes.KeyRef(
+            credential_id=cred_id, alias=listed.alias if listed else cred_id, expires_at=listed.expires_at if listed else None
+        )
+        reason = "its rollback window is over" if action.kind == ActionKind.DELETE else "it was untracked (a crash leftover)"
+        self.notifier.publish(notes.deleted(principal.id, principal.team, key, reason, now))
+
+    def _expiring_soon(self, principal: Principal, action: Action, now: datetime) -> None:
+        entry = self._entry_for(principal.id, action.credential_id or "")
+        if entry is None:
+            return
+        secret_name = self.naming.secret_name(principal.id)
+        self.notifier.publish(notes.expiring_soon(principal.id, principal.team, secret_name, _key(entry), now))
+        self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"expiring_soon"}}))
+
+    def _describe(self, principal: Principal) -> SecretState:
+        secret = self.secrets.describe(self.naming.secret_name(principal.id))
+        if secret is None:
+            raise RuntimeError(f"secret {self.naming.secret_name(principal.id)} does not exist")
+        return secret
+
+    def _entry_for(self, principal: str, credential_id: str) -> LedgerEntry | None:
+        return next((e for e in self.ledger.entries(principal) if e.credential_id == credential_id), None)
+
+    def _summarise(self, report: RunReport, now: datetime) -> None:
+        if report.min_days_to_expiry is not None:
+            metrics.add_metric(name="MinDaysToExpiry", unit="Count", value=report.min_days_to_expiry)
+        metrics.add_metric(name="RunFailures", unit="Count", value=len(report.failed))
+        self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
+
+
+def _live(entries: list[LedgerEntry]) -> bool:
+    return any(e.state not in (LedgerState.DELETED, LedgerState.ABANDONED) for e in entries)
+
+
+def _key(entry: LedgerEntry) -> notes.KeyRef:
+    return notes.KeyRef(credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at)
+
+
+def _min_days_to_expiry(registry: Registry, inventory: Inventory, now: datetime) -> float | None:
+    remaining = [
+        (cred.expires_at - now).total_seconds() / 86400
+        for p in registry.principals
+        if (cred := inventory.of(p.id).current_credential) is not None and cred.expires_at is not None
+    ]
+    return round(min(remaining), 2) if remaining else None

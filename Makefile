@@ -47,12 +47,12 @@ $(SAM):
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
 
 validate: setup $(SAM) ## SAM validation, offline translation to CloudFormation, cfn-lint
-	$(SAM) validate --region us-east-1 --template template.yaml
+	SAM_CLI_TELEMETRY=0 $(SAM) validate --region us-east-1 --template template.yaml
 	$(PY) scripts/translate-template template.yaml build/template.cfn.json
-	$(PY) -m cfnlint build/template.cfn.json
+	$(VENV)/bin/cfn-lint build/template.cfn.json
 
 build: $(SAM) ## sam build without Docker (layer built by its own Makefile)
-	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --template template.yaml
+	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml
 
 bench: setup ## Benchmarks (speed targets live here, not in tests)
 	$(PY) -m pytest -q benchmarks --benchmark-only

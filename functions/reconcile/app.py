@@ -11,7 +11,7 @@ from tokenwarden.domain.registry import load_registry
 from tokenwarden.observability import logger, metrics, tracer
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+from tokenwarden.wiring import build_adapters, build_clock, build_engine
 
 SETTINGS: Settings = load_settings()
 
@@ -30,7 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = ReconcileInput.model_validate(event or {})
     registry = load_registry(SETTINGS.registry_path)
     adapters = build_adapters(SETTINGS)
-    clock = SystemClock()
+    clock = build_clock(SETTINGS)
     reconciler = Reconciler(
         iam=adapters.iam,
         secrets=adapters.secrets,

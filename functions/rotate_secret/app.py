@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokenwarden.observability import logger, metrics, tracer
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+from tokenwarden.wiring import build_adapters, build_clock, build_engine
 
 SETTINGS: Settings = load_settings()
 
@@ -28,6 +28,6 @@ class RotationEvent(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     request = RotationEvent.model_validate(event)
     logger.append_keys(step=request.step, version=request.token)
-    engine = build_engine(SETTINGS, build_adapters(SETTINGS), SystemClock())
+    engine = build_engine(SETTINGS, build_adapters(SETTINGS), build_clock(SETTINGS))
     engine.run_step(request.step, request.secret_id, request.token)
     return {"step": request.step, "version": request.token, "status": "done"}

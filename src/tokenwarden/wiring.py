@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,21 @@ _RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 8})
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class StackClock:
+    """The embedded local stack's simulated time, read over loopback (development only)."""
+
+    def __init__(self, stack_url: str) -> None:
+        self._url = stack_url.rstrip("/") + "/_tokenwarden/clock"
+
+    def now(self) -> datetime:
+        with urllib.request.urlopen(self._url, timeout=10) as response:  # noqa: S310 - loopback
+            return datetime.fromisoformat(json.loads(response.read())["now"])
+
+
+def build_clock(settings: Settings) -> SystemClock | StackClock:
+    return StackClock(settings.stack_url) if settings.stack_url else SystemClock()
 
 
 class DiscardNotifier:

@@ -16,10 +16,12 @@ def _code(exc: ClientError) -> str:
 
 def _state(item: Mapping[str, Any]) -> SecretState:
     rules = item.get("RotationRules") or {}
+    # ListSecrets calls it SecretVersionsToStages, DescribeSecret VersionIdsToStages.
+    versions = item.get("SecretVersionsToStages") or item.get("VersionIdsToStages") or {}
     return SecretState(
         name=item["Name"],
         arn=item["ARN"],
-        versions={vid: tuple(stages) for vid, stages in (item.get("SecretVersionsToStages") or {}).items()},
+        versions={vid: tuple(stages) for vid, stages in versions.items()},
         rotation_enabled=bool(item.get("RotationEnabled")),
         rotation_lambda_arn=item.get("RotationLambdaARN") or None,
         rotation_days=rules.get("AutomaticallyAfterDays"),

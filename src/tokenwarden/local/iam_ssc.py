@@ -22,7 +22,8 @@ Behaviour (AWS's documented rules, plus the project's assumptions from DESIGN.md
   ``LimitExceeded`` (409). ``ServiceName`` must be one of :data:`SUPPORTED_SERVICES`
   (``NotSupportedService``, 404). API-key services (Bedrock, CloudWatch, CloudWatch Logs) answer with
   ``ServiceCredentialAlias`` (public) and ``ServiceCredentialSecret`` (the bearer token); the
-  password services (CodeCommit, Keyspaces) with ``ServiceUserName`` and ``ServicePassword``.
+  password services (CodeCommit, Keyspaces) with ``ServiceUserName`` and ``ServicePassword`` and
+  take no ``CredentialAgeDays`` (``ValidationError``).
 - Status is ``Expired`` whenever the clock is at or past ``ExpirationDate`` (computed at read time).
   Expired is read-only: Update on an expired key gives ``ValidationError``; Update accepts only
   ``Active`` or ``Inactive``.
@@ -75,11 +76,13 @@ __all__ = [
     "API_KEY_SERVICES",
     "CLOUDWATCH_SERVICE",
     "MAX_CREDENTIALS_PER_USER_PER_SERVICE",
+    "PASSWORD_SERVICES",
     "SUPPORTED_SERVICES",
     "AuthOutcome",
     "AuthResult",
     "authenticate",
     "install",
+    "is_installed",
     "issued_secrets",
 ]
 
@@ -143,6 +146,11 @@ class AuthResult:
     @property
     def accepted(self) -> bool:
         return self.outcome is AuthOutcome.ACCEPTED
+
+    @property
+    def reason(self) -> str:
+        """The outcome as text: ``accepted``, ``inactive``, ``expired`` or ``unknown``."""
+        return self.outcome.value
 
 
 @dataclass

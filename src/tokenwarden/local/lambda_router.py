@@ -114,10 +114,10 @@ def _decode_event(body: object) -> dict[str, Any]:
         body = body.decode("utf-8")
     if body is None or body == "":
         return {}
-    if isinstance(body, str):
-        decoded = json.loads(body)
-    else:
-        decoded = body
+    try:
+        decoded = json.loads(body) if isinstance(body, str) else body
+    except ValueError:
+        decoded = None
     if not isinstance(decoded, dict):
         raise RotationHandlerFailed("The routed Lambda function expects a JSON object as its event.")
     return decoded

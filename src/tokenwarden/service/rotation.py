@@ -132,6 +132,10 @@ class RotationEngine:
     def test_secret(self, secret_id: str, token: str) -> None:
         secret, principal = self._secret(secret_id)
         value = self.secrets.version_token(secret.arn, token)
+        if value is None and self.ledger.get(principal, token) is None and secret.current_version:
+            # Enabling rotation without rotating makes Secrets Manager run testSecret alone on a
+            # version it made itself: prove the current key instead.
+            value = self.secrets.version_token(secret.arn, secret.current_version)
         if value is None:
             raise RotationError(f"testSecret: version {token} of {secret.name} holds no key")
         delay = self.probe_policy.first_delay_seconds

@@ -1,0 +1,132 @@
+"""`tokenwarden demo`: the whole key lifecycle on the embedded stack, about 200 days in a minute."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tokenwarden.domain.registry import load_registry
+from tokenwarden.local.stack import LocalStack, advance_clock, repo_root
+from tokenwarden.settings import load_settings
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while True:
+        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        batch = answer.get("Messages", [])
+        if not batch:
+            return messages
+        for m in batch:
+            messages.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def _show(messages: list[dict[str, Any]], skip_summaries: bool = True) -> None:
+    for m in messages:
+        kind = m["metadata"]["eventType"]
+        if skip_summaries and kind == "run_summary":
+            continue
+        _say(f"    {m['content']['title']}")
+        _say(f"      {m['content']['description']}")
+        for step in m["content"].get("nextSteps", []):
+            _say(f"      -> {step}")
+
+
+def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
+    import boto3
+
+    from tokenwarden.cli.main import _FixedOrStackClock, _reconciler, render_status, status_rows
+    from tokenwarden.local.laptop import send_session
+
+    started = time.monotonic()
+    registry_file = registry_path or repo_root() / "teams.yaml"
+    registry = load_registry(registry_file)
+    _say(f"TokenWarden demo: {len(registry.principals)} principals from {registry_file.name}, {days} nightly runs")
+    _say("Starting the embedded stack (moto + SSC extension, OTLP endpoint, VictoriaMetrics)...")
+    vm = os.environ.get("TOKENWARDEN_DEMO_VICTORIAMETRICS", "1") != "0"
+    stack = LocalStack(victoriametrics=vm)
+    try:
+        exports = stack.start()
+    except FileNotFoundError as exc:
+        _say(f"  VictoriaMetrics is not available ({exc}); continuing without it")
+        stack = LocalStack(victoriametrics=False)
+        exports = stack.start()
+    try:
+        settings = load_settings()
+        session = boto3.session.Session(region_name=exports["AWS_REGION"])
+        sqs = session.client("sqs")
+        sm = session.client("secretsmanager")
+        queue = exports["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
+        endpoint = exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+        t0 = stack.clock.now().replace(hour=2, minute=15, second=0, microsecond=0) + timedelta(days=1)
+
+        def nightly(at: datetime) -> tuple[dict[str, int], list[str]]:
+            now = advance_clock(settings.stack_url or "", at)
+            reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
+            report = reconciler.apply(registry, reconciler.plan(registry, now), now)
+            failed = [f"{o.principal}: {o.error}" for o in report.failed]
+            return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
+
+        _say(f"\nDay 0 ({t0:%Y-%m-%d}): onboarding")
+        counts, failed = nightly(t0)
+        _show(_drain(sqs, queue))
+        if failed:
+            _say(f"  FAILED: {failed}")
+            return 1
+
+        first = registry.principals[0]
+        secret_id = settings.naming.secret_name(first.id)
+        day0_token = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
+        accepted = send_session(endpoint, day0_token, first.team, user="jdoe")
+        _say(f"\n  A laptop of {first.id} exports with the token it read today: {'accepted' if accepted else 'REFUSED'}")
+
+        _say(f"\nSimulating {days} nightly runs (only nights with changes are shown)...")
+        totals: dict[str, int] = {}
+        old_token_checked = False
+        for day in range(1, days + 1):
+            at = t0 + timedelta(days=day)
+            counts, failed = nightly(at)
+            for k, v in counts.items():
+                totals[k] = totals.get(k, 0) + v
+            messages = [m for m in _drain(sqs, queue) if m["metadata"]["eventType"] != "run_summary"]
+            if messages or failed:
+                _say(f"\n  Day {day} ({at:%Y-%m-%d}): " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+                _show(messages)
+            if failed:
+                _say(f"  FAILED: {failed}")
+                return 1
+            if not old_token_checked and any(
+                m["metadata"]["eventType"] == "retired" and m["metadata"]["additionalContext"]["principal"] == first.id
+                for m in messages
+            ):
+                old_token_checked = True
+                current = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
+                new_ok = send_session(endpoint, current, first.team, user="jdoe")
+                old_ok = send_session(endpoint, day0_token, first.team, user="jdoe")
+                _say(f"\n  OpenTelemetry exporter as a laptop of {first.id}:")
+                _say(f"    with the current token (re-read from Secrets Manager): {'accepted' if new_ok else 'REFUSED'}")
+                _say(f"    with the day-0 token, now retired:                       {'accepted' if old_ok else 'refused'}")
+                if not new_ok or old_ok:
+                    _say("  UNEXPECTED: the endpoint should accept the current key and refuse the retired one")
+                    return 1
+
+        _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
+        now = stack.clock.now()
+        reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
+        inventory = reconciler.inventory()
+        rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
+        _say(f"\nStatus on {now:%Y-%m-%d}:")
+        _say(render_status(rows))
+        _say(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
+        return 0
+    finally:
+        stack.stop()

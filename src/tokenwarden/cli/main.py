@@ -1,0 +1,371 @@
+"""`tokenwarden`: plan, apply, status and the embedded local stack.
+
+Exit codes: 0 success, 1 a principal failed, 2 bad input (nothing was changed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from tokenwarden.domain.model import Inventory
+from tokenwarden.domain.plan import ActionKind, Plan
+from tokenwarden.domain.registry import Registry, RegistryError, load_registry
+from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
+from tokenwarden.settings import Settings, load_settings
+from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+EXAMPLES = {
+    "plan": "tokenwarden plan --registry teams.yaml\n  tokenwarden plan --at 2027-03-01 --json",
+    "apply": "tokenwarden apply --registry teams.yaml\n  tokenwarden apply --at 2027-03-01T02:15:00Z   # embedded stack only",
+    "status": "tokenwarden status\n  tokenwarden status --json | jq '.[].current_credential_id'",
+    "local": 'eval "$(tokenwarden local up | sed \'/^ready$/q\')"   # or run it in its own terminal',
+    "demo": "tokenwarden demo",
+}
+
+
+class UsageError(Exception):
+    """Bad input: exit 2, nothing changed."""
+
+
+def _parse_at(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    try:
+        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--at {raw!r} is not an ISO-8601 date or time (e.g. 2027-03-01T02:15:00Z)") from exc
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _registry(args: argparse.Namespace, settings: Settings) -> Registry:
+    return load_registry(Path(args.registry) if args.registry else settings.registry_path)
+
+
+def _reconciler(settings: Settings, now_source: Any) -> Reconciler:
+    adapters = build_adapters(settings)
+    return Reconciler(
+        iam=adapters.iam,
+        secrets=adapters.secrets,
+        ledger=adapters.ledger,
+        notifier=adapters.notifier,
+        engine=build_engine(settings, adapters, now_source),
+        naming=settings.naming,
+        rotation_lambda_arn=settings.rotation_lambda_arn,
+        kms_key_id=settings.secrets_kms_key_id,
+        permissions_boundary=settings.permissions_boundary_arn,
+    )
+
+
+class _FixedOrStackClock:
+    def __init__(self, settings: Settings, at: datetime | None) -> None:
+        self._settings = settings
+        self._at = at
+
+    def now(self) -> datetime:
+        if self._settings.stack_url:
+            from tokenwarden.wiring import StackClock
+
+            return StackClock(self._settings.stack_url).now()
+        return self._at or SystemClock().now()
+
+
+def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
+    """The time a command runs at. Against the embedded stack `--at` moves its clock forward."""
+    if settings.stack_url:
+        from tokenwarden.local.stack import advance_clock, stack_time
+
+        return advance_clock(settings.stack_url, at) if at else stack_time(settings.stack_url)
+    if at is not None and moving:
+        raise UsageError("--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL is not set)")
+    return at or SystemClock().now()
+
+
+# -- plan / apply ------------------------------------------------------------------------------
+
+SYMBOL = {
+    ActionKind.ONBOARD: "+",
+    ActionKind.CONFIGURE_ROTATION: "~",
+    ActionKind.ABANDON_PENDING: "-",
+    ActionKind.RESUME_FINISH: "~",
+    ActionKind.ROTATE: "~",
+    ActionKind.REPAIR: "~",
+    ActionKind.RETIRE: "-",
+    ActionKind.DELETE: "-",
+    ActionKind.DELETE_UNTRACKED: "-",
+    ActionKind.EXPIRING_SOON: "!",
+}
+
+
+def render_plan(plan: Plan) -> str:
+    lines = [f"Plan at {plan.generated_at:%Y-%m-%d %H:%M} UTC"]
+    for p in plan.principals:
+        if p.actions:
+            lines.append(f"~ {p.principal}")
+            lines += [f"    {SYMBOL[a.kind]} {a.describe()}" for a in p.actions]
+        else:
+            nxt = f"next: {p.upcoming.kind.value} {p.upcoming.at:%Y-%m-%d}" if p.upcoming else "nothing scheduled"
+            lines.append(f"  {p.principal}: no changes ({nxt})")
+        if p.note:
+            lines.append(f"    note: {p.note}")
+        lines += [f"    ? {f.kind}: {f.detail}" for f in p.findings]
+    lines += [f"? {f.principal or '-'}: {f.kind}: {f.detail}" for f in plan.findings]
+    count = len(plan.actions)
+    lines.append(f"{count} action(s) for {sum(1 for p in plan.principals if p.actions)} principal(s).")
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(args, settings)
+    at = _parse_at(args.at)
+    now = _now(settings, at, moving=False)
+    plan = _reconciler(settings, _FixedOrStackClock(settings, now)).plan(registry, now)
+    print(plan.model_dump_json(indent=2) if args.json else render_plan(plan))
+    return EXIT_OK
+
+
+def _progress(outcome: PrincipalOutcome) -> None:
+    done = ", ".join(outcome.done) or "-"
+    extra = f" ({outcome.error})" if outcome.error else ""
+    print(f"  {outcome.principal:<24} {outcome.status:<9} {done}{extra}", file=sys.stderr, flush=True)
+
+
+def render_report(report: RunReport) -> str:
+    lines = [f"Run at {report.started_at:%Y-%m-%d %H:%M} UTC"]
+    for o in report.outcomes:
+        extra = f"  [{o.error}]" if o.error else ""
+        lines.append(f"  {o.principal:<24} {o.status:<9} {', '.join(o.done) or '-'}{extra}")
+    if report.min_days_to_expiry is not None:
+        lines.append(f"Soonest expiry of a current key: {report.min_days_to_expiry:.1f} days.")
+    lines.append(f"{len(report.failed)} principal(s) failed.")
+    return "\n".join(lines)
+
+
+def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(args, settings)
+    at = _parse_at(args.at)
+    now = _now(settings, at, moving=True)
+    reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
+    plan = reconciler.plan(registry, now)
+    report = reconciler.apply(registry, plan, now, progress=None if args.json or args.quiet else _progress)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    elif not args.quiet:
+        print(render_report(report))
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def status_rows(registry: Registry, inventory: Inventory, plan: Plan, settings: Settings) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for principal in registry.principals:
+        inv = inventory.of(principal.id)
+        current = inv.current_credential
+        pplan = plan.for_principal(principal.id)
+        states = {e.credential_id: e.state.value for e in inv.ledger if e.credential_id}
+        rows.append(
+            {
+                "principal": principal.id,
+                "team": principal.team,
+                "kind": principal.kind,
+                "secret_id": settings.naming.secret_name(principal.id),
+                "user_name": settings.naming.user_name(principal.id),
+                "current_credential_id": current.id if current else None,
+                "current_alias": current.alias if current else None,
+                "current_expires_at": current.expires_at.isoformat() if current and current.expires_at else None,
+                "days_to_expiry": round((current.expires_at - plan.generated_at).total_seconds() / 86400, 1)
+                if current and current.expires_at
+                else None,
+                "credentials": [
+                    {
+                        "id": c.id,
+                        "alias": c.alias,
+                        "status": c.status,
+                        "created_at": c.created_at.isoformat(),
+                        "expires_at": c.expires_at.isoformat() if c.expires_at else None,
+                        "role": "current" if current and c.id == current.id else states.get(c.id, "untracked"),
+                    }
+                    for c in sorted(inv.credentials, key=lambda c: c.created_at)
+                ],
+                "pending_actions": [a.kind.value for a in pplan.actions] if pplan else [],
+                "next_action": {"kind": pplan.upcoming.kind.value, "at": pplan.upcoming.at.isoformat()}
+                if pplan and pplan.upcoming
+                else None,
+                "note": pplan.note if pplan else None,
+            }
+        )
+    return rows
+
+
+def render_status(rows: list[dict[str, Any]]) -> str:
+    header = f"{'PRINCIPAL':<18} {'TEAM':<14} {'CURRENT KEY':<40} {'DAYS LEFT':>9}  {'KEYS':<22} NEXT"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        keys = " ".join(f"{c['status'][0]}:{c['role']}" for c in r["credentials"]) or "-"
+        if r["pending_actions"]:
+            nxt = "now: " + ", ".join(r["pending_actions"])
+        elif r["next_action"]:
+            nxt = f"{r['next_action']['kind']} {r['next_action']['at'][:10]}"
+        else:
+            nxt = "-"
+        days = f"{r['days_to_expiry']:.1f}" if r["days_to_expiry"] is not None else "-"
+        lines.append(
+            f"{r['principal']:<18} {r['team']:<14} {(r['current_alias'] or 'none'):<40} {days:>9}  {keys:<22} {nxt}"
+        )
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(args, settings)
+    now = _now(settings, _parse_at(args.at), moving=False)
+    reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
+    inventory = reconciler.inventory()
+    rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
+    print(json.dumps(rows, indent=2) if args.json else render_status(rows))
+    return EXIT_OK
+
+
+# -- local stack and demo ------------------------------------------------------------------------
+
+
+def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from tokenwarden.local.stack import LocalStack
+
+    stack = LocalStack(
+        host=args.host, port=args.port, otlp_port=args.otlp_port, victoriametrics=not args.no_victoriametrics
+    )
+    exports = stack.start()
+    for name, value in exports.items():
+        print(f"export {name}={value}")
+    print("ready", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from tokenwarden.cli.demo import run_demo
+
+    return run_demo(days=args.days, registry_path=Path(args.registry) if args.registry else None)
+
+
+# -- parser --------------------------------------------------------------------------------------
+
+
+def _with_registry(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--registry", metavar="FILE", help="registry file (default: $TOKENWARDEN_REGISTRY_PATH or teams.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokenwarden",
+        description="Keeps the CloudWatch metrics API keys that Claude Code uses alive, rotated and revocable.",
+        epilog="Settings come from TOKENWARDEN_* variables and the usual AWS ones; `tokenwarden local up` prints "
+        "them for the embedded stack. Exit codes: 0 ok, 1 a principal failed, 2 bad input.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = add("plan", "Show what the next run would do, and why (changes nothing).")
+    _with_registry(p)
+    p.add_argument("--at", metavar="ISO-8601", help="plan as of this time (moves the embedded stack's clock)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = add("apply", "Run the reconciler: onboard, rotate, retire, delete, clean up.")
+    _with_registry(p)
+    p.add_argument("--at", metavar="ISO-8601", help="embedded stack only: move its clock to this time first")
+    p.add_argument("--json", action="store_true", help="print the run report as JSON")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_apply)
+
+    p = add("status", "Show every principal's keys, days to expiry and next action.")
+    _with_registry(p)
+    p.add_argument("--at", metavar="ISO-8601", help="as of this time (moves the embedded stack's clock)")
+    p.add_argument("--json", action="store_true", help="print a JSON array, one object per principal")
+    p.set_defaults(func=cmd_status)
+
+    p = add("local", "The embedded local stack (moto + OTLP endpoint + VictoriaMetrics), no AWS account needed.")
+    local = p.add_subparsers(dest="local_command", required=True, metavar="SUBCOMMAND")
+    up = local.add_parser(
+        "up",
+        help="start it in the foreground; prints `export` lines, then `ready`",
+        description="Start the embedded stack on loopback until interrupted. Prints one `export NAME=value` "
+        "line per setting, then `ready`.",
+    )
+    up.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    up.add_argument("--port", type=int, default=0, help="moto server port (default: a free one)")
+    up.add_argument("--otlp-port", type=int, default=0, help="OTLP endpoint port (default: a free one)")
+    up.add_argument("--no-victoriametrics", action="store_true", help="do not start VictoriaMetrics")
+    up.set_defaults(func=cmd_local_up)
+
+    p = add("demo", "Run the whole key lifecycle on the embedded stack: about 200 days in a minute.")
+    _with_registry(p)
+    p.add_argument("--days", type=int, default=200, help="days of nightly runs to simulate (default 200)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    import logging
+
+    from tokenwarden.observability import logger
+
+    import warnings
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")  # EMF is for Lambda's stdout, not a terminal
+    if not verbose and not os.environ.get("POWERTOOLS_LOG_LEVEL"):
+        logger.setLevel("ERROR")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries(verbose=False)
+    try:
+        settings = load_settings()
+        if getattr(args, "host", None) and args.host not in ("127.0.0.1", "localhost", "::1"):
+            raise UsageError("the local stack binds loopback only")
+        return int(args.func(args, settings))
+    except (RegistryError, UsageError) as exc:
+        print(f"tokenwarden: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValidationError as exc:
+        print(f"tokenwarden: invalid settings: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""PromQL for the health check: the queries it sends and how it reads the answers. Pure.
+
+Two dialects speak the same Prometheus HTTP API but name things differently:
+
+* ``cloudwatch`` — CloudWatch's PromQL over OTLP metrics. Dotted metric names are quoted inside the
+  braces (``{"claude_code.session.count"}``) and resource attributes carry an ``@resource.`` prefix, so
+  the team label is ``"@resource.team.id"``.
+* ``prometheus`` — VictoriaMetrics (the embedded stack) and Amazon Managed Prometheus. The metric is
+  selected as ``{__name__="claude_code.session.count"}`` — valid in every PromQL version, and verified
+  against VictoriaMetrics 1.145 (which also accepts the quoted form) — and resource attributes are
+  plain labels, so the team label is ``"team.id"``.
+
+Every query is grouped by the team label, so one query per metric covers every team (the health check
+costs O(metrics) queries, not O(teams)). Claude Code's counters are *delta* counters sent only on
+activity, so the queries count samples (``count_over_time``) and never use ``rate``/``increase``.
+
+Two queries exist:
+
+* :func:`activity_query` — samples per team in the window:
+  ``sum by ("team.id") (count_over_time({__name__="m"}[1h]))``.
+* :func:`last_sample_query` — the time of each team's newest sample in the window:
+  ``max by ("team.id") (max_over_time(timestamp({__name__="m"})[1h:1m]))``. This is a standard
+  Prometheus 3 subquery (no ``tlast_over_time``, which only VictoriaMetrics has). A subquery
+  evaluates its inner expression at instants aligned to multiples of its step, so a sample newer than
+  the last aligned instant before the evaluation time is not seen. Evaluate both queries at
+  :func:`evaluation_time` (``now`` rounded down to the step) so they see the same samples.
+
+Answers are read by :func:`parse_vector`. An answer with a ``warnings`` entry (CloudWatch's signal
+that it cut the answer at 500 series) is marked ``truncated`` and refuses to act as complete: the
+per-team accessors raise :class:`TruncatedResultError` unless the caller explicitly accepts a partial
+answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "DEFAULT_LAST_SAMPLE_STEP",
+    "MAX_LAST_SAMPLE_STEP",
+    "MAX_WINDOW",
+    "Dialect",
+    "InvalidQueryError",
+    "PromQLError",
+    "PromQLQuerier",
+    "PromQLQueryError",
+    "PromQLResponseError",
+    "QueryResult",
+    "TeamSample",
+    "TruncatedResultError",
+    "activity_query",
+    "evaluation_time",
+    "format_duration",
+    "last_sample_query",
+    "metric_selector",
+    "parse_vector",
+    "team_label",
+]
+
+MAX_WINDOW = timedelta(days=7)
+"""CloudWatch answers PromQL over at most seven days; longer windows are refused before sending."""
+
+DEFAULT_LAST_SAMPLE_STEP = timedelta(minutes=1)
+MAX_LAST_SAMPLE_STEP = timedelta(minutes=5)
+"""Prometheus' default lookback: a subquery step above it could step over a team's last sample."""
+
+# OpenTelemetry instrument names: a letter, then letters, digits, '_', '.', '-', '/' (at most 255).
+_METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
+
+
+class Dialect(StrEnum):
+    CLOUDWATCH = "cloudwatch"
+    PROMETHEUS = "prometheus"
+
+
+_TEAM_LABELS: Mapping[Dialect, str] = {
+    Dialect.CLOUDWATCH: "@resource.team.id",
+    Dialect.PROMETHEUS: "team.id",
+}
+
+
+# --- Errors -------------------------------------------------------------------------------------------
+
+
+class PromQLError(Exception):
+    """Any failure to get a usable answer to a PromQL query. The message says what to do."""
+
+
+class InvalidQueryError(PromQLError, ValueError):
+    """A query that must not be sent (window too long, bad metric name, naive time)."""
+
+
+class PromQLQueryError(PromQLError):
+    """The server answered ``status: error`` (bad query, limit exceeded, timeout on its side)."""
+
+    def __init__(self, error_type: str, error: str, http_status: int | None = None) -> None:
+        self.error_type = error_type
+        self.error = error
+        self.http_status = http_status
+        where = f" (HTTP {http_status})" if http_status is not None else ""
+        super().__init__(f"the PromQL server refused the query{where}: {error_type}: {error}")
+
+
+class PromQLResponseError(PromQLError):
+    """An answer that is not the Prometheus API envelope this code expects."""
+
+
+class TruncatedResultError(PromQLError):
+    """A truncated answer was about to be used as complete."""
+
+    def __init__(self, warnings: Sequence[str]) -> None:
+        self.warnings = tuple(warnings)
+        detail = "; ".join(self.warnings) or "no detail"
+        super().__init__(
+            "the PromQL answer is truncated, so teams missing from it cannot be judged "
+            f"({detail}); narrow the query (fewer series per answer) or accept a partial answer explicitly"
+        )
+
+
+# --- Query building -----------------------------------------------------------------------------------
+
+
+def team_label(dialect: Dialect) -> str:
+    """The label that carries the ``team.id`` resource attribute in this dialect."""
+    return _TEAM_LABELS[Dialect(dialect)]
+
+
+def _metric_name(metric: str) -> str:
+    if not _METRIC_NAME.fullmatch(metric):
+        raise InvalidQueryError(
+            f"{metric!r} is not a valid metric name (letters, digits, '_', '.', '-', '/'; "
+            "starting with a letter; at most 255 characters)"
+        )
+    return metric
+
+
+def metric_selector(dialect: Dialect, metric: str) -> str:
+    """A series selector for one metric, dotted names included."""
+    name = _metric_name(metric)
+    if Dialect(dialect) is Dialect.CLOUDWATCH:
+        return '{"' + name + '"}'
+    return '{__name__="' + name + '"}'
+
+
+def format_duration(value: timedelta) -> str:
+    """A PromQL duration in the largest whole unit (``7d``, ``90m``, ``45s``)."""
+    seconds = value.total_seconds()
+    if seconds <= 0 or not seconds.is_integer():
+        raise InvalidQueryError(f"a PromQL duration must be a positive whole number of seconds, not {value}")
+    whole = int(seconds)
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
+def _window(window: timedelta) -> str:
+    if window > MAX_WINDOW:
+        raise InvalidQueryError(
+            f"the query window {window} is longer than the 7 days CloudWatch's PromQL allows; "
+            "use a shorter window"
+        )
+    return format_duration(window)
+
+
+def _group_by(dialect: Dialect) -> str:
+    return f'by ("{team_label(dialect)}")'
+
+
+def activity_query(dialect: Dialect, metric: str, window: timedelta) -> str:
+    """Samples of ``metric`` per team over the ``window`` before the evaluation time.
+
+    Counting samples works on delta counters whatever their values; a team without samples in the
+    window is absent from the answer.
+    """
+    return (
+        f"sum {_group_by(dialect)} (count_over_time({metric_selector(dialect, metric)}[{_window(window)}]))"
+    )
+
+
+def last_sample_query(
+    dialect: Dialect,
+    metric: str,
+    window: timedelta,
+    step: timedelta = DEFAULT_LAST_SAMPLE_STEP,
+) -> str:
+    """Unix time (seconds) of each team's newest sample of ``metric`` within the ``window``.
+
+    A standard subquery: ``timestamp()`` evaluated every ``step`` across the window, then the newest.
+    ``step`` must not exceed 5 minutes (the default lookback), or a sample could fall between two
+    evaluation instants and be missed. See :func:`evaluation_time` for the alignment caveat.
+    """
+    if step > MAX_LAST_SAMPLE_STEP:
+        raise InvalidQueryError(
+            f"the subquery step {step} exceeds {MAX_LAST_SAMPLE_STEP}: samples could be missed"
+        )
+    if step > window:
+        raise InvalidQueryError(f"the subquery step {step} is longer than the window {window}")
+    selector = metric_selector(dialect, metric)
+    return (
+        f"max {_group_by(dialect)} "
+        f"(max_over_time(timestamp({selector})[{_window(window)}:{format_duration(step)}]))"
+    )
+
+
+def evaluation_time(now: datetime, step: timedelta = DEFAULT_LAST_SAMPLE_STEP) -> datetime:
+    """``now`` rounded down to a multiple of ``step``: the instant to evaluate a health run's queries at.
+
+    Subquery instants are aligned to multiples of the step, so at an aligned evaluation time both the
+    activity and the last-sample query see exactly the samples up to that instant. Samples of the
+    last partial step are left to the next run.
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise InvalidQueryError(f"the evaluation time must be timezone-aware, not {now.isoformat()}")
+    size = step.total_seconds()
+    if size <= 0 or not size.is_integer():
+        raise InvalidQueryError(f"the step must be a positive whole number of seconds, not {step}")
+    epoch = now.timestamp()
+    return datetime.fromtimestamp(math.floor(epoch / size) * size, tz=UTC)
+
+
+# --- Answers ------------------------------------------------------------------------------------------
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class TeamSample(_Value):
+    """One series of a grouped answer. ``team`` is None for series without a team label."""
+
+    team: str | None
+    value: float
+    timestamp: datetime
+    """The evaluation instant the server stamped on the sample."""
+    labels: dict[str, str]
+
+
+class QueryResult(_Value):
+    """An instant-vector answer grouped by team."""
+
+    samples: tuple[TeamSample, ...]
+    warnings: tuple[str, ...] = ()
+    truncated: bool = False
+
+    def _require_complete(self, allow_partial: bool) -> None:
+        if self.truncated and not allow_partial:
+            raise TruncatedResultError(self.warnings)
+
+    def values_by_team(self, *, allow_partial: bool = False) -> dict[str, float]:
+        """Value per team. Raises :class:`TruncatedResultError` on a truncated answer unless allowed."""
+        self._require_complete(allow_partial)
+        return {sample.team: sample.value for sample in self.samples if sample.team is not None}
+
+    def times_by_team(self, *, allow_partial: bool = False) -> dict[str, datetime]:
+        """Values read as Unix times (the answer of :func:`last_sample_query`), per team."""
+        self._require_complete(allow_partial)
+        times: dict[str, datetime] = {}
+        for sample in self.samples:
+            if sample.team is None:
+                continue
+            if not math.isfinite(sample.value):
+                raise PromQLResponseError(f"team {sample.team!r} has no usable timestamp ({sample.value})")
+            times[sample.team] = datetime.fromtimestamp(sample.value, tz=UTC)
+        return times
+
+    @property
+    def unattributed(self) -> float | None:
+        """The value of the series that had no team label (telemetry sent without ``team.id``)."""
+        values = [sample.value for sample in self.samples if sample.team is None]
+        return sum(values) if values else None
+
+
+class PromQLQuerier(Protocol):
+    """The port the health check queries through (the PromQL HTTP adapter, or an in-memory fake)."""
+
+    def query(self, query: str, *, time: datetime | None = None) -> QueryResult: ...
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise PromQLResponseError(f"malformed PromQL answer: {what} is {type(value).__name__}, not a string")
+    return value
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PromQLResponseError(f"malformed PromQL answer: {what} is {type(value).__name__}, not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise PromQLResponseError(f"malformed PromQL answer: {what} {value!r} is not a number") from None
+
+
+def _team_of(labels: Mapping[str, str], dialect: Dialect | None) -> str | None:
+    candidates = (
+        (team_label(dialect),)
+        if dialect is not None
+        else (_TEAM_LABELS[Dialect.CLOUDWATCH], _TEAM_LABELS[Dialect.PROMETHEUS])
+    )
+    for name in candidates:
+        if name in labels:
+            return labels[name]
+    return None
+
+
+def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult:
+    """Read a ``/api/v1/query`` answer whose result is an instant vector grouped by team.
+
+    With a ``dialect`` the team is read from that dialect's label only; without one,
+    ``@resource.team.id`` (CloudWatch) is tried first, then ``team.id``.
+    Raises :class:`PromQLQueryError` for ``status: error`` and :class:`PromQLResponseError` for
+    anything that is not a well-formed success answer.
+    """
+    if not isinstance(payload, Mapping):
+        raise PromQLResponseError(
+            f"malformed PromQL answer: expected a JSON object, got {type(payload).__name__}"
+        )
+    status = payload.get("status")
+    if status == "error":
+        error_type = payload.get("errorType")
+        error = payload.get("error")
+        raise PromQLQueryError(
+            error_type if isinstance(error_type, str) and error_type else "unknown",
+            error if isinstance(error, str) and error else "no error message in the answer",
+        )
+    if status != "success":
+        raise PromQLResponseError(f"malformed PromQL answer: status is {status!r}, not 'success' or 'error'")
+
+    raw_warnings = payload.get("warnings") or []
+    if not isinstance(raw_warnings, list):
+        raise PromQLResponseError("malformed PromQL answer: warnings is not a list")
+    warnings = tuple(str(warning) for warning in raw_warnings)
+
+    data = payload.get("data")
+    if not isinstance(data, Mapping):
+        raise PromQLResponseError("malformed PromQL answer: data is missing or not an object")
+    result_type = data.get("resultType")
+    if result_type != "vector":
+        raise PromQLResponseError(
+            f"unexpected PromQL answer: resultType is {result_type!r}; the health queries return a vector"
+        )
+    result = data.get("result")
+    if not isinstance(result, list):
+        raise PromQLResponseError("malformed PromQL answer: data.result is not a list")
+
+    samples: list[TeamSample] = []
+    seen: set[str | None] = set()
+    for index, item in enumerate(result):
+        where = f"data.result[{index}]"
+        if not isinstance(item, Mapping):
+            raise PromQLResponseError(f"malformed PromQL answer: {where} is not an object")
+        metric = item.get("metric", {})
+        if not isinstance(metric, Mapping):
+            raise PromQLResponseError(f"malformed PromQL answer: {where}.metric is not an object")
+        labels = {
+            _text(k, f"a label name in {where}"): _text(v, f"label {k!r} in {where}")
+            for k, v in metric.items()
+        }
+        value = item.get("value")
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise PromQLResponseError(f"malformed PromQL answer: {where}.value is not a [time, value] pair")
+        stamp = _number(value[0], f"{where}.value[0]")
+        if not math.isfinite(stamp):
+            raise PromQLResponseError(f"malformed PromQL answer: {where} has timestamp {stamp}")
+        team = _team_of(labels, dialect)
+        if team in seen:
+            if team is None:
+                expected = team_label(dialect) if dialect is not None else "a team label"
+                raise PromQLResponseError(
+                    f"several series of the PromQL answer lack {expected!r}: the query is not grouped "
+                    "by this dialect's team label (is the dialect right for this endpoint?)"
+                )
+            raise PromQLResponseError(
+                f"the PromQL answer has two series for team {team!r}: "
+                "the query is not grouped by the team label"
+            )
+        seen.add(team)
+        samples.append(
+            TeamSample(
+                team=team,
+                value=_number(value[1], f"{where}.value[1]"),
+                timestamp=datetime.fromtimestamp(stamp, tz=UTC),
+                labels=labels,
+            )
+        )
+    return QueryResult(samples=tuple(samples), warnings=warnings, truncated=bool(warnings))

@@ -1,0 +1,478 @@
+"""The deployed shape, read from the SAM template translated offline to plain CloudFormation.
+
+These tests hold the template to DESIGN §4 (least privilege, encryption, failure handling,
+alarms): they read what CloudFormation would create, not the SAM shorthand.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.infra
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "template.yaml"
+TRANSLATE = REPO / "scripts" / "translate-template"
+BUILD_DIR = REPO / ".aws-sam" / "build"
+
+USER_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user${UserPath}*"
+SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"
+SSC_SERVICE = "cloudwatch.amazonaws.com"
+# Account-wide reads that IAM and Secrets Manager cannot scope by resource (DESIGN §1).
+UNSCOPABLE_ACTIONS = {"iam:ListServiceSpecificCredentials", "iam:ListUsers", "secretsmanager:ListSecrets"}
+SECRET_ACTIONS_ON_PREFIX = {
+    "secretsmanager:CreateSecret",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:TagResource",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:RestoreSecret",
+}
+TOKENWARDEN_ENV = {
+    "TOKENWARDEN_USER_PATH",
+    "TOKENWARDEN_USER_PREFIX",
+    "TOKENWARDEN_SECRET_PREFIX",
+    "TOKENWARDEN_LEDGER_TABLE",
+    "TOKENWARDEN_TOPIC_ARN",
+    "TOKENWARDEN_SECRETS_KMS_KEY_ID",
+    "TOKENWARDEN_MAX_KEY_AGE_DAYS",
+    "TOKENWARDEN_OTLP_ENDPOINT",
+    "TOKENWARDEN_PERMISSIONS_BOUNDARY_ARN",
+}
+
+
+# ------------------------------------------------------------------------------------------ helpers
+@pytest.fixture(scope="module")
+def cfn(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    output = tmp_path_factory.mktemp("translated") / "template.cfn.json"
+    subprocess.run([sys.executable, str(TRANSLATE), str(TEMPLATE), str(output)], check=True, cwd=REPO)
+    template: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
+    return template
+
+
+def resources(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in cfn["Resources"].items() if res["Type"] == kind}
+
+
+def props(cfn: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    value: dict[str, Any] = cfn["Resources"][logical_id]["Properties"]
+    return value
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def text(value: Any) -> Any:
+    """The template string behind a plain value or an Fn::Sub."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub[0] if isinstance(sub, list) else sub
+    return value
+
+
+def branches(value: Any) -> Iterator[Any]:
+    """Every value a Fn::If may take (AWS::NoValue dropped): a policy must hold in every case."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        for branch in value["Fn::If"][1:]:
+            yield from branches(branch)
+    elif value != {"Ref": "AWS::NoValue"}:
+        yield value
+
+
+def condition_branches(value: Any) -> Iterator[Any]:
+    """Like `branches`, but an AWS::NoValue condition is a real case: no condition at all."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        for branch in value["Fn::If"][1:]:
+            yield from condition_branches(branch)
+    else:
+        yield None if value == {"Ref": "AWS::NoValue"} else value
+
+
+def role_of(cfn: dict[str, Any], function_id: str) -> str:
+    role = props(cfn, function_id)["Role"]
+    assert isinstance(role, dict) and "Fn::GetAtt" in role, "functions use the role the template declares"
+    name: str = role["Fn::GetAtt"][0]
+    return name
+
+
+def statements(cfn: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    """Inline policy statements of a role, with each Fn::If expanded to all of its branches."""
+    found: list[dict[str, Any]] = []
+    for policy in props(cfn, role_id).get("Policies", []):
+        for raw in as_list(policy["PolicyDocument"]["Statement"]):
+            for statement in branches(raw):
+                found += [{**statement, "Condition": c} for c in condition_branches(statement.get("Condition"))]
+    return found
+
+
+def allowing(cfn: dict[str, Any], role_id: str, action: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in statements(cfn, role_id)
+        if s["Effect"] == "Allow" and any(granted(pattern, action) for pattern in as_list(s["Action"]))
+    ]
+
+
+def granted(pattern: str, action: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith("*"):
+        return action.lower().startswith(pattern[:-1].lower())
+    return pattern.lower() == action.lower()
+
+
+def all_roles(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return resources(cfn, "AWS::IAM::Role")
+
+
+def env(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
+    variables: dict[str, Any] = props(cfn, function_id)["Environment"]["Variables"]
+    return variables
+
+
+def functions(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = resources(cfn, "AWS::Lambda::Function")
+    assert {"ReconcileFunction", "RotateSecretFunction"} <= set(found)
+    return found
+
+
+# ------------------------------------------------------------------------------------------ runtime
+def test_every_function_runs_python313_on_arm64_with_the_shared_layer(cfn: dict[str, Any]) -> None:
+    (layer_id,) = resources(cfn, "AWS::Lambda::LayerVersion")
+    layer = props(cfn, layer_id)
+    assert layer["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["CompatibleArchitectures"] == ["arm64"]
+    for name, function in functions(cfn).items():
+        p = function["Properties"]
+        assert p["Runtime"] == "python3.13", name
+        assert p["Architectures"] == ["arm64"], name
+        assert {"Ref": layer_id} in p["Layers"], name
+        assert p["TracingConfig"] == {"Mode": "Active"}, name
+
+
+def test_reconciler_runs_alone_for_up_to_fifteen_minutes(cfn: dict[str, Any]) -> None:
+    reconcile = props(cfn, "ReconcileFunction")
+    assert reconcile["ReservedConcurrentExecutions"] == 1
+    assert reconcile["Timeout"] == 900
+    assert reconcile["Handler"] == "app.lambda_handler"
+    assert env(cfn, "ReconcileFunction")["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
+    assert env(cfn, "ReconcileFunction")["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {
+        "Fn::GetAtt": ["RotateSecretFunction", "Arn"]
+    }
+
+
+def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict[str, Any]) -> None:
+    for name in functions(cfn):
+        variables = env(cfn, name)
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "tokenwarden", name
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "TokenWarden", name
+        assert variables.get("POWERTOOLS_LOGGER_LOG_EVENT", "false") == "false", name
+        assert variables.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false") == "false", name
+        assert variables["LOG_LEVEL"] in {"INFO", "WARNING", "ERROR"}, name
+        assert TOKENWARDEN_ENV <= set(variables), name
+        assert variables["TOKENWARDEN_LEDGER_TABLE"] == {"Ref": "LedgerTable"}
+        assert variables["TOKENWARDEN_TOPIC_ARN"] == {"Ref": "Topic"}
+        assert variables["TOKENWARDEN_MAX_KEY_AGE_DAYS"] == {"Ref": "MaxKeyAgeDays"}
+
+
+def test_otlp_endpoint_defaults_to_the_regional_cloudwatch_endpoint(cfn: dict[str, Any]) -> None:
+    endpoint = env(cfn, "RotateSecretFunction")["TOKENWARDEN_OTLP_ENDPOINT"]
+    condition, configured, derived = endpoint["Fn::If"]
+    assert configured == {"Ref": "OtlpEndpoint"}
+    assert text(derived) == "https://monitoring.${AWS::Region}.amazonaws.com/v1/metrics"
+    assert cfn["Parameters"]["OtlpEndpoint"]["Default"] == ""
+
+
+def test_key_age_parameter_cannot_exceed_ninety_days(cfn: dict[str, Any]) -> None:
+    age = cfn["Parameters"]["MaxKeyAgeDays"]
+    assert (age["Type"], int(age["Default"]), int(age["MinValue"]), int(age["MaxValue"])) == ("Number", 90, 1, 90)
+    assert cfn["Parameters"]["UserPath"]["Default"] == "/tokenwarden/"
+    assert cfn["Parameters"]["SecretPrefix"]["Default"] == "tokenwarden/"
+
+
+# ------------------------------------------------------------------------------------------ triggers
+def test_nightly_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
+    (schedule,) = (
+        s["Properties"]
+        for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}
+    )
+    assert schedule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
+    assert json.loads(schedule["Target"]["Input"]) == {"mode": "apply", "allow_mass_revoke": False}
+    assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    assert cfn["Parameters"]["ReconcileSchedule"]["Default"] == "cron(15 2 * * ? *)"
+
+
+def test_secrets_manager_may_invoke_the_rotation_function_from_this_account_only(cfn: dict[str, Any]) -> None:
+    permissions = [
+        p["Properties"]
+        for p in resources(cfn, "AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "secretsmanager.amazonaws.com"
+    ]
+    assert permissions, "Secrets Manager cannot call the rotation function"
+    for permission in permissions:
+        assert permission["FunctionName"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
+        assert permission["Action"] == "lambda:InvokeFunction"
+        assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_failed_async_invocations_land_in_an_encrypted_dead_letter_queue(cfn: dict[str, Any]) -> None:
+    queue = props(cfn, "DeadLetterQueue")
+    assert queue.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in queue
+    configs = {
+        c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+        for c in resources(cfn, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    assert configs["ReconcileFunction"]["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+    }
+    actions = {a for s in allowing(cfn, "ReconcileFunctionRole", "sqs:SendMessage") for a in as_list(s["Action"])}
+    assert "sqs:SendMessage" in actions
+
+
+# ------------------------------------------------------------------------------------------ encryption
+def test_topic_table_and_secrets_use_the_rotating_customer_managed_key(cfn: dict[str, Any]) -> None:
+    assert props(cfn, "KmsKey")["EnableKeyRotation"] is True
+    assert cfn["Resources"]["KmsKey"]["DeletionPolicy"] == "Retain"
+    assert props(cfn, "Topic")["KmsMasterKeyId"] == {"Ref": "KmsKey"}
+    sse = props(cfn, "LedgerTable")["SSESpecification"]
+    assert (sse["SSEEnabled"], sse["SSEType"], sse["KMSMasterKeyId"]) == (True, "KMS", {"Ref": "KmsKey"})
+    for name in functions(cfn):
+        assert env(cfn, name)["TOKENWARDEN_SECRETS_KMS_KEY_ID"] == {"Fn::GetAtt": ["KmsKey", "Arn"]}
+
+
+def test_key_policy_lets_cloudwatch_alarms_publish_and_opens_to_nobody_else(cfn: dict[str, Any]) -> None:
+    key_statements = props(cfn, "KmsKey")["KeyPolicy"]["Statement"]
+    cloudwatch = [
+        s for s in key_statements if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    ]
+    assert cloudwatch, "alarms could not publish to the encrypted topic"
+    actions = {a for s in cloudwatch for a in as_list(s["Action"])}
+    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= actions
+    assert "kms:*" not in actions
+    for statement in key_statements:
+        principal = statement["Principal"]
+        assert principal != "*" and principal.get("AWS") != "*", statement.get("Sid")
+
+
+def test_ledger_table_survives_and_recovers(cfn: dict[str, Any]) -> None:
+    table = cfn["Resources"]["LedgerTable"]
+    assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
+    p = table["Properties"]
+    assert p["BillingMode"] == "PAY_PER_REQUEST"
+    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert {(a["AttributeName"], a["AttributeType"]) for a in p["AttributeDefinitions"]} == {("pk", "S"), ("sk", "S")}
+    assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+# ------------------------------------------------------------------------------------------ IAM
+def test_no_statement_grants_every_action(cfn: dict[str, Any]) -> None:
+    for role_id in all_roles(cfn):
+        for statement in statements(cfn, role_id):
+            if statement["Effect"] != "Allow":
+                continue
+            for action in as_list(statement["Action"]):
+                assert action != "*" and not action.endswith(":*"), (role_id, statement.get("Sid"), action)
+
+
+def test_only_unscopable_reads_use_a_wildcard_resource(cfn: dict[str, Any]) -> None:
+    for role_id in all_roles(cfn):
+        for statement in statements(cfn, role_id):
+            if statement["Effect"] == "Allow" and "*" in as_list(statement["Resource"]):
+                assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, (role_id, statement.get("Sid"))
+
+
+def test_keys_are_created_only_for_cloudwatch_and_never_beyond_the_maximum_age(cfn: dict[str, Any]) -> None:
+    seen = 0
+    for role_id in all_roles(cfn):
+        for statement in allowing(cfn, role_id, "iam:CreateServiceSpecificCredential"):
+            seen += 1
+            condition = statement["Condition"]
+            assert condition["StringEquals"]["iam:ServiceSpecificCredentialServiceName"] == SSC_SERVICE
+            assert condition["NumericLessThanEquals"]["iam:ServiceSpecificCredentialAgeDays"] == {
+                "Ref": "MaxKeyAgeDays"
+            }
+            assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN]
+    assert seen >= 2, "both the reconciler and the rotation function create keys"
+
+
+def test_key_updates_and_deletes_are_limited_to_cloudwatch_keys(cfn: dict[str, Any]) -> None:
+    for role_id in all_roles(cfn):
+        for action in (
+            "iam:UpdateServiceSpecificCredential",
+            "iam:DeleteServiceSpecificCredential",
+            "iam:ResetServiceSpecificCredential",
+        ):
+            for statement in allowing(cfn, role_id, action):
+                assert statement["Condition"]["StringEquals"]["iam:ServiceSpecificCredentialServiceName"] == SSC_SERVICE
+                assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN]
+
+
+def test_iam_user_actions_are_scoped_to_the_user_path(cfn: dict[str, Any]) -> None:
+    for role_id in all_roles(cfn):
+        for statement in statements(cfn, role_id):
+            iam_actions = {a for a in as_list(statement["Action"]) if a.startswith("iam:")}
+            if statement["Effect"] != "Allow" or not iam_actions or iam_actions <= UNSCOPABLE_ACTIONS:
+                continue
+            assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN], (role_id, statement.get("Sid"))
+
+
+def test_reconciler_attaches_only_the_cloudwatch_api_key_policy(cfn: dict[str, Any]) -> None:
+    for action in ("iam:AttachUserPolicy", "iam:DetachUserPolicy"):
+        found = allowing(cfn, "ReconcileFunctionRole", action)
+        assert found, action
+        for statement in found:
+            assert text(statement["Condition"]["ArnEquals"]["iam:PolicyARN"]) == (
+                "arn:${AWS::Partition}:iam::aws:policy/CloudWatchAPIKeyAccess"
+            )
+
+
+def test_reconciler_sets_only_the_configured_permissions_boundary(cfn: dict[str, Any]) -> None:
+    for statement in allowing(cfn, "ReconcileFunctionRole", "iam:PutUserPermissionsBoundary"):
+        assert statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == {"Ref": "PermissionsBoundaryArn"}
+
+
+def test_secret_writes_are_scoped_to_the_secret_prefix(cfn: dict[str, Any]) -> None:
+    reconcile_actions: set[str] = set()
+    for role_id in all_roles(cfn):
+        for statement in statements(cfn, role_id):
+            actions = {a for a in as_list(statement["Action"]) if a.startswith("secretsmanager:")}
+            if statement["Effect"] != "Allow" or not actions or actions <= UNSCOPABLE_ACTIONS:
+                continue
+            assert [text(r) for r in as_list(statement["Resource"])] == [SECRET_ARN], (role_id, statement.get("Sid"))
+            if role_id == "ReconcileFunctionRole":
+                reconcile_actions |= actions
+    assert reconcile_actions >= SECRET_ACTIONS_ON_PREFIX
+
+
+def test_secrets_are_never_force_deleted(cfn: dict[str, Any]) -> None:
+    denials = [
+        s
+        for s in statements(cfn, "ReconcileFunctionRole")
+        if s["Effect"] == "Deny" and "secretsmanager:DeleteSecret" in as_list(s["Action"])
+    ]
+    assert any(s["Condition"] == {"Bool": {"secretsmanager:ForceDeleteWithoutRecovery": "true"}} for s in denials)
+
+
+def test_rotation_function_neither_creates_nor_deletes_users_or_secrets(cfn: dict[str, Any]) -> None:
+    role = role_of(cfn, "RotateSecretFunction")
+    for action in (
+        "iam:CreateUser",
+        "iam:DeleteUser",
+        "iam:AttachUserPolicy",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:RotateSecret",
+    ):
+        assert not allowing(cfn, role, action), action
+    for action in ("secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"):
+        assert allowing(cfn, role, action), action
+
+
+def test_reconciler_may_start_rotations(cfn: dict[str, Any]) -> None:
+    assert role_of(cfn, "ReconcileFunction") == "ReconcileFunctionRole"
+    (statement,) = allowing(cfn, "ReconcileFunctionRole", "lambda:InvokeFunction")
+    assert statement["Resource"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
+
+
+def test_functions_reach_only_their_own_table_topic_and_key(cfn: dict[str, Any]) -> None:
+    for name in functions(cfn):
+        role = role_of(cfn, name)
+        for action, resource in (
+            ("dynamodb:PutItem", {"Fn::GetAtt": ["LedgerTable", "Arn"]}),
+            ("sns:Publish", {"Ref": "Topic"}),
+            ("kms:GenerateDataKey", {"Fn::GetAtt": ["KmsKey", "Arn"]}),
+            ("kms:Decrypt", {"Fn::GetAtt": ["KmsKey", "Arn"]}),
+        ):
+            found = allowing(cfn, role, action)
+            assert found, (name, action)
+            assert all(as_list(s["Resource"]) == [resource] for s in found), (name, action)
+
+
+# ------------------------------------------------------------------------------------------ alarms
+def alarms(cfn: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in resources(cfn, "AWS::CloudWatch::Alarm").values()]
+
+
+def test_every_function_has_an_errors_alarm_to_the_topic(cfn: dict[str, Any]) -> None:
+    for name in functions(cfn):
+        matching = [
+            a
+            for a in alarms(cfn)
+            if (a["Namespace"], a["MetricName"]) == ("AWS/Lambda", "Errors")
+            and {"Name": "FunctionName", "Value": {"Ref": name}} in a["Dimensions"]
+        ]
+        assert matching, name
+        assert all({"Ref": "Topic"} in a["AlarmActions"] for a in matching)
+
+
+def test_rotation_failures_and_near_expiry_raise_alarms(cfn: dict[str, Any]) -> None:
+    by_metric = {(a["Namespace"], a["MetricName"]): a for a in alarms(cfn)}
+    failed = by_metric[("TokenWarden", "RotationFailed")]
+    assert (failed["ComparisonOperator"], failed["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    expiring = by_metric[("TokenWarden", "MinDaysToExpiry")]
+    assert (expiring["ComparisonOperator"], expiring["Threshold"]) == ("LessThanThreshold", 7)
+    assert expiring["TreatMissingData"] == "breaching", "a silent reconciler must not look healthy"
+    for alarm in (failed, expiring):
+        assert {"Ref": "Topic"} in alarm["AlarmActions"]
+        # Powertools Metrics publishes with the service dimension only.
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "tokenwarden"}]
+
+
+def test_outputs_name_what_operators_need(cfn: dict[str, Any]) -> None:
+    assert {"TopicArn", "LedgerTableName", "RotationFunctionArn", "ReconcileFunctionName"} <= set(cfn["Outputs"])
+
+
+# ------------------------------------------------------------------------------------------ packaging
+def test_layer_requirements_are_pinned_and_ship_no_dev_tooling() -> None:
+    lines = [
+        line.split("#", 1)[0].strip()
+        for line in (REPO / "layers" / "shared" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    ]
+    requirements = [line for line in lines if line]
+    assert requirements
+    assert all("==" in line for line in requirements), requirements
+    names = {line.split("==")[0].split("[")[0].lower() for line in requirements}
+    assert {"boto3", "botocore", "aws-lambda-powertools", "pydantic", "pydantic-settings", "pyyaml"} <= names
+    assert not names & {"moto", "pytest", "hypothesis", "awscli"}
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
+    layer = BUILD_DIR / "SharedLayer" / "python"
+    if not layer.is_dir():
+        pytest.skip("no sam build output (.aws-sam/build): run `make build` to check what ships")
+    assert (layer / "tokenwarden" / "__init__.py").is_file()
+    assert (layer / "boto3").is_dir() and (layer / "pydantic_core").is_dir()
+    assert not (layer / "moto").exists()
+    assert not (layer / "tokenwarden" / "local").exists()
+    assert not (layer / "tokenwarden" / "cli").exists()
+    assert not list(layer.glob("tokenwarden/**/__pycache__"))
+    for module in (layer / "tokenwarden").rglob("*.py"):
+        for imported in _imports(module):
+            assert not imported.startswith(("tokenwarden.local", "tokenwarden.cli", "moto")), (module, imported)
+    native = list((layer / "pydantic_core").glob("*.so"))
+    assert native and all("aarch64" in so.name for so in native), "the layer must be built for arm64"
+    assert (BUILD_DIR / "ReconcileFunction" / "teams.yaml").is_file()
+    assert (BUILD_DIR / "ReconcileFunction" / "app.py").is_file()

@@ -43,8 +43,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         permissions_boundary=SETTINGS.permissions_boundary_arn,
     )
     now = clock.now()
-    plan = reconciler.plan(registry, now)
+    inventory = reconciler.inventory()
+    plan = reconciler.plan(registry, now, inventory)
     if request.mode == "plan":
         return {"mode": "plan", "actions": [a.model_dump(mode="json") for a in plan.actions]}
-    report = reconciler.apply(registry, plan, now, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
+    report = reconciler.apply(
+        registry, plan, now, inventory, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000
+    )
     return {"mode": "apply", **report.model_dump(mode="json")}

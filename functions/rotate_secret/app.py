@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.service.rotation import RotationEngine
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import build_adapters, build_clock, build_engine
 
 SETTINGS: Settings = load_settings()
+
+
+@cache
+def _engine() -> RotationEngine:
+    """Built on the first invocation (not at import, so tests can mock AWS first), then reused."""
+    return build_engine(SETTINGS, build_adapters(SETTINGS), build_clock(SETTINGS))
 
 
 class RotationEvent(BaseModel):
@@ -28,6 +36,5 @@ class RotationEvent(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     request = RotationEvent.model_validate(event)
     logger.append_keys(step=request.step, version=request.token)
-    engine = build_engine(SETTINGS, build_adapters(SETTINGS), build_clock(SETTINGS))
-    engine.run_step(request.step, request.secret_id, request.token)
+    _engine().run_step(request.step, request.secret_id, request.token)
     return {"step": request.step, "version": request.token, "status": "done"}

@@ -113,7 +113,9 @@ def statements(cfn: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
     for policy in props(cfn, role_id).get("Policies", []):
         for raw in as_list(policy["PolicyDocument"]["Statement"]):
             for statement in branches(raw):
-                found += [{**statement, "Condition": c} for c in condition_branches(statement.get("Condition"))]
+                found += [
+                    {**statement, "Condition": c} for c in condition_branches(statement.get("Condition"))
+                ]
     return found
 
 
@@ -181,7 +183,7 @@ def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict
         assert variables.get("POWERTOOLS_LOGGER_LOG_EVENT", "false") == "false", name
         assert variables.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false") == "false", name
         assert variables["LOG_LEVEL"] in {"INFO", "WARNING", "ERROR"}, name
-        assert TOKENWARDEN_ENV <= set(variables), name
+        assert set(variables) >= TOKENWARDEN_ENV, name
         assert variables["TOKENWARDEN_LEDGER_TABLE"] == {"Ref": "LedgerTable"}
         assert variables["TOKENWARDEN_TOPIC_ARN"] == {"Ref": "Topic"}
         assert variables["TOKENWARDEN_MAX_KEY_AGE_DAYS"] == {"Ref": "MaxKeyAgeDays"}
@@ -189,7 +191,7 @@ def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict
 
 def test_otlp_endpoint_defaults_to_the_regional_cloudwatch_endpoint(cfn: dict[str, Any]) -> None:
     endpoint = env(cfn, "RotateSecretFunction")["TOKENWARDEN_OTLP_ENDPOINT"]
-    condition, configured, derived = endpoint["Fn::If"]
+    _condition, configured, derived = endpoint["Fn::If"]
     assert configured == {"Ref": "OtlpEndpoint"}
     assert text(derived) == "https://monitoring.${AWS::Region}.amazonaws.com/v1/metrics"
     assert cfn["Parameters"]["OtlpEndpoint"]["Default"] == ""
@@ -197,7 +199,12 @@ def test_otlp_endpoint_defaults_to_the_regional_cloudwatch_endpoint(cfn: dict[st
 
 def test_key_age_parameter_cannot_exceed_ninety_days(cfn: dict[str, Any]) -> None:
     age = cfn["Parameters"]["MaxKeyAgeDays"]
-    assert (age["Type"], int(age["Default"]), int(age["MinValue"]), int(age["MaxValue"])) == ("Number", 90, 1, 90)
+    assert (age["Type"], int(age["Default"]), int(age["MinValue"]), int(age["MaxValue"])) == (
+        "Number",
+        90,
+        1,
+        90,
+    )
     assert cfn["Parameters"]["UserPath"]["Default"] == "/tokenwarden/"
     assert cfn["Parameters"]["SecretPrefix"]["Default"] == "tokenwarden/"
 
@@ -238,7 +245,9 @@ def test_failed_async_invocations_land_in_an_encrypted_dead_letter_queue(cfn: di
     assert configs["ReconcileFunction"]["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
     }
-    actions = {a for s in allowing(cfn, "ReconcileFunctionRole", "sqs:SendMessage") for a in as_list(s["Action"])}
+    actions = {
+        a for s in allowing(cfn, "ReconcileFunctionRole", "sqs:SendMessage") for a in as_list(s["Action"])
+    }
     assert "sqs:SendMessage" in actions
 
 
@@ -256,7 +265,9 @@ def test_topic_table_and_secrets_use_the_rotating_customer_managed_key(cfn: dict
 def test_key_policy_lets_cloudwatch_alarms_publish_and_opens_to_nobody_else(cfn: dict[str, Any]) -> None:
     key_statements = props(cfn, "KmsKey")["KeyPolicy"]["Statement"]
     cloudwatch = [
-        s for s in key_statements if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        s
+        for s in key_statements
+        if s["Effect"] == "Allow" and s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
     ]
     assert cloudwatch, "alarms could not publish to the encrypted topic"
     actions = {a for s in cloudwatch for a in as_list(s["Action"])}
@@ -272,8 +283,14 @@ def test_ledger_table_survives_and_recovers(cfn: dict[str, Any]) -> None:
     assert table["DeletionPolicy"] == "Retain" and table["UpdateReplacePolicy"] == "Retain"
     p = table["Properties"]
     assert p["BillingMode"] == "PAY_PER_REQUEST"
-    assert p["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    assert {(a["AttributeName"], a["AttributeType"]) for a in p["AttributeDefinitions"]} == {("pk", "S"), ("sk", "S")}
+    assert p["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert {(a["AttributeName"], a["AttributeType"]) for a in p["AttributeDefinitions"]} == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
     assert p["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
@@ -291,7 +308,10 @@ def test_only_unscopable_reads_use_a_wildcard_resource(cfn: dict[str, Any]) -> N
     for role_id in all_roles(cfn):
         for statement in statements(cfn, role_id):
             if statement["Effect"] == "Allow" and "*" in as_list(statement["Resource"]):
-                assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, (role_id, statement.get("Sid"))
+                assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, (
+                    role_id,
+                    statement.get("Sid"),
+                )
 
 
 def test_keys_are_created_only_for_cloudwatch_and_never_beyond_the_maximum_age(cfn: dict[str, Any]) -> None:
@@ -316,7 +336,10 @@ def test_key_updates_and_deletes_are_limited_to_cloudwatch_keys(cfn: dict[str, A
             "iam:ResetServiceSpecificCredential",
         ):
             for statement in allowing(cfn, role_id, action):
-                assert statement["Condition"]["StringEquals"]["iam:ServiceSpecificCredentialServiceName"] == SSC_SERVICE
+                assert (
+                    statement["Condition"]["StringEquals"]["iam:ServiceSpecificCredentialServiceName"]
+                    == SSC_SERVICE
+                )
                 assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN]
 
 
@@ -326,7 +349,10 @@ def test_iam_user_actions_are_scoped_to_the_user_path(cfn: dict[str, Any]) -> No
             iam_actions = {a for a in as_list(statement["Action"]) if a.startswith("iam:")}
             if statement["Effect"] != "Allow" or not iam_actions or iam_actions <= UNSCOPABLE_ACTIONS:
                 continue
-            assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN], (role_id, statement.get("Sid"))
+            assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN], (
+                role_id,
+                statement.get("Sid"),
+            )
 
 
 def test_reconciler_attaches_only_the_cloudwatch_api_key_policy(cfn: dict[str, Any]) -> None:
@@ -341,7 +367,9 @@ def test_reconciler_attaches_only_the_cloudwatch_api_key_policy(cfn: dict[str, A
 
 def test_reconciler_sets_only_the_configured_permissions_boundary(cfn: dict[str, Any]) -> None:
     for statement in allowing(cfn, "ReconcileFunctionRole", "iam:PutUserPermissionsBoundary"):
-        assert statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == {"Ref": "PermissionsBoundaryArn"}
+        assert statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == {
+            "Ref": "PermissionsBoundaryArn"
+        }
 
 
 def test_secret_writes_are_scoped_to_the_secret_prefix(cfn: dict[str, Any]) -> None:
@@ -351,7 +379,10 @@ def test_secret_writes_are_scoped_to_the_secret_prefix(cfn: dict[str, Any]) -> N
             actions = {a for a in as_list(statement["Action"]) if a.startswith("secretsmanager:")}
             if statement["Effect"] != "Allow" or not actions or actions <= UNSCOPABLE_ACTIONS:
                 continue
-            assert [text(r) for r in as_list(statement["Resource"])] == [SECRET_ARN], (role_id, statement.get("Sid"))
+            assert [text(r) for r in as_list(statement["Resource"])] == [SECRET_ARN], (
+                role_id,
+                statement.get("Sid"),
+            )
             if role_id == "ReconcileFunctionRole":
                 reconcile_actions |= actions
     assert reconcile_actions >= SECRET_ACTIONS_ON_PREFIX
@@ -363,7 +394,9 @@ def test_secrets_are_never_force_deleted(cfn: dict[str, Any]) -> None:
         for s in statements(cfn, "ReconcileFunctionRole")
         if s["Effect"] == "Deny" and "secretsmanager:DeleteSecret" in as_list(s["Action"])
     ]
-    assert any(s["Condition"] == {"Bool": {"secretsmanager:ForceDeleteWithoutRecovery": "true"}} for s in denials)
+    assert any(
+        s["Condition"] == {"Bool": {"secretsmanager:ForceDeleteWithoutRecovery": "true"}} for s in denials
+    )
 
 
 def test_rotation_function_neither_creates_nor_deletes_users_or_secrets(cfn: dict[str, Any]) -> None:
@@ -432,7 +465,9 @@ def test_rotation_failures_and_near_expiry_raise_alarms(cfn: dict[str, Any]) -> 
 
 
 def test_outputs_name_what_operators_need(cfn: dict[str, Any]) -> None:
-    assert {"TopicArn", "LedgerTableName", "RotationFunctionArn", "ReconcileFunctionName"} <= set(cfn["Outputs"])
+    assert {"TopicArn", "LedgerTableName", "RotationFunctionArn", "ReconcileFunctionName"} <= set(
+        cfn["Outputs"]
+    )
 
 
 # ------------------------------------------------------------------------------------------ packaging
@@ -471,7 +506,10 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
     assert not list(layer.glob("tokenwarden/**/__pycache__"))
     for module in (layer / "tokenwarden").rglob("*.py"):
         for imported in _imports(module):
-            assert not imported.startswith(("tokenwarden.local", "tokenwarden.cli", "moto")), (module, imported)
+            assert not imported.startswith(("tokenwarden.local", "tokenwarden.cli", "moto")), (
+                module,
+                imported,
+            )
     native = list((layer / "pydantic_core").glob("*.so"))
     assert native and all("aarch64" in so.name for so in native), "the layer must be built for arm64"
     assert (BUILD_DIR / "ReconcileFunction" / "teams.yaml").is_file()

@@ -140,7 +140,10 @@ def test_truncated_answer_is_exposed_and_refuses_to_act_complete(sleeps: Sleeps)
     body = {
         "status": "success",
         "warnings": ["result truncated to the maximum of 500 series"],
-        "data": {"resultType": "vector", "result": [{"metric": {"@resource.team.id": "a"}, "value": [1, "1"]}]},
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": {"@resource.team.id": "a"}, "value": [1, "1"]}],
+        },
     }
     result = unsigned(FakeTransport(answer(200, body)), sleeps).query(QUERY)
     assert result.truncated
@@ -309,7 +312,9 @@ def test_invalid_arguments_are_refused_before_sending(sleeps: Sleeps) -> None:
         (lambda: PromQLClient.unsigned("http://127.0.0.1:1", max_attempts=0), "max_attempts"),
         (lambda: PromQLClient.unsigned("http://127.0.0.1:1", timeout=0), "timeout"),
         (
-            lambda: PromQLClient.cloudwatch(botocore.session.Session(), REGION, base_url="http://127.0.0.1:1"),
+            lambda: PromQLClient.cloudwatch(
+                botocore.session.Session(), REGION, base_url="http://127.0.0.1:1"
+            ),
             "HTTPS",
         ),
         (lambda: PromQLClient.managed_prometheus(botocore.session.Session(), REGION), "workspace"),
@@ -441,7 +446,9 @@ def test_session_token_is_sent_and_signed(frozen_time: list[datetime], sleeps: S
 def test_managed_prometheus_is_signed_for_aps_on_the_workspace_path(
     frozen_time: list[datetime], sleeps: Sleeps
 ) -> None:
-    transport = FakeTransport(answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}}))
+    transport = FakeTransport(
+        answer(200, {"status": "success", "data": {"resultType": "vector", "result": []}})
+    )
     client = PromQLClient.managed_prometheus(
         FixedSession(Credentials(ACCESS_KEY, SECRET_KEY)),
         REGION,

@@ -142,10 +142,16 @@ def test_error_answer_without_details_still_raises_typed_error() -> None:
         ({"status": "success"}, "data is missing"),
         ({"status": "success", "data": []}, "data is missing"),
         ({"status": "success", "data": {"resultType": "matrix", "result": []}}, "resultType is 'matrix'"),
-        ({"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}}, "resultType is 'scalar'"),
+        (
+            {"status": "success", "data": {"resultType": "scalar", "result": [1, "2"]}},
+            "resultType is 'scalar'",
+        ),
         ({"status": "success", "data": {"resultType": "vector"}}, "not a list"),
         ({"status": "success", "data": {"resultType": "vector", "result": {}}}, "not a list"),
-        ({"status": "success", "warnings": "cut", "data": {"resultType": "vector", "result": []}}, "warnings"),
+        (
+            {"status": "success", "warnings": "cut", "data": {"resultType": "vector", "result": []}},
+            "warnings",
+        ),
         (vector("nope"), r"result\[0\] is not an object"),  # type: ignore[arg-type]
         (vector({"metric": [], "value": [1, "1"]}), "metric is not an object"),
         (vector({"metric": {"team.id": 7}, "value": [1, "1"]}), "label 'team.id'"),

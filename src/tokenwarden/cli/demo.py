@@ -23,11 +23,15 @@ def _drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     while True:
         answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
         batch = answer.get("Messages", [])
-        if not batch:
-            return messages
         for m in batch:
             messages.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        if batch:
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(batch)],
+            )
+        if len(batch) < 10:
+            return messages
 
 
 def _show(messages: list[dict[str, Any]], skip_summaries: bool = True) -> None:
@@ -69,10 +73,11 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
         endpoint = exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
         t0 = stack.clock.now().replace(hour=2, minute=15, second=0, microsecond=0) + timedelta(days=1)
 
+        reconciler = _reconciler(settings, _FixedOrStackClock(settings, None))
+
         def nightly(at: datetime) -> tuple[dict[str, int], list[str]]:
             now = advance_clock(settings.stack_url or "", at)
-            reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
-            report = reconciler.apply(registry, reconciler.plan(registry, now), now)
+            report = reconciler.run(registry, now)
             failed = [f"{o.principal}: {o.error}" for o in report.failed]
             return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
 
@@ -98,6 +103,8 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
             for k, v in counts.items():
                 totals[k] = totals.get(k, 0) + v
             messages = [m for m in _drain(sqs, queue) if m["metadata"]["eventType"] != "run_summary"]
+            if day % 50 == 0 and not (messages or failed):
+                _say(f"  ... day {day} ({at:%Y-%m-%d}): nothing due")
             if messages or failed:
                 _say(f"\n  Day {day} ({at:%Y-%m-%d}): " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
                 _show(messages)
@@ -121,7 +128,6 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
 
         _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
         now = stack.clock.now()
-        reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
         inventory = reconciler.inventory()
         rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
         _say(f"\nStatus on {now:%Y-%m-%d}:")

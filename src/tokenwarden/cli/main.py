@@ -156,8 +156,7 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     at = _parse_at(args.at)
     now = _now(settings, at, moving=True)
     reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
-    plan = reconciler.plan(registry, now)
-    report = reconciler.apply(registry, plan, now, progress=None if args.json or args.quiet else _progress)
+    report = reconciler.run(registry, now, progress=None if args.json or args.quiet else _progress)
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:

@@ -157,11 +157,11 @@ class LocalStack:
         os.environ.update(extra)
 
     def stop(self) -> None:
-        if self._otlp is not None:
-            self._otlp.shutdown()
-            self._otlp.server_close()
-        if self._moto is not None:
-            self._moto.stop()
+        # The servers run on daemon threads; an orderly shutdown waits for idle keep-alive
+        # connections, so it runs in the background and the process may exit under it.
+        for server in (self._otlp, getattr(self._moto, "_server", None)):
+            if server is not None:
+                threading.Thread(target=server.shutdown, daemon=True).start()
         if self._vm is not None:
             self._vm.stop()
         lambda_router.unregister_all()

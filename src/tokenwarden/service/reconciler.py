@@ -133,6 +133,18 @@ class Reconciler:
             PlanConfig(rotation_lambda_arn=self.rotation_lambda_arn),
         )
 
+    def run(
+        self,
+        registry: Registry,
+        now: datetime,
+        remaining_seconds: Callable[[], float] | None = None,
+        progress: Callable[[PrincipalOutcome], None] | None = None,
+    ) -> RunReport:
+        """One reconciler run: inventory, plan, apply."""
+        inventory = self.inventory()
+        plan = self.plan(registry, now, inventory)
+        return self.apply(registry, plan, now, inventory, remaining_seconds, progress)
+
     # -- write -----------------------------------------------------------------------------
 
     def apply(
@@ -140,6 +152,7 @@ class Reconciler:
         registry: Registry,
         plan: Plan,
         now: datetime,
+        inventory: Inventory | None = None,
         remaining_seconds: Callable[[], float] | None = None,
         progress: Callable[[PrincipalOutcome], None] | None = None,
     ) -> RunReport:
@@ -161,7 +174,8 @@ class Reconciler:
             outcomes.append(outcome)
             if progress is not None:
                 progress(outcome)
-        final = self.inventory()
+        changed = any(o.done for o in outcomes)
+        final = self.inventory() if changed or inventory is None else inventory
         report = RunReport(
             started_at=now,
             outcomes=tuple(outcomes),

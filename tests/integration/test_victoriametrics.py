@@ -8,6 +8,7 @@ Needs the binary from `make setup`. Without it the VictoriaMetrics tests skip lo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -50,7 +51,7 @@ from tokenwarden.local.victoriametrics import (
 SESSIONS = "claude_code.session.count"
 TOKENS = "claude_code.token.usage"
 HOUR = timedelta(hours=1)
-DELTA = {
+DELTA: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
     ObservableCounter: AggregationTemporality.DELTA,
@@ -281,10 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up first
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up first (the timeout test)
 
 
 @pytest.fixture(scope="module")
@@ -322,5 +321,5 @@ def test_transport_does_not_follow_redirects(loopback: str) -> None:
 
 
 def test_transport_times_out(loopback: str) -> None:
-    with pytest.raises(PromQLTimeoutError, match="within 0.3 s"):
+    with pytest.raises(PromQLTimeoutError, match=r"within 0\.3 s"):
         PromQLClient.unsigned(f"{loopback}/slow", timeout=0.3).query("vector(1)")

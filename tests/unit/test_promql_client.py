@@ -33,6 +33,7 @@ from tokenwarden.domain.promql import (
     Dialect,
     InvalidQueryError,
     PromQLError,
+    PromQLQuerier,
     PromQLQueryError,
     PromQLResponseError,
     TruncatedResultError,
@@ -120,6 +121,11 @@ def test_unsigned_query_posts_a_form_and_parses_the_vector(sleeps: Sleeps) -> No
     assert form(request) == {"query": QUERY, "time": f"{at.timestamp():.3f}"}
     assert request.timeout == 25.0
     assert sleeps == []
+
+
+def test_client_implements_the_domain_port(sleeps: Sleeps) -> None:
+    querier: PromQLQuerier = unsigned(FakeTransport(answer(200, OK_BODY)), sleeps)  # checked by mypy
+    assert querier.query(QUERY).values_by_team()["platform-eng"] == 17.0
 
 
 def test_time_is_optional_and_the_base_url_may_end_with_a_slash(sleeps: Sleeps) -> None:
@@ -220,7 +226,7 @@ def test_connection_failures_are_retried_then_reported(sleeps: Sleeps) -> None:
     assert unsigned(flaky, sleeps).query(QUERY).values_by_team()["data-science"] == 3.0
 
     down = FakeTransport(ConnectionRefusedError("connection refused"))
-    with pytest.raises(PromQLConnectionError, match="could not reach 127.0.0.1:8428 after 4 attempt"):
+    with pytest.raises(PromQLConnectionError, match=r"could not reach 127\.0\.0\.1:8428 after 4 attempt"):
         unsigned(down, sleeps).query(QUERY)
     assert len(down.requests) == 4
 
@@ -298,7 +304,7 @@ def test_invalid_arguments_are_refused_before_sending(sleeps: Sleeps) -> None:
     transport = FakeTransport(answer(200, OK_BODY))
     client = unsigned(transport, sleeps)
     with pytest.raises(InvalidQueryError, match="timezone-aware"):
-        client.query(QUERY, time=datetime(2030, 1, 1))  # noqa: DTZ001 - the point of the test
+        client.query(QUERY, time=datetime(2030, 1, 1))  # a naive time is the point
     with pytest.raises(InvalidQueryError, match="empty"):
         client.query("  ")
     assert transport.requests == []

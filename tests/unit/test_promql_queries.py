@@ -138,4 +138,4 @@ def test_evaluation_time_is_utc_whatever_the_input_zone() -> None:
 
 def test_evaluation_time_refuses_naive_datetimes() -> None:
     with pytest.raises(InvalidQueryError, match="timezone-aware"):
-        evaluation_time(datetime(2030, 3, 4, 10, 17))  # noqa: DTZ001 - the point of the test
+        evaluation_time(datetime(2030, 3, 4, 10, 17))  # a naive time is the point

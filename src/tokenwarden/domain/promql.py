@@ -23,7 +23,9 @@ Two queries exist:
   Prometheus 3 subquery (no ``tlast_over_time``, which only VictoriaMetrics has). A subquery
   evaluates its inner expression at instants aligned to multiples of its step, so a sample newer than
   the last aligned instant before the evaluation time is not seen. Evaluate both queries at
-  :func:`evaluation_time` (``now`` rounded down to the step) so they see the same samples.
+  :func:`evaluation_time` (``now`` rounded down to the step) so they see the same samples. Always pass
+  the time explicitly: VictoriaMetrics rounds a missing ``time`` down to the whole second, which hides
+  samples of the current second.
 
 Answers are read by :func:`parse_vector`. An answer with a ``warnings`` entry (CloudWatch's signal
 that it cut the answer at 500 series) is marked ``truncated`` and refuses to act as complete: the

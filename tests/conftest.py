@@ -1,0 +1,233 @@
+"""Shared fixtures: moto plus the project's SSC extension, the real adapters, a simulated clock,
+a real OTLP endpoint on loopback, and an `Env` that runs the reconciler and reads the world."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = datetime(2027, 1, 4, 2, 15, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no real endpoints, whatever the developer's shell has."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "TOKENWARDEN_STACK_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+
+
+class Crash(BaseException):
+    """A process dying between two AWS calls: nothing in the product may catch it."""
+
+
+@dataclass
+class CallLog:
+    """Counts every AWS call made through the test session; can crash after the n-th."""
+
+    calls: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    crash_after: int | None = None
+
+    def after_call(self, model: Any, http_response: Any, parsed: Any, **_: Any) -> None:
+        self.calls.append(f"{model.service_model.service_name}:{model.name}")
+        code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+        if code:
+            self.errors.append(f"{model.name}:{code}")
+        if self.crash_after is not None and len(self.calls) == self.crash_after:
+            self.crash_after = None
+            raise Crash(f"crash after call {len(self.calls)} ({self.calls[-1]})")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Env:
+    """One moto world with TokenWarden deployed in it."""
+
+    session: boto3.session.Session
+    settings: Any
+    clock: Any
+    log: CallLog
+    reconciler: Any
+    registry: Any
+    queue_url: str
+    otlp_url: str
+
+    def run(self, at: datetime | None = None, registry: Any = None) -> Any:
+        now = self.clock.advance_to(at) if at else self.clock.now()
+        return self.reconciler.run(registry or self.registry, now)
+
+    def client(self, name: str) -> Any:
+        return self.session.client(name)
+
+    def current_token(self, principal: str) -> str:
+        sm = self.client("secretsmanager")
+        secret = self.settings.naming.secret_name(principal)
+        return str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
+
+    def credentials(self, principal: str) -> list[dict[str, Any]]:
+        iam = self.client("iam")
+        try:
+            answer = iam.list_service_specific_credentials(
+                UserName=self.settings.naming.user_name(principal), ServiceName="cloudwatch.amazonaws.com"
+            )
+        except ClientError:
+            return []
+        return list(answer["ServiceSpecificCredentials"])
+
+    def secret_versions(self, principal: str) -> dict[str, list[str]]:
+        sm = self.client("secretsmanager")
+        answer = sm.describe_secret(SecretId=self.settings.naming.secret_name(principal))
+        return dict(answer.get("VersionIdsToStages") or {})
+
+    def messages(self) -> list[dict[str, Any]]:
+        sqs = self.client("sqs")
+        out: list[dict[str, Any]] = []
+        while True:
+            batch = sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            for m in batch:
+                body = json.loads(m["Body"])
+                body["_attributes"] = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
+                out.append(body)
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            if not batch:
+                return out
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    with open_env(monkeypatch) as world:
+        yield world
+
+
+@contextmanager
+def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    from moto import mock_aws
+
+    from tokenwarden.adapters.ledger import create_table
+    from tokenwarden.domain.registry import load_registry
+    from tokenwarden.local import iam_ssc, lambda_router
+    from tokenwarden.local.clock import StackClock, set_default_clock
+    from tokenwarden.local.stack import _otlp_handler, load_function
+    from tokenwarden.service.reconciler import Reconciler
+    from tokenwarden.settings import Settings
+    from tokenwarden.wiring import build_adapters, build_engine
+
+    clock = StackClock(start=T0)
+    set_default_clock(clock)
+    iam_ssc.install(clock)
+    otlp = ThreadingHTTPServer(("127.0.0.1", 0), _otlp_handler(clock, None))
+    threading.Thread(target=otlp.serve_forever, daemon=True).start()
+    otlp_url = f"http://127.0.0.1:{otlp.server_address[1]}/v1/metrics"
+    log = CallLog()
+    try:
+        with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+            session = boto3.session.Session(region_name="us-east-1")
+            session._session.register("after-call", log.after_call)  # type: ignore[attr-defined]
+            kms_key = session.client("kms").create_key()["KeyMetadata"]["Arn"]
+            topic = session.client("sns").create_topic(Name="tokenwarden")["TopicArn"]
+            sqs = session.client("sqs")
+            queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            session.client("sns").subscribe(
+                TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+            )
+            create_table(session.client("dynamodb"), "tokenwarden-ledger")
+            rotation_arn = "arn:aws:lambda:us-east-1:123456789012:function:tokenwarden-rotate-secret"
+            settings = Settings(
+                region="us-east-1",
+                topic_arn=topic,
+                rotation_lambda_arn=rotation_arn,
+                secrets_kms_key_id=kms_key,
+                otlp_endpoint=otlp_url,
+                probe_attempts=2,
+            )
+            adapters = build_adapters(settings, session)
+            engine = build_engine(settings, adapters, clock)
+            engine.sleep = lambda _seconds: None
+            rotate = load_function("rotate_secret")
+            monkeypatch.setattr(rotate, "_engine", lambda: engine)
+            lambda_router.register(rotation_arn, rotate.lambda_handler)
+            reconciler = Reconciler(
+                iam=adapters.iam,
+                secrets=adapters.secrets,
+                ledger=adapters.ledger,
+                notifier=adapters.notifier,
+                engine=engine,
+                naming=settings.naming,
+                rotation_lambda_arn=rotation_arn,
+                kms_key_id=kms_key,
+            )
+            log.calls.clear()
+            yield Env(
+                session=session,
+                settings=settings,
+                clock=clock,
+                log=log,
+                reconciler=reconciler,
+                registry=load_registry(ROOT / "teams.yaml"),
+                queue_url=queue_url,
+                otlp_url=otlp_url,
+            )
+    finally:
+        lambda_router.unregister_all()
+        set_default_clock(None)
+        otlp.shutdown()
+        otlp.server_close()
+
+
+def check_invariants(env: Env, registry: Any = None) -> list[str]:
+    """DESIGN §3 invariants 1 and 4 for every registered principal; returns the violations."""
+    from tokenwarden.local import iam_ssc
+
+    problems: list[str] = []
+    registry = registry or env.registry
+    for principal in registry.principals:
+        p = principal.id
+        try:
+            token = env.current_token(p)
+        except ClientError as exc:
+            problems.append(f"{p}: no AWSCURRENT token ({exc.response['Error']['Code']})")
+            continue
+        verdict = iam_ssc.authenticate(token)
+        if not verdict.accepted:
+            problems.append(f"{p}: AWSCURRENT token is {verdict.reason}")
+        creds = env.credentials(p)
+        current = [c for c in creds if c["ServiceSpecificCredentialId"] == verdict.credential_id]
+        if len(current) != 1 or current[0]["Status"] != "Active":
+            problems.append(f"{p}: current key missing or not Active")
+        elif current[0].get("ExpirationDate") is None or current[0]["ExpirationDate"] <= env.clock.now():
+            problems.append(f"{p}: current key expired or without expiry")
+        versions = env.secret_versions(p)
+        pending = [v for v, stages in versions.items() if "AWSPENDING" in stages]
+        if pending and "AWSCURRENT" not in versions[pending[0]]:
+            problems.append(f"{p}: AWSPENDING left on a non-current version")
+    return problems
+
+
+def days(n: float) -> timedelta:
+    return timedelta(days=n)

@@ -153,7 +153,7 @@ def user(principal: str = "alpha") -> User:
 def healthy(
     principal: str = "alpha",
     *,
-    age: timedelta = days(10),
+    age: timedelta = timedelta(days=10),
     expires_in: timedelta | None = None,
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
     status: KeyStatus = "Active",
@@ -169,7 +169,9 @@ def healthy(
         user=user(principal),
         credentials=(k1,),
         secret=secret(principal, {"v1": (AWSCURRENT,)}, lifecycle=lifecycle),
-        ledger=(entry("v1", LedgerState.CURRENT, principal, cred=k1, activated_at=created, notified=notified),),
+        ledger=(
+            entry("v1", LedgerState.CURRENT, principal, cred=k1, activated_at=created, notified=notified),
+        ),
     )
 
 
@@ -187,7 +189,11 @@ def rotated(
     optionally deactivated `deactivated` ago."""
     switched = NOW - superseded
     k1 = credential("K1", principal, status=previous_status, created_at=switched - days(76))
-    expires = NOW + current_expires_in if current_expires_in is not None else switched + days(lifecycle.key_age_days)
+    expires = (
+        NOW + current_expires_in
+        if current_expires_in is not None
+        else switched + days(lifecycle.key_age_days)
+    )
     k2 = credential("K2", principal, created_at=switched, expires_at=expires)
     previous = entry(
         "v1",

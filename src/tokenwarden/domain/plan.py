@@ -277,8 +277,9 @@ def _plan_principal(
                 )
 
     # 3. Every other key on the user.
+    current_id = current_entry.credential_id if current_entry else None
     for cred in inv.credentials:
-        if current is not None and cred.id == current.id:
+        if cred.id == current_id:
             continue
         entry = inv.entry_for_credential(cred.id)
         action, when = _other_key(p, cred, entry, life, now, current_version)
@@ -353,7 +354,11 @@ def _other_key(
             Action(principal=p, kind=ActionKind.DELETE, credential_id=cred.id, reason=f"key {cred.alias} should be gone"),
             None,
         )
-    superseded = entry.superseded_at or entry.activated_at or entry.created_at
+    if entry.superseded_at is None:
+        # Still recorded as current: a rotation's finish step has not updated the ledger yet.
+        # Its grace starts when RESUME_FINISH records the hand-over, never earlier.
+        return None, None
+    superseded = entry.superseded_at
     grace_end = superseded + timedelta(days=life.grace_days)
     if cred.status == "Active":
         if now >= grace_end:

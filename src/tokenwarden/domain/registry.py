@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MAX_KEY_AGE_DAYS = 90
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -52,10 +52,11 @@ class Lifecycle(_Strict):
                 f"grace_days ({self.grace_days}) must be shorter than rotate_before_days "
                 f"({self.rotate_before_days}): the previous key would expire during its grace"
             )
-        if self.grace_days + self.retention_days >= self.key_age_days - self.rotate_before_days:
+        earliest_next = self.key_age_days - self.rotate_before_days - self.rotation_jitter_days
+        if self.grace_days + self.retention_days >= earliest_next:
             raise ValueError(
                 f"grace_days + retention_days ({self.grace_days + self.retention_days}) must end before "
-                f"the next rotation ({self.key_age_days - self.rotate_before_days} days after the last)"
+                f"the next rotation (as early as {earliest_next} days after the last)"
             )
         if self.expiry_alert_days >= self.rotate_before_days:
             raise ValueError(
@@ -113,26 +114,19 @@ class PrincipalSpec(_Strict):
     team: str | None = None
     owners: tuple[str, ...] = ()
     notify: str | None = None
-    activity: ActivityProfile | None = None
+    activity: dict[str, Any] = Field(default_factory=dict)
     lifecycle: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not SLUG.match(value):
+        if not SLUG.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not a slug (lowercase letters, digits and '-', 1-48 characters, "
                 "starting and ending with a letter or digit)"
             )
         return value
 
-    @model_validator(mode="after")
-    def _developer_names_team(self) -> PrincipalSpec:
-        if self.kind == "developer" and not self.team:
-            raise ValueError("a developer must name its team")
-        if self.kind == "team" and self.team not in (None, self.id):
-            raise ValueError("a team's `team` field, if given, must be its own id")
-        return self
 
 
 class Principal(_Strict):
@@ -155,7 +149,7 @@ class Defaults(_Strict):
 class RegistryFile(_Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
-    principals: tuple[PrincipalSpec, ...]
+    principals: tuple[dict[str, Any], ...]
 
 
 class Registry(_Strict):
@@ -174,10 +168,27 @@ class Registry(_Strict):
         return frozenset(p.team for p in self.principals)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_registry(path: Path) -> Registry:
     """Read and validate a registry file; raise RegistryError naming what is wrong."""
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read the registry ({exc.strerror or exc})") from exc
     return parse_registry(text, source=str(path))
@@ -185,12 +196,13 @@ def load_registry(path: Path) -> Registry:
 
 def parse_registry(text: str, source: str) -> Registry:
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise RegistryError(f"{source}:{where}: {problem}") from exc
+        problem = getattr(exc, "problem", None)
+        if mark is not None and problem:
+            raise RegistryError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: {problem}") from exc
+        raise RegistryError(f"{source}: invalid YAML: {exc}") from exc
     if document is None:
         raise RegistryError(f"{source}: the registry is empty; refusing to plan from it")
     if not isinstance(document, Mapping):
@@ -223,18 +235,41 @@ def _describe(source: str, document: Mapping[str, Any], exc: ValidationError) ->
     return "\n".join(lines)
 
 
+def _entry_problems(where: str, exc: ValidationError, prefix: str = "") -> list[str]:
+    problems = []
+    for error in exc.errors():
+        field = prefix + ".".join(str(part) for part in error["loc"]) or "(entry)"
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append(f"{where}, field {field}: {message}")
+    return problems
+
+
 def _resolve(source: str, parsed: RegistryFile) -> Registry:
     problems: list[str] = []
+    specs: list[PrincipalSpec] = []
+    for index, raw in enumerate(parsed.principals):
+        try:
+            specs.append(PrincipalSpec.model_validate(raw))
+        except ValidationError as exc:
+            name = raw.get("id") if isinstance(raw, dict) else None
+            where = f"principals[{index}]" + (f" (id {name!r})" if name else "")
+            problems += _entry_problems(where, exc)
     seen: dict[str, int] = {}
-    for index, spec in enumerate(parsed.principals):
+    for index, spec in enumerate(specs):
         if spec.id in seen:
             problems.append(f"principals[{index}] (id {spec.id!r}): duplicate id, first at principals[{seen[spec.id]}]")
         else:
             seen[spec.id] = index
-    teams = {spec.id for spec in parsed.principals if spec.kind == "team"}
+    teams = {spec.id for spec in specs if spec.kind == "team"}
     principals: list[Principal] = []
-    for index, spec in enumerate(parsed.principals):
+    for index, spec in enumerate(specs):
         where = f"principals[{index}] (id {spec.id!r})"
+        if spec.kind == "developer" and not spec.team:
+            problems.append(f"{where}, field team: a developer must name its team")
+            continue
+        if spec.kind == "team" and spec.team not in (None, spec.id):
+            problems.append(f"{where}, field team: a team's `team`, if given, must be its own id")
+            continue
         if spec.kind == "developer" and spec.team not in teams:
             problems.append(f"{where}, field team: names unknown team {spec.team!r}")
             continue
@@ -247,6 +282,14 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
                 message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
                 problems.append(f"{where}, field lifecycle.{field}: {message}".replace("lifecycle.lifecycle", "lifecycle"))
             continue
+        try:
+            activity = ActivityProfile.model_validate({**parsed.defaults.activity.model_dump(), **spec.activity})
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = ".".join(str(part) for part in error["loc"]) or "activity"
+                message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+                problems.append(f"{where}, field activity.{field}: {message}")
+            continue
         principals.append(
             Principal(
                 id=spec.id,
@@ -254,7 +297,7 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
                 team=spec.team or spec.id,
                 owners=spec.owners,
                 notify=spec.notify,
-                activity=spec.activity or parsed.defaults.activity,
+                activity=activity,
                 lifecycle=lifecycle,
             )
         )

@@ -246,23 +246,25 @@ def _entry_problems(where: str, exc: ValidationError, prefix: str = "") -> list[
 
 def _resolve(source: str, parsed: RegistryFile) -> Registry:
     problems: list[str] = []
-    specs: list[PrincipalSpec] = []
+    specs: list[tuple[int, PrincipalSpec]] = []
+    unparsed: set[object] = set()
     for index, raw in enumerate(parsed.principals):
         try:
-            specs.append(PrincipalSpec.model_validate(raw))
+            specs.append((index, PrincipalSpec.model_validate(raw)))
         except ValidationError as exc:
             name = raw.get("id") if isinstance(raw, dict) else None
+            unparsed.add(name)
             where = f"principals[{index}]" + (f" (id {name!r})" if name else "")
             problems += _entry_problems(where, exc)
     seen: dict[str, int] = {}
-    for index, spec in enumerate(specs):
+    for index, spec in specs:
         if spec.id in seen:
             problems.append(f"principals[{index}] (id {spec.id!r}): duplicate id, first at principals[{seen[spec.id]}]")
         else:
             seen[spec.id] = index
-    teams = {spec.id for spec in specs if spec.kind == "team"}
+    teams = {spec.id for _, spec in specs if spec.kind == "team"}
     principals: list[Principal] = []
-    for index, spec in enumerate(specs):
+    for index, spec in specs:
         where = f"principals[{index}] (id {spec.id!r})"
         if spec.kind == "developer" and not spec.team:
             problems.append(f"{where}, field team: a developer must name its team")
@@ -270,7 +272,7 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
         if spec.kind == "team" and spec.team not in (None, spec.id):
             problems.append(f"{where}, field team: a team's `team`, if given, must be its own id")
             continue
-        if spec.kind == "developer" and spec.team not in teams:
+        if spec.kind == "developer" and spec.team not in teams and spec.team not in unparsed:
             problems.append(f"{where}, field team: names unknown team {spec.team!r}")
             continue
         merged = {**parsed.defaults.lifecycle.model_dump(), **spec.lifecycle}

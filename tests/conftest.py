@@ -152,7 +152,9 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             topic = session.client("sns").create_topic(Name="tokenwarden")["TopicArn"]
             sqs = session.client("sqs")
             queue_url = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
             session.client("sns").subscribe(
                 TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
             )

@@ -48,6 +48,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.mode == "plan":
         return {"mode": "plan", "actions": [a.model_dump(mode="json") for a in plan.actions]}
     report = reconciler.apply(
-        registry, plan, now, inventory, remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000
+        registry,
+        plan,
+        now,
+        inventory,
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     return {"mode": "apply", **report.model_dump(mode="json")}

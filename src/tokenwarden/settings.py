@@ -14,7 +14,9 @@ from tokenwarden.domain.naming import Naming
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOKENWARDEN_", frozen=True, extra="ignore")
 
-    region: str = Field(default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    region: str = Field(
+        default="us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
     user_path: str = "/tokenwarden/"
     user_prefix: str = "tw-"
     secret_prefix: str = "tokenwarden/"
@@ -44,7 +46,9 @@ class Settings(BaseSettings):
 
     @property
     def naming(self) -> Naming:
-        return Naming(user_prefix=self.user_prefix, user_path=self.user_path, secret_prefix=self.secret_prefix)
+        return Naming(
+            user_prefix=self.user_prefix, user_path=self.user_path, secret_prefix=self.secret_prefix
+        )
 
     @property
     def otlp_metrics_endpoint(self) -> str:
@@ -60,4 +64,6 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    return Settings(region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+    return Settings(
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -37,7 +38,12 @@ def test_onboarding_creates_user_secret_and_a_verified_key(env: Env) -> None:
         assert secret["RotationEnabled"] is True
         assert secret["KmsKeyId"] == env.settings.secrets_kms_key_id
     onboarded = [m for m in env.messages() if m["_attributes"]["event_type"] == "onboarded"]
-    assert sorted(m["_attributes"]["principal"] for m in onboarded) == ["data-science", "jdoe", "mobile", "platform-eng"]
+    assert sorted(m["_attributes"]["principal"] for m in onboarded) == [
+        "data-science",
+        "jdoe",
+        "mobile",
+        "platform-eng",
+    ]
     jdoe = next(m for m in onboarded if m["_attributes"]["principal"] == "jdoe")
     assert jdoe["_attributes"]["team"] == "platform-eng"
     assert jdoe["version"] == "1.0" and jdoe["source"] == "custom"
@@ -68,7 +74,14 @@ def test_two_hundred_nights_hold_the_invariants(env: Env) -> None:
             for entry in env.reconciler.ledger.entries(principal.id):
                 if entry.state.value == "previous" and entry.superseded_at is not None:
                     in_grace = env.clock.now() < entry.superseded_at + days(principal.lifecycle.grace_days)
-                    status = next((c["Status"] for c in creds if c["ServiceSpecificCredentialId"] == entry.credential_id), None)
+                    status = next(
+                        (
+                            c["Status"]
+                            for c in creds
+                            if c["ServiceSpecificCredentialId"] == entry.credential_id
+                        ),
+                        None,
+                    )
                     if in_grace:
                         assert status == "Active", f"{principal.id} previous key cut off during its grace"
                         seen_active_in_grace.add(principal.id)
@@ -82,7 +95,9 @@ def test_two_hundred_nights_hold_the_invariants(env: Env) -> None:
 def test_one_principals_failure_does_not_stop_the_others(env: Env) -> None:
     env.run()
     # Someone attached a third key by hand... no: IAM allows two. Break data-science's secret instead.
-    env.client("secretsmanager").delete_secret(SecretId="tokenwarden/data-science", ForceDeleteWithoutRecovery=True)
+    env.client("secretsmanager").delete_secret(
+        SecretId="tokenwarden/data-science", ForceDeleteWithoutRecovery=True
+    )
     env.client("iam").create_service_specific_credential(
         UserName="tw-data-science", ServiceName="cloudwatch.amazonaws.com", CredentialAgeDays=5
     )
@@ -158,10 +173,8 @@ def test_a_crash_between_any_two_aws_calls_converges(
                 old_key = old["ServiceSpecificCredentialId"]
                 start = T0 + days(prepare)
             world.log.crash_after = len(world.log.calls) + k
-            try:
+            with contextlib.suppress(Crash):
                 world.run(start, registry=registry)
-            except Crash:
-                pass
             world.run(start + timedelta(hours=2), registry=registry)
             problems = check_invariants(world, registry)
             if old_key is not None:
@@ -189,7 +202,8 @@ def test_no_token_reaches_logs_messages_results_or_errors(
     for night in range(1, 120):
         results.append(env.run(T0 + days(night)))
     env.client("iam").delete_service_specific_credential(
-        UserName="tw-mobile", ServiceSpecificCredentialId=env.credentials("mobile")[0]["ServiceSpecificCredentialId"]
+        UserName="tw-mobile",
+        ServiceSpecificCredentialId=env.credentials("mobile")[0]["ServiceSpecificCredentialId"],
     )
     results.append(env.run(T0 + days(121)))
     captured = capsys.readouterr()

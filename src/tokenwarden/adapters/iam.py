@@ -20,7 +20,9 @@ def _credential(item: Mapping[str, Any]) -> Credential:
     return Credential(
         id=item["ServiceSpecificCredentialId"],
         user_name=item["UserName"],
-        alias=item.get("ServiceCredentialAlias") or item.get("ServiceUserName") or item["ServiceSpecificCredentialId"],
+        alias=item.get("ServiceCredentialAlias")
+        or item.get("ServiceUserName")
+        or item["ServiceSpecificCredentialId"],
         status=item["Status"],
         created_at=item["CreateDate"],
         expires_at=item.get("ExpirationDate"),
@@ -52,7 +54,9 @@ class IamAdapter:
                 return
 
     def list_all_credentials(self) -> list[Credential]:
-        return [_credential(c) for page in self._pages(AllUsers=True) for c in page["ServiceSpecificCredentials"]]
+        return [
+            _credential(c) for page in self._pages(AllUsers=True) for c in page["ServiceSpecificCredentials"]
+        ]
 
     def list_user_credentials(self, user_name: str) -> list[Credential]:
         try:
@@ -80,10 +84,14 @@ class IamAdapter:
                 raise
             user = self._iam.get_user(UserName=name)["User"]
             if user["Path"] != path:
-                raise RuntimeError(f"IAM user {name} exists on path {user['Path']}, not {path}; refusing to adopt it") from exc
+                raise RuntimeError(
+                    f"IAM user {name} exists on path {user['Path']}, not {path}; refusing to adopt it"
+                ) from exc
             self._iam.tag_user(UserName=name, Tags=tag_list)
             if permissions_boundary:
-                self._iam.put_user_permissions_boundary(UserName=name, PermissionsBoundary=permissions_boundary)
+                self._iam.put_user_permissions_boundary(
+                    UserName=name, PermissionsBoundary=permissions_boundary
+                )
         self._iam.attach_user_policy(UserName=name, PolicyArn=self._policy_arn)
         return User(name=user["UserName"], path=user["Path"], arn=user["Arn"])
 
@@ -98,12 +106,16 @@ class IamAdapter:
 
     def set_credential_status(self, user_name: str, credential_id: str, active: bool) -> None:
         self._iam.update_service_specific_credential(
-            UserName=user_name, ServiceSpecificCredentialId=credential_id, Status="Active" if active else "Inactive"
+            UserName=user_name,
+            ServiceSpecificCredentialId=credential_id,
+            Status="Active" if active else "Inactive",
         )
 
     def delete_credential(self, user_name: str, credential_id: str) -> bool:
         try:
-            self._iam.delete_service_specific_credential(UserName=user_name, ServiceSpecificCredentialId=credential_id)
+            self._iam.delete_service_specific_credential(
+                UserName=user_name, ServiceSpecificCredentialId=credential_id
+            )
         except ClientError as exc:
             if _code(exc) == "NoSuchEntity":
                 return False

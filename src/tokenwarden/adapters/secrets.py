@@ -109,7 +109,9 @@ class SecretsAdapter:
         self._sm.update_secret_version_stage(**kwargs)
 
     def remove_stage(self, secret_id: str, stage: str, from_version: str) -> None:
-        self._sm.update_secret_version_stage(SecretId=secret_id, VersionStage=stage, RemoveFromVersionId=from_version)
+        self._sm.update_secret_version_stage(
+            SecretId=secret_id, VersionStage=stage, RemoveFromVersionId=from_version
+        )
 
     def configure_rotation(self, secret_id: str, lambda_arn: str, days: int) -> None:
         self._sm.rotate_secret(
@@ -120,7 +122,11 @@ class SecretsAdapter:
         )
 
     def rotate(self, secret_id: str, version_id: str, lambda_arn: str | None, days: int) -> None:
-        kwargs: dict[str, Any] = {"SecretId": secret_id, "ClientRequestToken": version_id, "RotateImmediately": True}
+        kwargs: dict[str, Any] = {
+            "SecretId": secret_id,
+            "ClientRequestToken": version_id,
+            "RotateImmediately": True,
+        }
         if lambda_arn:
             kwargs["RotationLambdaARN"] = lambda_arn
             kwargs["RotationRules"] = {"AutomaticallyAfterDays": days}

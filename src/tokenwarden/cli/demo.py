@@ -21,7 +21,9 @@ def _say(text: str = "") -> None:
 def _drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     while True:
-        answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        answer = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+        )
         batch = answer.get("Messages", [])
         for m in batch:
             messages.append(json.loads(m["Body"]))
@@ -54,7 +56,9 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
     started = time.monotonic()
     registry_file = registry_path or repo_root() / "teams.yaml"
     registry = load_registry(registry_file)
-    _say(f"TokenWarden demo: {len(registry.principals)} principals from {registry_file.name}, {days} nightly runs")
+    _say(
+        f"TokenWarden demo: {len(registry.principals)} principals from {registry_file.name}, {days} nightly runs"
+    )
     _say("Starting the embedded stack (moto + SSC extension, OTLP endpoint, VictoriaMetrics)...")
     vm = os.environ.get("TOKENWARDEN_DEMO_VICTORIAMETRICS", "1") != "0"
     stack = LocalStack(victoriametrics=vm)
@@ -92,7 +96,9 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
         secret_id = settings.naming.secret_name(first.id)
         day0_token = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
         accepted = send_session(endpoint, day0_token, first.team, user="jdoe")
-        _say(f"\n  A laptop of {first.id} exports with the token it read today: {'accepted' if accepted else 'REFUSED'}")
+        _say(
+            f"\n  A laptop of {first.id} exports with the token it read today: {'accepted' if accepted else 'REFUSED'}"
+        )
 
         _say(f"\nSimulating {days} nightly runs (only nights with changes are shown)...")
         totals: dict[str, int] = {}
@@ -106,13 +112,17 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
             if day % 50 == 0 and not (messages or failed):
                 _say(f"  ... day {day} ({at:%Y-%m-%d}): nothing due")
             if messages or failed:
-                _say(f"\n  Day {day} ({at:%Y-%m-%d}): " + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items())))
+                _say(
+                    f"\n  Day {day} ({at:%Y-%m-%d}): "
+                    + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+                )
                 _show(messages)
             if failed:
                 _say(f"  FAILED: {failed}")
                 return 1
             if not old_token_checked and any(
-                m["metadata"]["eventType"] == "retired" and m["metadata"]["additionalContext"]["principal"] == first.id
+                m["metadata"]["eventType"] == "retired"
+                and m["metadata"]["additionalContext"]["principal"] == first.id
                 for m in messages
             ):
                 old_token_checked = True
@@ -120,10 +130,16 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
                 new_ok = send_session(endpoint, current, first.team, user="jdoe")
                 old_ok = send_session(endpoint, day0_token, first.team, user="jdoe")
                 _say(f"\n  OpenTelemetry exporter as a laptop of {first.id}:")
-                _say(f"    with the current token (re-read from Secrets Manager): {'accepted' if new_ok else 'REFUSED'}")
-                _say(f"    with the day-0 token, now retired:                       {'accepted' if old_ok else 'refused'}")
+                _say(
+                    f"    with the current token (re-read from Secrets Manager): {'accepted' if new_ok else 'REFUSED'}"
+                )
+                _say(
+                    f"    with the day-0 token, now retired:                       {'accepted' if old_ok else 'refused'}"
+                )
                 if not new_ok or old_ok:
-                    _say("  UNEXPECTED: the endpoint should accept the current key and refuse the retired one")
+                    _say(
+                        "  UNEXPECTED: the endpoint should accept the current key and refuse the retired one"
+                    )
                     return 1
 
         _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))

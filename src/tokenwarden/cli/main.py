@@ -29,7 +29,7 @@ EXAMPLES = {
     "plan": "tokenwarden plan --registry teams.yaml\n  tokenwarden plan --at 2027-03-01 --json",
     "apply": "tokenwarden apply --registry teams.yaml\n  tokenwarden apply --at 2027-03-01T02:15:00Z   # embedded stack only",
     "status": "tokenwarden status\n  tokenwarden status --json | jq '.[].current_credential_id'",
-    "local": 'eval "$(tokenwarden local up | sed \'/^ready$/q\')"   # or run it in its own terminal',
+    "local": "eval \"$(tokenwarden local up | sed '/^ready$/q')\"   # or run it in its own terminal",
     "demo": "tokenwarden demo",
 }
 
@@ -87,7 +87,9 @@ def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
 
         return advance_clock(settings.stack_url, at) if at else stack_time(settings.stack_url)
     if at is not None and moving:
-        raise UsageError("--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL is not set)")
+        raise UsageError(
+            "--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL is not set)"
+        )
     return at or SystemClock().now()
 
 
@@ -114,7 +116,11 @@ def render_plan(plan: Plan) -> str:
             lines.append(f"~ {p.principal}")
             lines += [f"    {SYMBOL[a.kind]} {a.describe()}" for a in p.actions]
         else:
-            nxt = f"next: {p.upcoming.kind.value} {p.upcoming.at:%Y-%m-%d}" if p.upcoming else "nothing scheduled"
+            nxt = (
+                f"next: {p.upcoming.kind.value} {p.upcoming.at:%Y-%m-%d}"
+                if p.upcoming
+                else "nothing scheduled"
+            )
             lines.append(f"  {p.principal}: no changes ({nxt})")
         if p.note:
             lines.append(f"    note: {p.note}")
@@ -167,7 +173,9 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
 # -- status ------------------------------------------------------------------------------------
 
 
-def status_rows(registry: Registry, inventory: Inventory, plan: Plan, settings: Settings) -> list[dict[str, Any]]:
+def status_rows(
+    registry: Registry, inventory: Inventory, plan: Plan, settings: Settings
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for principal in registry.principals:
         inv = inventory.of(principal.id)
@@ -183,7 +191,9 @@ def status_rows(registry: Registry, inventory: Inventory, plan: Plan, settings: 
                 "user_name": settings.naming.user_name(principal.id),
                 "current_credential_id": current.id if current else None,
                 "current_alias": current.alias if current else None,
-                "current_expires_at": current.expires_at.isoformat() if current and current.expires_at else None,
+                "current_expires_at": current.expires_at.isoformat()
+                if current and current.expires_at
+                else None,
                 "days_to_expiry": round((current.expires_at - plan.generated_at).total_seconds() / 86400, 1)
                 if current and current.expires_at
                 else None,
@@ -194,7 +204,9 @@ def status_rows(registry: Registry, inventory: Inventory, plan: Plan, settings: 
                         "status": c.status,
                         "created_at": c.created_at.isoformat(),
                         "expires_at": c.expires_at.isoformat() if c.expires_at else None,
-                        "role": "current" if current and c.id == current.id else states.get(c.id, "untracked"),
+                        "role": "current"
+                        if current and c.id == current.id
+                        else states.get(c.id, "untracked"),
                     }
                     for c in sorted(inv.credentials, key=lambda c: c.created_at)
                 ],
@@ -273,7 +285,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _with_registry(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--registry", metavar="FILE", help="registry file (default: $TOKENWARDEN_REGISTRY_PATH or teams.yaml)")
+    p.add_argument(
+        "--registry", metavar="FILE", help="registry file (default: $TOKENWARDEN_REGISTRY_PATH or teams.yaml)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per principal")
     p.set_defaults(func=cmd_status)
 
-    p = add("local", "The embedded local stack (moto + OTLP endpoint + VictoriaMetrics), no AWS account needed.")
+    p = add(
+        "local", "The embedded local stack (moto + OTLP endpoint + VictoriaMetrics), no AWS account needed."
+    )
     local = p.add_subparsers(dest="local_command", required=True, metavar="SUBCOMMAND")
     up = local.add_parser(
         "up",
@@ -337,10 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries(verbose: bool) -> None:
     import logging
+    import warnings
 
     from tokenwarden.observability import logger
-
-    import warnings
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="No application metrics to publish")

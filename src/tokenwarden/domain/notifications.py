@@ -113,10 +113,7 @@ class Notification(BaseModel):
 
 
 def secret_recipe(secret_name: str) -> str:
-    return (
-        f"aws secretsmanager get-secret-value --secret-id {secret_name} "
-        "--query SecretString --output text"
-    )
+    return f"aws secretsmanager get-secret-value --secret-id {secret_name} --query SecretString --output text"
 
 
 def onboarded(principal: str, team: str, secret_name: str, key: KeyRef, at: datetime) -> Notification:
@@ -137,9 +134,19 @@ def onboarded(principal: str, team: str, secret_name: str, key: KeyRef, at: date
 
 
 def rotated(
-    principal: str, team: str, secret_name: str, key: KeyRef, previous: KeyRef | None, grace_days: int, at: datetime
+    principal: str,
+    team: str,
+    secret_name: str,
+    key: KeyRef,
+    previous: KeyRef | None,
+    grace_days: int,
+    at: datetime,
 ) -> Notification:
-    old = f" The previous key {previous.describe()} keeps working for {grace_days} more days." if previous else ""
+    old = (
+        f" The previous key {previous.describe()} keeps working for {grace_days} more days."
+        if previous
+        else ""
+    )
     return Notification(
         event_type=EventType.ROTATED,
         severity="info",
@@ -167,7 +174,9 @@ def retired(principal: str, team: str, key: KeyRef, retention_days: int, at: dat
         title=f"{principal}: previous key deactivated",
         description=f"Key {key.describe()} was deactivated after its grace. It can be re-activated for "
         f"{retention_days} days, then it is deleted.",
-        next_steps=("If telemetry from a team member stopped, they are still on the old key: re-run the headers helper setup.",),
+        next_steps=(
+            "If telemetry from a team member stopped, they are still on the old key: re-run the headers helper setup.",
+        ),
     )
 
 
@@ -215,7 +224,9 @@ def expiring_soon(principal: str, team: str, secret_name: str, key: KeyRef, at: 
     )
 
 
-def repaired(principal: str, team: str, secret_name: str, key: KeyRef, reason: str, at: datetime) -> Notification:
+def repaired(
+    principal: str, team: str, secret_name: str, key: KeyRef, reason: str, at: datetime
+) -> Notification:
     return Notification(
         event_type=EventType.REPAIRED,
         severity="warning",
@@ -232,13 +243,19 @@ def repaired(principal: str, team: str, secret_name: str, key: KeyRef, reason: s
     )
 
 
-def run_summary(outcomes: Sequence[Any], findings: Sequence[Any], counts: Mapping[str, int], at: datetime) -> Notification:
+def run_summary(
+    outcomes: Sequence[Any], findings: Sequence[Any], counts: Mapping[str, int], at: datetime
+) -> Notification:
     failed = [o for o in outcomes if o.status == "failed"]
     done = {k: v for k, v in sorted(counts.items()) if not k.startswith("principals_")}
-    parts = [f"{len(outcomes)} principal(s): " + ", ".join(
-        f"{counts.get('principals_' + s, 0)} {s}" for s in ("ok", "unchanged", "failed", "locked", "deferred")
-        if counts.get("principals_" + s)
-    )]
+    parts = [
+        f"{len(outcomes)} principal(s): "
+        + ", ".join(
+            f"{counts.get('principals_' + s, 0)} {s}"
+            for s in ("ok", "unchanged", "failed", "locked", "deferred")
+            if counts.get("principals_" + s)
+        )
+    ]
     if done:
         parts.append("Actions: " + ", ".join(f"{k} x{v}" for k, v in done.items()) + ".")
     if failed:
@@ -251,7 +268,9 @@ def run_summary(outcomes: Sequence[Any], findings: Sequence[Any], counts: Mappin
         occurred_at=at,
         title="nightly run " + ("had failures" if failed else "completed"),
         description=" ".join(parts),
-        next_steps=("Re-run `tokenwarden apply` after fixing the cause; failed principals are retried every night.",)
+        next_steps=(
+            "Re-run `tokenwarden apply` after fixing the cause; failed principals are retried every night.",
+        )
         if failed
         else (),
         context={k: str(v) for k, v in done.items()},

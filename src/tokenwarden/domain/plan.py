@@ -130,7 +130,11 @@ def rotation_days(lifecycle: Lifecycle) -> int:
 def build_plan(registry: Registry, inventory: Inventory, now: datetime, config: PlanConfig) -> Plan:
     plans = [_plan_principal(p, inventory.of(p.id), now, config) for p in registry.principals]
     findings = [
-        Finding(principal=name, kind="unregistered", detail="managed user or secret for a principal not in the registry")
+        Finding(
+            principal=name,
+            kind="unregistered",
+            detail="managed user or secret for a principal not in the registry",
+        )
         for name in sorted(set(inventory.principals) - registry.ids)
     ]
     return Plan(generated_at=now, principals=tuple(plans), findings=tuple(findings))
@@ -155,7 +159,11 @@ def _plan_principal(
     # still be running in Secrets Manager and an old one is abandoned.
     in_progress = False
     unfinished = sorted(
-        (e for e in inv.ledger if e.state in (LedgerState.CREATING, LedgerState.PENDING) and e.version_id != current_version),
+        (
+            e
+            for e in inv.ledger
+            if e.state in (LedgerState.CREATING, LedgerState.PENDING) and e.version_id != current_version
+        ),
         key=lambda e: e.created_at,
     )
     resume = unfinished[-1] if unfinished and current_version is None else None
@@ -231,7 +239,14 @@ def _plan_principal(
         current = inv.credential(current_entry.credential_id)
         broken = _broken(current, now)
         if broken and not in_progress:
-            actions.append(Action(principal=p, kind=ActionKind.REPAIR, credential_id=current_entry.credential_id, reason=broken))
+            actions.append(
+                Action(
+                    principal=p,
+                    kind=ActionKind.REPAIR,
+                    credential_id=current_entry.credential_id,
+                    reason=broken,
+                )
+            )
         elif current is not None and current.expires_at is not None and not broken:
             due = rotation_due_at(p, life, current.expires_at)
             remaining = current.expires_at - now
@@ -251,7 +266,10 @@ def _plan_principal(
                     )
             else:
                 upcoming.append(Upcoming(kind=ActionKind.ROTATE, at=due, credential_id=current.id))
-            if remaining <= timedelta(days=life.expiry_alert_days) and "expiring_soon" not in current_entry.notified:
+            if (
+                remaining <= timedelta(days=life.expiry_alert_days)
+                and "expiring_soon" not in current_entry.notified
+            ):
                 actions.append(
                     Action(
                         principal=p,
@@ -281,8 +299,7 @@ def _plan_principal(
     for cred in inv.credentials:
         if cred.id == current_id:
             continue
-        entry = inv.entry_for_credential(cred.id)
-        action, when = _other_key(p, cred, entry, life, now, current_version)
+        action, when = _other_key(p, cred, inv.entry_for_credential(cred.id), life, now, current_version)
         if action is not None:
             actions.append(action)
         if when is not None:
@@ -290,14 +307,20 @@ def _plan_principal(
 
     # 4. Findings.
     if len(inv.credentials) >= MAX_KEYS_PER_USER:
-        findings.append(Finding(principal=p, kind="user_at_key_limit", detail=f"{len(inv.credentials)} of 2 keys in use"))
+        findings.append(
+            Finding(principal=p, kind="user_at_key_limit", detail=f"{len(inv.credentials)} of 2 keys in use")
+        )
     for cred in inv.credentials:
         if cred.expires_at is None:
-            findings.append(Finding(principal=p, kind="key_without_expiry", detail=f"key {cred.alias} never expires"))
+            findings.append(
+                Finding(principal=p, kind="key_without_expiry", detail=f"key {cred.alias} never expires")
+            )
 
     actions.sort(key=lambda a: ORDER[a.kind])
     first = min(upcoming, key=lambda u: u.at) if upcoming else None
-    return PrincipalPlan(principal=p, actions=tuple(actions), findings=tuple(findings), upcoming=first, note=note)
+    return PrincipalPlan(
+        principal=p, actions=tuple(actions), findings=tuple(findings), upcoming=first, note=note
+    )
 
 
 def _broken(current: Credential | None, now: datetime) -> str | None:
@@ -312,7 +335,9 @@ def _broken(current: Credential | None, now: datetime) -> str | None:
     return None
 
 
-def _rotation_blocker(inv: PrincipalInventory, current: Credential, life: Lifecycle, now: datetime) -> str | None:
+def _rotation_blocker(
+    inv: PrincipalInventory, current: Credential, life: Lifecycle, now: datetime
+) -> str | None:
     """A routine rotation never cuts a previous key's grace short."""
     for cred in inv.credentials:
         if cred.id == current.id or cred.status != "Active":
@@ -351,7 +376,12 @@ def _other_key(
         return None, None  # an unfinished rotation: abandoned above once it times out
     if entry.state in (LedgerState.DELETED, LedgerState.ABANDONED):
         return (
-            Action(principal=p, kind=ActionKind.DELETE, credential_id=cred.id, reason=f"key {cred.alias} should be gone"),
+            Action(
+                principal=p,
+                kind=ActionKind.DELETE,
+                credential_id=cred.id,
+                reason=f"key {cred.alias} should be gone",
+            ),
             None,
         )
     if entry.superseded_at is None:

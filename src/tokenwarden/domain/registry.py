@@ -128,7 +128,6 @@ class PrincipalSpec(_Strict):
         return value
 
 
-
 class Principal(_Strict):
     """A registered principal with its effective policy (defaults merged with overrides)."""
 
@@ -201,7 +200,9 @@ def parse_registry(text: str, source: str) -> Registry:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None)
         if mark is not None and problem:
-            raise RegistryError(f"{source}: line {mark.line + 1}, column {mark.column + 1}: {problem}") from exc
+            raise RegistryError(
+                f"{source}: line {mark.line + 1}, column {mark.column + 1}: {problem}"
+            ) from exc
         raise RegistryError(f"{source}: invalid YAML: {exc}") from exc
     if document is None:
         raise RegistryError(f"{source}: the registry is empty; refusing to plan from it")
@@ -218,7 +219,8 @@ def parse_registry(text: str, source: str) -> Registry:
 
 def _describe(source: str, document: Mapping[str, Any], exc: ValidationError) -> str:
     lines = [f"{source}: the registry is invalid ({exc.error_count()} problem(s)):"]
-    entries = document.get("principals") if isinstance(document.get("principals"), list) else []
+    raw_entries = document.get("principals")
+    entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
     for error in exc.errors():
         loc = list(error["loc"])
         where = ".".join(str(part) for part in loc) or "(top level)"
@@ -259,7 +261,9 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
     seen: dict[str, int] = {}
     for index, spec in specs:
         if spec.id in seen:
-            problems.append(f"principals[{index}] (id {spec.id!r}): duplicate id, first at principals[{seen[spec.id]}]")
+            problems.append(
+                f"principals[{index}] (id {spec.id!r}): duplicate id, first at principals[{seen[spec.id]}]"
+            )
         else:
             seen[spec.id] = index
     teams = {spec.id for _, spec in specs if spec.kind == "team"}
@@ -282,10 +286,14 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"]) or "lifecycle"
                 message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-                problems.append(f"{where}, field lifecycle.{field}: {message}".replace("lifecycle.lifecycle", "lifecycle"))
+                problems.append(
+                    f"{where}, field lifecycle.{field}: {message}".replace("lifecycle.lifecycle", "lifecycle")
+                )
             continue
         try:
-            activity = ActivityProfile.model_validate({**parsed.defaults.activity.model_dump(), **spec.activity})
+            activity = ActivityProfile.model_validate(
+                {**parsed.defaults.activity.model_dump(), **spec.activity}
+            )
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"]) or "activity"
@@ -304,5 +312,7 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
             )
         )
     if problems:
-        raise RegistryError(f"{source}: the registry is invalid ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems))
+        raise RegistryError(
+            f"{source}: the registry is invalid ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
+        )
     return Registry(source=source, principals=tuple(principals))

@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
-DELTA = {Counter: AggregationTemporality.DELTA}
+DELTA: dict[type, AggregationTemporality] = {Counter: AggregationTemporality.DELTA}
 
 
 def send_session(
@@ -48,7 +48,10 @@ def send_session(
     data = reader.get_metrics_data()
     provider.shutdown()
     exporter = OTLPMetricExporter(
-        endpoint=endpoint, headers={"Authorization": f"Bearer {token}"}, preferred_temporality=DELTA, timeout=10
+        endpoint=endpoint,
+        headers={"Authorization": f"Bearer {token}"},
+        preferred_temporality=DELTA,
+        timeout=10,
     )
     exporter_logger = logging.getLogger("opentelemetry.exporter.otlp.proto.http.metric_exporter")
     level = exporter_logger.level

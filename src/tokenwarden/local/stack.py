@@ -145,8 +145,12 @@ class LocalStack:
         topic = sns.create_topic(Name=TOPIC_NAME, Attributes={"KmsMasterKeyId": key_id})["TopicArn"]
         sqs = session.client("sqs")
         queue_url = sqs.create_queue(QueueName=QUEUE_NAME)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sns.subscribe(
+            TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
+        )
         create_table(session.client("dynamodb"), LEDGER_TABLE)
         extra = {
             "TOKENWARDEN_TOPIC_ARN": topic,
@@ -167,7 +171,9 @@ class LocalStack:
         lambda_router.unregister_all()
 
 
-def _otlp_handler(clock: StackClock, forward: Callable[[bytes, str], None] | None) -> type[BaseHTTPRequestHandler]:
+def _otlp_handler(
+    clock: StackClock, forward: Callable[[bytes, str], None] | None
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "tokenwarden-local"
 
@@ -197,7 +203,7 @@ def _otlp_handler(clock: StackClock, forward: Callable[[bytes, str], None] | Non
                 try:
                     at = datetime.fromisoformat(json.loads(body)["at"])
                 except (ValueError, KeyError, TypeError):
-                    self._reply(400, {"error": "send {\"at\": \"<ISO-8601 with offset>\"}"})
+                    self._reply(400, {"error": 'send {"at": "<ISO-8601 with offset>"}'})
                     return
                 if at.tzinfo is None:
                     self._reply(400, {"error": "the time needs a UTC offset"})

@@ -166,7 +166,9 @@ class Reconciler:
             if not principal_plan.actions:
                 outcome = PrincipalOutcome(principal=principal.id, status="unchanged")
             elif remaining_seconds is not None and remaining_seconds() < MIN_SECONDS_TO_START:
-                outcome = PrincipalOutcome(principal=principal.id, status="deferred", error="out of time; next run")
+                outcome = PrincipalOutcome(
+                    principal=principal.id, status="deferred", error="out of time; next run"
+                )
             else:
                 outcome = self._apply_principal(principal, principal_plan.actions, now, run_id)
             counts.update(outcome.done)
@@ -190,7 +192,9 @@ class Reconciler:
         self, principal: Principal, actions: tuple[Action, ...], now: datetime, run_id: str
     ) -> PrincipalOutcome:
         if not self.ledger.acquire(principal.id, run_id, now, LOCK_TTL_SECONDS):
-            return PrincipalOutcome(principal=principal.id, status="locked", error="another run holds the lock")
+            return PrincipalOutcome(
+                principal=principal.id, status="locked", error="another run holds the lock"
+            )
         done: list[str] = []
         try:
             for action in actions:
@@ -211,7 +215,10 @@ class Reconciler:
         return PrincipalOutcome(principal=principal.id, status="ok", done=tuple(done))
 
     def _apply(self, principal: Principal, action: Action, now: datetime) -> None:
-        logger.info("applying", extra={"principal": principal.id, "action": action.kind.value, "reason": action.reason})
+        logger.info(
+            "applying",
+            extra={"principal": principal.id, "action": action.kind.value, "reason": action.reason},
+        )
         handler = {
             ActionKind.ONBOARD: self._onboard,
             ActionKind.CONFIGURE_ROTATION: self._configure_rotation,
@@ -255,7 +262,9 @@ class Reconciler:
         self.secrets.ensure_secret(secret.name, self._secret_tags(principal), None, "")
         if self.rotation_lambda_arn is None:
             return
-        self.secrets.configure_rotation(secret.arn, self.rotation_lambda_arn, rotation_days(principal.lifecycle))
+        self.secrets.configure_rotation(
+            secret.arn, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
+        )
         self._clear_unrecorded_pending(principal)
 
     def _clear_unrecorded_pending(self, principal: Principal) -> None:
@@ -275,7 +284,11 @@ class Reconciler:
             return
         if entry.credential_id and version != secret.current_version:
             self.iam.delete_credential(self.naming.user_name(principal.id), entry.credential_id)
-        self.ledger.save(entry.model_copy(update={"state": LedgerState.ABANDONED, "deleted_at": now, "reason": action.reason}))
+        self.ledger.save(
+            entry.model_copy(
+                update={"state": LedgerState.ABANDONED, "deleted_at": now, "reason": action.reason}
+            )
+        )
 
     def _resume(self, principal: Principal, action: Action, now: datetime) -> None:
         self.engine.finish_secret(self._describe(principal).arn, action.version_id or "")
@@ -286,7 +299,9 @@ class Reconciler:
         if self.rotation_lambda_arn is None:
             self.engine.run_all(secret.arn, token)
         else:
-            self.secrets.rotate(secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle))
+            self.secrets.rotate(
+                secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
+            )
         if action.kind == ActionKind.REPAIR:
             after = self._describe(principal)
             entry = self.ledger.get(principal.id, token)
@@ -303,7 +318,9 @@ class Reconciler:
         if entry is not None:
             self.ledger.save(entry.model_copy(update={"state": LedgerState.RETIRED, "deactivated_at": now}))
             self.notifier.publish(
-                notes.retired(principal.id, principal.team, _key(entry), principal.lifecycle.retention_days, now)
+                notes.retired(
+                    principal.id, principal.team, _key(entry), principal.lifecycle.retention_days, now
+                )
             )
 
     def _delete(self, principal: Principal, action: Action, now: datetime) -> None:
@@ -314,10 +331,20 @@ class Reconciler:
         entry = self._entry_for(principal.id, cred_id)
         if entry is not None and entry.state != LedgerState.DELETED:
             self.ledger.save(entry.model_copy(update={"state": LedgerState.DELETED, "deleted_at": now}))
-        key = _key(entry) if entry else notes.KeyRef(
-            credential_id=cred_id, alias=listed.alias if listed else cred_id, expires_at=listed.expires_at if listed else None
+        key = (
+            _key(entry)
+            if entry
+            else notes.KeyRef(
+                credential_id=cred_id,
+                alias=listed.alias if listed else cred_id,
+                expires_at=listed.expires_at if listed else None,
+            )
         )
-        reason = "its rollback window is over" if action.kind == ActionKind.DELETE else "it was untracked (a crash leftover)"
+        reason = (
+            "its rollback window is over"
+            if action.kind == ActionKind.DELETE
+            else "it was untracked (a crash leftover)"
+        )
         self.notifier.publish(notes.deleted(principal.id, principal.team, key, reason, now))
 
     def _expiring_soon(self, principal: Principal, action: Action, now: datetime) -> None:
@@ -325,7 +352,9 @@ class Reconciler:
         if entry is None:
             return
         secret_name = self.naming.secret_name(principal.id)
-        self.notifier.publish(notes.expiring_soon(principal.id, principal.team, secret_name, _key(entry), now))
+        self.notifier.publish(
+            notes.expiring_soon(principal.id, principal.team, secret_name, _key(entry), now)
+        )
         self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"expiring_soon"}}))
 
     def _describe(self, principal: Principal) -> SecretState:
@@ -349,7 +378,9 @@ def _live(entries: list[LedgerEntry]) -> bool:
 
 
 def _key(entry: LedgerEntry) -> notes.KeyRef:
-    return notes.KeyRef(credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at)
+    return notes.KeyRef(
+        credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
+    )
 
 
 def _min_days_to_expiry(registry: Registry, inventory: Inventory, now: datetime) -> float | None:

@@ -90,7 +90,9 @@ class RotationEngine:
     def create_secret(self, secret_id: str, token: str) -> None:
         secret, principal = self._secret(secret_id)
         if self.secrets.version_token(secret.arn, token) is not None:
-            logger.info("createSecret: version already holds a key", extra={"principal": principal, "version": token})
+            logger.info(
+                "createSecret: version already holds a key", extra={"principal": principal, "version": token}
+            )
             return
         user = self.naming.user_name(principal)
         now = self.clock.now()
@@ -143,7 +145,9 @@ class RotationEngine:
         for attempt in range(1, self.probe_policy.attempts + 1):
             status = self.probe.check(value)
             if 200 <= status < 300:
-                logger.info("testSecret: the OTLP endpoint accepts the new key", extra={"principal": principal})
+                logger.info(
+                    "testSecret: the OTLP endpoint accepts the new key", extra={"principal": principal}
+                )
                 return
             if status not in (401, 403) and status < 500:
                 break
@@ -167,13 +171,18 @@ class RotationEngine:
             self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=token)
         now = self.clock.now()
         superseded = [
-            e for e in self.ledger.entries(principal) if e.state == LedgerState.CURRENT and e.version_id != token
+            e
+            for e in self.ledger.entries(principal)
+            if e.state == LedgerState.CURRENT and e.version_id != token
         ]
         if entry.state != LedgerState.CURRENT:
             entry = entry.model_copy(update={"state": LedgerState.CURRENT, "activated_at": now})
             self.ledger.save_all(
                 [entry]
-                + [e.model_copy(update={"state": LedgerState.PREVIOUS, "superseded_at": now}) for e in superseded]
+                + [
+                    e.model_copy(update={"state": LedgerState.PREVIOUS, "superseded_at": now})
+                    for e in superseded
+                ]
             )
         self._announce(principal, secret, entry, superseded, now)
 
@@ -189,17 +198,28 @@ class RotationEngine:
         self.notifier.publish(rotation_failed(principal, team, name, f"{step}: {exc}", self.clock.now()))
 
     def _announce(
-        self, principal: str, secret: SecretState, entry: LedgerEntry, superseded: list[LedgerEntry], now: datetime
+        self,
+        principal: str,
+        secret: SecretState,
+        entry: LedgerEntry,
+        superseded: list[LedgerEntry],
+        now: datetime,
     ) -> None:
         if "activated" in entry.notified:
             return
         tags = self.secrets.tags(secret.arn)
         team = tags.get(TAG_TEAM, principal)
-        key = KeyRef(credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at)
-        previous = [e for e in self.ledger.entries(principal) if e.state == LedgerState.PREVIOUS and e.credential_id]
+        key = KeyRef(
+            credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
+        )
+        previous = [
+            e for e in self.ledger.entries(principal) if e.state == LedgerState.PREVIOUS and e.credential_id
+        ]
         if previous or superseded:
             last = max(previous or superseded, key=lambda e: e.superseded_at or e.created_at)
-            previous_key = KeyRef(credential_id=last.credential_id or "", alias=last.alias or "", expires_at=last.expires_at)
+            previous_key = KeyRef(
+                credential_id=last.credential_id or "", alias=last.alias or "", expires_at=last.expires_at
+            )
             grace = int(tags.get(TAG_GRACE, "7"))
             message = rotated(principal, team, secret.name, key, previous_key, grace, now)
         else:

@@ -1,0 +1,286 @@
+"""End-to-end fixtures: `tokenwarden local up` as a real subprocess, and helpers that drive the
+`tokenwarden` CLI and the AWS CLI against it with nothing but an environment (as a person would after
+`eval "$(tokenwarden local up | sed '/^ready$/q')"`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+READY_TIMEOUT = 60.0
+COMMAND_TIMEOUT = 60.0
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+USER_PATH = "/tokenwarden/"
+
+
+def tokenwarden_command() -> list[str]:
+    """The installed console script when there is one, else the module (same entry point)."""
+    script = BIN / "tokenwarden"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "tokenwarden.cli.main"]
+
+
+def aws_command() -> list[str]:
+    script = BIN / "aws"
+    if not script.exists():
+        pytest.fail(
+            f"the AWS CLI is not installed next to {sys.executable}: install the dev extras (`make test`)"
+        )
+    return [str(script)]
+
+
+def clean_environment() -> dict[str, str]:
+    """os.environ without anything that could point a client at a real account or another stack."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not (
+            name.startswith(("AWS_", "OTEL_"))
+            or (name.startswith("TOKENWARDEN_") and name != "TOKENWARDEN_VICTORIAMETRICS")
+        )
+    }
+    env.update(
+        {
+            # No profile, config or credentials file of the developer's, no instance metadata.
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_PAGER": "",
+            # Loopback is never proxied.
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH")) if p),
+        }
+    )
+    return env
+
+
+def victoriametrics_available() -> bool:
+    from tokenwarden.local.victoriametrics import VictoriaMetricsError, find_binary
+
+    try:
+        find_binary()
+    except VictoriaMetricsError:
+        return False
+    return True
+
+
+def parse_exports(lines: Sequence[str]) -> dict[str, str]:
+    exports: dict[str, str] = {}
+    for line in lines:
+        words = shlex.split(line)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            name, _, value = words[1].partition("=")
+            exports[name] = value
+    return exports
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.stdout)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"{self} did not print JSON: {exc}") from exc
+
+    def __str__(self) -> str:
+        return (
+            f"`{shlex.join(self.args)}` exited {self.returncode}\n"
+            f"--- stdout ---\n{self.stdout[-4000:]}\n--- stderr ---\n{self.stderr[-4000:]}"
+        )
+
+
+@dataclass
+class Stack:
+    """A running `tokenwarden local up` and the environment its `export` lines describe."""
+
+    env: dict[str, str]
+    exports: dict[str, str]
+    process: subprocess.Popen[str]
+    stderr_path: Path
+    victoriametrics: bool
+
+    @property
+    def otlp_endpoint(self) -> str:
+        return self.env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+
+    def run(self, command: Sequence[str], check: bool = False) -> Result:
+        args = list(command)
+        done = subprocess.run(
+            args, env=self.env, cwd=ROOT, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False
+        )
+        result = Result(args, done.returncode, done.stdout, done.stderr)
+        if check and result.returncode != 0:
+            raise AssertionError(str(result))
+        return result
+
+    def tw(self, *args: str, check: bool = False) -> Result:
+        return self.run([*tokenwarden_command(), *args], check=check)
+
+    def aws(self, *args: str, check: bool = True) -> Result:
+        return self.run([*aws_command(), *args], check=check)
+
+    # -- what the seed recipe and a person at a shell would read ----------------------------------
+
+    def secret_token(self, principal: str) -> str:
+        """Exactly the seed's recipe."""
+        result = self.aws(
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            f"tokenwarden/{principal}",
+            "--query",
+            "SecretString",
+            "--output",
+            "text",
+        )
+        token = result.stdout.strip()
+        assert token and "\n" not in token, str(result)
+        return token
+
+    def credentials(self, principal: str) -> list[dict[str, Any]]:
+        result = self.aws(
+            "iam",
+            "list-service-specific-credentials",
+            "--user-name",
+            f"tw-{principal}",
+            "--service-name",
+            CLOUDWATCH,
+            "--output",
+            "json",
+        )
+        return list(result.json()["ServiceSpecificCredentials"])
+
+    def managed_users(self) -> set[str]:
+        result = self.aws("iam", "list-users", "--path-prefix", USER_PATH, "--output", "json")
+        return {user["UserName"] for user in result.json()["Users"]}
+
+    def stack_now(self, registry: Path) -> datetime:
+        """The stack's clock as the CLI sees it (`plan --json` reports when it was generated)."""
+        plan = self.tw("plan", "--registry", str(registry), "--json", check=True).json()
+        return parse_time(plan["generated_at"])
+
+    def stderr_tail(self) -> str:
+        try:
+            return self.stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def parse_time(raw: str) -> datetime:
+    return datetime.fromisoformat(raw.replace("Z", "+00:00"))
+
+
+def write_registry(path: Path, principals: list[dict[str, Any]], **top: Any) -> Path:
+    path.write_text(
+        yaml.safe_dump({"version": 1, **top, "principals": principals}, sort_keys=False), encoding="utf-8"
+    )
+    return path
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+    lines.put(None)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        # Its own process group (start_new_session): this also ends a VictoriaMetrics child it left.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("local-up")
+    stderr_path = workdir / "local-up.stderr"
+    with_vm = victoriametrics_available()
+    command = [*tokenwarden_command(), "local", "up"]
+    if not with_vm:
+        command.append("--no-victoriametrics")
+    base_env = clean_environment()
+    with stderr_path.open("w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            command,
+            env=base_env,
+            cwd=workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        lines: queue.Queue[str | None] = queue.Queue()
+        assert process.stdout is not None
+        threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+        seen: list[str] = []
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = "<timeout>"
+            if line == "ready":
+                break
+            if line is None or line == "<timeout>":
+                _stop(process)
+                what = "exited" if line is None else f"did not print `ready` within {READY_TIMEOUT:g} s"
+                pytest.fail(
+                    f"`{shlex.join(command)}` {what} (exit {process.returncode})\n"
+                    f"--- stdout ---\n"
+                    + "\n".join(seen)
+                    + "\n--- stderr ---\n"
+                    + stderr_path.read_text()[-4000:]
+                )
+            seen.append(line)
+        exports = parse_exports(seen)
+        missing = {"AWS_ENDPOINT_URL", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "TOKENWARDEN_STACK_URL"} - set(
+            exports
+        )
+        assert not missing, f"`local up` printed no export for {sorted(missing)}:\n" + "\n".join(seen)
+        env = {**base_env, **exports}
+        env.pop("AWS_PROFILE", None)
+        yield Stack(
+            env=env, exports=exports, process=process, stderr_path=stderr_path, victoriametrics=with_vm
+        )
+        assert process.poll() is None, f"`local up` died during the tests:\n{stderr_path.read_text()[-4000:]}"
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(autouse=True)
+def _loopback_unproxied(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process OpenTelemetry exporter talks to 127.0.0.1 directly, whatever the shell's proxy."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

@@ -1,0 +1,278 @@
+"""The CLI against `tokenwarden local up`, with real clients: the AWS CLI reads the secret exactly as the
+seed's recipe does and the OpenTelemetry SDK's OTLP/HTTP exporter sends with the token it got.
+
+The stack (and its clock) is shared by the module, so every test works on its own registry file with
+principal ids no other test uses, and reads the stack's time instead of assuming one.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import (
+    ROOT,
+    Stack,
+    clean_environment,
+    parse_time,
+    tokenwarden_command,
+    write_registry,
+)
+from tokenwarden.local.laptop import send_session
+
+pytestmark = pytest.mark.e2e
+
+MADE_UP_TOKEN = "not-a-real-key-" + uuid.uuid4().hex
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+# -- onboarding ---------------------------------------------------------------------------------
+
+
+def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
+    stack: Stack, tmp_path: Path
+) -> None:
+    registry = write_registry(
+        tmp_path / "teams.yaml",
+        [
+            {"id": "e2e-web", "kind": "team", "owners": ["web@example.com"], "notify": "#web"},
+            {"id": "e2e-ana", "kind": "developer", "team": "e2e-web", "owners": ["ana@example.com"]},
+        ],
+    )
+    result = stack.tw("apply", "--registry", str(registry), "--json")
+    assert result.returncode == 0, str(result)
+    report = result.json()
+    outcomes = {o["principal"]: o for o in report["outcomes"]}
+    assert set(outcomes) == {"e2e-web", "e2e-ana"}, report
+    for outcome in outcomes.values():
+        assert outcome["status"] == "ok", report
+        assert "onboard" in outcome["done"], report
+        assert outcome["error"] is None, report
+
+    tokens = {p: stack.secret_token(p) for p in ("e2e-web", "e2e-ana")}
+    assert tokens["e2e-web"] != tokens["e2e-ana"]
+    for principal, token in tokens.items():
+        assert token not in result.stdout + result.stderr, "apply printed a token"
+        assert send_session(stack.otlp_endpoint, token, "e2e-web", user=principal), (
+            f"{principal}'s token refused"
+        )
+    assert not send_session(stack.otlp_endpoint, MADE_UP_TOKEN, "e2e-web")
+
+    users = stack.managed_users()
+    assert {"tw-e2e-web", "tw-e2e-ana"} <= users
+
+    # A second run has nothing to do.
+    again = stack.tw("apply", "--registry", str(registry), "--json")
+    assert again.returncode == 0, str(again)
+    assert {o["status"] for o in again.json()["outcomes"]} == {"unchanged"}, again.stdout
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+def test_status_json_names_the_key_iam_lists(stack: Stack, tmp_path: Path) -> None:
+    registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-stat", "kind": "team"}])
+    stack.tw("apply", "--registry", str(registry), "--quiet", check=True)
+
+    result = stack.tw("status", "--registry", str(registry), "--json")
+    assert result.returncode == 0, str(result)
+    rows = result.json()
+    assert isinstance(rows, list) and [r["principal"] for r in rows] == ["e2e-stat"], rows
+    row = rows[0]
+    assert row["secret_id"] == "tokenwarden/e2e-stat"
+    assert row["current_credential_id"]
+    assert len(row["credentials"]) == 1, row
+    for cred in row["credentials"]:
+        assert {"id", "status", "expires_at"} <= set(cred), cred
+        assert cred["status"] == "Active"
+        parse_time(cred["expires_at"])
+
+    listed = stack.credentials("e2e-stat")
+    assert [c["ServiceSpecificCredentialId"] for c in listed] == [row["current_credential_id"]]
+    assert row["credentials"][0]["id"] == row["current_credential_id"]
+    assert parse_time(row["credentials"][0]["expires_at"]) == parse_time(listed[0]["ExpirationDate"])
+
+    table = stack.tw("status", "--registry", str(registry))
+    assert table.returncode == 0, str(table)
+    assert "e2e-stat" in table.stdout and "PRINCIPAL" in table.stdout, table.stdout
+
+
+# -- time travel: rotate, grace, retire, delete ------------------------------------------------
+
+
+def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -> None:
+    p = "e2e-life"
+    registry = write_registry(
+        tmp_path / "teams.yaml", [{"id": p, "kind": "team", "owners": ["life@example.com"]}]
+    )
+    onboard = stack.tw("apply", "--registry", str(registry), "--json", check=True).json()
+    t0 = parse_time(onboard["started_at"])
+    old_token = stack.secret_token(p)
+    status = stack.tw("status", "--registry", str(registry), "--json", check=True).json()[0]
+    old_id = status["current_credential_id"]
+    assert send_session(stack.otlp_endpoint, old_token, p)
+
+    # ~80 days later the key is near expiry (90-day lifetime, rotate 14 (+ up to 3 jitter) days before).
+    rotate = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=80)), "--json")
+    assert rotate.returncode == 0, str(rotate)
+    outcome = rotate.json()["outcomes"][0]
+    assert outcome["status"] == "ok" and "rotate" in outcome["done"], rotate.stdout
+    assert parse_time(rotate.json()["started_at"]) >= t0 + timedelta(days=80)
+
+    new_token = stack.secret_token(p)
+    assert new_token != old_token, "the AWS CLI still reads the old token after a rotation"
+    status = stack.tw("status", "--registry", str(registry), "--json", check=True).json()[0]
+    new_id = status["current_credential_id"]
+    assert new_id != old_id
+    by_id = {c["id"]: c for c in status["credentials"]}
+    assert set(by_id) == {old_id, new_id}, status
+    assert by_id[old_id]["status"] == "Active", "the previous key must stay Active through the grace"
+    assert new_id in {c["ServiceSpecificCredentialId"] for c in stack.credentials(p)}
+    assert send_session(stack.otlp_endpoint, new_token, p), "the new token is refused"
+    assert send_session(stack.otlp_endpoint, old_token, p), "the old token is refused during its grace"
+
+    # ~8 days later the grace (7 days) is over: the old key is deactivated.
+    retire = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=88)), "--json")
+    assert retire.returncode == 0, str(retire)
+    assert "retire" in retire.json()["outcomes"][0]["done"], retire.stdout
+    assert not send_session(stack.otlp_endpoint, old_token, p), "a retired token is still accepted"
+    assert send_session(stack.otlp_endpoint, new_token, p), "the current token is refused after retirement"
+    assert stack.secret_token(p) == new_token
+    listed = {c["ServiceSpecificCredentialId"]: c["Status"] for c in stack.credentials(p)}
+    assert listed == {old_id: "Inactive", new_id: "Active"}, listed
+
+    # ~8 more days and the rollback window (7 days) is over: the old key is deleted.
+    delete = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=96)), "--json")
+    assert delete.returncode == 0, str(delete)
+    assert "delete" in delete.json()["outcomes"][0]["done"], delete.stdout
+    status = stack.tw("status", "--registry", str(registry), "--json", check=True).json()[0]
+    assert [c["id"] for c in status["credentials"]] == [new_id], status
+    assert status["current_credential_id"] == new_id
+    assert [c["ServiceSpecificCredentialId"] for c in stack.credentials(p)] == [new_id]
+    assert not send_session(stack.otlp_endpoint, old_token, p)
+    assert send_session(stack.otlp_endpoint, new_token, p)
+
+    # Asking for a time before the stack's own does not bring the old world back.
+    replay = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0), "--json")
+    assert replay.returncode == 0, str(replay)
+    assert parse_time(replay.json()["started_at"]) >= t0 + timedelta(days=96), replay.stdout
+    assert stack.secret_token(p) == new_token
+
+
+def test_at_in_the_past_never_moves_the_clock_back(stack: Stack, tmp_path: Path) -> None:
+    registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-clock", "kind": "team"}])
+    before = stack.stack_now(registry)
+    result = stack.tw(
+        "plan", "--registry", str(registry), "--json", "--at", _iso(before - timedelta(days=365))
+    )
+    assert result.returncode == 0, str(result)
+    after = parse_time(result.json()["generated_at"])
+    assert after >= before, f"the clock went back from {before} to {after}"
+    assert after - before < timedelta(minutes=5), "a past --at moved the clock forward"
+
+
+# -- plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_is_readable_parses_as_json_and_changes_nothing(stack: Stack, tmp_path: Path) -> None:
+    registry = write_registry(
+        tmp_path / "teams.yaml",
+        [{"id": "e2e-plan", "kind": "team"}, {"id": "e2e-plan-dev", "kind": "developer", "team": "e2e-plan"}],
+    )
+    text = stack.tw("plan", "--registry", str(registry))
+    assert text.returncode == 0, str(text)
+    assert text.stdout.startswith("Plan at "), text.stdout
+    for expected in ("e2e-plan", "e2e-plan-dev", "onboard", "action(s)"):
+        assert expected in text.stdout, text.stdout
+
+    result = stack.tw("plan", "--registry", str(registry), "--json")
+    assert result.returncode == 0, str(result)
+    plan = result.json()
+    parse_time(plan["generated_at"])
+    kinds = {p["principal"]: [a["kind"] for a in p["actions"]] for p in plan["principals"]}
+    assert kinds == {"e2e-plan": ["onboard"], "e2e-plan-dev": ["onboard"]}, plan
+    assert all(a["reason"] for p in plan["principals"] for a in p["actions"]), plan
+
+    assert not {"tw-e2e-plan", "tw-e2e-plan-dev"} & stack.managed_users(), "plan created a user"
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+BAD_REGISTRIES = {
+    "unknown-key": (
+        "version: 1\nprincipals:\n  - id: e2e-bad-key-ok\n    kind: team\n"
+        "  - id: e2e-bad-key\n    kind: team\n    colour: blue\n",
+        {"e2e-bad-key-ok", "e2e-bad-key"},
+    ),
+    "empty-file": ("", set()),
+    "unknown-team": (
+        "version: 1\nprincipals:\n  - id: e2e-bad-team-ok\n    kind: team\n"
+        "  - id: e2e-bad-dev\n    kind: developer\n    team: e2e-no-such-team\n",
+        {"e2e-bad-team-ok", "e2e-bad-dev"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REGISTRIES))
+def test_bad_registry_exits_2_names_the_file_and_changes_nothing(
+    stack: Stack, tmp_path: Path, case: str
+) -> None:
+    text, principals = BAD_REGISTRIES[case]
+    registry = tmp_path / f"{case}.yaml"
+    registry.write_text(text, encoding="utf-8")
+    result = stack.tw("apply", "--registry", str(registry), "--json")
+    assert result.returncode == 2, str(result)
+    assert str(registry) in result.stderr, str(result)
+    assert result.stdout == "", str(result)
+    assert not {f"tw-{p}" for p in principals} & stack.managed_users(), f"{case}: a user was created"
+
+
+def test_at_not_a_date_exits_2_and_changes_nothing(stack: Stack, tmp_path: Path) -> None:
+    registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-bad-at", "kind": "team"}])
+    for command in ("apply", "plan", "status"):
+        result = stack.tw(command, "--registry", str(registry), "--at", "not-a-date")
+        assert result.returncode == 2, str(result)
+        assert "not-a-date" in result.stderr, str(result)
+    assert "tw-e2e-bad-at" not in stack.managed_users()
+
+
+# -- help ---------------------------------------------------------------------------------------
+
+HELP = {
+    (): "Exit codes",
+    ("plan",): "example:",
+    ("apply",): "example:",
+    ("status",): "example:",
+    ("local", "up"): "export",
+}
+
+
+def test_help_of_every_command_exits_0_and_explains_it() -> None:
+    env = clean_environment()
+    running = {
+        words: subprocess.Popen(
+            [*tokenwarden_command(), *words, "--help"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for words in HELP
+    }
+    for words, process in running.items():
+        stdout, stderr = process.communicate(timeout=60)
+        label = " ".join(["tokenwarden", *words, "--help"])
+        assert process.returncode == 0, f"{label} exited {process.returncode}: {stderr}"
+        assert stdout.startswith("usage: tokenwarden"), f"{label}:\n{stdout}"
+        assert HELP[words] in stdout, f"{label} shows no {HELP[words]!r}:\n{stdout}"
+        if not words:
+            for command in ("plan", "apply", "status", "local", "demo"):
+                assert command in stdout, f"{label} does not list {command}:\n{stdout}"

@@ -58,6 +58,7 @@ bench: setup ## Benchmarks (speed targets live here, not in tests)
 	$(PY) -m pytest -q benchmarks --benchmark-only
 
 invoke: setup ## Run a handler in-process: make invoke FN=reconcile EVENT=events/reconcile.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=reconcile EVENT=events/reconcile.json"; exit 2; }
 	$(PY) scripts/invoke $(FN) $(EVENT)
 
 deploy: build ## sam deploy (needs AWS credentials; run `sam deploy --guided` once first)

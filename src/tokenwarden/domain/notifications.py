@@ -127,9 +127,7 @@ def onboarded(principal: str, team: str, secret_name: str, key: KeyRef, at: date
         title=f"{principal} has a CloudWatch metrics API key",
         description=f"Key {key.describe()} is now stored in secret `{secret_name}`. "
         "TokenWarden rotates it before it expires.",
-        next_steps=(
-            f"Set up laptops with `tokenwarden pickup {principal}` or read the token with `{secret_recipe(secret_name)}`",
-        ),
+        next_steps=(f"Laptops read the token from Secrets Manager: `{secret_recipe(secret_name)}`",),
     )
 
 
@@ -157,8 +155,7 @@ def rotated(
         title=f"{principal}: key rotated",
         description=f"New key {key.describe()} is now current in secret `{secret_name}`.{old}",
         next_steps=(
-            "Laptops using the TokenWarden headers helper pick the new key up by themselves.",
-            f"Anything configured by hand must re-read the secret within the grace: `{secret_recipe(secret_name)}`",
+            f"Laptops must re-read the secret before the grace ends: `{secret_recipe(secret_name)}`",
         ),
     )
 
@@ -237,7 +234,7 @@ def repaired(
         title=f"{principal}: key reissued out of schedule",
         description=f"{reason[:1].upper()}{reason[1:]}, so a new key {key.describe()} was issued into `{secret_name}` at once.",
         next_steps=(
-            "Laptops using the TokenWarden headers helper recover by themselves within the refresh interval.",
+            f"Laptops must re-read the secret now: `{secret_recipe(secret_name)}`",
             "Find out who changed the key outside TokenWarden (CloudTrail: iam:*ServiceSpecificCredential).",
         ),
     )

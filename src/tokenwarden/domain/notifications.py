@@ -172,7 +172,7 @@ def retired(principal: str, team: str, key: KeyRef, retention_days: int, at: dat
         description=f"Key {key.describe()} was deactivated after its grace. It can be re-activated for "
         f"{retention_days} days, then it is deleted.",
         next_steps=(
-            "If telemetry from a team member stopped, they are still on the old key: re-run the headers helper setup.",
+            "If a team member's telemetry stopped, their laptop still has the old key: re-read the secret.",
         ),
     )
 

@@ -65,9 +65,6 @@ def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
         )
     assert not send_session(stack.otlp_endpoint, MADE_UP_TOKEN, "e2e-web")
 
-    users = stack.managed_users()
-    assert {"tw-e2e-web", "tw-e2e-ana"} <= users
-
     # A second run has nothing to do.
     again = stack.tw("apply", "--registry", str(registry), "--json")
     assert again.returncode == 0, str(again)
@@ -144,7 +141,6 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     assert "retire" in retire.json()["outcomes"][0]["done"], retire.stdout
     assert not send_session(stack.otlp_endpoint, old_token, p), "a retired token is still accepted"
     assert send_session(stack.otlp_endpoint, new_token, p), "the current token is refused after retirement"
-    assert stack.secret_token(p) == new_token
     listed = {c["ServiceSpecificCredentialId"]: c["Status"] for c in stack.credentials(p)}
     assert listed == {old_id: "Inactive", new_id: "Active"}, listed
 
@@ -159,23 +155,12 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     assert not send_session(stack.otlp_endpoint, old_token, p)
     assert send_session(stack.otlp_endpoint, new_token, p)
 
-    # Asking for a time before the stack's own does not bring the old world back.
-    replay = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0), "--json")
+    # Asking for a time before the stack's own never moves its clock back (nor brings the old key back).
+    replay = stack.tw("plan", "--registry", str(registry), "--at", _iso(t0), "--json")
     assert replay.returncode == 0, str(replay)
-    assert parse_time(replay.json()["started_at"]) >= t0 + timedelta(days=96), replay.stdout
-    assert stack.secret_token(p) == new_token
-
-
-def test_at_in_the_past_never_moves_the_clock_back(stack: Stack, tmp_path: Path) -> None:
-    registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-clock", "kind": "team"}])
-    before = stack.stack_now(registry)
-    result = stack.tw(
-        "plan", "--registry", str(registry), "--json", "--at", _iso(before - timedelta(days=365))
-    )
-    assert result.returncode == 0, str(result)
-    after = parse_time(result.json()["generated_at"])
-    assert after >= before, f"the clock went back from {before} to {after}"
-    assert after - before < timedelta(minutes=5), "a past --at moved the clock forward"
+    plan = replay.json()
+    assert parse_time(plan["generated_at"]) >= t0 + timedelta(days=96), replay.stdout
+    assert plan["principals"][0]["actions"] == [], replay.stdout
 
 
 # -- plan ---------------------------------------------------------------------------------------
@@ -236,7 +221,7 @@ def test_bad_registry_exits_2_names_the_file_and_changes_nothing(
 
 def test_at_not_a_date_exits_2_and_changes_nothing(stack: Stack, tmp_path: Path) -> None:
     registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-bad-at", "kind": "team"}])
-    for command in ("apply", "plan", "status"):
+    for command in ("apply", "plan"):
         result = stack.tw(command, "--registry", str(registry), "--at", "not-a-date")
         assert result.returncode == 2, str(result)
         assert "not-a-date" in result.stderr, str(result)

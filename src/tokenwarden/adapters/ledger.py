@@ -7,6 +7,7 @@ audit and the health check's likely-cause hints read.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -148,3 +149,26 @@ def create_table(client: Any, table: str) -> None:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+
+
+HEALTH_KEY = {"pk": {"S": "HEALTH"}, "sk": {"S": "TEAMS"}}
+
+
+class DynamoHealthStore:
+    """Every team's health record in one item: one read and one write per health run."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self._db = client
+        self._table = table
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        item = self._db.get_item(TableName=self._table, Key=HEALTH_KEY, ConsistentRead=True).get("Item")
+        if not item:
+            return {}
+        return dict(json.loads(item["teams"]["S"]))
+
+    def save(self, records: dict[str, dict[str, Any]]) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={**HEALTH_KEY, "teams": {"S": json.dumps(records, sort_keys=True, default=str)}},
+        )

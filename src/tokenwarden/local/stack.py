@@ -21,7 +21,7 @@ import threading
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -123,13 +123,16 @@ class LocalStack:
         self._vm = VictoriaMetrics()
         self._vm.start()
         vm = self._vm
+        clock = self.clock
 
         def forward(body: bytes, content_type: str) -> None:
+            payload = to_stack_time(body, content_type, clock)
             request = urllib.request.Request(  # noqa: S310 - loopback URL we started
-                vm.otlp_url, data=body, method="POST", headers={"Content-Type": content_type}
+                vm.otlp_url, data=payload, method="POST", headers={"Content-Type": "application/x-protobuf"}
             )
             with urllib.request.urlopen(request, timeout=10):  # noqa: S310
                 pass
+            vm.force_flush()
 
         return forward
 
@@ -169,6 +172,39 @@ class LocalStack:
         if self._vm is not None:
             self._vm.stop()
         lambda_router.unregister_all()
+
+
+def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
+    """Decode an OTLP export (protobuf or JSON), move its timestamps onto the stack's clock, re-encode.
+
+    Laptops stamp samples with wall-clock time; the stack may be months ahead in simulated time.
+    VictoriaMetrics only takes protobuf, while Claude Code may send http/json.
+    """
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from google.protobuf.message import DecodeError
+
+    request = ExportMetricsServiceRequest()
+    try:
+        if "json" in content_type:
+            json_format.Parse(body, request, ignore_unknown_fields=True)
+        else:
+            request.ParseFromString(body)
+    except (DecodeError, json_format.ParseError) as exc:
+        raise ValueError("not an OTLP metrics export") from exc
+    offset = int((clock.now() - datetime.now(UTC)).total_seconds() * 1e9)
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                for point in getattr(metric, kind).data_points:
+                    point.time_unix_nano += offset
+                    if point.start_time_unix_nano:
+                        point.start_time_unix_nano += offset
+    return bytes(request.SerializeToString())
 
 
 def _otlp_handler(
@@ -226,6 +262,9 @@ def _otlp_handler(
             if forward is not None and body:
                 try:
                     forward(body, content_type)
+                except ValueError as exc:
+                    self._reply(400, {"error": f"not an OTLP metrics export: {type(exc).__name__}"})
+                    return
                 except OSError as exc:
                     self._reply(502, {"error": f"metrics store refused the export: {exc}"})
                     return

@@ -1,0 +1,245 @@
+"""The health check: one PromQL query per metric for every team, judged against the registry.
+
+Alerts go out on state changes only (plus a reminder while a team stays silent); a silence
+alert carries the likely causes that the ledger knows about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.health import (
+    Evaluation,
+    HealthPolicy,
+    HealthState,
+    TeamRecord,
+    Transition,
+    evaluate,
+    likely_causes,
+)
+from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
+from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.promql import (
+    DEFAULT_LAST_SAMPLE_STEP,
+    Dialect,
+    PromQLQuerier,
+    evaluation_time,
+    last_sample_query,
+)
+from tokenwarden.domain.registry import Registry
+from tokenwarden.observability import logger, metrics
+from tokenwarden.ports import IamPort, LedgerPort, Notifier
+
+DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
+
+
+class HealthStore(Protocol):
+    def load(self) -> dict[str, dict[str, Any]]: ...
+
+    def save(self, records: dict[str, dict[str, Any]]) -> None: ...
+
+
+class TeamHealth(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    team: str
+    state: HealthState
+    since: datetime
+    last_sample_at: datetime | None
+    minutes_since_last_sample: float | None
+    likely_causes: tuple[str, ...] = ()
+
+
+class HealthReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    evaluated_at: datetime
+    teams: tuple[TeamHealth, ...]
+    transitions: tuple[Transition, ...]
+    unregistered_teams: tuple[str, ...]
+    queries: int
+
+
+@dataclass
+class HealthChecker:
+    querier: PromQLQuerier
+    dialect: Dialect
+    store: HealthStore
+    ledger: LedgerPort
+    iam: IamPort
+    notifier: Notifier
+    naming: Naming
+    metric_names: tuple[str, ...] = DEFAULT_METRICS
+    window: timedelta = timedelta(hours=24)
+    policy: HealthPolicy = field(default_factory=HealthPolicy)
+
+    def last_samples(self, now: datetime) -> tuple[dict[str, datetime], int]:
+        at = evaluation_time(now, DEFAULT_LAST_SAMPLE_STEP)
+        newest: dict[str, datetime] = {}
+        for metric in self.metric_names:
+            result = self.querier.query(last_sample_query(self.dialect, metric, self.window), time=at)
+            for team, seen in result.times_by_team().items():
+                if team not in newest or seen > newest[team]:
+                    newest[team] = seen
+        return newest, len(self.metric_names)
+
+    def run(self, registry: Registry, now: datetime, notify: bool = True) -> HealthReport:
+        samples, queries = self.last_samples(now)
+        previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
+        evaluation = evaluate(registry, samples, previous, now, self.policy)
+        causes = self._causes(registry, evaluation, now)
+        if notify:
+            for transition in evaluation.transitions:
+                secrets = [self.naming.secret_name(p.id) for p in registry.principals if p.team == transition.team]
+                self.notifier.publish(_notification(transition, causes.get(transition.team, ()), secrets, now))
+        self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
+        self._metrics(evaluation)
+        teams = tuple(
+            TeamHealth(
+                team=team,
+                state=rec.state,
+                since=rec.since,
+                last_sample_at=rec.last_sample_at,
+                minutes_since_last_sample=evaluation.minutes_since_last_sample.get(team),
+                likely_causes=tuple(causes.get(team, ())),
+            )
+            for team, rec in sorted(evaluation.records.items())
+        )
+        logger.info(
+            "health evaluated",
+            extra={"teams": len(teams), "transitions": len(evaluation.transitions), "queries": queries},
+        )
+        return HealthReport(
+            evaluated_at=now,
+            teams=teams,
+            transitions=evaluation.transitions,
+            unregistered_teams=evaluation.unregistered_teams,
+            queries=queries,
+        )
+
+    def _causes(self, registry: Registry, evaluation: Evaluation, now: datetime) -> dict[str, list[str]]:
+        unhealthy = {
+            team
+            for team, rec in evaluation.records.items()
+            if rec.state in (HealthState.SILENT, HealthState.NEVER_REPORTED)
+        }
+        if not unhealthy:
+            return {}
+        entries: dict[str, list[LedgerEntry]] = {}
+        for entry in self.ledger.scan():
+            entries.setdefault(entry.principal, []).append(entry)
+        credentials = {c.id: c for c in self.iam.list_all_credentials()}
+        result: dict[str, list[str]] = {}
+        for team in unhealthy:
+            members = [p.id for p in registry.principals if p.team == team]
+            team_entries = [e for p in members for e in entries.get(p, [])]
+            causes: list[str] = []
+            for principal in members:
+                current = _current(entries.get(principal, []), credentials)
+                found = likely_causes(
+                    entries.get(principal, []),
+                    current,
+                    evaluation.records[team].last_sample_at,
+                    now,
+                    self.policy,
+                )
+                causes += [f"{principal}: {c}" if len(members) > 1 else c for c in found]
+            if not team_entries:
+                causes.append("TokenWarden has never issued a key for this team")
+            result[team] = causes
+        return result
+
+    def _metrics(self, evaluation: Evaluation) -> None:
+        counts = {state: 0 for state in HealthState}
+        for rec in evaluation.records.values():
+            counts[rec.state] += 1
+        for state, count in counts.items():
+            metrics.add_metric(name=f"Teams_{state.value}", unit="Count", value=count)
+        for team, minutes in evaluation.minutes_since_last_sample.items():
+            if minutes is not None:
+                with _single_metric(team, minutes):
+                    pass
+
+
+def _current(entries: Sequence[LedgerEntry], credentials: Mapping[str, Credential]) -> Credential | None:
+    entry = next((e for e in entries if e.state == LedgerState.CURRENT and e.credential_id), None)
+    return credentials.get(entry.credential_id or "") if entry else None
+
+
+class _single_metric:
+    """Minutes since the last sample, one EMF document per team (dimension `team`)."""
+
+    def __init__(self, team: str, minutes: float) -> None:
+        self._team = team
+        self._minutes = minutes
+
+    def __enter__(self) -> None:
+        from aws_lambda_powertools.metrics import single_metric
+
+        from tokenwarden.observability import NAMESPACE
+
+        with single_metric(
+            name="MinutesSinceLastSample", unit="Count", value=self._minutes, namespace=NAMESPACE
+        ) as metric:
+            metric.add_dimension(name="team", value=self._team)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _notification(
+    transition: Transition, causes: Sequence[str], secrets: Sequence[str], now: datetime
+) -> notes.Notification:
+    last = (
+        f"last sample {transition.last_sample_at:%Y-%m-%d %H:%M} UTC"
+        if transition.last_sample_at
+        else "no sample ever"
+    )
+    cause_text = (" Likely causes: " + "; ".join(causes) + ".") if causes else ""
+    if transition.event == "team_recovered":
+        return notes.Notification(
+            event_type=notes.EventType.TEAM_RECOVERED,
+            severity="info",
+            team=transition.team,
+            principal=transition.team,
+            occurred_at=now,
+            title=f"{transition.team}: Claude Code telemetry is arriving again",
+            description=f"Samples are back ({last}).",
+        )
+    if transition.event == "team_never_reported":
+        return notes.Notification(
+            event_type=notes.EventType.TEAM_NEVER_REPORTED,
+            severity="warning",
+            team=transition.team,
+            principal=transition.team,
+            occurred_at=now,
+            title=f"{transition.team}: no Claude Code telemetry has ever arrived",
+            description=f"After {transition.silent_active_hours:.1f} working hours there is still no sample "
+            f"from this team.{cause_text}",
+            next_steps=(
+                "Check the laptops' Claude Code settings: CLAUDE_CODE_ENABLE_TELEMETRY=1, the OTLP endpoint, "
+                "and team.id in OTEL_RESOURCE_ATTRIBUTES.",
+            ),
+        )
+    reminder = transition.event == "team_silent_reminder"
+    return notes.Notification(
+        event_type=notes.EventType.TEAM_SILENT,
+        severity="warning",
+        team=transition.team,
+        principal=transition.team,
+        occurred_at=now,
+        title=f"{transition.team}: Claude Code telemetry {'is still silent' if reminder else 'stopped'}",
+        description=f"No sample for {transition.silent_active_hours:.1f} working hours ({last}).{cause_text}",
+        next_steps=(
+            "If a key was rotated or retired, laptops must re-read the secret: "
+            + " or ".join(f"`{notes.secret_recipe(name)}`" for name in secrets),
+            "Otherwise check a laptop: an export with the current token must be accepted.",
+        ),
+        context={"reminder": "true"} if reminder else {},
+    )

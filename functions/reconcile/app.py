@@ -44,7 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     now = clock.now()
     inventory = reconciler.inventory()
-    plan = reconciler.plan(registry, now, inventory)
+    plan = reconciler.plan(registry, now, inventory, allow_mass_revoke=request.allow_mass_revoke)
     if request.mode == "plan":
         return {"mode": "plan", "actions": [a.model_dump(mode="json") for a in plan.actions]}
     report = reconciler.apply(

@@ -36,6 +36,14 @@ class IamPort(Protocol):
         """Delete; False when it was already gone."""
         ...
 
+    def delete_user(self, user_name: str) -> bool:
+        """Detach TokenWarden's policy and delete the user; False when it was already gone."""
+        ...
+
+    def caller(self) -> str:
+        """The ARN of the identity making the calls (who revoked)."""
+        ...
+
 
 class SecretsPort(Protocol):
     def list_secrets(self, prefix: str) -> list[SecretState]: ...
@@ -61,6 +69,8 @@ class SecretsPort(Protocol):
     def configure_rotation(self, secret_id: str, lambda_arn: str, days: int) -> None: ...
 
     def rotate(self, secret_id: str, version_id: str, lambda_arn: str | None, days: int) -> None: ...
+
+    def schedule_deletion(self, secret_id: str, recovery_days: int) -> None: ...
 
 
 class LedgerPort(Protocol):

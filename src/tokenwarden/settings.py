@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
     registry_path: Path = Path("teams.yaml")
     probe_attempts: int = Field(default=8, ge=1)
     stack_url: str | None = None  # the embedded local stack's control URL, when running against it
+    promql_url: str | None = None  # default: CloudWatch's PromQL API in this region
+    promql_dialect: Literal["cloudwatch", "prometheus"] = "cloudwatch"
+    promql_signing: Literal["auto", "monitoring", "aps", "none"] = "auto"
+    health_metrics: str = "claude_code.session.count,claude_code.token.usage"
+    health_window_hours: float = Field(default=24.0, gt=0, le=168)
+    health_reminder_hours: float = Field(default=24.0, gt=0)
 
     @field_validator(
         "topic_arn",
@@ -38,6 +45,7 @@ class Settings(BaseSettings):
         "permissions_boundary_arn",
         "otlp_endpoint",
         "stack_url",
+        "promql_url",
         mode="before",
     )
     @classmethod
@@ -53,6 +61,18 @@ class Settings(BaseSettings):
     @property
     def otlp_metrics_endpoint(self) -> str:
         return self.otlp_endpoint or f"https://monitoring.{self.region}.amazonaws.com/v1/metrics"
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.health_metrics.split(",") if name.strip())
+
+    @property
+    def signing(self) -> str:
+        if self.promql_signing != "auto":
+            return self.promql_signing
+        if self.promql_dialect == "cloudwatch":
+            return "monitoring"
+        return "aps" if self.promql_url and "aps-workspaces." in self.promql_url else "none"
 
     @property
     def partition(self) -> str:

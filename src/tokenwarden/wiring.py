@@ -5,20 +5,23 @@ from __future__ import annotations
 import json
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from tokenwarden.adapters.iam import IamAdapter
-from tokenwarden.adapters.ledger import DynamoLedger
+from tokenwarden.adapters.ledger import DynamoHealthStore, DynamoLedger
 from tokenwarden.adapters.otlp_probe import OtlpProbe
 from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
 from tokenwarden.service.rotation import ProbePolicy, RotationEngine
 from tokenwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from tokenwarden.service.health import HealthChecker
 
 _RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 8})
 
@@ -67,7 +70,9 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
         else DiscardNotifier()
     )
     return Adapters(
-        iam=IamAdapter(session.client("iam", config=_RETRIES), partition=settings.partition),
+        iam=IamAdapter(
+            session.client("iam", config=_RETRIES), partition=settings.partition, sts=session.client("sts")
+        ),
         secrets=SecretsAdapter(session.client("secretsmanager", config=_RETRIES)),
         ledger=DynamoLedger(session.client("dynamodb", config=_RETRIES), settings.ledger_table),
         notifier=notifier,
@@ -86,4 +91,38 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Any) -> Rotation
         clock=clock,
         max_key_age_days=settings.max_key_age_days,
         probe_policy=ProbePolicy(attempts=settings.probe_attempts),
+    )
+
+
+def build_health_checker(settings: Settings, adapters: Adapters, session: Any | None = None) -> HealthChecker:
+    from tokenwarden.adapters.promql import PromQLClient
+    from tokenwarden.domain.health import HealthPolicy
+    from tokenwarden.domain.promql import Dialect
+    from tokenwarden.service.health import HealthChecker
+
+    session = session or boto3.session.Session(region_name=settings.region)
+    dialect = Dialect(settings.promql_dialect)
+    signing = settings.signing
+    querier: PromQLClient
+    if signing == "monitoring":
+        querier = PromQLClient.cloudwatch(session, settings.region, base_url=settings.promql_url)
+    elif signing == "aps":
+        querier = PromQLClient.managed_prometheus(session, settings.region, base_url=settings.promql_url)
+    else:
+        if not settings.promql_url:
+            raise ValueError(
+                "TOKENWARDEN_PROMQL_URL is required for an unsigned Prometheus-compatible server"
+            )
+        querier = PromQLClient.unsigned(settings.promql_url, dialect=dialect)
+    return HealthChecker(
+        querier=querier,
+        dialect=dialect,
+        store=DynamoHealthStore(session.client("dynamodb", config=_RETRIES), settings.ledger_table),
+        ledger=adapters.ledger,
+        iam=adapters.iam,
+        notifier=adapters.notifier,
+        naming=settings.naming,
+        metric_names=settings.metric_names,
+        window=timedelta(hours=settings.health_window_hours),
+        policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
     )

@@ -13,8 +13,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -123,6 +126,8 @@ class Stack:
     process: subprocess.Popen[str]
     stderr_path: Path
     victoriametrics: bool
+    #: stdout and stderr of every `tokenwarden` command run so far, to search for leaked tokens.
+    tokenwarden_output: list[str] = field(default_factory=list)
 
     @property
     def otlp_endpoint(self) -> str:
@@ -139,7 +144,9 @@ class Stack:
         return result
 
     def tw(self, *args: str, check: bool = False) -> Result:
-        return self.run([*tokenwarden_command(), *args], check=check)
+        result = self.run([*tokenwarden_command(), *args], check=check)
+        self.tokenwarden_output.append(result.stdout + result.stderr)
+        return result
 
     def aws(self, *args: str, check: bool = True) -> Result:
         return self.run([*aws_command(), *args], check=check)
@@ -179,16 +186,31 @@ class Stack:
         result = self.aws("iam", "list-users", "--path-prefix", USER_PATH, "--output", "json")
         return {user["UserName"] for user in result.json()["Users"]}
 
-    def stack_now(self, registry: Path) -> datetime:
-        """The stack's clock as the CLI sees it (`plan --json` reports when it was generated)."""
-        plan = self.tw("plan", "--registry", str(registry), "--json", check=True).json()
-        return parse_time(plan["generated_at"])
+    def promql(self, query: str, at: datetime) -> list[dict[str, Any]]:
+        """An instant query at VictoriaMetrics (only when the stack runs it)."""
+        url = (
+            self.env["TOKENWARDEN_PROMQL_URL"]
+            + "/api/v1/query?"
+            + urllib.parse.urlencode({"query": query, "time": at.isoformat()})
+        )
+        with _LOOPBACK.open(url, timeout=10) as answer:
+            body = json.loads(answer.read())
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
 
-    def stderr_tail(self) -> str:
-        try:
-            return self.stderr_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-        except OSError:
-            return ""
+    def stack_stderr(self) -> str:
+        """Everything `local up` (which runs the rotation function in-process) wrote to stderr."""
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run independent read-only commands at once (each is a process start); results in call order."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return [future.result() for future in [pool.submit(call) for call in calls]]
+
+
+# Loopback only: never through a proxy from the environment.
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def parse_time(raw: str) -> datetime:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import subprocess
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from tests.e2e.conftest import (
     Stack,
     clean_environment,
     parse_time,
+    together,
     tokenwarden_command,
     write_registry,
 )
@@ -31,6 +34,13 @@ MADE_UP_TOKEN = "not-a-real-key-" + uuid.uuid4().hex
 
 def _iso(value: datetime) -> str:
     return value.isoformat()
+
+
+def status_of(stack: Stack, registry: Path) -> dict[str, Any]:
+    """`status --json` for a one-principal registry."""
+    rows = stack.tw("status", "--registry", str(registry), "--json", check=True).json()
+    assert len(rows) == 1, rows
+    return dict(rows[0])
 
 
 # -- onboarding ---------------------------------------------------------------------------------
@@ -56,14 +66,24 @@ def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
         assert "onboard" in outcome["done"], report
         assert outcome["error"] is None, report
 
-    tokens = {p: stack.secret_token(p) for p in ("e2e-web", "e2e-ana")}
+    principals = ("e2e-web", "e2e-ana")
+    tokens = dict(
+        zip(principals, together(*(partial(stack.secret_token, p) for p in principals)), strict=True)
+    )
     assert tokens["e2e-web"] != tokens["e2e-ana"]
     for principal, token in tokens.items():
         assert token not in result.stdout + result.stderr, "apply printed a token"
         assert send_session(stack.otlp_endpoint, token, "e2e-web", user=principal), (
             f"{principal}'s token refused"
         )
-    assert not send_session(stack.otlp_endpoint, MADE_UP_TOKEN, "e2e-web")
+    assert not send_session(stack.otlp_endpoint, MADE_UP_TOKEN, "e2e-web", user="intruder")
+
+    if stack.victoriametrics:
+        # Accepted exports reach VictoriaMetrics on the stack's clock; a refused one does not.
+        t0 = parse_time(report["started_at"])
+        series = stack.promql('claude_code.session.count{"team.id"="e2e-web"}', t0 + timedelta(minutes=1))
+        users = {s["metric"].get("user.id") for s in series}
+        assert users == {"e2e-web", "e2e-ana"}, series
 
     # A second run has nothing to do.
     again = stack.tw("apply", "--registry", str(registry), "--json")
@@ -78,7 +98,11 @@ def test_status_json_names_the_key_iam_lists(stack: Stack, tmp_path: Path) -> No
     registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-stat", "kind": "team"}])
     stack.tw("apply", "--registry", str(registry), "--quiet", check=True)
 
-    result = stack.tw("status", "--registry", str(registry), "--json")
+    result, listed, table = together(
+        partial(stack.tw, "status", "--registry", str(registry), "--json"),
+        partial(stack.credentials, "e2e-stat"),
+        partial(stack.tw, "status", "--registry", str(registry)),
+    )
     assert result.returncode == 0, str(result)
     rows = result.json()
     assert isinstance(rows, list) and [r["principal"] for r in rows] == ["e2e-stat"], rows
@@ -91,12 +115,10 @@ def test_status_json_names_the_key_iam_lists(stack: Stack, tmp_path: Path) -> No
         assert cred["status"] == "Active"
         parse_time(cred["expires_at"])
 
-    listed = stack.credentials("e2e-stat")
     assert [c["ServiceSpecificCredentialId"] for c in listed] == [row["current_credential_id"]]
     assert row["credentials"][0]["id"] == row["current_credential_id"]
     assert parse_time(row["credentials"][0]["expires_at"]) == parse_time(listed[0]["ExpirationDate"])
 
-    table = stack.tw("status", "--registry", str(registry))
     assert table.returncode == 0, str(table)
     assert "e2e-stat" in table.stdout and "PRINCIPAL" in table.stdout, table.stdout
 
@@ -111,8 +133,7 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     )
     onboard = stack.tw("apply", "--registry", str(registry), "--json", check=True).json()
     t0 = parse_time(onboard["started_at"])
-    old_token = stack.secret_token(p)
-    status = stack.tw("status", "--registry", str(registry), "--json", check=True).json()[0]
+    old_token, status = together(partial(stack.secret_token, p), partial(status_of, stack, registry))
     old_id = status["current_credential_id"]
     assert send_session(stack.otlp_endpoint, old_token, p)
 
@@ -123,15 +144,19 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     assert outcome["status"] == "ok" and "rotate" in outcome["done"], rotate.stdout
     assert parse_time(rotate.json()["started_at"]) >= t0 + timedelta(days=80)
 
-    new_token = stack.secret_token(p)
+    new_token, status, listed = together(
+        partial(stack.secret_token, p), partial(status_of, stack, registry), partial(stack.credentials, p)
+    )
     assert new_token != old_token, "the AWS CLI still reads the old token after a rotation"
-    status = stack.tw("status", "--registry", str(registry), "--json", check=True).json()[0]
     new_id = status["current_credential_id"]
     assert new_id != old_id
     by_id = {c["id"]: c for c in status["credentials"]}
     assert set(by_id) == {old_id, new_id}, status
     assert by_id[old_id]["status"] == "Active", "the previous key must stay Active through the grace"
-    assert new_id in {c["ServiceSpecificCredentialId"] for c in stack.credentials(p)}
+    assert {c["ServiceSpecificCredentialId"]: c["Status"] for c in listed} == {
+        old_id: "Active",
+        new_id: "Active",
+    }
     assert send_session(stack.otlp_endpoint, new_token, p), "the new token is refused"
     assert send_session(stack.otlp_endpoint, old_token, p), "the old token is refused during its grace"
 
@@ -148,10 +173,10 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     delete = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=96)), "--json")
     assert delete.returncode == 0, str(delete)
     assert "delete" in delete.json()["outcomes"][0]["done"], delete.stdout
-    status = stack.tw("status", "--registry", str(registry), "--json", check=True).json()[0]
+    status, listed = together(partial(status_of, stack, registry), partial(stack.credentials, p))
     assert [c["id"] for c in status["credentials"]] == [new_id], status
     assert status["current_credential_id"] == new_id
-    assert [c["ServiceSpecificCredentialId"] for c in stack.credentials(p)] == [new_id]
+    assert [c["ServiceSpecificCredentialId"] for c in listed] == [new_id]
     assert not send_session(stack.otlp_endpoint, old_token, p)
     assert send_session(stack.otlp_endpoint, new_token, p)
 
@@ -162,6 +187,10 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     assert parse_time(plan["generated_at"]) >= t0 + timedelta(days=96), replay.stdout
     assert plan["principals"][0]["actions"] == [], replay.stdout
 
+    # No token in anything the CLI or the stack printed along the way.
+    printed = "\n".join([*stack.tokenwarden_output, stack.stack_stderr()])
+    assert old_token not in printed and new_token not in printed, "a token was printed"
+
 
 # -- plan ---------------------------------------------------------------------------------------
 
@@ -171,13 +200,15 @@ def test_plan_is_readable_parses_as_json_and_changes_nothing(stack: Stack, tmp_p
         tmp_path / "teams.yaml",
         [{"id": "e2e-plan", "kind": "team"}, {"id": "e2e-plan-dev", "kind": "developer", "team": "e2e-plan"}],
     )
-    text = stack.tw("plan", "--registry", str(registry))
+    text, result = together(
+        partial(stack.tw, "plan", "--registry", str(registry)),
+        partial(stack.tw, "plan", "--registry", str(registry), "--json"),
+    )
     assert text.returncode == 0, str(text)
     assert text.stdout.startswith("Plan at "), text.stdout
     for expected in ("e2e-plan", "e2e-plan-dev", "onboard", "action(s)"):
         assert expected in text.stdout, text.stdout
 
-    result = stack.tw("plan", "--registry", str(registry), "--json")
     assert result.returncode == 0, str(result)
     plan = result.json()
     parse_time(plan["generated_at"])
@@ -190,17 +221,20 @@ def test_plan_is_readable_parses_as_json_and_changes_nothing(stack: Stack, tmp_p
 
 # -- bad input ----------------------------------------------------------------------------------
 
+# case -> (file content, principals in it, what the message must name besides the file)
 BAD_REGISTRIES = {
     "unknown-key": (
         "version: 1\nprincipals:\n  - id: e2e-bad-key-ok\n    kind: team\n"
         "  - id: e2e-bad-key\n    kind: team\n    colour: blue\n",
         {"e2e-bad-key-ok", "e2e-bad-key"},
+        ("e2e-bad-key", "colour", "unknown key"),
     ),
-    "empty-file": ("", set()),
+    "empty-file": ("", set(), ("empty",)),
     "unknown-team": (
         "version: 1\nprincipals:\n  - id: e2e-bad-team-ok\n    kind: team\n"
         "  - id: e2e-bad-dev\n    kind: developer\n    team: e2e-no-such-team\n",
         {"e2e-bad-team-ok", "e2e-bad-dev"},
+        ("e2e-bad-dev", "team", "e2e-no-such-team"),
     ),
 }
 
@@ -209,20 +243,33 @@ BAD_REGISTRIES = {
 def test_bad_registry_exits_2_names_the_file_and_changes_nothing(
     stack: Stack, tmp_path: Path, case: str
 ) -> None:
-    text, principals = BAD_REGISTRIES[case]
+    text, principals, named = BAD_REGISTRIES[case]
     registry = tmp_path / f"{case}.yaml"
     registry.write_text(text, encoding="utf-8")
-    result = stack.tw("apply", "--registry", str(registry), "--json")
-    assert result.returncode == 2, str(result)
-    assert str(registry) in result.stderr, str(result)
-    assert result.stdout == "", str(result)
+    results = together(
+        *(
+            partial(stack.tw, command, "--registry", str(registry), "--json")
+            for command in ("apply", "plan", "status")
+        )
+    )
+    for result in results:
+        assert result.returncode == 2, str(result)
+        assert str(registry) in result.stderr, str(result)
+        for word in named:
+            assert word in result.stderr, f"the message does not name {word!r}:\n{result}"
+        assert result.stdout == "", str(result)
     assert not {f"tw-{p}" for p in principals} & stack.managed_users(), f"{case}: a user was created"
 
 
 def test_at_not_a_date_exits_2_and_changes_nothing(stack: Stack, tmp_path: Path) -> None:
     registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-bad-at", "kind": "team"}])
-    for command in ("apply", "plan"):
-        result = stack.tw(command, "--registry", str(registry), "--at", "not-a-date")
+    results = together(
+        *(
+            partial(stack.tw, command, "--registry", str(registry), "--at", "not-a-date")
+            for command in ("apply", "plan")
+        )
+    )
+    for result in results:
         assert result.returncode == 2, str(result)
         assert "not-a-date" in result.stderr, str(result)
     assert "tw-e2e-bad-at" not in stack.managed_users()

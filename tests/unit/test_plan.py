@@ -602,22 +602,60 @@ def test_other_key_without_expiry_is_reported():
     assert "alias-k7" in findings["key_without_expiry"].detail
 
 
-def test_unregistered_principal_is_a_finding_without_actions():
+def test_a_principal_removed_from_the_registry_is_offboarded():
     plan = build_plan(
-        registry("alpha"),
-        inventory(
-            healthy("alpha"), healthy("ghost", status="Inactive"), PrincipalInventory(principal="zz-old")
-        ),
+        registry("alpha", "beta", "gamma"),
+        inventory(healthy("alpha"), healthy("beta"), healthy("gamma"), healthy("ghost")),
         NOW,
         CONFIG,
     )
-    assert [(f.principal, f.kind) for f in plan.findings] == [
-        ("ghost", "unregistered"),
-        ("zz-old", "unregistered"),
-    ]
-    assert plan.for_principal("ghost") is None
-    assert all(a.principal == "alpha" for a in plan.actions)
-    assert plan.actions == ()
+    ghost = plan.for_principal("ghost")
+    assert ghost is not None
+    assert [a.kind for a in ghost.actions] == [ActionKind.OFFBOARD, ActionKind.DELETE_SECRET]
+    assert all(a.principal == "ghost" for a in plan.actions)
+    assert plan.guard is not None and not plan.guard.tripped
+
+
+def test_offboarded_keys_are_deleted_after_the_retention_then_the_user():
+    inactive = healthy("ghost", status="Inactive")
+    plan = build_plan(registry("alpha"), inventory(healthy("alpha"), inactive), NOW, CONFIG)
+    ghost = plan.for_principal("ghost")
+    assert ghost is not None
+    kinds = [a.kind for a in ghost.actions]
+    assert ActionKind.OFFBOARD not in kinds
+    empty = PrincipalInventory(principal="zz-old", user=user("zz-old"))
+    plan = build_plan(registry("alpha"), inventory(healthy("alpha"), empty), NOW, CONFIG)
+    old = plan.for_principal("zz-old")
+    assert old is not None and [a.kind for a in old.actions] == [ActionKind.DELETE_USER]
+
+
+def test_the_guard_holds_mass_deactivation_but_not_the_rest():
+    world = inventory(
+        *(healthy(name) for name in ("alpha", "beta", "gamma", "delta", "eps")),
+        rotated("zeta", superseded=days(8)),
+    )
+    plan = build_plan(registry("alpha", "zeta"), world, NOW, CONFIG)
+    assert plan.guard is not None and plan.guard.tripped
+    assert plan.guard.would_deactivate == ("beta", "delta", "eps", "gamma")
+    assert not any(a.kind == ActionKind.OFFBOARD for a in plan.actions)
+    assert [f.kind for f in plan.findings] == ["guard_tripped"]
+    assert any(a.kind == ActionKind.RETIRE and a.principal == "zeta" for a in plan.actions)
+
+    forced = build_plan(
+        registry("alpha", "zeta"), world, NOW, CONFIG.model_copy(update={"allow_mass_revoke": True})
+    )
+    assert forced.guard is not None and forced.guard.overridden and not forced.guard.tripped
+    assert sum(a.kind == ActionKind.OFFBOARD for a in forced.actions) == 4
+
+
+@pytest.mark.parametrize(
+    ("managed", "removed", "tripped"),
+    [(3, 2, False), (5, 2, False), (5, 3, True), (20, 4, False), (20, 5, True)],
+)
+def test_guard_threshold_is_max_of_two_and_twenty_percent(managed: int, removed: int, tripped: bool):
+    names = [f"p{i:02d}" for i in range(managed)]
+    plan = build_plan(registry(*names[removed:]), inventory(*(healthy(n) for n in names)), NOW, CONFIG)
+    assert plan.guard is not None and plan.guard.tripped is tripped
 
 
 def test_empty_inventory_for_one_principal_does_not_affect_others():

@@ -31,9 +31,29 @@ def _credential(item: Mapping[str, Any]) -> Credential:
 
 
 class IamAdapter:
-    def __init__(self, client: Any, partition: str = "aws") -> None:
+    def __init__(self, client: Any, partition: str = "aws", sts: Any | None = None) -> None:
         self._iam = client
+        self._sts = sts
         self._policy_arn = API_KEY_POLICY.format(partition=partition)
+
+    def caller(self) -> str:
+        if self._sts is None:
+            return "unknown"
+        return str(self._sts.get_caller_identity()["Arn"])
+
+    def delete_user(self, user_name: str) -> bool:
+        try:
+            self._iam.detach_user_policy(UserName=user_name, PolicyArn=self._policy_arn)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchEntity":
+                raise
+        try:
+            self._iam.delete_user(UserName=user_name)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return False
+            raise
+        return True
 
     def list_users(self, path: str) -> list[User]:
         users: list[User] = []

@@ -131,3 +131,10 @@ class SecretsAdapter:
             kwargs["RotationLambdaARN"] = lambda_arn
             kwargs["RotationRules"] = {"AutomaticallyAfterDays": days}
         self._sm.rotate_secret(**kwargs)
+
+    def schedule_deletion(self, secret_id: str, recovery_days: int) -> None:
+        try:
+            self._sm.delete_secret(SecretId=secret_id, RecoveryWindowInDays=max(7, min(30, recovery_days)))
+        except ClientError as exc:
+            if _code(exc) not in ("ResourceNotFoundException",):
+                raise

@@ -143,6 +143,14 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
                     return 1
 
         _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
+        if "TOKENWARDEN_PROMQL_URL" in exports:
+            code = _silent_team_story(
+                registry, settings, reconciler, nightly, sm, sqs, queue, endpoint, stack
+            )
+            if code:
+                return code
+        else:
+            _say("\n(VictoriaMetrics is not running: skipping the telemetry health story; run `make setup`.)")
         now = stack.clock.now()
         inventory = reconciler.inventory()
         rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
@@ -152,3 +160,97 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
         return 0
     finally:
         stack.stop()
+
+
+def _silent_team_story(
+    registry: Any,
+    settings: Any,
+    reconciler: Any,
+    nightly: Any,
+    sm: Any,
+    sqs: Any,
+    queue: str,
+    endpoint: str,
+    stack: LocalStack,
+) -> int:
+    """A team's key is rotated and retired while its laptops keep the old token."""
+    from tokenwarden.local.laptop import send_session
+    from tokenwarden.wiring import build_adapters, build_health_checker
+
+    teams = sorted({p.team for p in registry.principals})
+    victim = "data-science" if "data-science" in teams else teams[-1]
+    owner = next(p.id for p in registry.principals if p.team == victim and p.kind == "team")
+    checker = build_health_checker(settings, build_adapters(settings))
+    _say(f"\nTelemetry health: every team's laptops send Claude Code metrics on working days;")
+    _say(f"{victim}'s laptops never pick up a new key (they keep the token they read once).")
+
+    def token_of(principal: str) -> str:
+        secret = settings.naming.secret_name(principal)
+        return str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
+
+    owners = {
+        team: next(p.id for p in registry.principals if p.team == team and p.kind == "team") for team in teams
+    }
+    profiles = {team: next(p.activity for p in registry.principals if p.id == owners[team]) for team in teams}
+    laptop_token = {team: token_of(owners[team]) for team in teams}
+    now = stack.clock.now()
+    plan = reconciler.plan(registry, now)
+    upcoming = plan.for_principal(owner).upcoming if plan.for_principal(owner) else None
+    rotation_day = upcoming.at if upcoming is not None and upcoming.kind.value == "rotate" else now
+    end = rotation_day + timedelta(days=12)
+    day = now.replace(hour=2, minute=15) + timedelta(days=1)
+    refused_shown = False
+    recovered = False
+    silent_seen = False
+    while day <= end + timedelta(days=7) and not recovered:
+        nightly(day)
+        _show(
+            [
+                m
+                for m in _drain(sqs, queue)
+                if m["metadata"]["eventType"] in ("rotated", "retired")
+                and m["metadata"]["additionalContext"]["principal"] == owner
+            ]
+        )
+        if day.weekday() < 5:
+            for hour in range(7, 23, 2):
+                stack.clock.advance_to(day.replace(hour=hour, minute=0))
+                for team in teams:
+                    if not _working(profiles[team], stack.clock.now()):
+                        continue
+                    if team != victim or silent_seen:
+                        laptop_token[team] = token_of(owners[team])
+                    accepted = send_session(endpoint, laptop_token[team], team, user=f"dev-{team}")
+                    if not accepted and team == victim and not refused_shown:
+                        refused_shown = True
+                        _say(
+                            f"\n  {stack.clock.now():%Y-%m-%d %H:%M} UTC: {victim}'s laptops export with the old token: refused"
+                        )
+            stack.clock.advance_to(day.replace(hour=23, minute=30))
+            checker.run(registry, stack.clock.now())
+            for message in _drain(sqs, queue):
+                kind = message["metadata"]["eventType"]
+                if kind.startswith("team_"):
+                    _say(f"\n  {stack.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check:")
+                    _show([message])
+                    silent_seen = silent_seen or kind == "team_silent"
+                    recovered = recovered or kind == "team_recovered"
+            if silent_seen and not recovered:
+                _say(
+                    f"  -> {victim} re-reads its secret (the seed's get-secret-value recipe) on the next working day"
+                )
+        day += timedelta(days=1)
+    if not (refused_shown and silent_seen and recovered):
+        _say(f"  UNEXPECTED: refused={refused_shown} silent={silent_seen} recovered={recovered}")
+        return 1
+    final = checker.run(registry, stack.clock.now(), commit=False)
+    _say("\n  Health now: " + ", ".join(f"{t.team} {t.state.value}" for t in final.teams))
+    return 0
+
+
+def _working(profile: Any, at: datetime) -> bool:
+    from zoneinfo import ZoneInfo
+
+    local = at.astimezone(ZoneInfo(profile.timezone))
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
+    return day in profile.working_days and profile.start <= local.time() < profile.end

@@ -18,7 +18,9 @@ from pydantic import ValidationError
 
 from tokenwarden.domain.model import Inventory
 from tokenwarden.domain.plan import ActionKind, Plan
-from tokenwarden.domain.registry import Registry, RegistryError, load_registry
+from tokenwarden.domain.promql import PromQLError
+from tokenwarden.domain.registry import Principal, Registry, RegistryError, load_registry
+from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_engine
@@ -31,6 +33,10 @@ EXAMPLES = {
     "status": "tokenwarden status\n  tokenwarden status --json | jq '.[].current_credential_id'",
     "local": "eval \"$(tokenwarden local up | sed '/^ready$/q')\"   # or run it in its own terminal",
     "demo": "tokenwarden demo",
+    "audit": "tokenwarden audit\n  tokenwarden audit --json | jq '.[] | select(.kind == \"key_without_expiry\")'",
+    "revoke": "tokenwarden revoke platform-eng --reason 'token pasted in #general' --reissue",
+    "restore": "tokenwarden restore platform-eng",
+    "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'",
 }
 
 
@@ -106,6 +112,9 @@ SYMBOL = {
     ActionKind.DELETE: "-",
     ActionKind.DELETE_UNTRACKED: "-",
     ActionKind.EXPIRING_SOON: "!",
+    ActionKind.OFFBOARD: "-",
+    ActionKind.DELETE_SECRET: "-",
+    ActionKind.DELETE_USER: "-",
 }
 
 
@@ -126,6 +135,8 @@ def render_plan(plan: Plan) -> str:
             lines.append(f"    note: {p.note}")
         lines += [f"    ? {f.kind}: {f.detail}" for f in p.findings]
     lines += [f"? {f.principal or '-'}: {f.kind}: {f.detail}" for f in plan.findings]
+    if plan.guard is not None and plan.guard.overridden:
+        lines.append(f"! blast-radius guard overridden: {', '.join(plan.guard.would_deactivate)}")
     count = len(plan.actions)
     lines.append(f"{count} action(s) for {sum(1 for p in plan.principals if p.actions)} principal(s).")
     return "\n".join(lines)
@@ -162,7 +173,12 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
     at = _parse_at(args.at)
     now = _now(settings, at, moving=True)
     reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
-    report = reconciler.run(registry, now, progress=None if args.json or args.quiet else _progress)
+    report = reconciler.run(
+        registry,
+        now,
+        progress=None if args.json or args.quiet else _progress,
+        allow_mass_revoke=args.allow_mass_revoke,
+    )
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
@@ -248,6 +264,119 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# -- audit --------------------------------------------------------------------------------------
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from tokenwarden.domain.audit import audit
+
+    registry = _registry(args, settings)
+    now = _now(settings, None, moving=False)
+    inventory = _reconciler(settings, _FixedOrStackClock(settings, now)).inventory()
+    findings = audit(registry, inventory, now)
+    if args.json:
+        print(json.dumps([f.model_dump(mode="json") for f in findings], indent=2))
+    else:
+        for f in findings:
+            print(f"{f.kind:<30} {f.principal or '-':<16} {f.detail}")
+        print(f"{len(findings)} finding(s); nothing was changed.")
+    return EXIT_OK
+
+
+# -- break-glass -------------------------------------------------------------------------------
+
+
+def _breakglass(
+    settings: Settings, registry: Registry, principal_id: str, now: datetime
+) -> tuple[BreakGlass, Principal, str]:
+    adapters = build_adapters(settings)
+    principal = registry.get(principal_id)
+    if principal is None:
+        names = ", ".join(sorted(registry.ids))
+        raise UsageError(f"unknown principal {principal_id!r} (the registry has: {names})")
+    glass = BreakGlass(
+        iam=adapters.iam,
+        secrets=adapters.secrets,
+        ledger=adapters.ledger,
+        notifier=adapters.notifier,
+        engine=build_engine(settings, adapters, _FixedOrStackClock(settings, now)),
+        naming=settings.naming,
+        rotation_lambda_arn=settings.rotation_lambda_arn,
+    )
+    return glass, principal, adapters.iam.caller()
+
+
+def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.reason or not args.reason.strip():
+        raise UsageError("--reason is required: it goes into the ledger and the alert")
+    registry = _registry(args, settings)
+    now = _now(settings, None, moving=False)
+    glass, principal, actor = _breakglass(settings, registry, args.principal, now)
+    result = glass.revoke(principal, args.reason, actor, args.reissue, now)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        if result.revoked:
+            print(f"Revoked {len(result.revoked)} key(s) of {result.principal}: {', '.join(result.revoked)}")
+        else:
+            print(
+                f"{result.principal} has no Active key to revoke"
+                + (" (already revoked)" if result.repeated else "")
+            )
+        if result.reissued:
+            print(f"Issued and verified a new key {result.reissued}; it is now AWSCURRENT.")
+        print(f"Recorded as {actor}: {result.reason}")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    registry = _registry(args, settings)
+    now = _now(settings, None, moving=False)
+    glass, principal, actor = _breakglass(settings, registry, args.principal, now)
+    result = glass.restore(principal, actor, now)
+    print(
+        result.model_dump_json(indent=2)
+        if args.json
+        else f"Re-activated key {result.restored} of {result.principal}."
+    )
+    return EXIT_OK
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+def render_health(report: Any) -> str:
+    header = f"{'TEAM':<18} {'STATE':<15} {'SINCE':<17} {'LAST SAMPLE':<17} LIKELY CAUSES"
+    lines = [
+        f"Health at {report.evaluated_at:%Y-%m-%d %H:%M} UTC ({report.queries} queries)",
+        header,
+        "-" * len(header),
+    ]
+    for t in report.teams:
+        last = f"{t.last_sample_at:%Y-%m-%d %H:%M}" if t.last_sample_at else "never"
+        lines.append(
+            f"{t.team:<18} {t.state.value:<15} {t.since:%Y-%m-%d %H:%M} {last:<17} {'; '.join(t.likely_causes) or '-'}"
+        )
+    for transition in report.transitions:
+        lines.append(f"alert: {transition.event} for {transition.team}")
+    if report.unregistered_teams:
+        lines.append(
+            "drift: telemetry from teams not in the registry: " + ", ".join(report.unregistered_teams)
+        )
+    return "\n".join(lines)
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    from tokenwarden.wiring import build_health_checker
+
+    registry = _registry(args, settings)
+    now = _now(settings, _parse_at(args.at), moving=False)
+    checker = build_health_checker(settings, build_adapters(settings))
+    report = checker.run(registry, now, commit=not args.dry_run)
+    print(report.model_dump_json(indent=2) if args.json else render_health(report))
+    return EXIT_OK
+
+
 # -- local stack and demo ------------------------------------------------------------------------
 
 
@@ -320,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", metavar="ISO-8601", help="embedded stack only: move its clock to this time first")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument(
+        "--allow-mass-revoke",
+        action="store_true",
+        help="let this run deactivate more than max(2, 20%%) of the managed principals",
+    )
     p.set_defaults(func=cmd_apply)
 
     p = add("status", "Show every principal's keys, days to expiry and next action.")
@@ -373,12 +507,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "host", None) and args.host not in ("127.0.0.1", "localhost", "::1"):
             raise UsageError("the local stack binds loopback only")
         return int(args.func(args, settings))
-    except (RegistryError, UsageError) as exc:
+    except (RegistryError, UsageError, BreakGlassError) as exc:
         print(f"tokenwarden: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValidationError as exc:
         print(f"tokenwarden: invalid settings: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except PromQLError as exc:
+        print(f"tokenwarden: the metrics query failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -106,6 +106,8 @@ class LedgerEntry(_Value):
     deleted_at: datetime | None = None
     notified: frozenset[str] = frozenset()
     reason: str | None = None
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
 
 
 class PrincipalInventory(_Value):

@@ -21,6 +21,7 @@ class EventType(StrEnum):
     RETIRED = "retired"
     DELETED = "deleted"
     REVOKED = "revoked"
+    RESTORED = "restored"
     REPAIRED = "repaired"
     OFFBOARDED = "offboarded"
     ROTATION_FAILED = "rotation_failed"
@@ -271,4 +272,84 @@ def run_summary(
         if failed
         else (),
         context={k: str(v) for k, v in done.items()},
+    )
+
+
+def offboarded(principal: str, secret_name: str, retention_days: int, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.OFFBOARDED,
+        severity="warning",
+        principal=principal,
+        team=principal,
+        occurred_at=at,
+        title=f"{principal}: offboarded",
+        description=f"{principal} is no longer in the registry. Its keys are deactivated now and deleted after "
+        f"{retention_days} days; secret `{secret_name}` is scheduled for deletion.",
+        next_steps=(
+            f"A mistake? Put {principal} back in the registry and run `tokenwarden apply`: the secret is restored "
+            "and a new key is issued.",
+        ),
+    )
+
+
+def guard_tripped(principals: Sequence[str], managed: int, limit: int, at: datetime) -> Notification:
+    return Notification(
+        event_type=EventType.GUARD_TRIPPED,
+        severity="critical",
+        occurred_at=at,
+        title="blast-radius guard held a mass deactivation",
+        description=f"This run would have taken keys from {len(principals)} of {managed} managed principals "
+        f"(limit {limit}): {', '.join(principals)}. None of them was touched; rotations went on.",
+        next_steps=(
+            "Check the registry for a truncated file or a bad merge (`tokenwarden plan`).",
+            "If the removals are intended: `tokenwarden apply --allow-mass-revoke` "
+            '(or invoke the reconciler with {"allow_mass_revoke": true}).',
+        ),
+    )
+
+
+def revoked(
+    principal: str,
+    team: str,
+    keys: Sequence[KeyRef],
+    reason: str,
+    actor: str,
+    retention_days: int,
+    reissue: bool,
+    at: datetime,
+) -> Notification:
+    names = ", ".join(k.describe() for k in keys)
+    follow = (
+        "A replacement key is being issued and verified; laptops must re-read the secret."
+        if reissue
+        else "No replacement was issued: telemetry from this principal stops until one is."
+    )
+    return Notification(
+        event_type=EventType.REVOKED,
+        severity="critical",
+        principal=principal,
+        team=team,
+        key=keys[0] if keys else None,
+        occurred_at=at,
+        title=f"{principal}: keys revoked",
+        description=f"{actor} deactivated {names}. Reason: {reason}. {follow}",
+        next_steps=(
+            f"Reissue: `tokenwarden revoke {principal} --reason '...' --reissue`",
+            f"A mistake? `tokenwarden restore {principal}` re-activates the key within {retention_days} days.",
+        ),
+        context={"revoked_by": actor, "reason": reason},
+    )
+
+
+def restored(principal: str, team: str, key: KeyRef, actor: str, current: bool, at: datetime) -> Notification:
+    role = "the current key again" if current else "active again through a new grace period"
+    return Notification(
+        event_type=EventType.RESTORED,
+        severity="warning",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{principal}: revoked key restored",
+        description=f"{actor} re-activated key {key.describe()}; it is {role}.",
     )

@@ -38,6 +38,16 @@ class ActionKind(StrEnum):
     DELETE = "delete"
     DELETE_UNTRACKED = "delete_untracked"
     EXPIRING_SOON = "expiring_soon"
+    OFFBOARD = "offboard"
+    DELETE_SECRET = "delete_secret"
+    DELETE_USER = "delete_user"
+
+
+# Actions that take a working key away from laptops outside the normal rotation: the
+# blast-radius guard counts the principals that would get one in a run.
+DEACTIVATING = frozenset({ActionKind.OFFBOARD})
+MIN_GUARD = 2
+GUARD_SHARE = 0.20
 
 
 # Actions that may be applied in any order relative to each other are still applied in this one.
@@ -92,6 +102,19 @@ class PlanConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     rotation_lambda_arn: str | None = None
+    allow_mass_revoke: bool = False
+
+
+class Guard(BaseModel):
+    """The blast-radius guard's verdict for one run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    managed: int
+    limit: int
+    would_deactivate: tuple[str, ...]
+    tripped: bool
+    overridden: bool = False
 
 
 class Plan(BaseModel):
@@ -100,6 +123,7 @@ class Plan(BaseModel):
     generated_at: datetime
     principals: tuple[PrincipalPlan, ...]
     findings: tuple[Finding, ...] = Field(default_factory=tuple)
+    guard: Guard | None = None
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -129,15 +153,97 @@ def rotation_days(lifecycle: Lifecycle) -> int:
 
 def build_plan(registry: Registry, inventory: Inventory, now: datetime, config: PlanConfig) -> Plan:
     plans = [_plan_principal(p, inventory.of(p.id), now, config) for p in registry.principals]
-    findings = [
-        Finding(
-            principal=name,
-            kind="unregistered",
-            detail="managed user or secret for a principal not in the registry",
+    former = sorted(set(inventory.principals) - registry.ids)
+    plans += [_plan_offboard(registry.former(name), inventory.of(name), now) for name in former]
+    plans = [p for p in plans if p.actions or p.principal in registry.ids or p.upcoming]
+
+    managed = len(registry.ids | {name for name, inv in inventory.principals.items() if _is_managed(inv)})
+    limit = max(MIN_GUARD, int(managed * GUARD_SHARE))
+    deactivating = tuple(sorted(p.principal for p in plans if any(a.kind in DEACTIVATING for a in p.actions)))
+    tripped = len(deactivating) > limit
+    guard = Guard(
+        managed=managed,
+        limit=limit,
+        would_deactivate=deactivating,
+        tripped=tripped and not config.allow_mass_revoke,
+        overridden=tripped and config.allow_mass_revoke,
+    )
+    findings: list[Finding] = []
+    if guard.tripped:
+        held = set(deactivating)
+        plans = [_hold(p) if p.principal in held else p for p in plans]
+        findings.append(
+            Finding(
+                principal=None,
+                kind="guard_tripped",
+                detail=f"this run would take keys from {len(deactivating)} of {managed} managed principals "
+                f"(limit {limit}): {', '.join(deactivating)}; none of them was touched",
+            )
         )
-        for name in sorted(set(inventory.principals) - registry.ids)
-    ]
-    return Plan(generated_at=now, principals=tuple(plans), findings=tuple(findings))
+    return Plan(generated_at=now, principals=tuple(plans), findings=tuple(findings), guard=guard)
+
+
+def _is_managed(inv: PrincipalInventory) -> bool:
+    return inv.user is not None or (inv.secret is not None and inv.secret.deleted_at is None)
+
+
+def _hold(plan: PrincipalPlan) -> PrincipalPlan:
+    """The guard keeps every destructive step of an offboarding for a later, explicit run."""
+    return plan.model_copy(
+        update={
+            "actions": (),
+            "note": "held by the blast-radius guard: re-run with --allow-mass-revoke if this is intended",
+        }
+    )
+
+
+def _plan_offboard(principal: Principal, inv: PrincipalInventory, now: datetime) -> PrincipalPlan:
+    """A principal removed from the registry: deactivate at once, delete after the retention."""
+    p = principal.id
+    life = principal.lifecycle
+    actions: list[Action] = []
+    upcoming: list[Upcoming] = []
+    for cred in inv.credentials:
+        entry = inv.entry_for_credential(cred.id)
+        if cred.status == "Active":
+            actions.append(
+                Action(
+                    principal=p,
+                    kind=ActionKind.OFFBOARD,
+                    credential_id=cred.id,
+                    reason=f"{p} is no longer in the registry; key {cred.alias} is deactivated "
+                    f"(deleted after {life.retention_days} days)",
+                )
+            )
+            continue
+        deactivated = entry.deactivated_at if entry and entry.deactivated_at else None
+        delete_at = deactivated + timedelta(days=life.retention_days) if deactivated else now
+        if now >= delete_at:
+            actions.append(
+                Action(
+                    principal=p,
+                    kind=ActionKind.DELETE,
+                    credential_id=cred.id,
+                    reason=f"{p} was offboarded; key {cred.alias}'s rollback window is over",
+                )
+            )
+        else:
+            upcoming.append(Upcoming(kind=ActionKind.DELETE, at=delete_at, credential_id=cred.id))
+    if inv.secret is not None and inv.secret.deleted_at is None:
+        actions.append(
+            Action(
+                principal=p,
+                kind=ActionKind.DELETE_SECRET,
+                reason=f"secret {inv.secret.name} is scheduled for deletion (restorable by re-adding {p})",
+            )
+        )
+    if inv.user is not None and not inv.credentials:
+        actions.append(
+            Action(principal=p, kind=ActionKind.DELETE_USER, reason=f"IAM user {inv.user.name} holds no key")
+        )
+    actions.sort(key=lambda a: ORDER[a.kind])
+    first = min(upcoming, key=lambda u: u.at) if upcoming else None
+    return PrincipalPlan(principal=p, actions=tuple(actions), upcoming=first, note="offboarding")
 
 
 def _plan_principal(
@@ -238,7 +344,12 @@ def _plan_principal(
             )
         current = inv.credential(current_entry.credential_id)
         broken = _broken(current, now)
-        if broken and not in_progress:
+        if broken and current_entry.revoked_at is not None:
+            note = (
+                f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} by {current_entry.revoked_by or 'unknown'}: "
+                f"no new key until `tokenwarden revoke {p} --reissue` or `tokenwarden restore {p}`"
+            )
+        elif broken and not in_progress:
             actions.append(
                 Action(
                     principal=p,

@@ -154,6 +154,19 @@ class RegistryFile(_Strict):
 class Registry(_Strict):
     source: str
     principals: tuple[Principal, ...]
+    defaults: Defaults = Field(default_factory=Defaults)
+
+    def former(self, principal_id: str) -> Principal:
+        """A principal no longer in the registry, treated with the default policy while it is offboarded."""
+        return Principal(
+            id=principal_id,
+            kind="team",
+            team=principal_id,
+            owners=(),
+            notify=None,
+            activity=self.defaults.activity,
+            lifecycle=self.defaults.lifecycle,
+        )
 
     def get(self, principal_id: str) -> Principal | None:
         return next((p for p in self.principals if p.id == principal_id), None)
@@ -315,4 +328,4 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
         raise RegistryError(
             f"{source}: the registry is invalid ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
         )
-    return Registry(source=source, principals=tuple(principals))
+    return Registry(source=source, principals=tuple(principals), defaults=parsed.defaults)

@@ -89,17 +89,22 @@ class HealthChecker:
                     newest[team] = seen
         return newest, len(self.metric_names)
 
-    def run(self, registry: Registry, now: datetime, notify: bool = True) -> HealthReport:
+    def run(self, registry: Registry, now: datetime, commit: bool = True) -> HealthReport:
+        """Evaluate every team. With `commit`, alert on transitions and record the new states."""
         samples, queries = self.last_samples(now)
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
         evaluation = evaluate(registry, samples, previous, now, self.policy)
         causes = self._causes(registry, evaluation, now)
-        if notify:
+        if commit:
             for transition in evaluation.transitions:
-                secrets = [self.naming.secret_name(p.id) for p in registry.principals if p.team == transition.team]
-                self.notifier.publish(_notification(transition, causes.get(transition.team, ()), secrets, now))
-        self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
-        self._metrics(evaluation)
+                secrets = [
+                    self.naming.secret_name(p.id) for p in registry.principals if p.team == transition.team
+                ]
+                self.notifier.publish(
+                    _notification(transition, causes.get(transition.team, ()), secrets, now)
+                )
+            self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
+            self._metrics(evaluation)
         teams = tuple(
             TeamHealth(
                 team=team,

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.audit import audit
 from tokenwarden.domain.model import (
     AWSPENDING,
     Credential,
@@ -42,6 +43,7 @@ from tokenwarden.service.rotation import (
 )
 
 LOCK_TTL_SECONDS = 900
+SECRET_RECOVERY_DAYS = 30
 MIN_SECONDS_TO_START = 60
 
 Status = Literal["ok", "unchanged", "failed", "locked", "deferred"]
@@ -125,12 +127,18 @@ class Reconciler:
         }
         return Inventory(principals=principals, foreign_credentials=tuple(foreign))
 
-    def plan(self, registry: Registry, now: datetime, inventory: Inventory | None = None) -> Plan:
+    def plan(
+        self,
+        registry: Registry,
+        now: datetime,
+        inventory: Inventory | None = None,
+        allow_mass_revoke: bool = False,
+    ) -> Plan:
         return build_plan(
             registry,
             inventory if inventory is not None else self.inventory(),
             now,
-            PlanConfig(rotation_lambda_arn=self.rotation_lambda_arn),
+            PlanConfig(rotation_lambda_arn=self.rotation_lambda_arn, allow_mass_revoke=allow_mass_revoke),
         )
 
     def run(
@@ -139,10 +147,11 @@ class Reconciler:
         now: datetime,
         remaining_seconds: Callable[[], float] | None = None,
         progress: Callable[[PrincipalOutcome], None] | None = None,
+        allow_mass_revoke: bool = False,
     ) -> RunReport:
         """One reconciler run: inventory, plan, apply."""
         inventory = self.inventory()
-        plan = self.plan(registry, now, inventory)
+        plan = self.plan(registry, now, inventory, allow_mass_revoke)
         return self.apply(registry, plan, now, inventory, remaining_seconds, progress)
 
     # -- write -----------------------------------------------------------------------------
@@ -159,10 +168,14 @@ class Reconciler:
         run_id = uuid.uuid4().hex
         outcomes: list[PrincipalOutcome] = []
         counts: Counter[str] = Counter()
+        if plan.guard is not None and plan.guard.tripped:
+            self.notifier.publish(
+                notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
+            )
+            metrics.add_metric(name="GuardTripped", unit="Count", value=1)
+        self._offboard_announced: set[str] = set()
         for principal_plan in plan.principals:
-            principal = registry.get(principal_plan.principal)
-            if principal is None:
-                continue
+            principal = registry.get(principal_plan.principal) or registry.former(principal_plan.principal)
             if not principal_plan.actions:
                 outcome = PrincipalOutcome(principal=principal.id, status="unchanged")
             elif remaining_seconds is not None and remaining_seconds() < MIN_SECONDS_TO_START:
@@ -181,7 +194,7 @@ class Reconciler:
         report = RunReport(
             started_at=now,
             outcomes=tuple(outcomes),
-            findings=plan.findings + tuple(f for p in plan.principals for f in p.findings),
+            findings=plan.findings + audit(registry, final, now),
             counts=dict(counts),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
@@ -230,6 +243,9 @@ class Reconciler:
             ActionKind.DELETE: self._delete,
             ActionKind.DELETE_UNTRACKED: self._delete,
             ActionKind.EXPIRING_SOON: self._expiring_soon,
+            ActionKind.OFFBOARD: self._offboard,
+            ActionKind.DELETE_SECRET: self._delete_secret,
+            ActionKind.DELETE_USER: self._delete_user,
         }[action.kind]
         handler(principal, action, now)
 
@@ -356,6 +372,45 @@ class Reconciler:
             notes.expiring_soon(principal.id, principal.team, secret_name, _key(entry), now)
         )
         self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"expiring_soon"}}))
+
+    def _offboard(self, principal: Principal, action: Action, now: datetime) -> None:
+        user = self.naming.user_name(principal.id)
+        cred_id = action.credential_id or ""
+        listed = next((c for c in self.iam.list_user_credentials(user) if c.id == cred_id), None)
+        self.iam.set_credential_status(user, cred_id, active=False)
+        entry = self._entry_for(principal.id, cred_id)
+        if entry is None:
+            # An untracked key gets a record now, so its rollback window is kept like any other.
+            entry = LedgerEntry(
+                principal=principal.id,
+                version_id=f"offboard-{cred_id}",
+                state=LedgerState.RETIRED,
+                created_at=now,
+                credential_id=cred_id,
+                alias=listed.alias if listed else cred_id,
+                expires_at=listed.expires_at if listed else None,
+            )
+        self.ledger.save(
+            entry.model_copy(
+                update={"state": LedgerState.RETIRED, "deactivated_at": now, "reason": "offboarded"}
+            )
+        )
+        if principal.id not in self._offboard_announced:
+            self._offboard_announced.add(principal.id)
+            self.notifier.publish(
+                notes.offboarded(
+                    principal.id,
+                    self.naming.secret_name(principal.id),
+                    principal.lifecycle.retention_days,
+                    now,
+                )
+            )
+
+    def _delete_secret(self, principal: Principal, action: Action, now: datetime) -> None:
+        self.secrets.schedule_deletion(self.naming.secret_name(principal.id), SECRET_RECOVERY_DAYS)
+
+    def _delete_user(self, principal: Principal, action: Action, now: datetime) -> None:
+        self.iam.delete_user(self.naming.user_name(principal.id))
 
     def _describe(self, principal: Principal) -> SecretState:
         secret = self.secrets.describe(self.naming.secret_name(principal.id))

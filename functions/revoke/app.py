@@ -1,0 +1,60 @@
+"""Break-glass revoke (and restore), invoked by hand:
+
+    aws lambda invoke --function-name <RevokeFunctionName> --cli-binary-format raw-in-base64-out \
+        --payload file://events/revoke.json out.json
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenwarden.domain.registry import load_registry
+from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
+from tokenwarden.settings import Settings, load_settings
+from tokenwarden.wiring import build_adapters, build_clock, build_engine
+
+SETTINGS: Settings = load_settings()
+
+
+class RevokeInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["revoke", "restore"] = "revoke"
+    principal: str = Field(min_length=1)
+    reason: str = ""
+    reissue: bool = False
+    requested_by: str = Field(
+        min_length=1, description="the person asking (recorded with the Lambda's identity)"
+    )
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = RevokeInput.model_validate(event)
+    registry = load_registry(SETTINGS.registry_path)
+    principal = registry.get(request.principal)
+    if principal is None:
+        raise BreakGlassError(f"unknown principal {request.principal!r}: not in {SETTINGS.registry_path}")
+    adapters = build_adapters(SETTINGS)
+    clock = build_clock(SETTINGS)
+    glass = BreakGlass(
+        iam=adapters.iam,
+        secrets=adapters.secrets,
+        ledger=adapters.ledger,
+        notifier=adapters.notifier,
+        engine=build_engine(SETTINGS, adapters, clock),
+        naming=SETTINGS.naming,
+        rotation_lambda_arn=SETTINGS.rotation_lambda_arn,
+    )
+    actor = f"{request.requested_by} via {adapters.iam.caller()}"
+    if request.action == "restore":
+        return glass.restore(principal, actor, clock.now()).model_dump(mode="json")
+    return glass.revoke(principal, request.reason, actor, request.reissue, clock.now()).model_dump(
+        mode="json"
+    )

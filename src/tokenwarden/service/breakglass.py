@@ -1,0 +1,208 @@
+"""Break-glass: revoke a principal's keys at once (optionally reissue), and undo a mistaken revoke.
+
+A revoke deactivates every Active key of the principal and records who, when and why. The
+keys stay Inactive through the retention (so `restore` can bring the newest one back), then
+the nightly run deletes them. Running the same revoke twice changes nothing more.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict
+
+from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
+from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.plan import rotation_days
+from tokenwarden.domain.registry import Principal
+from tokenwarden.observability import logger, metrics
+from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.rotation import RotationEngine
+
+# A second revoke with the same reason within this window is the same revoke, run again.
+REPEAT_WINDOW = timedelta(hours=24)
+
+
+class BreakGlassError(ValueError):
+    """Bad input for a revoke or restore: nothing was changed."""
+
+
+class RevokeResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    principal: str
+    actor: str
+    reason: str
+    revoked: tuple[str, ...]
+    reissued: str | None = None
+    repeated: bool = False
+
+
+class RestoreResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    principal: str
+    actor: str
+    restored: str
+
+
+@dataclass
+class BreakGlass:
+    iam: IamPort
+    secrets: SecretsPort
+    ledger: LedgerPort
+    notifier: Notifier
+    engine: RotationEngine
+    naming: Naming
+    rotation_lambda_arn: str | None = None
+
+    def revoke(
+        self, principal: Principal, reason: str, actor: str, reissue: bool, now: datetime
+    ) -> RevokeResult:
+        reason = reason.strip()
+        if not reason:
+            raise BreakGlassError("a revoke needs a reason (--reason): it goes into the ledger and the alert")
+        user = self.naming.user_name(principal.id)
+        secret = self.secrets.describe(self.naming.secret_name(principal.id))
+        entries = self.ledger.entries(principal.id)
+        by_credential = {e.credential_id: e for e in entries if e.credential_id}
+        current_version = secret.current_version if secret else None
+        previous = max(
+            (e for e in entries if e.revoked_at is not None and e.reason == reason),
+            key=lambda e: e.revoked_at or now,
+            default=None,
+        )
+        repeat_of = (
+            previous.revoked_at
+            if previous and previous.revoked_at and now - previous.revoked_at < REPEAT_WINDOW
+            else None
+        )
+
+        revoked: list[Credential] = []
+        for cred in self.iam.list_user_credentials(user):
+            if cred.status != "Active":
+                continue
+            known = by_credential.get(cred.id)
+            issued_at = known.created_at if known is not None else cred.created_at
+            if repeat_of is not None and issued_at > repeat_of:
+                continue  # issued by the first run's reissue: the same revoke must not take it
+            self.iam.set_credential_status(user, cred.id, active=False)
+            entry = by_credential.get(cred.id) or LedgerEntry(
+                principal=principal.id,
+                version_id=f"revoke-{cred.id}",
+                state=LedgerState.RETIRED,
+                created_at=now,
+                credential_id=cred.id,
+                alias=cred.alias,
+                expires_at=cred.expires_at,
+            )
+            is_current = entry.version_id == current_version
+            self.ledger.save(
+                entry.model_copy(
+                    update={
+                        "state": LedgerState.CURRENT if is_current else LedgerState.RETIRED,
+                        "deactivated_at": now,
+                        "revoked_at": now,
+                        "revoked_by": actor,
+                        "reason": reason,
+                    }
+                )
+            )
+            revoked.append(cred)
+        if revoked:
+            metrics.add_metric(name="KeysRevoked", unit="Count", value=len(revoked))
+            self.notifier.publish(
+                notes.revoked(
+                    principal.id,
+                    principal.team,
+                    [
+                        notes.KeyRef(credential_id=c.id, alias=c.alias, expires_at=c.expires_at)
+                        for c in revoked
+                    ],
+                    reason,
+                    actor,
+                    principal.lifecycle.retention_days,
+                    reissue,
+                    now,
+                )
+            )
+        logger.warning(
+            "revoke",
+            extra={
+                "principal": principal.id,
+                "actor": actor,
+                "reason": reason,
+                "keys": [c.id for c in revoked],
+            },
+        )
+        reissued = self._reissue(principal) if reissue else None
+        return RevokeResult(
+            principal=principal.id,
+            actor=actor,
+            reason=reason,
+            revoked=tuple(c.id for c in revoked),
+            reissued=reissued,
+            repeated=repeat_of is not None and not revoked,
+        )
+
+    def _reissue(self, principal: Principal) -> str | None:
+        """A new key through the normal rotation path, unless the current one already works."""
+        secret = self.secrets.describe(self.naming.secret_name(principal.id))
+        if secret is None:
+            raise BreakGlassError(f"{principal.id} has no secret yet: run `tokenwarden apply` to onboard it")
+        current = self.ledger.get(principal.id, secret.current_version) if secret.current_version else None
+        creds = {c.id: c for c in self.iam.list_user_credentials(self.naming.user_name(principal.id))}
+        live = creds.get(current.credential_id or "") if current else None
+        if live is not None and live.status == "Active":
+            return None
+        token = str(uuid.uuid4())
+        if self.rotation_lambda_arn:
+            self.secrets.rotate(
+                secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
+            )
+        else:
+            self.engine.run_all(secret.arn, token)
+        entry = self.ledger.get(principal.id, token)
+        return entry.credential_id if entry else None
+
+    def restore(self, principal: Principal, actor: str, now: datetime) -> RestoreResult:
+        user = self.naming.user_name(principal.id)
+        creds = {c.id: c for c in self.iam.list_user_credentials(user)}
+        window = timedelta(days=principal.lifecycle.retention_days)
+        candidates = [
+            e
+            for e in self.ledger.entries(principal.id)
+            if e.revoked_at is not None
+            and e.credential_id in creds
+            and creds[e.credential_id].status == "Inactive"
+            and now - e.revoked_at < window
+        ]
+        if not candidates:
+            raise BreakGlassError(
+                f"{principal.id} has no revoked key to restore (only keys revoked in the last "
+                f"{principal.lifecycle.retention_days} days and not yet deleted or expired can be)"
+            )
+        entry = max(candidates, key=lambda e: e.revoked_at or now)
+        secret = self.secrets.describe(self.naming.secret_name(principal.id))
+        is_current = secret is not None and secret.current_version == entry.version_id
+        self.iam.set_credential_status(user, entry.credential_id or "", active=True)
+        self.ledger.save(
+            entry.model_copy(
+                update={
+                    "state": LedgerState.CURRENT if is_current else LedgerState.PREVIOUS,
+                    "superseded_at": entry.superseded_at if is_current else now,
+                    "deactivated_at": None,
+                    "revoked_at": None,
+                    "revoked_by": None,
+                    "reason": f"restored by {actor}",
+                }
+            )
+        )
+        key = notes.KeyRef(
+            credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
+        )
+        self.notifier.publish(notes.restored(principal.id, principal.team, key, actor, is_current, now))
+        return RestoreResult(principal=principal.id, actor=actor, restored=entry.credential_id or "")

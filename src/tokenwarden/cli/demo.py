@@ -181,7 +181,7 @@ def _silent_team_story(
     victim = "data-science" if "data-science" in teams else teams[-1]
     owner = next(p.id for p in registry.principals if p.team == victim and p.kind == "team")
     checker = build_health_checker(settings, build_adapters(settings))
-    _say(f"\nTelemetry health: every team's laptops send Claude Code metrics on working days;")
+    _say("\nTelemetry health: every team's laptops send Claude Code metrics on working days;")
     _say(f"{victim}'s laptops never pick up a new key (they keep the token they read once).")
 
     def token_of(principal: str) -> str:

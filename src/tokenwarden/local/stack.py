@@ -181,9 +181,8 @@ def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
     VictoriaMetrics only takes protobuf, while Claude Code may send http/json.
     """
     from google.protobuf import json_format
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-
     from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
     request = ExportMetricsServiceRequest()
     try:

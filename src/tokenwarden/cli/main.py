@@ -231,13 +231,36 @@ def status_rows(
                 if pplan and pplan.upcoming
                 else None,
                 "note": pplan.note if pplan else None,
+                "last_event": _last_event(inv.ledger),
             }
         )
     return rows
 
 
+def _last_event(entries: Sequence[Any]) -> dict[str, str] | None:
+    """The newest thing that happened to any of a principal's keys, from the ledger."""
+    activations = [e.activated_at for e in entries if e.activated_at is not None]
+    first = min(activations) if activations else None
+    events: list[tuple[datetime, str]] = []
+    for e in entries:
+        for at, kind in (
+            (e.activated_at, "onboarded" if e.activated_at == first else "rotated"),
+            (e.deactivated_at, "retired"),
+            (e.revoked_at, "revoked"),
+            (e.deleted_at, "deleted"),
+        ):
+            if at is not None:
+                events.append((at, kind))
+    if not events:
+        return None
+    at, kind = max(events)
+    return {"kind": kind, "at": at.isoformat()}
+
+
 def render_status(rows: list[dict[str, Any]]) -> str:
-    header = f"{'PRINCIPAL':<18} {'TEAM':<14} {'CURRENT KEY':<40} {'DAYS LEFT':>9}  {'KEYS':<22} NEXT"
+    header = (
+        f"{'PRINCIPAL':<18} {'TEAM':<14} {'CURRENT KEY':<40} {'DAYS LEFT':>9}  {'KEYS':<22} {'NEXT':<26} LAST EVENT"
+    )
     lines = [header, "-" * len(header)]
     for r in rows:
         keys = " ".join(f"{c['status'][0]}:{c['role']}" for c in r["credentials"]) or "-"
@@ -248,8 +271,10 @@ def render_status(rows: list[dict[str, Any]]) -> str:
         else:
             nxt = "-"
         days = f"{r['days_to_expiry']:.1f}" if r["days_to_expiry"] is not None else "-"
+        last = f"{r['last_event']['kind']} {r['last_event']['at'][:10]}" if r["last_event"] else "-"
         lines.append(
-            f"{r['principal']:<18} {r['team']:<14} {(r['current_alias'] or 'none'):<40} {days:>9}  {keys:<22} {nxt}"
+            f"{r['principal']:<18} {r['team']:<14} {(r['current_alias'] or 'none'):<40} {days:>9}  {keys:<22} "
+            f"{nxt:<26} {last}"
         )
     return "\n".join(lines)
 

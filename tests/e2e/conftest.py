@@ -224,6 +224,47 @@ def write_registry(path: Path, principals: list[dict[str, Any]], **top: Any) -> 
     return path
 
 
+class World:
+    """The registry of everything onboarded on the module's stack, growing as tests add principals.
+
+    The registry is the whole truth: `apply` offboards every managed principal it does not list. So the
+    tests do not each apply a registry of their own (each run would offboard the others' principals);
+    a test adds its principals (ids no other test uses) and applies the registry of all of them, as a
+    platform team adds an entry to `teams.yaml`. Whatever order the tests run in, nothing is offboarded.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._principals: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._files = 0
+
+    @property
+    def ids(self) -> set[str]:
+        return {spec["id"] for spec in self._principals}
+
+    def add(self, *principals: dict[str, Any]) -> Path:
+        """Register the principals for good; return a file with the whole registry."""
+        with self._lock:
+            known = self.ids
+            self._principals += [spec for spec in principals if spec["id"] not in known]
+            return self._write(self._principals)
+
+    def with_extra(self, *principals: dict[str, Any]) -> Path:
+        """A file with the whole registry plus principals that are not added for good (plan only)."""
+        with self._lock:
+            return self._write([*self._principals, *principals])
+
+    def _write(self, principals: list[dict[str, Any]]) -> Path:
+        self._files += 1
+        return write_registry(self._directory / f"teams-{self._files}.yaml", list(principals))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, stack: Stack) -> World:
+    return World(tmp_path_factory.mktemp("registry"))
+
+
 def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     for line in stream:
         lines.put(line.rstrip("\n"))

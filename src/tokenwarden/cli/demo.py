@@ -143,6 +143,9 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
                     return 1
 
         _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
+        code = _break_glass_story(registry, settings, sm, sqs, queue, endpoint, stack, session)
+        if code:
+            return code
         if "TOKENWARDEN_PROMQL_URL" in exports:
             code = _silent_team_story(
                 registry, settings, reconciler, nightly, sm, sqs, queue, endpoint, stack
@@ -254,3 +257,63 @@ def _working(profile: Any, at: datetime) -> bool:
     local = at.astimezone(ZoneInfo(profile.timezone))
     day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[local.weekday()]
     return day in profile.working_days and profile.start <= local.time() < profile.end
+
+
+def _break_glass_story(
+    registry: Any,
+    settings: Any,
+    sm: Any,
+    sqs: Any,
+    queue: str,
+    endpoint: str,
+    stack: LocalStack,
+    session: Any,
+) -> int:
+    """A leaked token at 3 a.m.: one command revokes it and puts a verified replacement in place."""
+    from tokenwarden.cli.main import main as cli
+    from tokenwarden.domain.audit import audit
+    from tokenwarden.local.laptop import send_session
+
+    victim = registry.principals[0]
+    secret = settings.naming.secret_name(victim.id)
+    leaked = str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
+    _say(f"\nBreak-glass: {victim.id}'s token was pasted in a public channel.")
+    _say(f"  $ tokenwarden revoke {victim.id} --reason 'token pasted in #general' --reissue")
+    code = cli(
+        [
+            "revoke",
+            victim.id,
+            "--reason",
+            "token pasted in #general",
+            "--reissue",
+            "--registry",
+            registry.source,
+        ]
+    )
+    if code:
+        return code
+    _show(_drain(sqs, queue))
+    fresh = str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
+    old_ok = send_session(endpoint, leaked, victim.team, user="attacker")
+    new_ok = send_session(endpoint, fresh, victim.team, user="jdoe")
+    _say(
+        f"  export with the leaked token: {'ACCEPTED' if old_ok else 'refused'}; with the reissued one: {'accepted' if new_ok else 'REFUSED'}"
+    )
+    if old_ok or not new_ok:
+        return 1
+
+    _say(
+        "\nDrift audit: someone made an API key by hand in the console (an IAM user outside TokenWarden's path)."
+    )
+    iam = session.client("iam")
+    iam.create_user(UserName="console-cloudwatch-user")
+    iam.create_service_specific_credential(
+        UserName="console-cloudwatch-user", ServiceName="cloudwatch.amazonaws.com"
+    )
+    from tokenwarden.cli.main import _FixedOrStackClock, _reconciler
+
+    inventory = _reconciler(settings, _FixedOrStackClock(settings, None)).inventory()
+    for finding in audit(registry, inventory, stack.clock.now()):
+        _say(f"  {finding.kind}: {finding.detail}")
+    _say("  (the audit only reports: the hand-made key is left alone)")
+    return 0

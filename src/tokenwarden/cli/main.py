@@ -258,9 +258,7 @@ def _last_event(entries: Sequence[Any]) -> dict[str, str] | None:
 
 
 def render_status(rows: list[dict[str, Any]]) -> str:
-    header = (
-        f"{'PRINCIPAL':<18} {'TEAM':<14} {'CURRENT KEY':<40} {'DAYS LEFT':>9}  {'KEYS':<22} {'NEXT':<26} LAST EVENT"
-    )
+    header = f"{'PRINCIPAL':<18} {'TEAM':<14} {'CURRENT KEY':<40} {'DAYS LEFT':>9}  {'KEYS':<22} {'NEXT':<26} LAST EVENT"
     lines = [header, "-" * len(header)]
     for r in rows:
         keys = " ".join(f"{c['status'][0]}:{c['role']}" for c in r["credentials"]) or "-"
@@ -486,6 +484,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", metavar="ISO-8601", help="as of this time (moves the embedded stack's clock)")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per principal")
     p.set_defaults(func=cmd_status)
+
+    p = add("health", "Check per team that Claude Code telemetry keeps arriving; alert on changes.")
+    _with_registry(p)
+    p.add_argument("--at", metavar="ISO-8601", help="as of this time (moves the embedded stack's clock)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--dry-run", action="store_true", help="evaluate only: send no notification and record nothing"
+    )
+    p.set_defaults(func=cmd_health)
+
+    p = add("audit", "Read-only drift report: every CloudWatch API key of the account, managed or not.")
+    _with_registry(p)
+    p.add_argument("--json", action="store_true", help="print the findings as a JSON array")
+    p.set_defaults(func=cmd_audit)
+
+    p = add("revoke", "Break-glass: deactivate every Active key of a principal at once.")
+    p.add_argument("principal", help="the principal id from the registry")
+    p.add_argument("--reason", required=True, help="why (recorded in the ledger and the alert)")
+    p.add_argument("--reissue", action="store_true", help="issue, verify and make current a replacement key")
+    _with_registry(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_revoke)
+
+    p = add("restore", "Re-activate a principal's most recently revoked key (within the retention).")
+    p.add_argument("principal", help="the principal id from the registry")
+    _with_registry(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_restore)
 
     p = add(
         "local", "The embedded local stack (moto + OTLP endpoint + VictoriaMetrics), no AWS account needed."

@@ -140,12 +140,14 @@ def rotated(
     previous: KeyRef | None,
     grace_days: int,
     at: datetime,
+    previous_revoked: bool = False,
 ) -> Notification:
-    old = (
-        f" The previous key {previous.describe()} keeps working for {grace_days} more days."
-        if previous
-        else ""
-    )
+    if previous is None:
+        old = ""
+    elif previous_revoked:
+        old = f" The previous key {previous.describe()} was revoked and no longer works."
+    else:
+        old = f" The previous key {previous.describe()} keeps working for {grace_days} more days."
     return Notification(
         event_type=EventType.ROTATED,
         severity="info",

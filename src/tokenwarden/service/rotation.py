@@ -221,7 +221,9 @@ class RotationEngine:
                 credential_id=last.credential_id or "", alias=last.alias or "", expires_at=last.expires_at
             )
             grace = int(tags.get(TAG_GRACE, "7"))
-            message = rotated(principal, team, secret.name, key, previous_key, grace, now)
+            message = rotated(
+                principal, team, secret.name, key, previous_key, grace, now, last.revoked_at is not None
+            )
         else:
             message = onboarded(principal, team, secret.name, key, now)
         self.notifier.publish(message)

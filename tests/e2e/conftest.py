@@ -90,6 +90,8 @@ def victoriametrics_available() -> bool:
 def parse_exports(lines: Sequence[str]) -> dict[str, str]:
     exports: dict[str, str] = {}
     for line in lines:
+        if not line.startswith("export "):
+            continue  # anything else `local up` may say before `ready`
         words = shlex.split(line)
         if len(words) == 2 and words[0] == "export" and "=" in words[1]:
             name, _, value = words[1].partition("=")
@@ -261,7 +263,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, stack: Stack) -> World:
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     return World(tmp_path_factory.mktemp("registry"))
 
 

@@ -1,8 +1,10 @@
 """The CLI against `tokenwarden local up`, with real clients: the AWS CLI reads the secret exactly as the
 seed's recipe does and the OpenTelemetry SDK's OTLP/HTTP exporter sends with the token it got.
 
-The stack (and its clock) is shared by the module, so every test works on its own registry file with
-principal ids no other test uses, and reads the stack's time instead of assuming one.
+The stack (and its clock) is shared by the module. The registry is the whole truth (`apply` offboards
+what it does not list), so every test adds principals no other test uses to one growing registry
+(`world`) and applies all of it; each test reads the stack's time instead of assuming one. The tests
+therefore pass in any order.
 """
 
 from __future__ import annotations
@@ -18,53 +20,62 @@ import pytest
 
 from tests.e2e.conftest import (
     ROOT,
+    Result,
     Stack,
+    World,
     clean_environment,
     parse_time,
     together,
     tokenwarden_command,
-    write_registry,
 )
 from tokenwarden.local.laptop import send_session
 
 pytestmark = pytest.mark.e2e
 
 MADE_UP_TOKEN = "not-a-real-key-" + uuid.uuid4().hex
+REQUIRED_STATUS_FIELDS = {"principal", "secret_id", "current_credential_id", "credentials"}
+REQUIRED_CREDENTIAL_FIELDS = {"id", "status", "expires_at"}
 
 
 def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
-def status_of(stack: Stack, registry: Path) -> dict[str, Any]:
-    """`status --json` for a one-principal registry."""
+def outcomes_of(result: Result) -> dict[str, dict[str, Any]]:
+    """`apply --json` outcomes by principal; the run must have succeeded and offboarded nobody."""
+    assert result.returncode == 0, str(result)
+    outcomes = {o["principal"]: o for o in result.json()["outcomes"]}
+    offboarded = [p for p, o in outcomes.items() if "offboard" in o["done"]]
+    assert not offboarded, f"a registered principal was offboarded: {offboarded}\n{result}"
+    return outcomes
+
+
+def status_of(stack: Stack, registry: Path, principal: str) -> dict[str, Any]:
+    """One principal's row of `status --json`."""
     rows = stack.tw("status", "--registry", str(registry), "--json", check=True).json()
-    assert len(rows) == 1, rows
-    return dict(rows[0])
+    assert isinstance(rows, list), rows
+    matching = [r for r in rows if r["principal"] == principal]
+    assert len(matching) == 1, rows
+    return dict(matching[0])
 
 
 # -- onboarding ---------------------------------------------------------------------------------
 
 
 def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
-    stack: Stack, tmp_path: Path
+    stack: Stack, world: World
 ) -> None:
-    registry = write_registry(
-        tmp_path / "teams.yaml",
-        [
-            {"id": "e2e-web", "kind": "team", "owners": ["web@example.com"], "notify": "#web"},
-            {"id": "e2e-ana", "kind": "developer", "team": "e2e-web", "owners": ["ana@example.com"]},
-        ],
+    registry = world.add(
+        {"id": "e2e-web", "kind": "team", "owners": ["web@example.com"], "notify": "#web"},
+        {"id": "e2e-ana", "kind": "developer", "team": "e2e-web", "owners": ["ana@example.com"]},
     )
     result = stack.tw("apply", "--registry", str(registry), "--json")
-    assert result.returncode == 0, str(result)
-    report = result.json()
-    outcomes = {o["principal"]: o for o in report["outcomes"]}
-    assert set(outcomes) == {"e2e-web", "e2e-ana"}, report
-    for outcome in outcomes.values():
-        assert outcome["status"] == "ok", report
-        assert "onboard" in outcome["done"], report
-        assert outcome["error"] is None, report
+    outcomes = outcomes_of(result)
+    t0 = parse_time(result.json()["started_at"])
+    for principal in ("e2e-web", "e2e-ana"):
+        assert outcomes[principal]["status"] == "ok", result.stdout
+        assert "onboard" in outcomes[principal]["done"], result.stdout
+        assert outcomes[principal]["error"] is None, result.stdout
 
     principals = ("e2e-web", "e2e-ana")
     tokens = dict(
@@ -79,24 +90,21 @@ def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
     assert not send_session(stack.otlp_endpoint, MADE_UP_TOKEN, "e2e-web", user="intruder")
 
     if stack.victoriametrics:
-        # Accepted exports reach VictoriaMetrics on the stack's clock; a refused one does not.
-        t0 = parse_time(report["started_at"])
+        # Accepted exports reach VictoriaMetrics on the stack's clock; the refused one does not.
         series = stack.promql('claude_code.session.count{"team.id"="e2e-web"}', t0 + timedelta(minutes=1))
-        users = {s["metric"].get("user.id") for s in series}
-        assert users == {"e2e-web", "e2e-ana"}, series
+        assert {s["metric"].get("user.id") for s in series} == {"e2e-web", "e2e-ana"}, series
 
-    # A second run has nothing to do.
+    # The run converged: a second one has nothing to do, for anyone.
     again = stack.tw("apply", "--registry", str(registry), "--json")
-    assert again.returncode == 0, str(again)
-    assert {o["status"] for o in again.json()["outcomes"]} == {"unchanged"}, again.stdout
+    assert {o["status"] for o in outcomes_of(again).values()} == {"unchanged"}, again.stdout
 
 
 # -- status -------------------------------------------------------------------------------------
 
 
-def test_status_json_names_the_key_iam_lists(stack: Stack, tmp_path: Path) -> None:
-    registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-stat", "kind": "team"}])
-    stack.tw("apply", "--registry", str(registry), "--quiet", check=True)
+def test_status_json_names_the_key_iam_lists(stack: Stack, world: World) -> None:
+    registry = world.add({"id": "e2e-stat", "kind": "team"})
+    outcomes_of(stack.tw("apply", "--registry", str(registry), "--json"))
 
     result, listed, table = together(
         partial(stack.tw, "status", "--registry", str(registry), "--json"),
@@ -105,47 +113,47 @@ def test_status_json_names_the_key_iam_lists(stack: Stack, tmp_path: Path) -> No
     )
     assert result.returncode == 0, str(result)
     rows = result.json()
-    assert isinstance(rows, list) and [r["principal"] for r in rows] == ["e2e-stat"], rows
-    row = rows[0]
-    assert row["secret_id"] == "tokenwarden/e2e-stat"
+    assert isinstance(rows, list), rows
+    assert {r["principal"] for r in rows} == world.ids, rows
+    for row in rows:
+        assert set(row) >= REQUIRED_STATUS_FIELDS, row
+        assert row["secret_id"] == f"tokenwarden/{row['principal']}", row
+        for cred in row["credentials"]:
+            assert set(cred) >= REQUIRED_CREDENTIAL_FIELDS, cred
+            parse_time(cred["expires_at"])
+    row = next(r for r in rows if r["principal"] == "e2e-stat")
     assert row["current_credential_id"]
-    assert len(row["credentials"]) == 1, row
-    for cred in row["credentials"]:
-        assert {"id", "status", "expires_at"} <= set(cred), cred
-        assert cred["status"] == "Active"
-        parse_time(cred["expires_at"])
+    assert [c["id"] for c in row["credentials"]] == [row["current_credential_id"]], row
+    assert row["credentials"][0]["status"] == "Active"
 
     assert [c["ServiceSpecificCredentialId"] for c in listed] == [row["current_credential_id"]]
-    assert row["credentials"][0]["id"] == row["current_credential_id"]
     assert parse_time(row["credentials"][0]["expires_at"]) == parse_time(listed[0]["ExpirationDate"])
 
     assert table.returncode == 0, str(table)
-    assert "e2e-stat" in table.stdout and "PRINCIPAL" in table.stdout, table.stdout
+    assert "PRINCIPAL" in table.stdout and "e2e-stat" in table.stdout, table.stdout
 
 
 # -- time travel: rotate, grace, retire, delete ------------------------------------------------
 
 
-def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -> None:
+def test_time_travel_rotates_retires_and_deletes(stack: Stack, world: World) -> None:
     p = "e2e-life"
-    registry = write_registry(
-        tmp_path / "teams.yaml", [{"id": p, "kind": "team", "owners": ["life@example.com"]}]
-    )
-    onboard = stack.tw("apply", "--registry", str(registry), "--json", check=True).json()
-    t0 = parse_time(onboard["started_at"])
-    old_token, status = together(partial(stack.secret_token, p), partial(status_of, stack, registry))
+    registry = world.add({"id": p, "kind": "team", "owners": ["life@example.com"]})
+    onboard = stack.tw("apply", "--registry", str(registry), "--json")
+    assert "onboard" in outcomes_of(onboard)[p]["done"], onboard.stdout
+    t0 = parse_time(onboard.json()["started_at"])
+    old_token, status = together(partial(stack.secret_token, p), partial(status_of, stack, registry, p))
     old_id = status["current_credential_id"]
     assert send_session(stack.otlp_endpoint, old_token, p)
 
     # ~80 days later the key is near expiry (90-day lifetime, rotate 14 (+ up to 3 jitter) days before).
     rotate = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=80)), "--json")
-    assert rotate.returncode == 0, str(rotate)
-    outcome = rotate.json()["outcomes"][0]
+    outcome = outcomes_of(rotate)[p]
     assert outcome["status"] == "ok" and "rotate" in outcome["done"], rotate.stdout
     assert parse_time(rotate.json()["started_at"]) >= t0 + timedelta(days=80)
 
     new_token, status, listed = together(
-        partial(stack.secret_token, p), partial(status_of, stack, registry), partial(stack.credentials, p)
+        partial(stack.secret_token, p), partial(status_of, stack, registry, p), partial(stack.credentials, p)
     )
     assert new_token != old_token, "the AWS CLI still reads the old token after a rotation"
     new_id = status["current_credential_id"]
@@ -162,8 +170,7 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
 
     # ~8 days later the grace (7 days) is over: the old key is deactivated.
     retire = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=88)), "--json")
-    assert retire.returncode == 0, str(retire)
-    assert "retire" in retire.json()["outcomes"][0]["done"], retire.stdout
+    assert "retire" in outcomes_of(retire)[p]["done"], retire.stdout
     assert not send_session(stack.otlp_endpoint, old_token, p), "a retired token is still accepted"
     assert send_session(stack.otlp_endpoint, new_token, p), "the current token is refused after retirement"
     listed = {c["ServiceSpecificCredentialId"]: c["Status"] for c in stack.credentials(p)}
@@ -171,9 +178,8 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
 
     # ~8 more days and the rollback window (7 days) is over: the old key is deleted.
     delete = stack.tw("apply", "--registry", str(registry), "--at", _iso(t0 + timedelta(days=96)), "--json")
-    assert delete.returncode == 0, str(delete)
-    assert "delete" in delete.json()["outcomes"][0]["done"], delete.stdout
-    status, listed = together(partial(status_of, stack, registry), partial(stack.credentials, p))
+    assert "delete" in outcomes_of(delete)[p]["done"], delete.stdout
+    status, listed = together(partial(status_of, stack, registry, p), partial(stack.credentials, p))
     assert [c["id"] for c in status["credentials"]] == [new_id], status
     assert status["current_credential_id"] == new_id
     assert [c["ServiceSpecificCredentialId"] for c in listed] == [new_id]
@@ -185,9 +191,11 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
     assert replay.returncode == 0, str(replay)
     plan = replay.json()
     assert parse_time(plan["generated_at"]) >= t0 + timedelta(days=96), replay.stdout
-    assert plan["principals"][0]["actions"] == [], replay.stdout
+    assert [a for pp in plan["principals"] if pp["principal"] == p for a in pp["actions"]] == [], (
+        replay.stdout
+    )
 
-    # No token in anything the CLI or the stack printed along the way.
+    # No token in anything the CLI or the stack (which runs the rotation function) printed on the way.
     printed = "\n".join([*stack.tokenwarden_output, stack.stack_stderr()])
     assert old_token not in printed and new_token not in printed, "a token was printed"
 
@@ -195,10 +203,10 @@ def test_time_travel_rotates_retires_and_deletes(stack: Stack, tmp_path: Path) -
 # -- plan ---------------------------------------------------------------------------------------
 
 
-def test_plan_is_readable_parses_as_json_and_changes_nothing(stack: Stack, tmp_path: Path) -> None:
-    registry = write_registry(
-        tmp_path / "teams.yaml",
-        [{"id": "e2e-plan", "kind": "team"}, {"id": "e2e-plan-dev", "kind": "developer", "team": "e2e-plan"}],
+def test_plan_is_readable_parses_as_json_and_changes_nothing(stack: Stack, world: World) -> None:
+    newcomers = {"e2e-plan", "e2e-plan-dev"}
+    registry = world.with_extra(
+        {"id": "e2e-plan", "kind": "team"}, {"id": "e2e-plan-dev", "kind": "developer", "team": "e2e-plan"}
     )
     text, result = together(
         partial(stack.tw, "plan", "--registry", str(registry)),
@@ -213,10 +221,12 @@ def test_plan_is_readable_parses_as_json_and_changes_nothing(stack: Stack, tmp_p
     plan = result.json()
     parse_time(plan["generated_at"])
     kinds = {p["principal"]: [a["kind"] for a in p["actions"]] for p in plan["principals"]}
-    assert kinds == {"e2e-plan": ["onboard"], "e2e-plan-dev": ["onboard"]}, plan
+    assert {p: kinds.get(p) for p in newcomers} == {p: ["onboard"] for p in newcomers}, plan
+    # Everyone already onboarded has converged: nothing to do for them.
+    assert {p: k for p, k in kinds.items() if p not in newcomers and k} == {}, plan
     assert all(a["reason"] for p in plan["principals"] for a in p["actions"]), plan
 
-    assert not {"tw-e2e-plan", "tw-e2e-plan-dev"} & stack.managed_users(), "plan created a user"
+    assert not {f"tw-{p}" for p in newcomers} & stack.managed_users(), "plan created a user"
 
 
 # -- bad input ----------------------------------------------------------------------------------
@@ -241,7 +251,7 @@ BAD_REGISTRIES = {
 
 @pytest.mark.parametrize("case", sorted(BAD_REGISTRIES))
 def test_bad_registry_exits_2_names_the_file_and_changes_nothing(
-    stack: Stack, tmp_path: Path, case: str
+    stack: Stack, world: World, tmp_path: Path, case: str
 ) -> None:
     text, principals, named = BAD_REGISTRIES[case]
     registry = tmp_path / f"{case}.yaml"
@@ -258,11 +268,14 @@ def test_bad_registry_exits_2_names_the_file_and_changes_nothing(
         for word in named:
             assert word in result.stderr, f"the message does not name {word!r}:\n{result}"
         assert result.stdout == "", str(result)
-    assert not {f"tw-{p}" for p in principals} & stack.managed_users(), f"{case}: a user was created"
+    users = stack.managed_users()
+    assert not {f"tw-{p}" for p in principals} & users, f"{case}: a user was created"
+    # Had it run, a registry that lists none of them would have offboarded everyone else.
+    assert {f"tw-{p}" for p in world.ids} <= users
 
 
-def test_at_not_a_date_exits_2_and_changes_nothing(stack: Stack, tmp_path: Path) -> None:
-    registry = write_registry(tmp_path / "teams.yaml", [{"id": "e2e-bad-at", "kind": "team"}])
+def test_at_not_a_date_exits_2_and_changes_nothing(stack: Stack, world: World) -> None:
+    registry = world.with_extra({"id": "e2e-bad-at", "kind": "team"})
     results = together(
         *(
             partial(stack.tw, command, "--registry", str(registry), "--at", "not-a-date")

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,12 @@ def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
     if settings.stack_url:
         from tokenwarden.local.stack import advance_clock, stack_time
 
-        return advance_clock(settings.stack_url, at) if at else stack_time(settings.stack_url)
+        if at is None:
+            return stack_time(settings.stack_url)
+        now = advance_clock(settings.stack_url, at)
+        if now - at > timedelta(seconds=1):
+            print(f"note: the stack's clock is already at {now:%Y-%m-%d %H:%M} UTC and never goes back", file=sys.stderr)
+        return now
     if at is not None and moving:
         raise UsageError(
             "--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL is not set)"
@@ -522,6 +527,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="start it in the foreground; prints `export` lines, then `ready`",
         description="Start the embedded stack on loopback until interrupted. Prints one `export NAME=value` "
         "line per setting, then `ready`.",
+        epilog="example:\n  tokenwarden local up > /tmp/tokenwarden.env &\n"
+        "  until grep -q '^ready$' /tmp/tokenwarden.env; do sleep 1; done\n"
+        "  source <(grep '^export ' /tmp/tokenwarden.env)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     up.add_argument("--port", type=int, default=0, help="moto server port (default: a free one)")

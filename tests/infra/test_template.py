@@ -26,8 +26,17 @@ BUILD_DIR = REPO / ".aws-sam" / "build"
 USER_ARN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:user${UserPath}*"
 SECRET_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*"
 SSC_SERVICE = "cloudwatch.amazonaws.com"
-# Account-wide reads that IAM and Secrets Manager cannot scope by resource (DESIGN §1).
-UNSCOPABLE_ACTIONS = {"iam:ListServiceSpecificCredentials", "iam:ListUsers", "secretsmanager:ListSecrets"}
+# Account-wide reads that IAM, Secrets Manager and CloudWatch cannot scope by resource (DESIGN §1).
+UNSCOPABLE_ACTIONS = {
+    "iam:ListServiceSpecificCredentials",
+    "iam:ListUsers",
+    "secretsmanager:ListSecrets",
+    # What CloudWatch's PromQL API authorizes a query as (DESIGN §1 Querying).
+    "cloudwatch:GetMetricData",
+    "cloudwatch:ListMetrics",
+}
+CLOUDWATCH_QUERY_ACTIONS = {"cloudwatch:GetMetricData", "cloudwatch:ListMetrics"}
+APS_WORKSPACE_ARN = "arn:${AWS::Partition}:aps:${AWS::Region}:${AWS::AccountId}:workspace/*"
 SECRET_ACTIONS_ON_PREFIX = {
     "secretsmanager:CreateSecret",
     "secretsmanager:DescribeSecret",
@@ -146,7 +155,7 @@ def env(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
 
 def functions(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = resources(cfn, "AWS::Lambda::Function")
-    assert {"ReconcileFunction", "RotateSecretFunction"} <= set(found)
+    assert {"ReconcileFunction", "RotateSecretFunction", "HealthFunction"} <= set(found)
     return found
 
 
@@ -173,6 +182,22 @@ def test_reconciler_runs_alone_for_up_to_fifteen_minutes(cfn: dict[str, Any]) ->
     assert env(cfn, "ReconcileFunction")["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {
         "Fn::GetAtt": ["RotateSecretFunction", "Arn"]
     }
+
+
+def test_health_check_runs_alone_with_its_promql_settings(cfn: dict[str, Any]) -> None:
+    health = props(cfn, "HealthFunction")
+    assert health["Handler"] == "app.lambda_handler"
+    assert (health["Timeout"], health["MemorySize"], health["ReservedConcurrentExecutions"]) == (120, 256, 1)
+    variables = env(cfn, "HealthFunction")
+    assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
+    assert variables["TOKENWARDEN_PROMQL_DIALECT"] == {"Ref": "PromQLDialect"}
+    assert variables["TOKENWARDEN_PROMQL_URL"] == {"Ref": "PromQLUrl"}
+    assert variables["TOKENWARDEN_HEALTH_METRICS"] == {"Ref": "HealthMetrics"}
+    parameters = cfn["Parameters"]
+    assert parameters["PromQLDialect"]["AllowedValues"] == ["cloudwatch", "prometheus"]
+    assert parameters["PromQLDialect"]["Default"] == "cloudwatch"
+    assert parameters["PromQLUrl"]["Default"] == "", "empty means CloudWatch's PromQL API in the region"
+    assert parameters["HealthMetrics"]["Default"] == "claude_code.session.count,claude_code.token.usage"
 
 
 def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict[str, Any]) -> None:
@@ -222,6 +247,18 @@ def test_nightly_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
     assert cfn["Parameters"]["ReconcileSchedule"]["Default"] == "cron(15 2 * * ? *)"
 
 
+def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
+    (schedule,) = (
+        s["Properties"]
+        for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["HealthFunction", "Arn"]}
+    )
+    assert schedule["ScheduleExpression"] == {"Ref": "HealthSchedule"}
+    assert json.loads(schedule["Target"]["Input"]) == {"mode": "check"}
+    assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
+    assert cfn["Parameters"]["HealthSchedule"]["Default"] == "rate(1 hour)"
+
+
 def test_secrets_manager_may_invoke_the_rotation_function_from_this_account_only(cfn: dict[str, Any]) -> None:
     permissions = [
         p["Properties"]
@@ -242,13 +279,14 @@ def test_failed_async_invocations_land_in_an_encrypted_dead_letter_queue(cfn: di
         c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
         for c in resources(cfn, "AWS::Lambda::EventInvokeConfig").values()
     }
-    assert configs["ReconcileFunction"]["DestinationConfig"]["OnFailure"]["Destination"] == {
-        "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
-    }
-    actions = {
-        a for s in allowing(cfn, "ReconcileFunctionRole", "sqs:SendMessage") for a in as_list(s["Action"])
-    }
-    assert "sqs:SendMessage" in actions
+    for name in ("ReconcileFunction", "HealthFunction"):
+        assert configs[name]["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
+        }, name
+        actions = {
+            a for s in allowing(cfn, role_of(cfn, name), "sqs:SendMessage") for a in as_list(s["Action"])
+        }
+        assert "sqs:SendMessage" in actions, name
 
 
 # ------------------------------------------------------------------------------------------ encryption
@@ -420,6 +458,56 @@ def test_reconciler_may_start_rotations(cfn: dict[str, Any]) -> None:
     assert statement["Resource"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
 
 
+def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
+    role = role_of(cfn, "HealthFunction")
+    for statement in statements(cfn, role):
+        if statement["Effect"] != "Allow":
+            continue
+        for action in as_list(statement["Action"]):
+            service, _, name = action.partition(":")
+            assert service != "secretsmanager", (statement.get("Sid"), action)
+            if service == "iam":
+                # No IAM write: nothing that creates, updates, deletes, attaches, tags or passes.
+                assert name.startswith(("Get", "List")) and "*" not in name, (statement.get("Sid"), action)
+    assert allowing(cfn, role, "iam:ListServiceSpecificCredentials")
+    assert not allowing(cfn, role, "iam:CreateServiceSpecificCredential")
+    assert not allowing(cfn, role, "iam:PassRole")
+
+
+def test_health_check_queries_cloudwatch_and_prometheus_only_when_chosen(cfn: dict[str, Any]) -> None:
+    role = role_of(cfn, "HealthFunction")
+    for action in CLOUDWATCH_QUERY_ACTIONS:
+        assert allowing(cfn, role, action), action
+    raw = [
+        raw
+        for policy in props(cfn, role).get("Policies", [])
+        for raw in as_list(policy["PolicyDocument"]["Statement"])
+    ]
+    unconditional = [s for s in raw if not (isinstance(s, dict) and "Fn::If" in s)]
+    assert not any(
+        granted(pattern, "aps:QueryMetrics") or pattern.startswith("aps:")
+        for s in unconditional
+        for pattern in as_list(s["Action"])
+    ), "Amazon Managed Prometheus access must depend on the dialect"
+    aps = [s for s in raw if isinstance(s, dict) and "Fn::If" in s]
+    aps = [s for s in aps if any("aps:QueryMetrics" in as_list(b["Action"]) for b in branches(s))]
+    assert aps, "the prometheus dialect could not query Amazon Managed Prometheus"
+    for conditional in aps:
+        condition, when_true, when_false = conditional["Fn::If"]
+        assert condition == "IsPrometheusDialect"
+        assert when_false == {"Ref": "AWS::NoValue"}
+        assert as_list(when_true["Action"]) == ["aps:QueryMetrics"]
+        assert [text(r) for r in as_list(when_true["Resource"])] == [APS_WORKSPACE_ARN]
+    assert cfn["Conditions"]["IsPrometheusDialect"] == {
+        "Fn::Equals": [{"Ref": "PromQLDialect"}, "prometheus"]
+    }
+    # Nobody else queries metrics.
+    for other in all_roles(cfn):
+        if other != role:
+            assert not allowing(cfn, other, "aps:QueryMetrics"), other
+            assert not allowing(cfn, other, "cloudwatch:GetMetricData"), other
+
+
 def test_functions_reach_only_their_own_table_topic_and_key(cfn: dict[str, Any]) -> None:
     for name in functions(cfn):
         role = role_of(cfn, name)
@@ -465,9 +553,14 @@ def test_rotation_failures_and_near_expiry_raise_alarms(cfn: dict[str, Any]) -> 
 
 
 def test_outputs_name_what_operators_need(cfn: dict[str, Any]) -> None:
-    assert {"TopicArn", "LedgerTableName", "RotationFunctionArn", "ReconcileFunctionName"} <= set(
-        cfn["Outputs"]
-    )
+    assert {
+        "TopicArn",
+        "LedgerTableName",
+        "RotationFunctionArn",
+        "ReconcileFunctionName",
+        "HealthFunctionName",
+    } <= set(cfn["Outputs"])
+    assert cfn["Outputs"]["HealthFunctionName"]["Value"] == {"Ref": "HealthFunction"}
 
 
 # ------------------------------------------------------------------------------------------ packaging
@@ -512,5 +605,6 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
             )
     native = list((layer / "pydantic_core").glob("*.so"))
     assert native and all("aarch64" in so.name for so in native), "the layer must be built for arm64"
-    assert (BUILD_DIR / "ReconcileFunction" / "teams.yaml").is_file()
-    assert (BUILD_DIR / "ReconcileFunction" / "app.py").is_file()
+    for function in ("ReconcileFunction", "HealthFunction"):
+        assert (BUILD_DIR / function / "teams.yaml").is_file(), function
+        assert (BUILD_DIR / function / "app.py").is_file(), function

@@ -7,8 +7,10 @@ bodies, which carry tokens (CreateServiceSpecificCredential, PutSecretValue).
 from __future__ import annotations
 
 import logging
+import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 SERVICE = "tokenwarden"
 NAMESPACE = "TokenWarden"
@@ -19,3 +21,11 @@ for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
 logger = Logger(service=SERVICE, log_uncaught_exceptions=False)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 tracer = Tracer(service=SERVICE)
+
+
+def team_metric(name: str, value: float, team: str) -> None:
+    """One EMF document with a `team` dimension (the shared `metrics` carries no per-team dimension)."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        return
+    with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
+        metric.add_dimension(name="team", value=team)

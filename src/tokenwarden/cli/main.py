@@ -95,7 +95,10 @@ def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
             return stack_time(settings.stack_url)
         now = advance_clock(settings.stack_url, at)
         if now - at > timedelta(seconds=1):
-            print(f"note: the stack's clock is already at {now:%Y-%m-%d %H:%M} UTC and never goes back", file=sys.stderr)
+            print(
+                f"note: the stack's clock is already at {now:%Y-%m-%d %H:%M} UTC and never goes back",
+                file=sys.stderr,
+            )
         return now
     if at is not None and moving:
         raise UsageError(

@@ -33,7 +33,7 @@ from tokenwarden.domain.promql import (
     last_sample_query,
 )
 from tokenwarden.domain.registry import Registry
-from tokenwarden.observability import logger, metrics
+from tokenwarden.observability import logger, metrics, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
@@ -168,34 +168,12 @@ class HealthChecker:
             metrics.add_metric(name=f"Teams_{state.value}", unit="Count", value=count)
         for team, minutes in evaluation.minutes_since_last_sample.items():
             if minutes is not None:
-                with _single_metric(team, minutes):
-                    pass
+                team_metric("MinutesSinceLastSample", minutes, team)
 
 
 def _current(entries: Sequence[LedgerEntry], credentials: Mapping[str, Credential]) -> Credential | None:
     entry = next((e for e in entries if e.state == LedgerState.CURRENT and e.credential_id), None)
     return credentials.get(entry.credential_id or "") if entry else None
-
-
-class _single_metric:
-    """Minutes since the last sample, one EMF document per team (dimension `team`)."""
-
-    def __init__(self, team: str, minutes: float) -> None:
-        self._team = team
-        self._minutes = minutes
-
-    def __enter__(self) -> None:
-        from aws_lambda_powertools.metrics import single_metric
-
-        from tokenwarden.observability import NAMESPACE
-
-        with single_metric(
-            name="MinutesSinceLastSample", unit="Count", value=self._minutes, namespace=NAMESPACE
-        ) as metric:
-            metric.add_dimension(name="team", value=self._team)
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _notification(

@@ -1,0 +1,158 @@
+"""Health, end to end: real OpenTelemetry exports through the embedded OTLP endpoint into
+VictoriaMetrics, then `tokenwarden health` judging three teams against the registry."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tokenwarden.cli.main import main
+from tokenwarden.local.laptop import send_session
+from tokenwarden.local.stack import LocalStack
+from tokenwarden.local.victoriametrics import find_binary
+
+pytestmark = pytest.mark.e2e
+
+REGISTRY = """
+principals:
+  - {id: alpha}
+  - {id: beta}
+  - {id: gamma}
+"""
+
+
+def _victoriametrics_or_fail() -> None:
+    try:
+        find_binary()
+    except FileNotFoundError:
+        if os.environ.get("CI"):
+            pytest.fail("VictoriaMetrics is missing in CI: `make setup` must fetch it")
+        pytest.skip("VictoriaMetrics is not installed here: run `make setup`")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[dict[str, str]]:
+    _victoriametrics_or_fail()
+    saved = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    local = LocalStack(victoriametrics=True)
+    try:
+        yield local.start()
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def weekday(at: datetime) -> datetime:
+    while at.weekday() >= 5:
+        at += timedelta(days=1)
+    return at
+
+
+def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
+    capsys.readouterr()
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def drain(queue_url: str) -> list[dict[str, Any]]:
+    sqs = boto3.client("sqs")
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    ).get("Messages", []):
+        for m in batch:
+            attributes = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
+            messages.append({**json.loads(m["Body"]), "_attributes": attributes})
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return messages
+
+
+def token(principal: str) -> str:
+    sm = boto3.client("secretsmanager")
+    return str(
+        sm.get_secret_value(SecretId=f"tokenwarden/{principal}", VersionStage="AWSCURRENT")["SecretString"]
+    )
+
+
+def test_valid_retired_and_never_configured_teams(
+    stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in stack.items():
+        monkeypatch.setenv(name, value)  # the autouse offline fixture clears some of them
+    registry = tmp_path / "teams.yaml"
+    registry.write_text(REGISTRY)
+    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+    queue = stack["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
+    from tokenwarden.local.stack import stack_time
+
+    start = weekday(stack_time(stack["TOKENWARDEN_STACK_URL"]).replace(hour=10, minute=0) + timedelta(days=1))
+
+    def at(moment: datetime, *argv: str) -> str:
+        return run(*argv, "--registry", str(registry), "--at", moment.isoformat(), capsys=capsys)
+
+    at(start, "apply", "--quiet")
+    laptops = {"alpha": token("alpha"), "beta": token("beta")}
+    assert send_session(endpoint, laptops["alpha"], "alpha") and send_session(
+        endpoint, laptops["beta"], "beta"
+    )
+    at(start + timedelta(minutes=30), "health", "--json")
+
+    rotation = weekday(start + timedelta(days=80)).replace(hour=2, minute=15)
+    at(rotation, "apply", "--quiet")
+    assert token("beta") != laptops["beta"], "beta's key should have rotated"
+    laptops["alpha"] = token("alpha")  # alpha's laptops pick up the new key; beta's never do
+    in_grace = weekday(rotation + timedelta(days=1)).replace(hour=10)
+    at(in_grace, "status")
+    assert send_session(endpoint, laptops["alpha"], "alpha") and send_session(
+        endpoint, laptops["beta"], "beta"
+    )
+
+    retired = weekday(rotation + timedelta(days=8)).replace(hour=2, minute=15)
+    at(retired, "apply", "--quiet")
+    drain(queue)
+    for hour in range(9, 15):
+        at(retired.replace(hour=hour), "status")
+        assert send_session(endpoint, laptops["alpha"], "alpha")
+        assert not send_session(endpoint, laptops["beta"], "beta"), "a retired key must be refused"
+    report = json.loads(at(retired.replace(hour=15), "health", "--json"))
+
+    states = {t["team"]: t for t in report["teams"]}
+    assert {team: t["state"] for team, t in states.items()} == {
+        "alpha": "healthy",
+        "beta": "silent",
+        "gamma": "never_reported",
+    }
+    assert any("deactivated" in cause for cause in states["beta"]["likely_causes"]), states["beta"]
+    assert report["queries"] == 2
+    alerts = [m for m in drain(queue) if m["_attributes"]["event_type"].startswith("team_")]
+    assert sorted((m["_attributes"]["event_type"], m["_attributes"]["team"]) for m in alerts) == [
+        ("team_never_reported", "gamma"),
+        ("team_silent", "beta"),
+    ]
+    silent = next(m for m in alerts if m["_attributes"]["team"] == "beta")
+    assert "deactivated" in silent["content"]["description"]
+
+    # An hour later nothing changed: no new alert.
+    at(retired.replace(hour=16), "health", "--json")
+    assert [m for m in drain(queue) if m["_attributes"]["event_type"].startswith("team_")] == []
+
+    # beta's laptops re-read the secret, as the alert says; the next check sees them again.
+    laptops["beta"] = token("beta")
+    assert send_session(endpoint, laptops["beta"], "beta")
+    report = json.loads(at(retired.replace(hour=17), "health", "--json"))
+    assert {t["team"]: t["state"] for t in report["teams"]}["beta"] == "recovered"
+    recovered = [m for m in drain(queue) if m["_attributes"]["event_type"] == "team_recovered"]
+    assert [m["_attributes"]["team"] for m in recovered] == ["beta"]

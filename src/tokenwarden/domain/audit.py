@@ -23,7 +23,7 @@ def audit(registry: Registry, inventory: Inventory, now: datetime) -> tuple[Find
         who = owner.get(cred.id)
         if cred.expires_at is None:
             findings.append(
-                Finding(principal=who, kind="key_without_expiry", detail=f"{_name(cred)} never expires")
+                Finding(principal=who, kind="key_without_expiry", detail=f"{_name(cred)}: it never expires")
             )
         elif cred.expires_at - cred.created_at > timedelta(days=MAX_KEY_AGE_DAYS, hours=1):
             days = (cred.expires_at - cred.created_at).days
@@ -68,5 +68,5 @@ def audit(registry: Registry, inventory: Inventory, now: datetime) -> tuple[Find
 
 
 def _name(cred: Credential) -> str:
-    expiry = f"expires {cred.expires_at:%Y-%m-%d}" if cred.expires_at else "no expiry"
-    return f"key {cred.alias} ({cred.id}) of IAM user {cred.user_name}, {cred.status}, {expiry}"
+    expiry = f", expires {cred.expires_at:%Y-%m-%d}" if cred.expires_at else ""
+    return f"key {cred.alias} ({cred.id}) of IAM user {cred.user_name}, {cred.status}{expiry}"

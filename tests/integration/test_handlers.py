@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -55,3 +59,97 @@ def test_rotation_events_parse(step: str) -> None:
     parsed = rotate.RotationEvent.model_validate(_event(f"rotate_secret-{step}.json"))
     assert parsed.step == step
     assert parsed.secret_id.startswith("tokenwarden/")
+
+
+def _onboard_with_handler(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = env.settings
+    for name, value in {
+        "TOKENWARDEN_TOPIC_ARN": s.topic_arn,
+        "TOKENWARDEN_ROTATION_LAMBDA_ARN": s.rotation_lambda_arn,
+        "TOKENWARDEN_OTLP_ENDPOINT": s.otlp_endpoint,
+        "TOKENWARDEN_SECRETS_KMS_KEY_ID": s.secrets_kms_key_id,
+        "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
+        "TOKENWARDEN_PROBE_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    load_function("reconcile").lambda_handler(_event("reconcile.json"), FakeContext())
+
+
+def test_revoke_handler_runs_the_documented_payload_and_restore_undoes_it(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _onboard_with_handler(env, monkeypatch)
+    old = env.current_token("platform-eng")
+    revoke = load_function("revoke")
+
+    result = revoke.lambda_handler(_event("revoke.json"), FakeContext())
+
+    assert len(result["revoked"]) == 1 and result["reissued"]
+    assert result["actor"].startswith("alice@example.com via arn:aws:")
+    assert env.current_token("platform-eng") != old
+    restored = revoke.lambda_handler(_event("restore.json"), FakeContext())
+    assert restored["restored"] == result["revoked"][0]
+
+
+def test_revoke_handler_refuses_an_unknown_principal_and_changes_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _onboard_with_handler(env, monkeypatch)
+    before = env.credentials("platform-eng")
+    revoke = load_function("revoke")
+    with pytest.raises(ValueError, match="unknown principal"):
+        revoke.lambda_handler({**_event("revoke.json"), "principal": "nobody"}, FakeContext())
+    assert env.credentials("platform-eng") == before
+
+
+class _FakePromQL(BaseHTTPRequestHandler):
+    """A Prometheus-compatible server answering every query with two teams' last sample times."""
+
+    answer: ClassVar[dict[str, object]] = {}
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps(self.answer).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_health_handler_records_states_and_alerts_once(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    _onboard_with_handler(env, monkeypatch)
+    now = datetime.now(UTC)
+    _FakePromQL.answer = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {
+                    "metric": {"team.id": "platform-eng"},
+                    "value": [now.timestamp(), str(now.timestamp() - 60)],
+                },
+                {"metric": {"team.id": "stray-team"}, "value": [now.timestamp(), str(now.timestamp() - 60)]},
+            ],
+        },
+    }
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePromQL)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TOKENWARDEN_PROMQL_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("TOKENWARDEN_PROMQL_DIALECT", "prometheus")
+        health = load_function("health")
+        report = health.lambda_handler(_event("health.json"), FakeContext())
+        again = health.lambda_handler(_event("health.json"), FakeContext())
+    finally:
+        server.shutdown()
+        server.server_close()
+    states = {t["team"]: t["state"] for t in report["teams"]}
+    assert states["platform-eng"] == "healthy"
+    assert set(states) == {"platform-eng", "data-science", "mobile"}
+    assert report["unregistered_teams"] == ["stray-team"]
+    assert report["queries"] == 2
+    assert again["transitions"] == []

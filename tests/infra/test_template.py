@@ -155,7 +155,7 @@ def env(cfn: dict[str, Any], function_id: str) -> dict[str, Any]:
 
 def functions(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = resources(cfn, "AWS::Lambda::Function")
-    assert {"ReconcileFunction", "RotateSecretFunction", "HealthFunction"} <= set(found)
+    assert {"ReconcileFunction", "RotateSecretFunction", "HealthFunction", "RevokeFunction"} <= set(found)
     return found
 
 
@@ -198,6 +198,16 @@ def test_health_check_runs_alone_with_its_promql_settings(cfn: dict[str, Any]) -
     assert parameters["PromQLDialect"]["Default"] == "cloudwatch"
     assert parameters["PromQLUrl"]["Default"] == "", "empty means CloudWatch's PromQL API in the region"
     assert parameters["HealthMetrics"]["Default"] == "claude_code.session.count,claude_code.token.usage"
+
+
+def test_revoke_runs_alone_by_hand_and_reissues_through_the_rotation_function(cfn: dict[str, Any]) -> None:
+    revoke = props(cfn, "RevokeFunction")
+    assert revoke["Handler"] == "app.lambda_handler"
+    assert revoke["Code"]["S3Key"] == "functions/revoke"
+    assert (revoke["Timeout"], revoke["ReservedConcurrentExecutions"]) == (300, 1)
+    variables = env(cfn, "RevokeFunction")
+    assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
+    assert variables["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
 
 
 def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict[str, Any]) -> None:
@@ -257,6 +267,22 @@ def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) ->
     assert json.loads(schedule["Target"]["Input"]) == {"mode": "check"}
     assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
     assert cfn["Parameters"]["HealthSchedule"]["Default"] == "rate(1 hour)"
+
+
+def test_revoke_has_no_schedule_or_trigger(cfn: dict[str, Any]) -> None:
+    arn = {"Fn::GetAtt": ["RevokeFunction", "Arn"]}
+    for schedule in resources(cfn, "AWS::Scheduler::Schedule").values():
+        assert schedule["Properties"]["Target"]["Arn"] != arn
+    for rule in resources(cfn, "AWS::Events::Rule").values():
+        assert all(t["Arn"] != arn for t in rule["Properties"].get("Targets", []))
+    for permission in resources(cfn, "AWS::Lambda::Permission").values():
+        assert permission["Properties"]["FunctionName"] not in (arn, {"Ref": "RevokeFunction"})
+    for mapping in resources(cfn, "AWS::Lambda::EventSourceMapping").values():
+        assert mapping["Properties"]["FunctionName"] != {"Ref": "RevokeFunction"}
+    assert not any(
+        name.startswith("RevokeFunction") and name not in ("RevokeFunction", "RevokeFunctionRole")
+        for name in cfn["Resources"]
+    ), "only the function and its role: no schedule, event rule, URL or invoke permission"
 
 
 def test_secrets_manager_may_invoke_the_rotation_function_from_this_account_only(cfn: dict[str, Any]) -> None:
@@ -363,7 +389,7 @@ def test_keys_are_created_only_for_cloudwatch_and_never_beyond_the_maximum_age(c
                 "Ref": "MaxKeyAgeDays"
             }
             assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN]
-    assert seen >= 2, "both the reconciler and the rotation function create keys"
+    assert seen >= 3, "the reconciler, the rotation function and the revoke reissue create keys"
 
 
 def test_key_updates_and_deletes_are_limited_to_cloudwatch_keys(cfn: dict[str, Any]) -> None:
@@ -456,6 +482,62 @@ def test_reconciler_may_start_rotations(cfn: dict[str, Any]) -> None:
     assert role_of(cfn, "ReconcileFunction") == "ReconcileFunctionRole"
     (statement,) = allowing(cfn, "ReconcileFunctionRole", "lambda:InvokeFunction")
     assert statement["Resource"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
+
+
+def test_revoke_neither_creates_nor_deletes_users_or_secrets(cfn: dict[str, Any]) -> None:
+    role = role_of(cfn, "RevokeFunction")
+    for action in (
+        "iam:CreateUser",
+        "iam:DeleteUser",
+        "iam:TagUser",
+        "iam:AttachUserPolicy",
+        "iam:DetachUserPolicy",
+        "iam:PutUserPermissionsBoundary",
+        "iam:ListUsers",
+        "iam:PassRole",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:RestoreSecret",
+        "secretsmanager:TagResource",
+        "secretsmanager:ListSecrets",
+        "dynamodb:DeleteItem",
+        "dynamodb:Scan",
+    ):
+        assert not allowing(cfn, role, action), action
+    for action in (
+        "iam:UpdateServiceSpecificCredential",
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:RotateSecret",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+    ):
+        assert allowing(cfn, role, action), action
+
+
+def test_revoke_deactivates_only_cloudwatch_keys_under_the_user_path(cfn: dict[str, Any]) -> None:
+    role = role_of(cfn, "RevokeFunction")
+    (listing,) = allowing(cfn, role, "iam:ListServiceSpecificCredentials")
+    assert [text(r) for r in as_list(listing["Resource"])] == [USER_ARN], "no account-wide listing"
+    (update,) = allowing(cfn, role, "iam:UpdateServiceSpecificCredential")
+    assert update["Condition"]["StringEquals"]["iam:ServiceSpecificCredentialServiceName"] == SSC_SERVICE
+    assert [text(r) for r in as_list(update["Resource"])] == [USER_ARN]
+
+
+def test_revoke_reissues_with_the_rotation_functions_key_grants(cfn: dict[str, Any]) -> None:
+    """Without a rotation function the reissue runs the engine in-process: same IAM key grants."""
+    revoke, rotate = role_of(cfn, "RevokeFunction"), role_of(cfn, "RotateSecretFunction")
+    for action in ("iam:CreateServiceSpecificCredential", "iam:DeleteServiceSpecificCredential"):
+        mine = [(text(s["Resource"]), s["Condition"]) for s in allowing(cfn, revoke, action)]
+        theirs = [(text(s["Resource"]), s["Condition"]) for s in allowing(cfn, rotate, action)]
+        assert mine and mine == theirs, action
+    for action in (
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    ):
+        assert allowing(cfn, revoke, action), action
+    (invoke,) = allowing(cfn, revoke, "lambda:InvokeFunction")
+    assert invoke["Resource"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
 
 
 def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
@@ -559,8 +641,10 @@ def test_outputs_name_what_operators_need(cfn: dict[str, Any]) -> None:
         "RotationFunctionArn",
         "ReconcileFunctionName",
         "HealthFunctionName",
+        "RevokeFunctionName",
     } <= set(cfn["Outputs"])
     assert cfn["Outputs"]["HealthFunctionName"]["Value"] == {"Ref": "HealthFunction"}
+    assert cfn["Outputs"]["RevokeFunctionName"]["Value"] == {"Ref": "RevokeFunction"}
 
 
 # ------------------------------------------------------------------------------------------ packaging
@@ -605,6 +689,6 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
             )
     native = list((layer / "pydantic_core").glob("*.so"))
     assert native and all("aarch64" in so.name for so in native), "the layer must be built for arm64"
-    for function in ("ReconcileFunction", "HealthFunction"):
+    for function in ("ReconcileFunction", "HealthFunction", "RevokeFunction"):
         assert (BUILD_DIR / function / "teams.yaml").is_file(), function
         assert (BUILD_DIR / function / "app.py").is_file(), function

@@ -47,7 +47,8 @@ printf '%s\\n' "$FAKE_AWS_OUTPUT"
 """
 
 # Every POSIX shell here runs the script: /bin/sh (dash on Debian), bash in POSIX mode (macOS's
-# /bin/sh is bash 3.2 in POSIX mode) and posh (rejects anything beyond POSIX) when installed.
+# /bin/sh is bash 3.2 in POSIX mode), posh (rejects anything beyond POSIX) and zsh as sh (what macOS's
+# /bin/sh can be switched to) when installed.
 SHELLS = [
     pytest.param(("sh",), id="sh"),
     pytest.param(("dash",), id="dash", marks=pytest.mark.skipif(not shutil.which("dash"), reason="no dash")),
@@ -55,6 +56,11 @@ SHELLS = [
         ("bash", "--posix"), id="bash", marks=pytest.mark.skipif(not shutil.which("bash"), reason="no bash")
     ),
     pytest.param(("posh",), id="posh", marks=pytest.mark.skipif(not shutil.which("posh"), reason="no posh")),
+    pytest.param(
+        ("zsh", "--emulate", "sh"),
+        id="zsh",
+        marks=pytest.mark.skipif(not shutil.which("zsh"), reason="no zsh"),
+    ),
 ]
 
 

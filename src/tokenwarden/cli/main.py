@@ -34,6 +34,7 @@ EXAMPLES = {
     "local": "eval \"$(tokenwarden local up | sed '/^ready$/q')\"   # or run it in its own terminal",
     "demo": "tokenwarden demo",
     "audit": "tokenwarden audit\n  tokenwarden audit --json | jq '.[] | select(.kind == \"key_without_expiry\")'",
+    "pickup": "tokenwarden pickup platform-eng --out kit/ --profile dev-sso",
     "revoke": "tokenwarden revoke platform-eng --reason 'token pasted in #general' --reissue",
     "restore": "tokenwarden restore platform-eng",
     "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'",
@@ -295,6 +296,38 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# -- pickup -------------------------------------------------------------------------------------
+
+
+def cmd_pickup(args: argparse.Namespace, settings: Settings) -> int:
+    from tokenwarden.pickup import PickupError, build_kit, write_kit
+
+    registry = _registry(args, settings)
+    principal = registry.get(args.principal)
+    if principal is None:
+        raise UsageError(
+            f"unknown principal {args.principal!r} (the registry has: {', '.join(sorted(registry.ids))})"
+        )
+    try:
+        kit = build_kit(
+            principal,
+            naming=settings.naming,
+            region=settings.region,
+            otlp_metrics_endpoint=settings.otlp_metrics_endpoint,
+            aws_profile=args.profile,
+            refresh_minutes=args.refresh_minutes,
+            export_interval_ms=args.export_interval_ms,
+        )
+        written = write_kit(
+            kit, Path(args.out or f"pickup-{principal.id}"), args.helper_path, force=args.force
+        )
+    except PickupError as exc:
+        raise UsageError(str(exc)) from exc
+    for path in written:
+        print(path)
+    return EXIT_OK
+
+
 # -- audit --------------------------------------------------------------------------------------
 
 
@@ -501,6 +534,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="evaluate only: send no notification and record nothing"
     )
     p.set_defaults(func=cmd_health)
+
+    p = add(
+        "pickup",
+        "Write the laptop kit: Claude Code's otelHeadersHelper script and managed settings (no token).",
+    )
+    p.add_argument("principal", help="the principal id from the registry")
+    _with_registry(p)
+    p.add_argument("--out", metavar="DIR", help="directory to write into (default: pickup-<principal>)")
+    p.add_argument(
+        "--helper-path",
+        metavar="PATH",
+        help="where laptops install the helper (default /usr/local/libexec/tokenwarden/otel-headers-helper.sh)",
+    )
+    p.add_argument(
+        "--profile",
+        help="AWS CLI profile developers read the secret with (default: their default credentials)",
+    )
+    p.add_argument(
+        "--refresh-minutes",
+        type=int,
+        default=20,
+        help="refresh the cached token after this long (default 20)",
+    )
+    p.add_argument(
+        "--export-interval-ms", type=int, default=60000, help="OTEL_METRIC_EXPORT_INTERVAL (default 60000)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing kit files")
+    p.set_defaults(func=cmd_pickup)
 
     p = add("audit", "Read-only drift report: every CloudWatch API key of the account, managed or not.")
     _with_registry(p)

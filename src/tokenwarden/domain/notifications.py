@@ -128,7 +128,10 @@ def onboarded(principal: str, team: str, secret_name: str, key: KeyRef, at: date
         title=f"{principal} has a CloudWatch metrics API key",
         description=f"Key {key.describe()} is now stored in secret `{secret_name}`. "
         "TokenWarden rotates it before it expires.",
-        next_steps=(f"Laptops read the token from Secrets Manager: `{secret_recipe(secret_name)}`",),
+        next_steps=(
+            f"Set laptops up once with `tokenwarden pickup {principal}`: they then follow every rotation by themselves.",
+            f"Anything else reads the token from Secrets Manager: `{secret_recipe(secret_name)}`",
+        ),
     )
 
 
@@ -158,7 +161,8 @@ def rotated(
         title=f"{principal}: key rotated",
         description=f"New key {key.describe()} is now current in secret `{secret_name}`.{old}",
         next_steps=(
-            f"Laptops must re-read the secret before the grace ends: `{secret_recipe(secret_name)}`",
+            "Laptops set up with `tokenwarden pickup` switch to the new key by themselves.",
+            f"Anything configured by hand must re-read the secret before the grace ends: `{secret_recipe(secret_name)}`",
         ),
     )
 

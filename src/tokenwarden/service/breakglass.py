@@ -7,7 +7,9 @@ the nightly run deletes them. Running the same revoke twice changes nothing more
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -58,6 +60,8 @@ class BreakGlass:
     engine: RotationEngine
     naming: Naming
     rotation_lambda_arn: str | None = None
+    wait_seconds: float = 120.0
+    sleep: Callable[[float], None] = time.sleep
 
     def revoke(
         self, principal: Principal, reason: str, actor: str, reissue: bool, now: datetime
@@ -163,10 +167,26 @@ class BreakGlass:
             self.secrets.rotate(
                 secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
             )
+            self._wait_until_current(secret.arn, token)
         else:
             self.engine.run_all(secret.arn, token)
         entry = self.ledger.get(principal.id, token)
         return entry.credential_id if entry else None
+
+    def _wait_until_current(self, secret_arn: str, token: str) -> None:
+        """Secrets Manager rotates in the background: wait for the new version to become current."""
+        waited = 0.0
+        while True:
+            state = self.secrets.describe(secret_arn)
+            if state is not None and state.current_version == token:
+                return
+            if waited >= self.wait_seconds:
+                raise BreakGlassError(
+                    f"the replacement key is still being rotated after {self.wait_seconds:.0f} s; "
+                    "watch for the `rotated` or `rotation_failed` notification"
+                )
+            self.sleep(2.0)
+            waited += 2.0
 
     def restore(self, principal: Principal, actor: str, now: datetime) -> RestoreResult:
         user = self.naming.user_name(principal.id)

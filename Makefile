@@ -27,7 +27,7 @@ demo: setup ## Run the whole key lifecycle on the embedded local stack (no AWS a
 	$(VENV)/bin/tokenwarden demo
 
 test: setup ## Unit, integration, end-to-end and infrastructure tests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-fast: setup ## Unit tests only
 	$(PY) -m pytest -q tests/unit

@@ -25,7 +25,17 @@ tracer = Tracer(service=SERVICE)
 
 def team_metric(name: str, value: float, team: str) -> None:
     """One EMF document with a `team` dimension (the shared `metrics` carries no per-team dimension)."""
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+    if _disabled():
         return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
         metric.add_dimension(name="team", value=team)
+
+
+def _disabled() -> bool:
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true"
+
+
+def count(name: str, value: float = 1) -> None:
+    """One business-outcome metric. Skipped where metrics are off (the CLI), so nothing piles up."""
+    if not _disabled():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

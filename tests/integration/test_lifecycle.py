@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 import pytest
 
-from tests.conftest import T0, Crash, Env, check_invariants, days, open_env
+from tests.conftest import T0, Env, check_invariants, days
 from tokenwarden.domain.registry import parse_registry
 from tokenwarden.local import iam_ssc
 
@@ -132,66 +131,6 @@ def test_out_of_band_deletion_of_the_current_key_is_repaired_at_once(env: Env) -
     assert "repair" in next(o for o in report.outcomes if o.principal == "jdoe").done
     assert check_invariants(env) == []
     assert "repaired" in [m["_attributes"]["event_type"] for m in env.messages()]
-
-
-def _crash_points(monkeypatch: pytest.MonkeyPatch, prepare_days: float | None) -> int:
-    with open_env(monkeypatch) as world:
-        if prepare_days is not None:
-            world.run()
-            world.log.calls.clear()
-            world.run(T0 + days(prepare_days))
-        else:
-            world.run()
-        return len(world.log.calls)
-
-
-@pytest.mark.parametrize(
-    ("flow", "prepare"),
-    [("onboarding", None), ("rotation", 77.0)],
-)
-def test_a_crash_between_any_two_aws_calls_converges(
-    monkeypatch: pytest.MonkeyPatch, flow: str, prepare: float | None
-) -> None:
-    """Kill the run after call k, for every k; clean runs must restore invariants 1-4."""
-    registry = parse_registry("principals: [{id: solo}]", "crash-test")
-    total = 0
-    with open_env(monkeypatch) as world:
-        world.run(registry=registry)
-        if prepare is not None:
-            world.log.calls.clear()
-            world.run(T0 + days(prepare), registry=registry)
-        total = len(world.log.calls)
-    assert total > 10
-    failures: list[str] = []
-    for k in range(1, total + 1):
-        with open_env(monkeypatch) as world:
-            start = T0
-            old_key = None
-            if prepare is not None:
-                world.run(registry=registry)
-                (old,) = world.credentials("solo")
-                old_key = old["ServiceSpecificCredentialId"]
-                start = T0 + days(prepare)
-            world.log.crash_after = len(world.log.calls) + k
-            with contextlib.suppress(Crash):
-                world.run(start, registry=registry)
-            world.run(start + timedelta(hours=2), registry=registry)
-            problems = check_invariants(world, registry)
-            if old_key is not None:
-                status = {c["ServiceSpecificCredentialId"]: c["Status"] for c in world.credentials("solo")}
-                if status.get(old_key) != "Active":
-                    problems.append("previous key not Active during its grace")
-            world.run(start + timedelta(hours=27), registry=registry)
-            world.run(start + timedelta(hours=28), registry=registry)
-            problems += check_invariants(world, registry)
-            creds = world.credentials("solo")
-            if prepare is None and len(creds) != 1:
-                problems.append(f"{len(creds)} keys after the safety age (untracked leftover survived)")
-            if "LimitExceeded" in " ".join(world.log.errors):
-                problems.append("a third key was requested")
-            if problems:
-                failures.append(f"crash after call {k} ({flow}): {sorted(set(problems))}")
-    assert failures == [], "\n".join(failures)
 
 
 def test_no_token_reaches_logs_messages_results_or_errors(

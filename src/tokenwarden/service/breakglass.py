@@ -20,7 +20,7 @@ from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import rotation_days
 from tokenwarden.domain.registry import Principal
-from tokenwarden.observability import logger, metrics
+from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.rotation import RotationEngine
 
@@ -117,7 +117,7 @@ class BreakGlass:
             )
             revoked.append(cred)
         if revoked:
-            metrics.add_metric(name="KeysRevoked", unit="Count", value=len(revoked))
+            count("KeysRevoked", len(revoked))
             self.notifier.publish(
                 notes.revoked(
                     principal.id,

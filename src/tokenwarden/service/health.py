@@ -33,7 +33,7 @@ from tokenwarden.domain.promql import (
     last_sample_query,
 )
 from tokenwarden.domain.registry import Registry
-from tokenwarden.observability import logger, metrics, team_metric
+from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
@@ -161,11 +161,11 @@ class HealthChecker:
         return result
 
     def _metrics(self, evaluation: Evaluation) -> None:
-        counts = {state: 0 for state in HealthState}
+        per_state = {state: 0 for state in HealthState}
         for rec in evaluation.records.values():
-            counts[rec.state] += 1
-        for state, count in counts.items():
-            metrics.add_metric(name=f"Teams_{state.value}", unit="Count", value=count)
+            per_state[rec.state] += 1
+        for state, teams in per_state.items():
+            count(f"Teams_{state.value}", teams)
         for team, minutes in evaluation.minutes_since_last_sample.items():
             if minutes is not None:
                 team_metric("MinutesSinceLastSample", minutes, team)

@@ -30,7 +30,7 @@ from tokenwarden.domain.model import (
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import Action, ActionKind, Finding, Plan, PlanConfig, build_plan, rotation_days
 from tokenwarden.domain.registry import Principal, Registry
-from tokenwarden.observability import logger, metrics
+from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.rotation import (
     TAG_GRACE,
@@ -172,7 +172,7 @@ class Reconciler:
             self.notifier.publish(
                 notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
             )
-            metrics.add_metric(name="GuardTripped", unit="Count", value=1)
+            count("GuardTripped", 1)
         self._offboard_announced: set[str] = set()
         for principal_plan in plan.principals:
             principal = registry.get(principal_plan.principal) or registry.former(principal_plan.principal)
@@ -213,13 +213,13 @@ class Reconciler:
             for action in actions:
                 self._apply(principal, action, now)
                 done.append(action.kind.value)
-                metrics.add_metric(name=f"Action_{action.kind.value}", unit="Count", value=1)
+                count(f"Action_{action.kind.value}", 1)
         except (RotationError, ClientError, BotoCoreError, RuntimeError, ValueError) as exc:
             logger.error(
                 "principal failed",
                 extra={"principal": principal.id, "action": action.kind.value, "error": str(exc)},
             )
-            metrics.add_metric(name="PrincipalFailed", unit="Count", value=1)
+            count("PrincipalFailed", 1)
             return PrincipalOutcome(
                 principal=principal.id, status="failed", done=tuple(done), error=f"{action.kind.value}: {exc}"
             )
@@ -423,8 +423,8 @@ class Reconciler:
 
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
-            metrics.add_metric(name="MinDaysToExpiry", unit="Count", value=report.min_days_to_expiry)
-        metrics.add_metric(name="RunFailures", unit="Count", value=len(report.failed))
+            count("MinDaysToExpiry", report.min_days_to_expiry)
+        count("RunFailures", len(report.failed))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
 
 

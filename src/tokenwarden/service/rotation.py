@@ -30,7 +30,7 @@ from tokenwarden.domain.model import (
 )
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.notifications import KeyRef, onboarded, rotated, rotation_failed
-from tokenwarden.observability import logger, metrics
+from tokenwarden.observability import count, logger
 from tokenwarden.ports import Clock, IamPort, LedgerPort, Notifier, SecretsPort, TokenProbe
 
 TAG_PRINCIPAL = "tokenwarden:principal"
@@ -189,7 +189,7 @@ class RotationEngine:
     # -- helpers --------------------------------------------------------------------------
 
     def _report_failure(self, step: str, secret_id: str, exc: Exception) -> None:
-        metrics.add_metric(name="RotationFailed", unit="Count", value=1)
+        count("RotationFailed", 1)
         secret = self.secrets.describe(secret_id)
         name = secret.name if secret else secret_id
         principal = self.naming.principal_of_secret(name) or name

@@ -33,8 +33,8 @@ test-fast: setup ## Unit tests only
 	$(PY) -m pytest -q tests/unit
 
 lint: setup ## ruff and mypy
-	$(PY) -m ruff check src tests functions
-	$(PY) -m ruff format --check src tests functions
+	$(PY) -m ruff check src tests functions benchmarks scripts/invoke
+	$(PY) -m ruff format --check src tests functions benchmarks
 	$(PY) -m mypy
 
 format: setup

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.unit.builders import NOW, healthy, inventory, registry, rotated
+
 from tokenwarden.domain.health import evaluate
 from tokenwarden.domain.plan import PlanConfig, build_plan
 from tokenwarden.domain.registry import parse_registry
@@ -18,9 +19,13 @@ N = 500
 
 def test_plan_500_principals(benchmark) -> None:  # type: ignore[no-untyped-def]
     names = [f"team-{i:03d}" for i in range(N)]
-    world = inventory(*(healthy(n) if i % 3 else rotated(n, superseded=timedelta(days=8)) for i, n in enumerate(names)))
+    world = inventory(
+        *(healthy(n) if i % 3 else rotated(n, superseded=timedelta(days=8)) for i, n in enumerate(names))
+    )
     reg = registry(*names)
-    plan = benchmark(build_plan, reg, world, NOW, PlanConfig(rotation_lambda_arn="arn:aws:lambda:::function:x"))
+    plan = benchmark(
+        build_plan, reg, world, NOW, PlanConfig(rotation_lambda_arn="arn:aws:lambda:::function:x")
+    )
     assert len(plan.principals) == N
 
 

@@ -265,7 +265,9 @@ def run_summary(
     if failed:
         parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + ".")
     if findings:
-        parts.append(f"Findings: {len(findings)} (see `tokenwarden plan`).")
+        shown = [f"- {f.kind}: {f.detail}" for f in findings[:10]]
+        more = f"\n- ... and {len(findings) - 10} more (`tokenwarden audit`)" if len(findings) > 10 else ""
+        parts.append(f"\nDrift and findings ({len(findings)}):\n" + "\n".join(shown) + more)
     return Notification(
         event_type=EventType.RUN_SUMMARY,
         severity="critical" if failed else ("warning" if findings else "info"),

@@ -86,6 +86,10 @@ class LocalStack:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        # moto's backends are process-wide: a stack started again in the same process starts empty.
+        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")  # noqa: S310
+        with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - loopback
+            pass
 
         forward = self._start_victoriametrics()
         self._otlp = ThreadingHTTPServer((self.host, self.otlp_port), _otlp_handler(self.clock, forward))

@@ -1,0 +1,132 @@
+"""Break-glass, offboarding, the guard and the audit through the CLI, against the embedded stack,
+with the OpenTelemetry exporter as the judge of which tokens still work."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tokenwarden.cli.main import main
+from tokenwarden.local.laptop import send_session
+from tokenwarden.local.stack import LocalStack, stack_time
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack() -> Iterator[dict[str, str]]:
+    saved = dict(os.environ)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    local = LocalStack(victoriametrics=False)
+    try:
+        yield local.start()
+    finally:
+        local.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture
+def cli(
+    stack: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Iterator[object]:
+    for name, value in stack.items():
+        monkeypatch.setenv(name, value)
+
+    def run(*argv: str, expect: int = 0) -> str:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        assert code == expect, captured.err
+        return captured.out + captured.err
+
+    yield run
+
+
+def token(principal: str) -> str:
+    sm = boto3.client("secretsmanager")
+    return str(sm.get_secret_value(SecretId=f"tokenwarden/{principal}", VersionStage="AWSCURRENT")["SecretString"])
+
+
+def keys(principal: str) -> list[dict[str, object]]:
+    iam = boto3.client("iam")
+    try:
+        return list(iam.list_service_specific_credentials(UserName=f"tw-{principal}")["ServiceSpecificCredentials"])
+    except iam.exceptions.NoSuchEntityException:
+        return []
+
+
+def registry(tmp_path: Path, *ids: str) -> str:
+    path = tmp_path / f"teams-{'-'.join(ids) or 'empty'}.yaml"
+    path.write_text("principals:\n" + "".join(f"  - {{id: {i}}}\n" for i in ids) if ids else "")
+    return str(path)
+
+
+def test_revoke_refuses_the_leaked_token_at_once_and_the_reissued_one_works(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+    teams = registry(tmp_path, "red", "blue")
+    cli("apply", "--registry", teams, "--quiet")
+    leaked = token("red")
+    assert send_session(endpoint, leaked, "red")
+
+    out = cli("revoke", "red", "--reason", "pasted in #general", "--reissue", "--registry", teams)
+
+    assert "Revoked 1 key" in out and leaked not in out
+    assert not send_session(endpoint, leaked, "red")
+    fresh = token("red")
+    assert fresh != leaked and send_session(endpoint, fresh, "red")
+    again = cli("revoke", "red", "--reason", "pasted in #general", "--reissue", "--registry", teams)
+    assert "no Active key" in again and token("red") == fresh and send_session(endpoint, fresh, "red")
+
+    cli("revoke", "nobody", "--reason", "x", "--registry", teams, expect=2)
+    cli("revoke", "blue", "--reason", " ", "--registry", teams, expect=2)
+    assert send_session(endpoint, token("blue"), "blue")
+
+
+def test_offboarding_leaves_no_active_key_then_no_key_then_no_user(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    both = registry(tmp_path, "green", "amber")
+    only_green = registry(tmp_path, "green")
+    cli("apply", "--registry", both, "--quiet")
+    amber = token("amber")
+    start = stack_time(stack["TOKENWARDEN_STACK_URL"])
+
+    cli("apply", "--registry", only_green, "--at", (start + timedelta(days=1)).isoformat(), "--quiet")
+    assert [k["Status"] for k in keys("amber")] == ["Inactive"]
+    assert not send_session(stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"], amber, "amber")
+    cli("apply", "--registry", only_green, "--at", (start + timedelta(days=9)).isoformat(), "--quiet")
+    assert keys("amber") == []
+    cli("apply", "--registry", only_green, "--at", (start + timedelta(days=10)).isoformat(), "--quiet")
+    users = boto3.client("iam").list_users(PathPrefix="/tokenwarden/")["Users"]
+    assert "tw-amber" not in [u["UserName"] for u in users]
+
+
+def test_an_empty_registry_revokes_nobody(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    teams = registry(tmp_path, "violet")
+    cli("apply", "--registry", teams, "--quiet")
+    before = token("violet")
+    out = cli("apply", "--registry", registry(tmp_path), expect=2)
+    assert "empty" in out
+    assert send_session(stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"], before, "violet")
+
+
+def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    teams = registry(tmp_path, "teal")
+    cli("apply", "--registry", teams, "--quiet")
+    iam = boto3.client("iam")
+    iam.create_user(UserName="clicked-in-console")
+    made = iam.create_service_specific_credential(UserName="clicked-in-console", ServiceName="cloudwatch.amazonaws.com")
+    key_id = made["ServiceSpecificCredential"]["ServiceSpecificCredentialId"]
+
+    findings = json.loads(cli("audit", "--registry", teams, "--json"))
+    about = [f for f in findings if key_id in f["detail"]]
+    assert {f["kind"] for f in about} == {"key_without_expiry", "key_outside_tokenwarden"}
+    cli("apply", "--registry", teams, "--quiet")
+    listed = iam.list_service_specific_credentials(UserName="clicked-in-console")["ServiceSpecificCredentials"]
+    assert [(k["ServiceSpecificCredentialId"], k["Status"]) for k in listed] == [(key_id, "Active")]

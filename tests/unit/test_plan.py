@@ -845,3 +845,29 @@ def test_plan_is_a_frozen_value():
     assert isinstance(plan, Plan)
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
         plan.principals = ()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("deactivated_days_ago", "deleted"), [(3, False), (8, True)])
+def test_a_revoked_key_without_a_rotation_record_is_deleted_after_the_retention(
+    deactivated_days_ago: int, deleted: bool
+):
+    key = credential("K9", status="Inactive", created_at=NOW - days(20))
+    record = entry(
+        "revoke-K9",
+        LedgerState.RETIRED,
+        cred=key,
+        deactivated_at=NOW - days(deactivated_days_ago),
+        revoked_at=NOW - days(deactivated_days_ago),
+    )
+    plan = build_plan(registry("alpha"), inventory(with_key(healthy("alpha"), key, record)), NOW, CONFIG)
+    kinds = [(a.kind, a.credential_id) for a in plan.actions]
+    assert ((ActionKind.DELETE, "K9") in kinds) is deleted
+
+
+def test_a_revoked_current_key_is_not_repaired_behind_the_operators_back():
+    inv = healthy("alpha", status="Inactive")
+    current = inv.ledger[0].model_copy(update={"revoked_at": NOW - days(1), "revoked_by": "oncall"})
+    plan = build_plan(registry("alpha"), inventory(inv.model_copy(update={"ledger": (current,)})), NOW, CONFIG)
+    alpha = plan.for_principal("alpha")
+    assert alpha is not None and ActionKind.REPAIR not in [a.kind for a in alpha.actions]
+    assert alpha.note is not None and "--reissue" in alpha.note

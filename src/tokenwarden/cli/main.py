@@ -603,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_local_up)
 
     p = add("demo", "Run the whole key lifecycle on the embedded stack: about 200 days in a minute.")
-    _with_registry(p)
+    p.add_argument("--registry", metavar="FILE", help="registry file (default: this checkout's teams.yaml)")
     p.add_argument("--days", type=int, default=200, help="days of nightly runs to simulate (default 200)")
     p.set_defaults(func=cmd_demo)
     return parser

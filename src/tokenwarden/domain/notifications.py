@@ -229,19 +229,21 @@ def expiring_soon(principal: str, team: str, secret_name: str, key: KeyRef, at: 
 
 
 def repaired(
-    principal: str, team: str, secret_name: str, key: KeyRef, reason: str, at: datetime
+    principal: str, team: str, secret_name: str, broken: KeyRef | None, reason: str, at: datetime
 ) -> Notification:
     return Notification(
         event_type=EventType.REPAIRED,
         severity="warning",
         principal=principal,
         team=team,
-        key=key,
+        key=broken,
         occurred_at=at,
         title=f"{principal}: key reissued out of schedule",
-        description=f"{reason[:1].upper()}{reason[1:]}, so a new key {key.describe()} was issued into `{secret_name}` at once.",
+        description=f"{reason[:1].upper()}{reason[1:]}, so a new key is being issued into `{secret_name}` now; "
+        "a `rotated` message follows when it is current.",
         next_steps=(
-            f"Laptops must re-read the secret now: `{secret_recipe(secret_name)}`",
+            "Laptops set up with `tokenwarden pickup` recover by themselves within their refresh interval.",
+            f"Anything configured by hand must re-read the secret: `{secret_recipe(secret_name)}`",
             "Find out who changed the key outside TokenWarden (CloudTrail: iam:*ServiceSpecificCredential).",
         ),
     )

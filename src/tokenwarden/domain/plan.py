@@ -347,7 +347,7 @@ def _plan_principal(
         if broken and current_entry.revoked_at is not None:
             note = (
                 f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} by {current_entry.revoked_by or 'unknown'}: "
-                f"no new key until `tokenwarden revoke {p} --reissue` or `tokenwarden restore {p}`"
+                f"no new key until `tokenwarden revoke {p} --reason '...' --reissue` or `tokenwarden restore {p}`"
             )
         elif broken and not in_progress:
             actions.append(
@@ -495,11 +495,11 @@ def _other_key(
             ),
             None,
         )
-    if entry.superseded_at is None:
+    if entry.superseded_at is None and entry.deactivated_at is None:
         # Still recorded as current: a rotation's finish step has not updated the ledger yet.
         # Its grace starts when RESUME_FINISH records the hand-over, never earlier.
         return None, None
-    superseded = entry.superseded_at
+    superseded = entry.superseded_at or entry.deactivated_at or now
     grace_end = superseded + timedelta(days=life.grace_days)
     if cred.status == "Active":
         if now >= grace_end:

@@ -311,6 +311,13 @@ class Reconciler:
 
     def _rotate(self, principal: Principal, action: Action, now: datetime) -> None:
         secret = self._describe(principal)
+        if action.kind == ActionKind.REPAIR:
+            # Said before the rotation starts: on AWS it runs in the background and reports itself.
+            broken = self._entry_for(principal.id, action.credential_id) if action.credential_id else None
+            key = _key(broken) if broken else None
+            self.notifier.publish(
+                notes.repaired(principal.id, principal.team, secret.name, key, action.reason, now)
+            )
         token = str(uuid.uuid4())
         if self.rotation_lambda_arn is None:
             self.engine.run_all(secret.arn, token)
@@ -318,13 +325,6 @@ class Reconciler:
             self.secrets.rotate(
                 secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
             )
-        if action.kind == ActionKind.REPAIR:
-            after = self._describe(principal)
-            entry = self.ledger.get(principal.id, token)
-            if after.current_version == token and entry is not None:
-                self.notifier.publish(
-                    notes.repaired(principal.id, principal.team, secret.name, _key(entry), action.reason, now)
-                )
 
     def _retire(self, principal: Principal, action: Action, now: datetime) -> None:
         user = self.naming.user_name(principal.id)

@@ -52,13 +52,17 @@ def cli(
 
 def token(principal: str) -> str:
     sm = boto3.client("secretsmanager")
-    return str(sm.get_secret_value(SecretId=f"tokenwarden/{principal}", VersionStage="AWSCURRENT")["SecretString"])
+    return str(
+        sm.get_secret_value(SecretId=f"tokenwarden/{principal}", VersionStage="AWSCURRENT")["SecretString"]
+    )
 
 
 def keys(principal: str) -> list[dict[str, object]]:
     iam = boto3.client("iam")
     try:
-        return list(iam.list_service_specific_credentials(UserName=f"tw-{principal}")["ServiceSpecificCredentials"])
+        return list(
+            iam.list_service_specific_credentials(UserName=f"tw-{principal}")["ServiceSpecificCredentials"]
+        )
     except iam.exceptions.NoSuchEntityException:
         return []
 
@@ -121,12 +125,16 @@ def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_pa
     cli("apply", "--registry", teams, "--quiet")
     iam = boto3.client("iam")
     iam.create_user(UserName="clicked-in-console")
-    made = iam.create_service_specific_credential(UserName="clicked-in-console", ServiceName="cloudwatch.amazonaws.com")
+    made = iam.create_service_specific_credential(
+        UserName="clicked-in-console", ServiceName="cloudwatch.amazonaws.com"
+    )
     key_id = made["ServiceSpecificCredential"]["ServiceSpecificCredentialId"]
 
     findings = json.loads(cli("audit", "--registry", teams, "--json"))
     about = [f for f in findings if key_id in f["detail"]]
     assert {f["kind"] for f in about} == {"key_without_expiry", "key_outside_tokenwarden"}
     cli("apply", "--registry", teams, "--quiet")
-    listed = iam.list_service_specific_credentials(UserName="clicked-in-console")["ServiceSpecificCredentials"]
+    listed = iam.list_service_specific_credentials(UserName="clicked-in-console")[
+        "ServiceSpecificCredentials"
+    ]
     assert [(k["ServiceSpecificCredentialId"], k["Status"]) for k in listed] == [(key_id, "Active")]

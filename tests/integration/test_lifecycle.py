@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import T0, Env, check_invariants, days
 from tokenwarden.domain.registry import parse_registry
 from tokenwarden.local import iam_ssc
+from tokenwarden.service.breakglass import BreakGlass
 
 READS = ("List", "Get", "Describe", "Scan", "Query", "Receive", "DeleteMessage")
 
@@ -145,6 +146,18 @@ def test_no_token_reaches_logs_messages_results_or_errors(
         ServiceSpecificCredentialId=env.credentials("mobile")[0]["ServiceSpecificCredentialId"],
     )
     results.append(env.run(T0 + days(121)))
+    r = env.reconciler
+    glass = BreakGlass(r.iam, r.secrets, r.ledger, r.notifier, r.engine, r.naming, r.rotation_lambda_arn)
+    jdoe = env.registry.get("jdoe")
+    assert jdoe is not None
+    results.append(glass.revoke(jdoe, "leak drill", "oncall", True, env.clock.now()))
+    results.append(glass.restore(jdoe, "oncall", env.clock.now()))
+    probe = r.engine.probe
+    try:  # a failing rotation: the error path must not carry the token either
+        env.reconciler.engine.probe = _Refusing()
+        env.run(T0 + days(122), registry=parse_registry("principals: [{id: newcomer}]", "one.yaml"))
+    finally:
+        env.reconciler.engine.probe = probe
     captured = capsys.readouterr()
     haystack = "\n".join(
         [captured.out, captured.err, caplog.text]
@@ -155,3 +168,8 @@ def test_no_token_reaches_logs_messages_results_or_errors(
     assert len(tokens) >= 8
     leaked = [t[:6] + "…" for t in tokens if t in haystack]
     assert leaked == []
+
+
+class _Refusing:
+    def check(self, token: str) -> int:
+        return 403

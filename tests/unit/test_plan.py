@@ -867,7 +867,9 @@ def test_a_revoked_key_without_a_rotation_record_is_deleted_after_the_retention(
 def test_a_revoked_current_key_is_not_repaired_behind_the_operators_back():
     inv = healthy("alpha", status="Inactive")
     current = inv.ledger[0].model_copy(update={"revoked_at": NOW - days(1), "revoked_by": "oncall"})
-    plan = build_plan(registry("alpha"), inventory(inv.model_copy(update={"ledger": (current,)})), NOW, CONFIG)
+    plan = build_plan(
+        registry("alpha"), inventory(inv.model_copy(update={"ledger": (current,)})), NOW, CONFIG
+    )
     alpha = plan.for_principal("alpha")
     assert alpha is not None and ActionKind.REPAIR not in [a.kind for a in alpha.actions]
     assert alpha.note is not None and "--reissue" in alpha.note

@@ -198,7 +198,9 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     finally:
         lambda_router.unregister_all()
         set_default_clock(None)
-        otlp.shutdown()
+        stopper = threading.Thread(target=otlp.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(timeout=5)  # never hang a test run on a server thread that is stuck or gone
         otlp.server_close()
 
 

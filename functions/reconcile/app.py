@@ -9,9 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_clock, build_engine
+from tokenwarden.wiring import build_adapters, build_clock, build_reconciler
 
 SETTINGS: Settings = load_settings()
 
@@ -31,17 +30,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     registry = load_registry(SETTINGS.registry_path)
     adapters = build_adapters(SETTINGS)
     clock = build_clock(SETTINGS)
-    reconciler = Reconciler(
-        iam=adapters.iam,
-        secrets=adapters.secrets,
-        ledger=adapters.ledger,
-        notifier=adapters.notifier,
-        engine=build_engine(SETTINGS, adapters, clock),
-        naming=SETTINGS.naming,
-        rotation_lambda_arn=SETTINGS.rotation_lambda_arn,
-        kms_key_id=SETTINGS.secrets_kms_key_id,
-        permissions_boundary=SETTINGS.permissions_boundary_arn,
-    )
+    reconciler = build_reconciler(SETTINGS, adapters, clock)
     now = clock.now()
     inventory = reconciler.inventory()
     plan = reconciler.plan(registry, now, inventory, allow_mass_revoke=request.allow_mass_revoke)

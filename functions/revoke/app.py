@@ -13,9 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
+from tokenwarden.service.breakglass import BreakGlassError
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_clock, build_engine
+from tokenwarden.wiring import build_adapters, build_breakglass, build_clock
 
 SETTINGS: Settings = load_settings()
 
@@ -43,15 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         raise BreakGlassError(f"unknown principal {request.principal!r}: not in {SETTINGS.registry_path}")
     adapters = build_adapters(SETTINGS)
     clock = build_clock(SETTINGS)
-    glass = BreakGlass(
-        iam=adapters.iam,
-        secrets=adapters.secrets,
-        ledger=adapters.ledger,
-        notifier=adapters.notifier,
-        engine=build_engine(SETTINGS, adapters, clock),
-        naming=SETTINGS.naming,
-        rotation_lambda_arn=SETTINGS.rotation_lambda_arn,
-    )
+    glass = build_breakglass(SETTINGS, adapters, clock)
     actor = f"{request.requested_by} via {adapters.iam.caller()}"
     if request.action == "restore":
         return glass.restore(principal, actor, clock.now()).model_dump(mode="json")

@@ -17,6 +17,8 @@ from tokenwarden.adapters.otlp_probe import OtlpProbe
 from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
+from tokenwarden.service.breakglass import BreakGlass
+from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.service.rotation import ProbePolicy, RotationEngine
 from tokenwarden.settings import Settings
 
@@ -125,4 +127,30 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+    )
+
+
+def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reconciler:
+    return Reconciler(
+        iam=adapters.iam,
+        secrets=adapters.secrets,
+        ledger=adapters.ledger,
+        notifier=adapters.notifier,
+        engine=build_engine(settings, adapters, clock),
+        naming=settings.naming,
+        rotation_lambda_arn=settings.rotation_lambda_arn,
+        kms_key_id=settings.secrets_kms_key_id,
+        permissions_boundary=settings.permissions_boundary_arn,
+    )
+
+
+def build_breakglass(settings: Settings, adapters: Adapters, clock: Any) -> BreakGlass:
+    return BreakGlass(
+        iam=adapters.iam,
+        secrets=adapters.secrets,
+        ledger=adapters.ledger,
+        notifier=adapters.notifier,
+        engine=build_engine(settings, adapters, clock),
+        naming=settings.naming,
+        rotation_lambda_arn=settings.rotation_lambda_arn,
     )

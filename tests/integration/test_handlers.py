@@ -20,16 +20,7 @@ def _event(name: str) -> dict[str, object]:
 
 
 def test_reconcile_handler_applies_the_shipped_registry(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    s = env.settings
-    for name, value in {
-        "TOKENWARDEN_TOPIC_ARN": s.topic_arn,
-        "TOKENWARDEN_ROTATION_LAMBDA_ARN": s.rotation_lambda_arn,
-        "TOKENWARDEN_OTLP_ENDPOINT": s.otlp_endpoint,
-        "TOKENWARDEN_SECRETS_KMS_KEY_ID": s.secrets_kms_key_id,
-        "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
-        "TOKENWARDEN_PROBE_ATTEMPTS": "1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    _handler_env(env, monkeypatch)
     reconcile = load_function("reconcile")
 
     planned = reconcile.lambda_handler(_event("reconcile-plan.json"), FakeContext())
@@ -61,7 +52,8 @@ def test_rotation_events_parse(step: str) -> None:
     assert parsed.secret_id.startswith("tokenwarden/")
 
 
-def _onboard_with_handler(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+def _handler_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The variables the template gives every function, pointed at this moto world."""
     s = env.settings
     for name, value in {
         "TOKENWARDEN_TOPIC_ARN": s.topic_arn,
@@ -72,6 +64,10 @@ def _onboard_with_handler(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
         "TOKENWARDEN_PROBE_ATTEMPTS": "1",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+def _onboard_with_handler(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    _handler_env(env, monkeypatch)
     load_function("reconcile").lambda_handler(_event("reconcile.json"), FakeContext())
 
 

@@ -23,7 +23,7 @@ from tokenwarden.domain.registry import Principal, Registry, RegistryError, load
 from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, build_reconciler
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -60,18 +60,7 @@ def _registry(args: argparse.Namespace, settings: Settings) -> Registry:
 
 
 def _reconciler(settings: Settings, now_source: Any) -> Reconciler:
-    adapters = build_adapters(settings)
-    return Reconciler(
-        iam=adapters.iam,
-        secrets=adapters.secrets,
-        ledger=adapters.ledger,
-        notifier=adapters.notifier,
-        engine=build_engine(settings, adapters, now_source),
-        naming=settings.naming,
-        rotation_lambda_arn=settings.rotation_lambda_arn,
-        kms_key_id=settings.secrets_kms_key_id,
-        permissions_boundary=settings.permissions_boundary_arn,
-    )
+    return build_reconciler(settings, build_adapters(settings), now_source)
 
 
 class _FixedOrStackClock:
@@ -358,15 +347,7 @@ def _breakglass(
     if principal is None:
         names = ", ".join(sorted(registry.ids))
         raise UsageError(f"unknown principal {principal_id!r} (the registry has: {names})")
-    glass = BreakGlass(
-        iam=adapters.iam,
-        secrets=adapters.secrets,
-        ledger=adapters.ledger,
-        notifier=adapters.notifier,
-        engine=build_engine(settings, adapters, _FixedOrStackClock(settings, now)),
-        naming=settings.naming,
-        rotation_lambda_arn=settings.rotation_lambda_arn,
-    )
+    glass = build_breakglass(settings, adapters, _FixedOrStackClock(settings, now))
     return glass, principal, adapters.iam.caller()
 
 

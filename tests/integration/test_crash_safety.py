@@ -11,7 +11,6 @@ import pytest
 from tests.conftest import T0, Crash, check_invariants, days, open_env
 from tokenwarden.domain.registry import parse_registry
 
-
 READS = ("List", "Get", "Describe", "Scan", "Query")
 
 

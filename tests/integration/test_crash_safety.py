@@ -32,7 +32,7 @@ def test_a_crash_between_any_two_aws_calls_converges(
 ) -> None:
     """Kill the run after call k, for every distinct k; clean runs must restore invariants 1-4."""
     registry = parse_registry("principals: [{id: solo}]", "crash-test")
-    total = 0
+    calls: list[str] = []
     with open_env(monkeypatch) as world:
         world.run(registry=registry)
         if prepare is not None:

@@ -41,15 +41,24 @@ format: setup
 	$(PY) -m ruff format src tests functions
 	$(PY) -m ruff check --fix src tests functions
 
+CHECKOV_VENV := .tools/checkov
+CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov
+
 $(SAM):
 	$(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
 
-validate: setup $(SAM) ## SAM validation, offline translation to CloudFormation, cfn-lint
+validate: setup $(SAM) $(CHECKOV) ## SAM validation, offline translation to CloudFormation, cfn-lint, checkov
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --region us-east-1 --template template.yaml
 	$(PY) scripts/translate-template template.yaml build/template.cfn.json
 	$(VENV)/bin/cfn-lint build/template.cfn.json
+	$(CHECKOV) --file build/template.cfn.json --framework cloudformation --skip-download --compact --quiet
 
 build: $(SAM) ## sam build without Docker (layer built by its own Makefile)
 	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml

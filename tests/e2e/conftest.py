@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -349,3 +350,35 @@ def _loopback_unproxied(monkeypatch: pytest.MonkeyPatch) -> None:
     """The in-process OpenTelemetry exporter talks to 127.0.0.1 directly, whatever the shell's proxy."""
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@contextmanager
+def in_process_stack(victoriametrics: bool) -> Iterator[dict[str, str]]:
+    """The embedded stack in this test process (for tests that call the CLI's `main` directly).
+
+    It exports its settings into os.environ, as `local up` prints them; the environment is restored
+    afterwards. VictoriaMetrics missing is a failure in CI and a skip elsewhere.
+    """
+    from tokenwarden.local.clock import set_default_clock
+    from tokenwarden.local.stack import LocalStack
+    from tokenwarden.local.victoriametrics import find_binary
+
+    if victoriametrics:
+        try:
+            find_binary()
+        except FileNotFoundError:
+            if os.environ.get("CI"):
+                pytest.fail("VictoriaMetrics is missing in CI: `make setup` must fetch it")
+            pytest.skip("VictoriaMetrics is not installed here: run `make setup`")
+    saved = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    local = LocalStack(victoriametrics=victoriametrics)
+    try:
+        yield local.start()
+    finally:
+        local.stop()
+        set_default_clock(None)
+        os.environ.clear()
+        os.environ.update(saved)

@@ -4,7 +4,6 @@ with the OpenTelemetry exporter as the judge of which tokens still work."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,25 +11,18 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.e2e.conftest import in_process_stack
 from tokenwarden.cli.main import main
 from tokenwarden.local.laptop import send_session
-from tokenwarden.local.stack import LocalStack, stack_time
+from tokenwarden.local.stack import stack_time
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def stack() -> Iterator[dict[str, str]]:
-    saved = dict(os.environ)
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    local = LocalStack(victoriametrics=False)
-    try:
-        yield local.start()
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+    with in_process_stack(victoriametrics=False) as exports:
+        yield exports
 
 
 @pytest.fixture

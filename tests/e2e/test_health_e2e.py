@@ -4,7 +4,6 @@ VictoriaMetrics, then `tokenwarden health` judging three teams against the regis
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,10 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.e2e.conftest import in_process_stack
 from tokenwarden.cli.main import main
 from tokenwarden.local.laptop import send_session
-from tokenwarden.local.stack import LocalStack
-from tokenwarden.local.victoriametrics import find_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -28,29 +26,10 @@ principals:
 """
 
 
-def _victoriametrics_or_fail() -> None:
-    try:
-        find_binary()
-    except FileNotFoundError:
-        if os.environ.get("CI"):
-            pytest.fail("VictoriaMetrics is missing in CI: `make setup` must fetch it")
-        pytest.skip("VictoriaMetrics is not installed here: run `make setup`")
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[dict[str, str]]:
-    _victoriametrics_or_fail()
-    saved = dict(os.environ)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(name, None)
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    local = LocalStack(victoriametrics=True)
-    try:
-        yield local.start()
-    finally:
-        local.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+    with in_process_stack(victoriametrics=True) as exports:
+        yield exports
 
 
 def weekday(at: datetime) -> datetime:

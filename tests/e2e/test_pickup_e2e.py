@@ -18,10 +18,10 @@ import boto3
 import pytest
 import yaml
 
+from tests.e2e.conftest import in_process_stack
 from tokenwarden.cli.main import main
-from tokenwarden.local.clock import set_default_clock
 from tokenwarden.local.laptop import send_session
-from tokenwarden.local.stack import LocalStack, stack_time
+from tokenwarden.local.stack import stack_time
 from tokenwarden.pickup import HELPER_FILE, PickupKit, write_kit
 
 pytestmark = pytest.mark.e2e
@@ -35,18 +35,8 @@ REFRESH_TIMEOUT = 60.0  # the AWS CLI starts in about a second; allow for a load
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[dict[str, str]]:
-    saved = dict(os.environ)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        os.environ.pop(name, None)
-    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
-    stack = LocalStack(victoriametrics=False)
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
-        set_default_clock(None)
-        os.environ.clear()
-        os.environ.update(saved)
+    with in_process_stack(victoriametrics=False) as exports:
+        yield exports
 
 
 @pytest.fixture

@@ -121,7 +121,10 @@ class IamAdapter:
         answer = self._iam.create_service_specific_credential(
             UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
         )["ServiceSpecificCredential"]
-        token = answer["ServiceCredentialSecret"]
+        token = answer.get("ServiceCredentialSecret")
+        if not isinstance(token, str) or not token:
+            # Checked here, not by pydantic: a validation error would quote the value it refused.
+            raise RuntimeError(f"CreateServiceSpecificCredential for {user_name} returned no usable secret")
         return IssuedCredential(credential=_credential(answer), token=token)
 
     def set_credential_status(self, user_name: str, credential_id: str, active: bool) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tokenwarden.domain.model import AWSCURRENT, AWSPENDING, SecretState
+
+
+class SecretWriteError(RuntimeError):
+    """Storing a token failed. The message never carries the token or the request that held it."""
 
 
 def _code(exc: ClientError) -> str:
@@ -98,9 +102,19 @@ class SecretsAdapter:
         return value if isinstance(value, str) and value else None
 
     def put_pending(self, secret_id: str, version_id: str, token: str) -> None:
-        self._sm.put_secret_value(
-            SecretId=secret_id, ClientRequestToken=version_id, SecretString=token, VersionStages=[AWSPENDING]
-        )
+        try:
+            self._sm.put_secret_value(
+                SecretId=secret_id,
+                ClientRequestToken=version_id,
+                SecretString=token,
+                VersionStages=[AWSPENDING],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            # Raised without its cause: a service or client message may quote the request it refused.
+            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+            raise SecretWriteError(
+                f"PutSecretValue of version {version_id} to {secret_id} failed ({code or type(exc).__name__})"
+            ) from None
 
     def move_stage(self, secret_id: str, stage: str, to_version: str, from_version: str | None) -> None:
         kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage, "MoveToVersionId": to_version}

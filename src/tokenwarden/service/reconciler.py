@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -83,6 +83,8 @@ class Reconciler:
     rotation_lambda_arn: str | None = None
     kms_key_id: str | None = None
     permissions_boundary: str | None = None
+    # Principals whose `offboarded` message this run already sent (one message, however many keys).
+    _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
 
     # -- read ------------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class Reconciler:
                 notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
             )
             count("GuardTripped", 1)
-        self._offboard_announced: set[str] = set()
+        self._offboard_announced.clear()
         for principal_plan in plan.principals:
             principal = registry.get(principal_plan.principal) or registry.former(principal_plan.principal)
             if not principal_plan.actions:

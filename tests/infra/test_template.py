@@ -159,6 +159,12 @@ def functions(cfn: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+def checkov_waivers(cfn: dict[str, Any], logical_id: str) -> dict[str, str]:
+    """The checkov checks skipped on a resource, with their justifications."""
+    skips = cfn["Resources"][logical_id].get("Metadata", {}).get("checkov", {}).get("skip", [])
+    return {skip["id"]: skip.get("comment", "") for skip in skips}
+
+
 # ------------------------------------------------------------------------------------------ runtime
 def test_every_function_runs_python313_on_arm64_with_the_shared_layer(cfn: dict[str, Any]) -> None:
     (layer_id,) = resources(cfn, "AWS::Lambda::LayerVersion")
@@ -173,9 +179,8 @@ def test_every_function_runs_python313_on_arm64_with_the_shared_layer(cfn: dict[
         assert p["TracingConfig"] == {"Mode": "Active"}, name
 
 
-def test_reconciler_runs_alone_for_up_to_fifteen_minutes(cfn: dict[str, Any]) -> None:
+def test_reconciler_runs_for_up_to_fifteen_minutes(cfn: dict[str, Any]) -> None:
     reconcile = props(cfn, "ReconcileFunction")
-    assert reconcile["ReservedConcurrentExecutions"] == 1
     assert reconcile["Timeout"] == 900
     assert reconcile["Handler"] == "app.lambda_handler"
     assert env(cfn, "ReconcileFunction")["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
@@ -184,10 +189,10 @@ def test_reconciler_runs_alone_for_up_to_fifteen_minutes(cfn: dict[str, Any]) ->
     }
 
 
-def test_health_check_runs_alone_with_its_promql_settings(cfn: dict[str, Any]) -> None:
+def test_health_check_runs_with_its_promql_settings(cfn: dict[str, Any]) -> None:
     health = props(cfn, "HealthFunction")
     assert health["Handler"] == "app.lambda_handler"
-    assert (health["Timeout"], health["MemorySize"], health["ReservedConcurrentExecutions"]) == (120, 256, 1)
+    assert (health["Timeout"], health["MemorySize"]) == (120, 256)
     variables = env(cfn, "HealthFunction")
     assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
     assert variables["TOKENWARDEN_PROMQL_DIALECT"] == {"Ref": "PromQLDialect"}
@@ -200,14 +205,23 @@ def test_health_check_runs_alone_with_its_promql_settings(cfn: dict[str, Any]) -
     assert parameters["HealthMetrics"]["Default"] == "claude_code.session.count,claude_code.token.usage"
 
 
-def test_revoke_runs_alone_by_hand_and_reissues_through_the_rotation_function(cfn: dict[str, Any]) -> None:
+def test_revoke_runs_by_hand_and_reissues_through_the_rotation_function(cfn: dict[str, Any]) -> None:
     revoke = props(cfn, "RevokeFunction")
     assert revoke["Handler"] == "app.lambda_handler"
     assert revoke["Code"]["S3Key"] == "functions/revoke"
-    assert (revoke["Timeout"], revoke["ReservedConcurrentExecutions"]) == (300, 1)
+    assert revoke["Timeout"] == 300
     variables = env(cfn, "RevokeFunction")
     assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
     assert variables["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
+
+
+def test_no_function_reserves_concurrency(cfn: dict[str, Any]) -> None:
+    # Lambda keeps 100 executions unreserved: in accounts with a low concurrency quota (new and
+    # sandbox accounts) any reservation fails the deploy. Runs are kept apart by leases instead.
+    for name, function in functions(cfn).items():
+        assert "ReservedConcurrentExecutions" not in function["Properties"], name
+        waiver = checkov_waivers(cfn, name).get("CKV_AWS_115", "")
+        assert "quota" in waiver or "concurrency cap" in waiver, f"{name}: CKV_AWS_115 needs a justified waiver"
 
 
 def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict[str, Any]) -> None:

@@ -221,7 +221,9 @@ def test_no_function_reserves_concurrency(cfn: dict[str, Any]) -> None:
     for name, function in functions(cfn).items():
         assert "ReservedConcurrentExecutions" not in function["Properties"], name
         waiver = checkov_waivers(cfn, name).get("CKV_AWS_115", "")
-        assert "quota" in waiver or "concurrency cap" in waiver, f"{name}: CKV_AWS_115 needs a justified waiver"
+        assert "quota" in waiver or "concurrency cap" in waiver, (
+            f"{name}: CKV_AWS_115 needs a justified waiver"
+        )
 
 
 def test_powertools_never_logs_events_and_settings_come_from_the_stack(cfn: dict[str, Any]) -> None:
@@ -327,6 +329,29 @@ def test_failed_async_invocations_land_in_an_encrypted_dead_letter_queue(cfn: di
             a for s in allowing(cfn, role_of(cfn, name), "sqs:SendMessage") for a in as_list(s["Action"])
         }
         assert "sqs:SendMessage" in actions, name
+
+
+def test_only_asynchronously_invoked_functions_have_an_event_invoke_config(cfn: dict[str, Any]) -> None:
+    # Secrets Manager invokes the rotation function synchronously and revoke runs by hand: Lambda's
+    # asynchronous retries and on-failure destinations would never apply to them.
+    scheduled = {
+        s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
+        for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+    }
+    configured = {
+        c["Properties"]["FunctionName"]["Ref"]
+        for c in resources(cfn, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    assert scheduled == {"ReconcileFunction", "HealthFunction"}
+    assert configured == scheduled
+    assert not allowing(cfn, role_of(cfn, "RotateSecretFunction"), "sqs:SendMessage")
+    assert not allowing(cfn, role_of(cfn, "RevokeFunction"), "sqs:SendMessage")
+    for name in functions(cfn):
+        waiver = checkov_waivers(cfn, name)["CKV_AWS_116"]
+        if name in configured:
+            assert "EventInvokeConfig" in waiver, name
+        else:
+            assert "synchronously" in waiver and "EventInvokeConfig" not in waiver, name
 
 
 # ------------------------------------------------------------------------------------------ encryption

@@ -248,6 +248,49 @@ def test_otlp_endpoint_defaults_to_the_regional_cloudwatch_endpoint(cfn: dict[st
     assert cfn["Parameters"]["OtlpEndpoint"]["Default"] == ""
 
 
+def rule_value(expression: Any, parameters: dict[str, str]) -> Any:
+    """What a rule's condition or assertion evaluates to, for the functions rules in this template use."""
+    if not isinstance(expression, dict):
+        return expression
+    ((function, argument),) = expression.items()
+    if function == "Ref":
+        return parameters[argument]
+    values = [rule_value(item, parameters) for item in as_list(argument)]
+    if function == "Fn::Equals":
+        return values[0] == values[1]
+    if function == "Fn::Not":
+        return not values[0]
+    if function == "Fn::And":
+        return all(values)
+    if function == "Fn::Or":
+        return any(values)
+    raise AssertionError(f"the test cannot evaluate {function} in a rule")
+
+
+def refused_by_rules(cfn: dict[str, Any], **chosen: str) -> list[str]:
+    """The AssertDescription of every rule assertion that the given parameter values break."""
+    parameters = {name: str(p.get("Default", "")) for name, p in cfn["Parameters"].items()}
+    parameters.update(chosen)
+    refused: list[str] = []
+    for rule in cfn.get("Rules", {}).values():
+        if not rule_value(rule.get("RuleCondition", True), parameters):
+            continue
+        for assertion in rule["Assertions"]:
+            if not rule_value(assertion["Assert"], parameters):
+                refused.append(assertion["AssertDescription"])
+    return refused
+
+
+def test_prometheus_dialect_without_a_url_is_refused_before_deploying(cfn: dict[str, Any]) -> None:
+    (message,) = refused_by_rules(cfn, PromQLDialect="prometheus", PromQLUrl="")
+    assert message.startswith("PromQLDialect=prometheus needs PromQLUrl"), message
+    assert "PromQLDialect=cloudwatch" in message, "the message says how else to fix it"
+    workspace = "https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1234"
+    assert refused_by_rules(cfn, PromQLDialect="prometheus", PromQLUrl=workspace) == []
+    assert refused_by_rules(cfn, PromQLDialect="cloudwatch", PromQLUrl="") == []
+    assert refused_by_rules(cfn) == [], "the defaults deploy"
+
+
 def test_key_age_parameter_cannot_exceed_ninety_days(cfn: dict[str, Any]) -> None:
     age = cfn["Parameters"]["MaxKeyAgeDays"]
     assert (age["Type"], int(age["Default"]), int(age["MinValue"]), int(age["MaxValue"])) == (

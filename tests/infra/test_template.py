@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tokenwarden.domain.registry import Lifecycle
+
 pytestmark = pytest.mark.infra
 
 REPO = Path(__file__).resolve().parents[2]
@@ -708,8 +710,17 @@ def test_rotation_failures_and_near_expiry_raise_alarms(cfn: dict[str, Any]) -> 
     failed = by_metric[("TokenWarden", "RotationFailed")]
     assert (failed["ComparisonOperator"], failed["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
     expiring = by_metric[("TokenWarden", "MinDaysToExpiry")]
-    assert (expiring["ComparisonOperator"], expiring["Threshold"]) == ("LessThanThreshold", 7)
-    assert expiring["TreatMissingData"] == "breaching", "a silent reconciler must not look healthy"
+    # The fewest days left on any current key: it alarms at the bound of the expiring_soon
+    # notification (days left <= expiry_alert_days), after the planned rotation.
+    lifecycle = Lifecycle()
+    assert expiring["Statistic"] == "Minimum"
+    assert (expiring["ComparisonOperator"], expiring["Threshold"]) == (
+        "LessThanOrEqualToThreshold",
+        lifecycle.expiry_alert_days,
+    )
+    assert expiring["Threshold"] < lifecycle.rotate_before_days
+    # Emitted only when keys exist: a fresh deploy without keys must not sit in ALARM.
+    assert expiring["TreatMissingData"] == "notBreaching"
     for alarm in (failed, expiring):
         assert {"Ref": "Topic"} in alarm["AlarmActions"]
         # Powertools Metrics publishes with the service dimension only.

@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tokenwarden.domain.promql import (
+    DEFAULT_LAST_SAMPLE_STEP,
+    LOOKBACK,
+    MAX_LAST_SAMPLE_WINDOW,
     Dialect,
     InvalidQueryError,
     PromQLError,
     activity_query,
+    check_last_sample_window,
     evaluation_time,
     format_duration,
     last_sample_query,
@@ -64,9 +68,37 @@ def test_delta_counters_are_never_rated(dialect: Dialect) -> None:
 
 
 @pytest.mark.parametrize("dialect", list(Dialect))
-def test_window_of_exactly_seven_days_is_allowed(dialect: Dialect) -> None:
+def test_a_range_selector_of_exactly_seven_days_is_allowed(dialect: Dialect) -> None:
+    # A range selector reads exactly its range: no lookback.
     assert "[7d]" in activity_query(dialect, SESSIONS, timedelta(days=7))
-    assert "[7d:1m]" in last_sample_query(dialect, SESSIONS, timedelta(days=7))
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_the_last_sample_window_leaves_room_for_the_lookback(dialect: Dialect) -> None:
+    # The subquery's first instant looks back 5 minutes from the start of the window: CloudWatch
+    # counts that in its 7 days, so a 7-day subquery would be refused.
+    assert LOOKBACK == timedelta(minutes=5)
+    assert MAX_LAST_SAMPLE_WINDOW + LOOKBACK == timedelta(days=7)
+    assert "[10075m:1m]" in last_sample_query(dialect, SESSIONS, MAX_LAST_SAMPLE_WINDOW)
+    for window in (timedelta(days=7), MAX_LAST_SAMPLE_WINDOW + timedelta(seconds=1)):
+        with pytest.raises(InvalidQueryError, match=r"lookback.*at most 167\.91 hours"):
+            last_sample_query(dialect, SESSIONS, window)
+
+
+def test_check_last_sample_window_says_what_the_query_builder_would() -> None:
+    check_last_sample_window(timedelta(hours=24))
+    check_last_sample_window(MAX_LAST_SAMPLE_WINDOW)
+    for window, step, message in (
+        (timedelta(days=7), DEFAULT_LAST_SAMPLE_STEP, "7 days"),
+        (timedelta(seconds=30), DEFAULT_LAST_SAMPLE_STEP, "longer than the window"),
+        (timedelta(hours=1), timedelta(minutes=10), "samples could be missed"),
+        (timedelta(seconds=90.5), DEFAULT_LAST_SAMPLE_STEP, "whole number of seconds"),
+        (timedelta(0), DEFAULT_LAST_SAMPLE_STEP, "positive"),
+    ):
+        with pytest.raises(InvalidQueryError, match=message):
+            check_last_sample_window(window, step)
+        with pytest.raises(InvalidQueryError, match=message):
+            last_sample_query(Dialect.CLOUDWATCH, SESSIONS, window, step)
 
 
 @pytest.mark.parametrize("dialect", list(Dialect))

@@ -27,6 +27,12 @@ Two queries exist:
   the time explicitly: VictoriaMetrics rounds a missing ``time`` down to the whole second, which hides
   samples of the current second.
 
+CloudWatch answers a query over at most seven days of samples, and it counts everything the query
+reads: range selectors, subquery ranges *and* the lookback. The first instant of the last-sample
+subquery sits at the start of the window and looks back :data:`LOOKBACK` from there, so that query
+reads its window plus the lookback; its window is at most :data:`MAX_LAST_SAMPLE_WINDOW` (7 days
+less 5 minutes). :func:`check_last_sample_window` says whether a window fits before anything is sent.
+
 Answers are read by :func:`parse_vector`. An answer with a ``warnings`` entry (CloudWatch's signal
 that it cut the answer at 500 series) is marked ``truncated`` and refuses to act as complete: the
 per-team accessors raise :class:`TruncatedResultError` unless the caller explicitly accepts a partial
@@ -46,7 +52,10 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "DEFAULT_LAST_SAMPLE_STEP",
+    "LOOKBACK",
     "MAX_LAST_SAMPLE_STEP",
+    "MAX_LAST_SAMPLE_WINDOW",
+    "MAX_RANGE",
     "MAX_WINDOW",
     "Dialect",
     "InvalidQueryError",
@@ -58,6 +67,7 @@ __all__ = [
     "TeamSample",
     "TruncatedResultError",
     "activity_query",
+    "check_last_sample_window",
     "evaluation_time",
     "format_duration",
     "last_sample_query",
@@ -66,12 +76,22 @@ __all__ = [
     "team_label",
 ]
 
-MAX_WINDOW = timedelta(days=7)
-"""CloudWatch answers PromQL over at most seven days; longer windows are refused before sending."""
+MAX_RANGE = timedelta(days=7)
+"""CloudWatch reads at most seven days of samples for one PromQL query: range selectors, subquery
+ranges and the lookback all count. Queries that would read more are refused before sending."""
+
+MAX_WINDOW = MAX_RANGE
+"""The longest range selector (:func:`activity_query`): a range selector has no lookback."""
+
+LOOKBACK = timedelta(minutes=5)
+"""How far back an instant selector looks for a sample (Prometheus' default lookback delta)."""
+
+MAX_LAST_SAMPLE_WINDOW = MAX_RANGE - LOOKBACK
+"""The longest window of :func:`last_sample_query`: its first instant looks back :data:`LOOKBACK`."""
 
 DEFAULT_LAST_SAMPLE_STEP = timedelta(minutes=1)
-MAX_LAST_SAMPLE_STEP = timedelta(minutes=5)
-"""Prometheus' default lookback: a subquery step above it could step over a team's last sample."""
+MAX_LAST_SAMPLE_STEP = LOOKBACK
+"""A subquery step above the lookback could step over a team's last sample."""
 
 # OpenTelemetry instrument names: a letter, then letters, digits, '_', '.', '-', '/' (at most 255).
 _METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
@@ -163,6 +183,11 @@ def format_duration(value: timedelta) -> str:
     return f"{whole}s"
 
 
+def _hours(value: timedelta) -> str:
+    """Hours with at most two decimals, rounded down (a bound quoted this way is never exceeded)."""
+    return f"{math.floor(value / timedelta(hours=1) * 100) / 100:g} hours"
+
+
 def _window(window: timedelta) -> str:
     if window > MAX_WINDOW:
         raise InvalidQueryError(
@@ -170,6 +195,28 @@ def _window(window: timedelta) -> str:
             "use a shorter window"
         )
     return format_duration(window)
+
+
+def check_last_sample_window(window: timedelta, step: timedelta = DEFAULT_LAST_SAMPLE_STEP) -> None:
+    """Raise :class:`InvalidQueryError` unless :func:`last_sample_query` can use ``window`` and ``step``.
+
+    The window and the step must be whole seconds, the step at most the lookback and the window, and
+    the window plus the lookback at most the 7 days CloudWatch reads for one query.
+    """
+    format_duration(window)
+    format_duration(step)
+    if step > MAX_LAST_SAMPLE_STEP:
+        raise InvalidQueryError(
+            f"the subquery step {step} exceeds {MAX_LAST_SAMPLE_STEP}: samples could be missed"
+        )
+    if step > window:
+        raise InvalidQueryError(f"the subquery step {step} is longer than the window {window}")
+    if window + LOOKBACK > MAX_RANGE:
+        raise InvalidQueryError(
+            f"a window of {_hours(window)} plus the {LOOKBACK / timedelta(minutes=1):g}-minute lookback of the "
+            "last-sample query is more than the 7 days CloudWatch's PromQL reads for one query; "
+            f"use a window of at most {_hours(MAX_LAST_SAMPLE_WINDOW)}"
+        )
 
 
 def _group_by(dialect: Dialect) -> str:
@@ -197,18 +244,14 @@ def last_sample_query(
 
     A standard subquery: ``timestamp()`` evaluated every ``step`` across the window, then the newest.
     ``step`` must not exceed 5 minutes (the default lookback), or a sample could fall between two
-    evaluation instants and be missed. See :func:`evaluation_time` for the alignment caveat.
+    evaluation instants and be missed. The query reads the window plus the lookback, which must fit
+    in 7 days (:func:`check_last_sample_window`). See :func:`evaluation_time` for the alignment caveat.
     """
-    if step > MAX_LAST_SAMPLE_STEP:
-        raise InvalidQueryError(
-            f"the subquery step {step} exceeds {MAX_LAST_SAMPLE_STEP}: samples could be missed"
-        )
-    if step > window:
-        raise InvalidQueryError(f"the subquery step {step} is longer than the window {window}")
+    check_last_sample_window(window, step)
     selector = metric_selector(dialect, metric)
     return (
         f"max {_group_by(dialect)} "
-        f"(max_over_time(timestamp({selector})[{_window(window)}:{format_duration(step)}]))"
+        f"(max_over_time(timestamp({selector})[{format_duration(window)}:{format_duration(step)}]))"
     )
 
 

@@ -2,6 +2,9 @@
 
 Alerts go out on state changes only (plus a reminder while a team stays silent); a silence
 alert carries the likely causes that the ledger knows about.
+
+The checker refuses settings its queries could never run with when it is built (at start), not on
+its first query: see :class:`HealthSettingsError`.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.promql import (
     DEFAULT_LAST_SAMPLE_STEP,
     Dialect,
+    InvalidQueryError,
     PromQLQuerier,
+    check_last_sample_window,
     evaluation_time,
     last_sample_query,
 )
@@ -37,6 +42,13 @@ from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
+
+WINDOW_SETTING = "TOKENWARDEN_HEALTH_WINDOW_HOURS"
+METRICS_SETTING = "TOKENWARDEN_HEALTH_METRICS"
+
+
+class HealthSettingsError(InvalidQueryError):
+    """A health-check setting that no query could run with. The message names the setting."""
 
 
 class HealthStore(Protocol):
@@ -78,6 +90,22 @@ class HealthChecker:
     metric_names: tuple[str, ...] = DEFAULT_METRICS
     window: timedelta = timedelta(hours=24)
     policy: HealthPolicy = field(default_factory=HealthPolicy)
+
+    def __post_init__(self) -> None:
+        try:
+            check_last_sample_window(self.window, DEFAULT_LAST_SAMPLE_STEP)
+        except InvalidQueryError as exc:
+            hours = self.window / timedelta(hours=1)
+            raise HealthSettingsError(f"{WINDOW_SETTING}={hours:g} cannot be used: {exc}") from None
+        if not self.metric_names:
+            raise HealthSettingsError(
+                f"{METRICS_SETTING} names no metric: name at least one, comma-separated"
+            )
+        for metric in self.metric_names:
+            try:
+                last_sample_query(self.dialect, metric, self.window)
+            except InvalidQueryError as exc:
+                raise HealthSettingsError(f"{METRICS_SETTING} cannot be used: {exc}") from None
 
     def last_samples(self, now: datetime) -> tuple[dict[str, datetime], int]:
         at = evaluation_time(now, DEFAULT_LAST_SAMPLE_STEP)

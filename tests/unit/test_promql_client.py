@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import botocore.auth
@@ -28,6 +31,7 @@ from tokenwarden.adapters.promql import (
     PromQLThrottledError,
     PromQLTimeoutError,
     PromQLUnavailableError,
+    UrllibTransport,
 )
 from tokenwarden.domain.promql import (
     Dialect,
@@ -40,6 +44,7 @@ from tokenwarden.domain.promql import (
     activity_query,
 )
 
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "promql"
 REGION = "eu-west-1"
 QUERY = activity_query(Dialect.CLOUDWATCH, "claude_code.session.count", timedelta(hours=1))
 FROZEN = datetime(2030, 1, 2, 3, 4, 5)  # botocore works in naive UTC
@@ -194,18 +199,61 @@ def test_throttling_on_every_attempt_gives_up_after_the_bound(sleeps: Sleeps) ->
     assert "after 3 attempts" in str(caught.value)
 
 
-def test_422_is_an_error_after_bounded_retries(sleeps: Sleeps) -> None:
-    limit = {"status": "error", "errorType": "execution", "error": "query exceeded the 500 series limit"}
-    transport = FakeTransport(answer(422, limit))
+LIMIT_422 = [
+    {"status": "error", "errorType": "execution", "error": "query exceeded the 500 series limit"},
+    {"status": "error", "errorType": "execution", "error": "query processing would load too many samples"},
+    {"status": "error", "errorType": "bad_data", "error": "query time range exceeds the maximum of 7 days"},
+    json.loads((FIXTURES / "cloudwatch-promql-error.json").read_text(encoding="utf-8")),
+    "",
+    "<html>unprocessable</html>",
+]
+THROTTLING_422 = [
+    answer(422, {"status": "error", "errorType": "throttled", "error": "too many queries"}),
+    answer(422, {"status": "error", "errorType": "execution", "error": "Rate exceeded"}),
+    answer(422, {"message": "Too Many Requests"}),
+    answer(422, {"__type": "x"}, **{"x-amzn-ErrorType": "ThrottlingException:http://internal.amazon.com/"}),
+]
+
+
+@pytest.mark.parametrize("body", LIMIT_422)
+def test_a_422_limit_error_is_final_and_sent_once(sleeps: Sleeps, body: Any) -> None:
+    transport = FakeTransport(answer(422, body), answer(200, OK_BODY))
 
     with pytest.raises(PromQLLimitError) as caught:
+        unsigned(transport, sleeps).query(QUERY)
+
+    assert len(transport.requests) == 1
+    assert sleeps == []
+    assert caught.value.status == 422
+    message = str(caught.value)
+    assert "HTTP 422" in message and "Not retried" in message and "Shorten the window" in message
+    assert "attempts" not in message
+    if isinstance(body, dict):
+        assert caught.value.error == body["error"]
+        assert body["error"] in message
+
+
+@pytest.mark.parametrize("throttled", THROTTLING_422)
+def test_a_422_that_says_throttling_is_retried_with_backoff(sleeps: Sleeps, throttled: HttpResponse) -> None:
+    transport = FakeTransport(throttled, throttled, answer(200, OK_BODY))
+
+    result = unsigned(transport, sleeps).query(QUERY)
+
+    assert result.values_by_team()["platform-eng"] == 17.0
+    assert len(transport.requests) == 3
+    assert sleeps == [0.5, 1.0]
+
+
+def test_a_422_throttling_on_every_attempt_is_a_throttling_error(sleeps: Sleeps) -> None:
+    transport = FakeTransport(THROTTLING_422[1])
+
+    with pytest.raises(PromQLThrottledError, match="HTTP 422") as caught:
         unsigned(transport, sleeps).query(QUERY)
 
     assert len(transport.requests) == 4
     assert sleeps == [0.5, 1.0, 2.0]
     assert caught.value.status == 422
-    assert caught.value.error == "query exceeded the 500 series limit"
-    assert "500 series" in str(caught.value) and "Shorten the window" in str(caught.value)
+    assert "after 4 attempts" in str(caught.value)
 
 
 def test_unavailable_on_every_attempt(sleeps: Sleeps) -> None:
@@ -507,3 +555,69 @@ def test_errors_never_carry_the_signing_secret(frozen_time: list[datetime], slee
             client.query(QUERY)
         text = f"{caught.value!s} {caught.value!r}"
         assert SECRET_KEY not in text and "session-token-value" not in text
+
+
+# --- Over real HTTP on loopback ---------------------------------------------------------------------
+
+
+class ScriptedServer:
+    """A loopback HTTP server that answers POSTs with scripted (status, body, headers) and counts them."""
+
+    def __init__(self, *script: tuple[int, bytes, dict[str, str]]) -> None:
+        self.script = list(script)
+        self.requests = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                outer.requests += 1
+                status, body, headers = outer.script.pop(0) if len(outer.script) > 1 else outer.script[0]
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ScriptedServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def over_http(server: ScriptedServer, sleeps: Sleeps) -> PromQLClient:
+    return PromQLClient.unsigned(
+        server.url, dialect=Dialect.CLOUDWATCH, transport=UrllibTransport(), sleep=sleeps, timeout=5
+    )
+
+
+def test_over_http_throttling_is_retried_and_a_limit_is_not(sleeps: Sleeps) -> None:
+    throttled = json.dumps({"status": "error", "errorType": "throttled", "error": "Rate exceeded"}).encode()
+    with ScriptedServer(
+        (429, b'{"message": "Too Many Requests"}', {"Retry-After": "1"}),
+        (422, throttled, {}),
+        (200, OK_BODY, {}),
+    ) as server:
+        assert over_http(server, sleeps).query(QUERY).values_by_team()["data-science"] == 3.0
+    assert server.requests == 3
+    assert sleeps == [1.0, 1.0]
+
+    limit = json.dumps(LIMIT_422[0]).encode()
+    with (
+        ScriptedServer((422, limit, {}), (200, OK_BODY, {})) as server,
+        pytest.raises(PromQLLimitError, match="500 series limit"),
+    ):
+        over_http(server, sleeps).query(QUERY)
+    assert server.requests == 1

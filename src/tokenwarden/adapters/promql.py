@@ -6,10 +6,13 @@ service ``monitoring`` (CloudWatch) or ``aps`` (Amazon Managed Prometheus), or u
 library HTTP plus botocore's signer; no boto3 operation runs PromQL.
 
 Every failure is a :class:`~tokenwarden.domain.promql.PromQLError` with a message a person can act
-on: throttling (429), limits (422) and unavailability (502/503/504) are retried a bounded number of
-times with exponential backoff (``Retry-After`` honoured, capped), then raised; other 4xx, timeouts,
-malformed JSON and ``status: error`` answers are raised at once. The HTTP transport is a plain callable
-so tests run without a network.
+on: throttling and unavailability (502/503/504) are retried a bounded number of times with
+exponential backoff (``Retry-After`` honoured, capped), then raised; other 4xx, timeouts, malformed
+JSON and ``status: error`` answers are raised at once. Throttling is a 429, or a 422 whose error
+says so: CloudWatch also answers 422 to permanent limit errors (too many series or samples, a range
+over 7 days), which no retry can fix, so a 422 is retried only when its ``errorType``/``error`` (or
+the ``x-amzn-ErrorType`` header) names throttling. The HTTP transport is a plain callable so tests
+run without a network.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import http.client
 import ipaddress
 import json
+import re
 import time as _time
 import urllib.error
 import urllib.parse
@@ -61,7 +65,13 @@ DEFAULT_TIMEOUT_SECONDS = 25.0
 """CloudWatch stops a PromQL query after 20 s; the client waits a little longer for its answer."""
 
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-_RETRYABLE = frozenset({422, 429, 502, 503, 504})
+_RETRYABLE = frozenset({429, 502, 503, 504})
+_THROTTLING = re.compile(
+    r"throttl|rate exceeded|too many requests|toomanyrequests|requestlimitexceeded|request limit exceeded"
+    r"|slow down",
+    re.IGNORECASE,
+)
+"""Words that mark a 422 as throttling (retried) rather than a limit of the query itself (final)."""
 _SNIPPET = 300
 
 
@@ -79,11 +89,12 @@ class PromQLHTTPError(PromQLError):
 
 
 class PromQLThrottledError(PromQLHTTPError):
-    """HTTP 429 on every attempt."""
+    """HTTP 429, or a 422 that says throttling, on every attempt."""
 
 
 class PromQLLimitError(PromQLHTTPError):
-    """HTTP 422 on every attempt: a query limit (series, samples, time) was exceeded or the query failed."""
+    """HTTP 422 that is not throttling: a query limit (series, samples, time range) was exceeded or the
+    query could not run. Final: sent once, never retried."""
 
 
 class PromQLUnavailableError(PromQLHTTPError):
@@ -357,7 +368,7 @@ class PromQLClient:
                 continue
             if 200 <= response.status < 300:
                 return response
-            if response.status in _RETRYABLE and not last:
+            if _is_retryable(response) and not last:
                 self._sleep(self._backoff(attempt, response.headers))
                 continue
             raise self._http_error(response, attempt, host)
@@ -377,16 +388,18 @@ class PromQLClient:
         detail = f"{error_type}: {error}" if error else _snippet(response.body)
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         kwargs: dict[str, Any] = {"status": status, "error_type": error_type, "error": error}
-        if status == 429:
+        if _is_throttling(response):
             return PromQLThrottledError(
-                f"{host} throttled the PromQL query (HTTP 429){tries}: {detail}. "
+                f"{host} throttled the PromQL query (HTTP {status}){tries}: {detail}. "
                 "Run the health check less often or with fewer metrics, or ask for a higher quota",
                 **kwargs,
             )
         if status == 422:
             return PromQLLimitError(
-                f"{host} could not execute the PromQL query (HTTP 422){tries}: {detail}. "
-                "Shorten the window or narrow the query (CloudWatch: at most 500 series, 7 days, 20 s)",
+                f"{host} could not execute the PromQL query (HTTP 422): {detail}. Not retried: this is "
+                "a limit of the query, not throttling, and the same query would fail again. Shorten the "
+                "window or narrow the query (CloudWatch: at most 500 series, 7 days including the "
+                "lookback, 20 s)",
                 **kwargs,
             )
         if status in (502, 503, 504):
@@ -419,6 +432,23 @@ class PromQLClient:
                 "check that the base URL points at a Prometheus-compatible API"
             )
         return payload
+
+
+def _is_throttling(response: HttpResponse) -> bool:
+    """A 429, or a 422 whose error type, message or ``x-amzn-ErrorType`` header names throttling."""
+    if response.status == 429:
+        return True
+    if response.status != 422:
+        return False
+    error_type, error = _error_envelope(response.body)
+    said = " ".join(
+        part for part in (error_type, error, _header(response.headers, "x-amzn-ErrorType")) if part
+    )
+    return bool(_THROTTLING.search(said))
+
+
+def _is_retryable(response: HttpResponse) -> bool:
+    return response.status in _RETRYABLE or _is_throttling(response)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

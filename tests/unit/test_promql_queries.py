@@ -77,8 +77,8 @@ def test_a_range_selector_of_exactly_seven_days_is_allowed(dialect: Dialect) -> 
 def test_the_last_sample_window_leaves_room_for_the_lookback(dialect: Dialect) -> None:
     # The subquery's first instant looks back 5 minutes from the start of the window: CloudWatch
     # counts that in its 7 days, so a 7-day subquery would be refused.
-    assert LOOKBACK == timedelta(minutes=5)
-    assert MAX_LAST_SAMPLE_WINDOW + LOOKBACK == timedelta(days=7)
+    assert timedelta(minutes=5) == LOOKBACK
+    assert timedelta(days=7) == MAX_LAST_SAMPLE_WINDOW + LOOKBACK
     assert "[10075m:1m]" in last_sample_query(dialect, SESSIONS, MAX_LAST_SAMPLE_WINDOW)
     for window in (timedelta(days=7), MAX_LAST_SAMPLE_WINDOW + timedelta(seconds=1)):
         with pytest.raises(InvalidQueryError, match=r"lookback.*at most 167\.91 hours"):

@@ -38,6 +38,18 @@ Behaviour (AWS's documented rules, plus the project's assumptions from DESIGN.md
   extension wraps ``IAMBackend.delete_user``. Renaming a user (UpdateUser) does not carry credentials
   over (nothing in TokenWarden renames users).
 
+IAM's eventual consistency and documented gaps, off unless :func:`configure` turns them on (the
+embedded stack's :mod:`tokenwarden.local.realism` does, from its switches):
+
+- a new key (or a reset secret) is not known to the service for ``key_propagation_seconds`` of stack
+  time after it is issued: :func:`authenticate` answers ``propagating`` (the OTLP endpoint: 401);
+- CreateServiceSpecificCredential for a user created less than ``new_user_delay_seconds`` ago (stack
+  time, recorded by a wrapper of ``IAMBackend.create_user`` on the backend object) answers
+  ``NoSuchEntity`` as if the user did not exist yet;
+- for the services in ``omit_expiration_for``, Create and List answer without ``ExpirationDate``
+  (documented only for Bedrock and CloudWatch Logs keys); the key still expires, and ``Status`` and
+  :func:`authenticate` still say so.
+
 Beyond the API: :func:`authenticate` is what the local OTLP endpoint uses to accept or refuse a bearer
 token, and :func:`issued_secrets` lists every token issued in this process so leak tests can search
 captured output for all of them. Tokens are never logged or put in exception messages; only SHA-256
@@ -80,7 +92,10 @@ __all__ = [
     "SUPPORTED_SERVICES",
     "AuthOutcome",
     "AuthResult",
+    "Consistency",
     "authenticate",
+    "configure",
+    "consistency",
     "install",
     "is_installed",
     "issued_secrets",
@@ -99,6 +114,7 @@ MAX_ITEMS_LIMIT: Final = 1000
 DEFAULT_MAX_ITEMS: Final = 100
 
 _STATE_ATTR: Final = "tokenwarden_service_specific_credentials"
+_USERS_ATTR: Final = "tokenwarden_user_created_at"
 _ID_PREFIX: Final = "ACCA"
 _ID_ALPHABET: Final = string.ascii_uppercase + string.digits
 _ALIAS_ALPHABET: Final = string.ascii_lowercase
@@ -117,6 +133,19 @@ _lock = threading.RLock()
 _clock_provider: Callable[[], StackClock] = default_clock
 _issued: list[str] = []
 _original_delete_user: Callable[[IAMBackend, str], None] | None = None
+_original_create_user: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How far the extension departs from read-after-write (all zero/empty: it does not)."""
+
+    key_propagation_seconds: float = 0.0
+    new_user_delay_seconds: float = 0.0
+    omit_expiration_for: frozenset[str] = frozenset()
+
+
+_consistency = Consistency()
 
 
 class NotSupportedService(IAMException):
@@ -132,6 +161,7 @@ class AuthOutcome(StrEnum):
     INACTIVE = "inactive"
     EXPIRED = "expired"
     UNKNOWN = "unknown"
+    PROPAGATING = "propagating"
 
 
 @dataclass(frozen=True)
@@ -149,7 +179,7 @@ class AuthResult:
 
     @property
     def reason(self) -> str:
-        """The outcome as text: ``accepted``, ``inactive``, ``expired`` or ``unknown``."""
+        """The outcome as text: ``accepted``, ``inactive``, ``expired``, ``unknown`` or ``propagating``."""
         return self.outcome.value
 
 
@@ -165,6 +195,8 @@ class _Credential:
     alias: str | None = None
     service_user_name: str | None = None
     status: str = "Active"
+    #: When the service starts accepting the secret (IAM is eventually consistent).
+    known_from: datetime | None = None
 
     def status_at(self, now: datetime) -> str:
         if self.expiration_date is not None and now >= self.expiration_date:
@@ -183,7 +215,7 @@ class _Credential:
             shape["ServiceCredentialAlias"] = self.alias
         if self.service_user_name is not None:
             shape["ServiceUserName"] = self.service_user_name
-        if self.expiration_date is not None:
+        if self.expiration_date is not None and self.service_name not in _consistency.omit_expiration_for:
             shape["ExpirationDate"] = self.expiration_date
         return shape
 
@@ -222,6 +254,18 @@ def _store(backend: IAMBackend) -> _Store:
 def _existing_store(backend: object) -> _Store | None:
     store = getattr(backend, _STATE_ATTR, None)
     return store if isinstance(store, _Store) else None
+
+
+def _known_from(now: datetime) -> datetime:
+    return now + timedelta(seconds=_consistency.key_propagation_seconds)
+
+
+def _require_settled_user(backend: IAMBackend, user_name: str, now: datetime) -> None:
+    """IAM is eventually consistent: a user created a moment ago may not be visible yet."""
+    created = getattr(backend, _USERS_ATTR, {}).get(user_name)
+    delay = timedelta(seconds=_consistency.new_user_delay_seconds)
+    if created is not None and now < created + delay:
+        raise NoSuchEntity(f"The user with name {user_name} cannot be found.")
 
 
 def _digest(secret: str) -> bytes:
@@ -326,6 +370,7 @@ def _create(
                 age, "credentialAgeDays", f"Member must have value less than or equal to {MAX_AGE_DAYS}"
             )
     backend.get_user(user_name)
+    _require_settled_user(backend, user_name, _now())
     if service_name not in SUPPORTED_SERVICES:
         raise NotSupportedService(f"The specified service {service_name} is not supported.")
     if age is not None and service_name not in API_KEY_SERVICES:
@@ -357,6 +402,7 @@ def _create(
             secret_digest=_digest(secret),
             alias=_new_alias(store, user_name, account_id) if is_api_key else None,
             service_user_name=None if is_api_key else f"{user_name}-at-{account_id}",
+            known_from=_known_from(now),
         )
         store.next_sequence += 1
         store.credentials[credential.credential_id] = credential
@@ -430,8 +476,10 @@ def _reset(backend: IAMBackend, credential_id: str, user_name: str | None) -> di
     with _lock:
         credential = _find(backend, credential_id, user_name)
         secret = _new_secret()
+        now = _now()
         credential.secret_digest = _digest(secret)
-        return credential.with_secret(secret, _now())
+        credential.known_from = _known_from(now)
+        return credential.with_secret(secret, now)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -503,6 +551,17 @@ _METHODS: Final[dict[str, Callable[[IamResponse], ActionResult]]] = {
 }
 
 
+def _create_user_recorded(self: IAMBackend, *args: Any, **kwargs: Any) -> Any:
+    """moto's create_user, remembering when (stack time) the user came to be."""
+    assert _original_create_user is not None
+    user = _original_create_user(self, *args, **kwargs)
+    with _lock:
+        created: dict[str, datetime] = getattr(self, _USERS_ATTR, None) or {}
+        created[user.name] = _now()
+        setattr(self, _USERS_ATTR, created)
+    return user
+
+
 def _delete_user_guarded(self: IAMBackend, user_name: str) -> None:
     store = _existing_store(self)
     if store is not None and any(c.user_name == user_name for c in list(store.credentials.values())):
@@ -521,7 +580,7 @@ def install(clock: StackClock | None = None) -> None:
     ``clock=None`` reads :func:`tokenwarden.local.clock.default_clock` at every call, so
     ``set_default_clock`` takes effect; a given clock is used until the next ``install``.
     """
-    global _clock_provider, _original_delete_user
+    global _clock_provider, _original_delete_user, _original_create_user
     with _lock:
         _clock_provider = (lambda: clock) if clock is not None else default_clock
         for name, method in _METHODS.items():
@@ -529,6 +588,35 @@ def install(clock: StackClock | None = None) -> None:
         if IAMBackend.delete_user is not _delete_user_guarded:  # type: ignore[comparison-overlap]
             _original_delete_user = IAMBackend.delete_user
             IAMBackend.delete_user = _delete_user_guarded  # type: ignore[method-assign]
+        if IAMBackend.create_user is not _create_user_recorded:  # type: ignore[comparison-overlap]
+            _original_create_user = IAMBackend.create_user
+            IAMBackend.create_user = _create_user_recorded  # type: ignore[method-assign]
+
+
+def configure(
+    *,
+    key_propagation_seconds: float = 0.0,
+    new_user_delay_seconds: float = 0.0,
+    omit_expiration_for: frozenset[str] | set[str] | tuple[str, ...] = (),
+) -> None:
+    """Set IAM's eventual consistency as the extension models it; no arguments: read-after-write.
+
+    Takes effect at once for every account; a key keeps the propagation time it was issued with.
+    """
+    if key_propagation_seconds < 0 or new_user_delay_seconds < 0:
+        raise ValueError("delays cannot be negative")
+    global _consistency
+    with _lock:
+        _consistency = Consistency(
+            key_propagation_seconds=key_propagation_seconds,
+            new_user_delay_seconds=new_user_delay_seconds,
+            omit_expiration_for=frozenset(omit_expiration_for),
+        )
+
+
+def consistency() -> Consistency:
+    """The eventual-consistency settings in force."""
+    return _consistency
 
 
 def is_installed() -> bool:
@@ -540,8 +628,9 @@ def authenticate(token: str, service_name: str = CLOUDWATCH_SERVICE) -> AuthResu
     """Judge a bearer token against every account's credentials, as the service would.
 
     ``accepted`` only for an Active, unexpired credential of ``service_name``; ``inactive`` or
-    ``expired`` for a known key of that service in those states; ``unknown`` otherwise (including a
-    key of another service). The result never carries the token.
+    ``expired`` for a known key of that service in those states; ``propagating`` for a key issued
+    less than the configured propagation time ago (the service does not know it yet); ``unknown``
+    otherwise (including a key of another service). The result never carries the token.
     """
     digest = _digest(token)
     now = _now()
@@ -556,6 +645,13 @@ def authenticate(token: str, service_name: str = CLOUDWATCH_SERVICE) -> AuthResu
                         continue
                     if credential.service_name != service_name:
                         return AuthResult(AuthOutcome.UNKNOWN)
+                    if credential.known_from is not None and now < credential.known_from:
+                        return AuthResult(
+                            AuthOutcome.PROPAGATING,
+                            credential.credential_id,
+                            credential.user_name,
+                            account_id,
+                        )
                     status = credential.status_at(now)
                     outcome = {
                         "Active": AuthOutcome.ACCEPTED,

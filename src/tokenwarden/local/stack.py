@@ -5,30 +5,42 @@
 - an OTLP metrics endpoint that accepts a bearer token exactly when it is an Active,
   unexpired CloudWatch key of the embedded IAM, and forwards accepted protobuf exports to
   VictoriaMetrics when it runs;
-- its own clock, which only moves forward, so a year of nightly runs takes seconds;
-- the resources the template would create: KMS key, topic (with a queue to read it), ledger.
+- its own clock, which only moves forward, so a year of nightly runs takes seconds (the rotation
+  function's waits move it instead of taking real time);
+- a PromQL path (``/promql/api/v1/query``) that forwards to VictoriaMetrics;
+- the resources the template would create: KMS key, topic (with a queue to read it), ledger;
+- AWS's harsher behaviours, each a switch (:mod:`tokenwarden.local.realism`): background rotation
+  with retries, IAM eventual consistency, keys listed without expiry, throttling and 5xx faults, 429s.
+
+Control endpoints on the OTLP server: ``GET|POST /_tokenwarden/clock``; ``POST /_tokenwarden/settle``
+(``{"timeout": seconds}`` → ``{"idle": bool}``: waits for background rotations);
+``GET /_tokenwarden/behaviour``, ``/_tokenwarden/faults`` (injected faults per service) and
+``/_tokenwarden/rotations`` (background rotations: secret, token, attempts, outcome).
 
 Development tooling: it never ships in the Lambda layer.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 import sys
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from tokenwarden.local import iam_ssc, lambda_router
+from tokenwarden.local import iam_ssc, lambda_router, realism
 from tokenwarden.local.clock import StackClock, set_default_clock
+from tokenwarden.local.realism import StackBehaviour
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -38,6 +50,14 @@ LEDGER_TABLE = "tokenwarden-ledger"
 TOPIC_NAME = "tokenwarden-notifications"
 QUEUE_NAME = "tokenwarden-notifications-inbox"
 CLOCK_PATH = "/_tokenwarden/clock"
+SETTLE_PATH = "/_tokenwarden/settle"
+BEHAVIOUR_PATH = "/_tokenwarden/behaviour"
+FAULTS_PATH = "/_tokenwarden/faults"
+ROTATIONS_PATH = "/_tokenwarden/rotations"
+PROMQL_PREFIX = "/promql"
+PROMQL_PATHS = ("/api/v1/query", "/api/v1/query_range")
+DEFAULT_SETTLE_SECONDS = 30.0
+MAX_SETTLE_SECONDS = 600.0
 
 
 class StackError(RuntimeError):
@@ -69,6 +89,7 @@ class LocalStack:
     otlp_port: int = 0
     victoriametrics: bool = True
     clock: StackClock = field(default_factory=StackClock)
+    behaviour: StackBehaviour = field(default_factory=StackBehaviour)  # TOKENWARDEN_STACK_* variables
     _moto: Any = None
     _otlp: ThreadingHTTPServer | None = None
     _vm: Any = None
@@ -81,6 +102,7 @@ class LocalStack:
         default_user_config["iam"]["load_aws_managed_policies"] = True
         set_default_clock(self.clock)
         iam_ssc.install(self.clock)
+        realism.install(self.behaviour, self.clock)
 
         self._moto = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         self._moto.start()
@@ -92,7 +114,10 @@ class LocalStack:
             pass
 
         forward = self._start_victoriametrics()
-        self._otlp = ThreadingHTTPServer((self.host, self.otlp_port), _otlp_handler(self.clock, forward))
+        promql = self._vm.base_url if self._vm is not None else None
+        self._otlp = ThreadingHTTPServer(
+            (self.host, self.otlp_port), _otlp_handler(self.clock, forward, promql)
+        )
         threading.Thread(target=self._otlp.serve_forever, daemon=True).start()
         otlp_host, otlp_port = self._otlp.server_address[:2]
         stack_url = f"http://{otlp_host!s}:{otlp_port}"
@@ -109,13 +134,17 @@ class LocalStack:
             "TOKENWARDEN_LEDGER_TABLE": LEDGER_TABLE,
             "TOKENWARDEN_ROTATION_LAMBDA_ARN": ROTATION_ARN,
             "TOKENWARDEN_PROBE_ATTEMPTS": "2",
+            # What the stack does that moto alone would not (`gentle` when nothing); informative only.
+            "TOKENWARDEN_STACK_BEHAVIOUR": self.behaviour.summary(),
         }
         if self._vm is not None:
-            self.exports["TOKENWARDEN_PROMQL_URL"] = self._vm.base_url
+            self.exports["TOKENWARDEN_PROMQL_URL"] = stack_url + PROMQL_PREFIX
             self.exports["TOKENWARDEN_PROMQL_DIALECT"] = "prometheus"
         os.environ.update(self.exports)
-        self._create_resources()
+        with realism.setup_calls():
+            self._create_resources()
         rotate = load_function("rotate_secret")
+        simulate_waits(rotate, self.clock)
         lambda_router.register(ROTATION_ARN, rotate.lambda_handler)
         return self.exports
 
@@ -173,9 +202,30 @@ class LocalStack:
         for server in (self._otlp, getattr(self._moto, "_server", None)):
             if server is not None:
                 threading.Thread(target=server.shutdown, daemon=True).start()
+        realism.uninstall()
         if self._vm is not None:
             self._vm.stop()
         lambda_router.unregister_all()
+
+
+def simulate_waits(rotate: ModuleType, clock: StackClock) -> None:
+    """Make the loaded rotation function's waits move the stack clock instead of taking real time.
+
+    Its engine is built lazily by ``rotate._engine()`` (cached); the wrapper sets the engine's
+    ``sleep`` on the first build. The stack's time is simulated, so waiting is simulated.
+    """
+    build = rotate._engine
+
+    def advance(seconds: float) -> None:
+        clock.advance(timedelta(seconds=max(0.0, seconds)))
+
+    @functools.cache
+    def engine() -> Any:
+        built = build()
+        built.sleep = advance
+        return built
+
+    rotate._engine = engine  # type: ignore[attr-defined]
 
 
 def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
@@ -211,46 +261,93 @@ def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
 
 
 def _otlp_handler(
-    clock: StackClock, forward: Callable[[bytes, str], None] | None
+    clock: StackClock, forward: Callable[[bytes, str], None] | None, promql: str | None = None
 ) -> type[BaseHTTPRequestHandler]:
+    """The stack's HTTP server: OTLP ``/v1/metrics``, the PromQL path to ``promql`` (VictoriaMetrics'
+    base URL, None: no PromQL) and the ``/_tokenwarden/*`` control endpoints."""
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "tokenwarden-local"
 
         def log_message(self, format: str, *args: Any) -> None:
             return None  # the default logs to stderr; nothing here is worth a line
 
-        def _reply(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+        def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
 
+        def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(body).encode(), "application/json", headers or {})
+
+        def _throttled(self, endpoint: str, body: dict[str, Any]) -> bool:
+            if not realism.http_throttled(endpoint):
+                return False
+            self._reply(429, body, {"Retry-After": str(realism.retry_after_seconds())})
+            return True
+
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
         def do_GET(self) -> None:
-            if self.path == CLOCK_PATH:
-                self._reply(200, {"now": clock.now().isoformat()})
-            elif self.path == "/health":
-                self._reply(200, {"status": "ok"})
+            if self.path.startswith(PROMQL_PREFIX + "/"):
+                self._promql(None)
+                return
+            current = realism.behaviour()
+            answers: dict[str, Callable[[], Any]] = {
+                CLOCK_PATH: lambda: {"now": clock.now().isoformat()},
+                "/health": lambda: {"status": "ok"},
+                BEHAVIOUR_PATH: lambda: current.describe() if current else {"installed": False},
+                FAULTS_PATH: realism.injected_faults,
+                ROTATIONS_PATH: lambda: [r.as_dict() for r in realism.rotation_records()],
+            }
+            answer = answers.get(self.path)
+            if answer is None:
+                self._reply(404, {"error": "not found"})
+            else:
+                self._reply(200, answer())
+
+        def do_POST(self) -> None:
+            body = self._body()
+            if self.path.startswith(PROMQL_PREFIX + "/"):
+                self._promql(body)
+            elif self.path == CLOCK_PATH:
+                self._set_clock(body)
+            elif self.path == SETTLE_PATH:
+                self._settle(body)
+            elif self.path.rstrip("/") == "/v1/metrics":
+                self._metrics(body)
             else:
                 self._reply(404, {"error": "not found"})
 
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            if self.path == CLOCK_PATH:
-                try:
-                    at = datetime.fromisoformat(json.loads(body)["at"])
-                except (ValueError, KeyError, TypeError):
-                    self._reply(400, {"error": 'send {"at": "<ISO-8601 with offset>"}'})
-                    return
-                if at.tzinfo is None:
-                    self._reply(400, {"error": "the time needs a UTC offset"})
-                    return
-                self._reply(200, {"now": clock.advance_to(at).isoformat()})
+        def _set_clock(self, body: bytes) -> None:
+            try:
+                at = datetime.fromisoformat(json.loads(body)["at"])
+            except (ValueError, KeyError, TypeError):
+                self._reply(400, {"error": 'send {"at": "<ISO-8601 with offset>"}'})
                 return
-            if self.path.rstrip("/") != "/v1/metrics":
-                self._reply(404, {"error": "not found"})
+            if at.tzinfo is None:
+                self._reply(400, {"error": "the time needs a UTC offset"})
+                return
+            self._reply(200, {"now": clock.advance_to(at).isoformat()})
+
+        def _settle(self, body: bytes) -> None:
+            try:
+                request = json.loads(body) if body.strip() else {}
+                timeout = float(request.get("timeout", DEFAULT_SETTLE_SECONDS))
+            except (ValueError, TypeError, AttributeError):
+                self._reply(400, {"error": 'send {"timeout": <seconds>}'})
+                return
+            timeout = min(max(timeout, 0.0), MAX_SETTLE_SECONDS)
+            self._reply(200, {"idle": realism.wait_idle(timeout)})
+
+        def _metrics(self, body: bytes) -> None:
+            if self._throttled("otlp", {"error": "too many requests"}):
                 return
             header = self.headers.get("Authorization") or ""
             scheme, _, token = header.partition(" ")
@@ -259,7 +356,11 @@ def _otlp_handler(
                 return
             result = iam_ssc.authenticate(token.strip())
             if not result.accepted:
-                self._reply(401 if result.reason == "unknown" else 403, {"error": f"key {result.reason}"})
+                # A key IAM has not propagated yet is as unknown to the service as a wrong one.
+                unknown = result.reason in ("unknown", "propagating")
+                self._reply(
+                    401 if unknown else 403, {"error": f"key {'unknown' if unknown else result.reason}"}
+                )
                 return
             content_type = self.headers.get("Content-Type") or "application/x-protobuf"
             if forward is not None and body:
@@ -273,7 +374,36 @@ def _otlp_handler(
                     return
             self._reply(200, {})
 
+        def _promql(self, body: bytes | None) -> None:
+            path, _, query = self.path[len(PROMQL_PREFIX) :].partition("?")
+            if promql is None or path.rstrip("/") not in PROMQL_PATHS:
+                self._reply(404, {"status": "error", "errorType": "not_found", "error": "not found"})
+                return
+            throttled = {"status": "error", "errorType": "throttled", "error": "rate exceeded"}
+            if self._throttled("promql", throttled):
+                return
+            url = promql.rstrip("/") + path + (f"?{query}" if query else "")
+            headers = {
+                "Content-Type": self.headers.get("Content-Type") or "application/x-www-form-urlencoded"
+            }
+            upstream = urllib.request.Request(  # noqa: S310 - VictoriaMetrics on loopback, started by us
+                url, data=body, method="GET" if body is None else "POST", headers=headers if body else {}
+            )
+            try:
+                with _LOOPBACK.open(upstream, timeout=30) as answer:
+                    status, data, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
+            except urllib.error.HTTPError as exc:
+                status, data, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+            except (urllib.error.URLError, OSError) as exc:
+                self._reply(502, {"status": "error", "errorType": "unavailable", "error": str(exc)})
+                return
+            self._send(status, data, kind or "application/json", {})
+
     return Handler
+
+
+# Loopback only: never through a proxy from the environment.
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def advance_clock(stack_url: str, at: datetime) -> datetime:

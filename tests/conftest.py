@@ -139,6 +139,10 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
     clock = StackClock(start=T0)
     set_default_clock(clock)
+
+    def wait(seconds: float) -> None:
+        clock.advance(timedelta(seconds=seconds))
+
     iam_ssc.install(clock)
     otlp = ThreadingHTTPServer(("127.0.0.1", 0), _otlp_handler(clock, None))
     threading.Thread(target=otlp.serve_forever, daemon=True).start()
@@ -170,7 +174,11 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             )
             adapters = build_adapters(settings, session)
             engine = build_engine(settings, adapters, clock)
-            engine.sleep = lambda _seconds: None
+            # The world's time is simulated: every wait of the product moves the clock instead.
+            engine.sleep = wait
+            adapters.iam.sleep = wait
+            if engine.leases is not None:
+                engine.leases.sleep = wait
             rotate = load_function("rotate_secret")
             monkeypatch.setattr(rotate, "_engine", lambda: engine)
             lambda_router.register(rotation_arn, rotate.lambda_handler)
@@ -183,6 +191,7 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
                 naming=settings.naming,
                 rotation_lambda_arn=rotation_arn,
                 kms_key_id=kms_key,
+                leases=engine.leases,
             )
             log.calls.clear()
             yield Env(

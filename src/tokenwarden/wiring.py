@@ -18,6 +18,7 @@ from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
 from tokenwarden.service.breakglass import BreakGlass
+from tokenwarden.service.lease import Leases
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.service.rotation import ProbePolicy, RotationEngine
 from tokenwarden.settings import Settings
@@ -83,6 +84,7 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
 
 
 def build_engine(settings: Settings, adapters: Adapters, clock: Any) -> RotationEngine:
+    """The rotation steps; they take the principal's lease in the same ledger table."""
     return RotationEngine(
         iam=adapters.iam,
         secrets=adapters.secrets,
@@ -92,7 +94,10 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Any) -> Rotation
         naming=settings.naming,
         clock=clock,
         max_key_age_days=settings.max_key_age_days,
-        probe_policy=ProbePolicy(attempts=settings.probe_attempts),
+        probe_policy=ProbePolicy(
+            attempts=settings.probe_attempts, timeout_seconds=adapters.probe.timeout_seconds
+        ),
+        leases=Leases(adapters.ledger, clock),
     )
 
 
@@ -131,12 +136,14 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
 
 
 def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reconciler:
+    engine = build_engine(settings, adapters, clock)
     return Reconciler(
         iam=adapters.iam,
         secrets=adapters.secrets,
         ledger=adapters.ledger,
         notifier=adapters.notifier,
-        engine=build_engine(settings, adapters, clock),
+        engine=engine,
+        leases=engine.leases,
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
         kms_key_id=settings.secrets_kms_key_id,
@@ -145,12 +152,14 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reco
 
 
 def build_breakglass(settings: Settings, adapters: Adapters, clock: Any) -> BreakGlass:
+    engine = build_engine(settings, adapters, clock)
     return BreakGlass(
         iam=adapters.iam,
         secrets=adapters.secrets,
         ledger=adapters.ledger,
         notifier=adapters.notifier,
-        engine=build_engine(settings, adapters, clock),
+        engine=engine,
+        leases=engine.leases,
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
     )

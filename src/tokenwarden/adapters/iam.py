@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,11 +31,32 @@ def _credential(item: Mapping[str, Any]) -> Credential:
     )
 
 
+# IAM is eventually consistent: a user created a moment ago may answer NoSuchEntity to
+# CreateServiceSpecificCredential for a short while. Waits between attempts, in seconds.
+NEW_USER_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0)
+
+
 class IamAdapter:
-    def __init__(self, client: Any, partition: str = "aws", sts: Any | None = None) -> None:
+    def __init__(
+        self,
+        client: Any,
+        partition: str = "aws",
+        sts: Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._iam = client
         self._sts = sts
         self._policy_arn = API_KEY_POLICY.format(partition=partition)
+        self.sleep = sleep
+
+    def get_user(self, name: str) -> User | None:
+        try:
+            user = self._iam.get_user(UserName=name)["User"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return User(name=user["UserName"], path=user["Path"], arn=user["Arn"])
 
     def caller(self) -> str:
         if self._sts is None:
@@ -118,14 +140,26 @@ class IamAdapter:
     def create_credential(self, user_name: str, age_days: int) -> IssuedCredential:
         if not 1 <= age_days <= 36600:
             raise ValueError(f"credential age {age_days} is outside 1-36600 days")
-        answer = self._iam.create_service_specific_credential(
-            UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
-        )["ServiceSpecificCredential"]
+        answer = self._create_when_visible(user_name, age_days)
         token = answer.get("ServiceCredentialSecret")
         if not isinstance(token, str) or not token:
             # Checked here, not by pydantic: a validation error would quote the value it refused.
             raise RuntimeError(f"CreateServiceSpecificCredential for {user_name} returned no usable secret")
         return IssuedCredential(credential=_credential(answer), token=token)
+
+    def _create_when_visible(self, user_name: str, age_days: int) -> dict[str, Any]:
+        for wait in (*NEW_USER_WAITS, None):
+            try:
+                answer: dict[str, Any] = self._iam.create_service_specific_credential(
+                    UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
+                )["ServiceSpecificCredential"]
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity" or wait is None:
+                    raise
+                self.sleep(wait)  # a new user is not visible everywhere yet
+                continue
+            return answer
+        raise AssertionError("unreachable")
 
     def set_credential_status(self, user_name: str, credential_id: str, active: bool) -> None:
         self._iam.update_service_specific_credential(

@@ -1,7 +1,7 @@
 """The ledger: a DynamoDB table recording which IAM key each secret version holds.
 
 Keys: `pk = P#<principal>`; `sk = V#<version id>` for a key record, `LOCK` for the
-per-principal lock. Records are never deleted: they are the history that later runs, the
+per-principal lease (see service/lease.py). Records are never deleted: they are the history that later runs, the
 audit and the health check's likely-cause hints read.
 """
 
@@ -97,19 +97,32 @@ class DynamoLedger:
         )
 
     def acquire(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
-        expires = int(now.timestamp()) + ttl_seconds
+        return self._put_lease(principal, owner, owner, now, ttl_seconds)
+
+    def hand_over(self, principal: str, owner: str, to_owner: str, now: datetime, ttl_seconds: int) -> bool:
+        return self._put_lease(principal, owner, to_owner, now, ttl_seconds)
+
+    def _put_lease(
+        self, principal: str, holder: str, new_owner: str, now: datetime, ttl_seconds: int
+    ) -> bool:
+        """Write the lease for `new_owner` if it is free, expired, or held by `holder`."""
         try:
             self._db.put_item(
                 TableName=self._table,
                 Item={
                     "pk": {"S": _pk(principal)},
                     "sk": {"S": "LOCK"},
-                    "owner": {"S": owner},
-                    "lock_expires": {"N": str(expires)},
+                    "owner": {"S": new_owner},
+                    "lock_expires": {"N": str(int(now.timestamp()) + ttl_seconds)},
                 },
-                ConditionExpression="attribute_not_exists(pk) OR lock_expires < :now OR #o = :owner",
+                # A retried write (the first answered 5xx after it landed) finds its own owner: also fine.
+                ConditionExpression="attribute_not_exists(pk) OR lock_expires < :now OR #o IN (:holder, :new)",
                 ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":now": {"N": str(int(now.timestamp()))}, ":owner": {"S": owner}},
+                ExpressionAttributeValues={
+                    ":now": {"N": str(int(now.timestamp()))},
+                    ":holder": {"S": holder},
+                    ":new": {"S": new_owner},
+                },
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":

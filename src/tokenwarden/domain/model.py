@@ -6,7 +6,8 @@ None of them ever holds a bearer token.
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -18,6 +19,27 @@ AWSPREVIOUS = "AWSPREVIOUS"
 SERVICE_NAME = "cloudwatch.amazonaws.com"
 
 KeyStatus = Literal["Active", "Inactive", "Expired"]
+
+MAX_TOKEN_LENGTH = 4096
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+class MalformedToken(ValueError):
+    """A value that is not a bearer token. The message says why, never what."""
+
+
+def check_token_syntax(token: object) -> None:
+    """Raise MalformedToken unless `token` is a well-formed bearer token (RFC 6750 b64token).
+
+    Checked before a token is used anywhere: a value with CR/LF, quotes or spaces would make
+    an HTTP library raise an error that quotes the header, and so the token.
+    """
+    if not isinstance(token, str) or not token:
+        raise MalformedToken("the token is empty or not text")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise MalformedToken(f"the token is longer than {MAX_TOKEN_LENGTH} characters")
+    if _B64TOKEN.fullmatch(token) is None:
+        raise MalformedToken("the token holds characters a bearer token cannot have")
 
 
 class _Value(BaseModel):
@@ -108,6 +130,25 @@ class LedgerEntry(_Value):
     reason: str | None = None
     revoked_at: datetime | None = None
     revoked_by: str | None = None
+    # The key age TokenWarden asked IAM for: with CreateDate it gives the expiry when IAM's
+    # answer has no ExpirationDate (documented only for Bedrock and CloudWatch Logs keys).
+    requested_age_days: int | None = None
+    # A revoke asked for a replacement: a run that finds this key broken issues one, even if
+    # the revoke itself was interrupted before it could.
+    reissue_requested: bool = False
+
+
+def with_known_expiry(cred: Credential, entry: LedgerEntry | None) -> Credential:
+    """The credential with its expiry filled in from TokenWarden's record when IAM left it out."""
+    if cred.expires_at is not None or entry is None:
+        return cred
+    if entry.expires_at is not None:
+        return cred.model_copy(update={"expires_at": entry.expires_at})
+    if entry.requested_age_days is not None:
+        return cred.model_copy(
+            update={"expires_at": cred.created_at + timedelta(days=entry.requested_age_days)}
+        )
+    return cred
 
 
 class PrincipalInventory(_Value):

@@ -50,8 +50,31 @@ MIN_GUARD = 2
 GUARD_SHARE = 0.20
 
 
-# Actions that may be applied in any order relative to each other are still applied in this one.
-ORDER = {kind: index for index, kind in enumerate(ActionKind)}
+# The order a principal's actions are applied in. Stale rotations are cleared before rotation
+# is (re)configured, since Secrets Manager refuses RotateSecret while AWSPENDING sits on an
+# unfinished version. Starting a rotation comes last: from then on the rotation, running in
+# the background, holds the principal's lease.
+ORDER = {
+    kind: index
+    for index, kind in enumerate(
+        (
+            ActionKind.ONBOARD,
+            ActionKind.ABANDON_PENDING,
+            ActionKind.RESUME_FINISH,
+            ActionKind.CONFIGURE_ROTATION,
+            ActionKind.RETIRE,
+            ActionKind.DELETE,
+            ActionKind.DELETE_UNTRACKED,
+            ActionKind.EXPIRING_SOON,
+            ActionKind.OFFBOARD,
+            ActionKind.DELETE_SECRET,
+            ActionKind.DELETE_USER,
+            ActionKind.REPAIR,
+            ActionKind.ROTATE,
+        )
+    )
+}
+STARTS_ROTATION = frozenset({ActionKind.ROTATE, ActionKind.REPAIR})
 
 
 class Action(BaseModel):
@@ -124,6 +147,7 @@ class Plan(BaseModel):
     principals: tuple[PrincipalPlan, ...]
     findings: tuple[Finding, ...] = Field(default_factory=tuple)
     guard: Guard | None = None
+    config: PlanConfig = Field(default_factory=PlanConfig)
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -149,6 +173,17 @@ def rotation_due_at(principal: str, lifecycle: Lifecycle, expires_at: datetime) 
 def rotation_days(lifecycle: Lifecycle) -> int:
     """Secrets Manager's own schedule: a backstop that fires only if the reconciler stops."""
     return lifecycle.key_age_days - lifecycle.rotate_before_days // 2
+
+
+def plan_principal(
+    registry: Registry, principal_id: str, inv: PrincipalInventory, now: datetime, config: PlanConfig
+) -> PrincipalPlan:
+    """One principal's plan from a fresh read of its resources (the reconciler plans again
+    under the principal's lease, so an overlapping run never acts on a stale picture)."""
+    principal = registry.get(principal_id)
+    if principal is None:
+        return _plan_offboard(registry.former(principal_id), inv, now)
+    return _plan_principal(principal, inv, now, config)
 
 
 def build_plan(registry: Registry, inventory: Inventory, now: datetime, config: PlanConfig) -> Plan:
@@ -180,7 +215,9 @@ def build_plan(registry: Registry, inventory: Inventory, now: datetime, config: 
                 f"(limit {limit}): {', '.join(deactivating)}; none of them was touched",
             )
         )
-    return Plan(generated_at=now, principals=tuple(plans), findings=tuple(findings), guard=guard)
+    return Plan(
+        generated_at=now, principals=tuple(plans), findings=tuple(findings), guard=guard, config=config
+    )
 
 
 def _is_managed(inv: PrincipalInventory) -> bool:
@@ -344,12 +381,17 @@ def _plan_principal(
             )
         current = inv.credential(current_entry.credential_id)
         broken = _broken(current, now)
-        if broken and current_entry.revoked_at is not None:
+        if broken and current_entry.revoked_at is not None and not current_entry.reissue_requested:
             note = (
                 f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} by {current_entry.revoked_by or 'unknown'}: "
                 f"no new key until `tokenwarden revoke {p} --reason '...' --reissue` or `tokenwarden restore {p}`"
             )
         elif broken and not in_progress:
+            if current_entry.revoked_at is not None:
+                broken = (
+                    f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} with --reissue, and the replacement "
+                    "was not issued yet"
+                )
             actions.append(
                 Action(
                     principal=p,

@@ -3,25 +3,36 @@
 A revoke deactivates every Active key of the principal and records who, when and why. The
 keys stay Inactive through the retention (so `restore` can bring the newest one back), then
 the nightly run deletes them. Running the same revoke twice changes nothing more.
+
+Both take the principal's lease, waiting as long as one rotation can take for a rotation in
+flight to finish. A replacement (`--reissue`) is recorded as wanted before anything else
+happens to the current key, so a revoke killed half-way is finished by the next nightly run
+(which issues the replacement): break-glass never leaves fewer working keys than asked for.
+The replacement goes through Secrets Manager's rotation, which runs in the background; the
+revoke waits for it as long as a rotation can take and reports it as still in progress
+(not failed) past that. The `rotated` notice comes from the rotation's own finish step.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
-from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
+from tokenwarden.domain.model import AWSPENDING, Credential, LedgerEntry, LedgerState, SecretState
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import rotation_days
 from tokenwarden.domain.registry import Principal
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.rotation import RotationEngine
 
 # A second revoke with the same reason within this window is the same revoke, run again.
@@ -32,6 +43,10 @@ class BreakGlassError(ValueError):
     """Bad input for a revoke or restore: nothing was changed."""
 
 
+class BreakGlassFailed(RuntimeError):
+    """A revoke or restore did part of its work; the message says what holds and what to do next."""
+
+
 class RevokeResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -40,6 +55,8 @@ class RevokeResult(BaseModel):
     reason: str
     revoked: tuple[str, ...]
     reissued: str | None = None
+    # The replacement's rotation was started but had not finished when the revoke stopped waiting.
+    reissue_in_progress: bool = False
     repeated: bool = False
 
 
@@ -60,8 +77,30 @@ class BreakGlass:
     engine: RotationEngine
     naming: Naming
     rotation_lambda_arn: str | None = None
-    wait_seconds: float = 120.0
+    leases: Leases | None = None
     sleep: Callable[[float], None] = time.sleep
+    poll_seconds: float = 2.0
+
+    @property
+    def wait_seconds(self) -> float:
+        """As long as one rotation can really take (derived from the probe's bounds)."""
+        return self.engine.probe_policy.rotation_bound_seconds()
+
+    @contextmanager
+    def _lease(self, principal: str) -> Iterator[str]:
+        owner = f"breakglass:{uuid.uuid4().hex}"
+        if self.leases is None:
+            yield owner
+            return
+        if not self.leases.acquire(principal, owner, wait_seconds=self.wait_seconds):
+            raise PrincipalBusy(
+                f"another run (a rotation or a nightly run) kept {principal} busy for {self.wait_seconds:.0f} s; "
+                "nothing was changed. Run the same command again: its lease expires by itself"
+            )
+        try:
+            yield owner
+        finally:
+            self.leases.release(principal, owner)
 
     def revoke(
         self, principal: Principal, reason: str, actor: str, reissue: bool, now: datetime
@@ -69,6 +108,12 @@ class BreakGlass:
         reason = reason.strip()
         if not reason:
             raise BreakGlassError("a revoke needs a reason (--reason): it goes into the ledger and the alert")
+        with self._lease(principal.id) as owner:
+            return self._revoke(principal, reason, actor, reissue, now, owner)
+
+    def _revoke(
+        self, principal: Principal, reason: str, actor: str, reissue: bool, now: datetime, owner: str
+    ) -> RevokeResult:
         user = self.naming.user_name(principal.id)
         secret = self.secrets.describe(self.naming.secret_name(principal.id))
         entries = self.ledger.entries(principal.id)
@@ -112,6 +157,7 @@ class BreakGlass:
                         "revoked_at": now,
                         "revoked_by": actor,
                         "reason": reason,
+                        "reissue_requested": reissue and is_current,
                     }
                 )
             )
@@ -142,18 +188,20 @@ class BreakGlass:
                 "keys": [c.id for c in revoked],
             },
         )
-        reissued = self._reissue(principal) if reissue else None
+        reissued, in_progress = self._reissue(principal, owner, now) if reissue else (None, False)
         return RevokeResult(
             principal=principal.id,
             actor=actor,
             reason=reason,
             revoked=tuple(c.id for c in revoked),
             reissued=reissued,
+            reissue_in_progress=in_progress,
             repeated=repeat_of is not None and not revoked,
         )
 
-    def _reissue(self, principal: Principal) -> str | None:
-        """A new key through the normal rotation path, unless the current one already works."""
+    def _reissue(self, principal: Principal, owner: str, now: datetime) -> tuple[str | None, bool]:
+        """A new key through the normal rotation path, unless the current one already works.
+        Returns the new key's id (when it is current) and whether its rotation is still running."""
         secret = self.secrets.describe(self.naming.secret_name(principal.id))
         if secret is None:
             raise BreakGlassError(f"{principal.id} has no secret yet: run `tokenwarden apply` to onboard it")
@@ -161,34 +209,71 @@ class BreakGlass:
         creds = {c.id: c for c in self.iam.list_user_credentials(self.naming.user_name(principal.id))}
         live = creds.get(current.credential_id or "") if current else None
         if live is not None and live.status == "Active":
-            return None
+            return None, False
+        self._abandon_unfinished(principal, secret, now)
         token = str(uuid.uuid4())
-        if self.rotation_lambda_arn:
+        if not self.rotation_lambda_arn:
+            self.engine.run_all(secret.arn, token)
+            return self._issued(principal, token), False
+        bound = int(self.wait_seconds)
+        if self.leases is not None and not self.leases.hand_over(
+            principal.id, owner, rotation_owner(token), bound
+        ):
+            raise PrincipalBusy(f"lost the lease of {principal.id} before the replacement's rotation started")
+        try:
             self.secrets.rotate(
                 secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
             )
-            self._wait_until_current(secret.arn, token)
-        else:
-            self.engine.run_all(secret.arn, token)
+        except ClientError as exc:
+            if self.leases is not None:
+                self.leases.release(principal.id, rotation_owner(token))
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise BreakGlassFailed(
+                f"the key is revoked, but Secrets Manager refused to start the replacement ({code}). "
+                f"The nightly run issues it; to do it now, run `tokenwarden apply` or this revoke again"
+            ) from None
+        if self._wait_until_current(secret.arn, token):
+            return self._issued(principal, token), False
+        return None, True
+
+    def _issued(self, principal: Principal, token: str) -> str | None:
         entry = self.ledger.get(principal.id, token)
         return entry.credential_id if entry else None
 
-    def _wait_until_current(self, secret_arn: str, token: str) -> None:
+    def _abandon_unfinished(self, principal: Principal, secret: SecretState, now: datetime) -> None:
+        """A rotation left unfinished (it failed, or its process died) blocks RotateSecret: give it up."""
+        pending = secret.pending_version
+        if pending is None or pending == secret.current_version:
+            return
+        self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=pending)
+        entry = self.ledger.get(principal.id, pending)
+        if entry is None:
+            return
+        if entry.credential_id:
+            self.iam.delete_credential(self.naming.user_name(principal.id), entry.credential_id)
+        self.ledger.save(
+            entry.model_copy(
+                update={"state": LedgerState.ABANDONED, "deleted_at": now, "reason": "abandoned by a revoke"}
+            )
+        )
+
+    def _wait_until_current(self, secret_arn: str, token: str) -> bool:
         """Secrets Manager rotates in the background: wait for the new version to become current."""
         waited = 0.0
         while True:
             state = self.secrets.describe(secret_arn)
             if state is not None and state.current_version == token:
-                return
+                return True
             if waited >= self.wait_seconds:
-                raise BreakGlassError(
-                    f"the replacement key is still being rotated after {self.wait_seconds:.0f} s; "
-                    "watch for the `rotated` or `rotation_failed` notification"
-                )
-            self.sleep(2.0)
-            waited += 2.0
+                return False
+            self.sleep(self.poll_seconds)
+            waited += self.poll_seconds
 
     def restore(self, principal: Principal, actor: str, now: datetime) -> RestoreResult:
+        with self._lease(principal.id):
+            return self._restore(principal, actor, now)
+
+    def _restore(self, principal: Principal, actor: str, now: datetime) -> RestoreResult:
         user = self.naming.user_name(principal.id)
         creds = {c.id: c for c in self.iam.list_user_credentials(user)}
         window = timedelta(days=principal.lifecycle.retention_days)

@@ -1,7 +1,10 @@
 """The reconciler: inventory in a few paged calls, a pure plan, then apply per principal.
 
-Each principal is applied under its own lock and in isolation: one principal's failure is
-reported and the run goes on with the others.
+Each principal is applied under its own lease and in isolation: one principal's failure is
+reported and the run goes on with the others. Under the lease the principal is read again
+and planned again, so a run that overlaps another (or a revoke, or a rotation running in
+the background) acts on what is there now, not on what was there when the run started.
+A principal whose lease another run holds is skipped ("locked") and left to that run.
 """
 
 from __future__ import annotations
@@ -26,12 +29,23 @@ from tokenwarden.domain.model import (
     LedgerState,
     PrincipalInventory,
     SecretState,
+    with_known_expiry,
 )
 from tokenwarden.domain.naming import Naming
-from tokenwarden.domain.plan import Action, ActionKind, Finding, Plan, PlanConfig, build_plan, rotation_days
+from tokenwarden.domain.plan import (
+    Action,
+    ActionKind,
+    Finding,
+    Plan,
+    PlanConfig,
+    build_plan,
+    plan_principal,
+    rotation_days,
+)
 from tokenwarden.domain.registry import Principal, Registry
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.rotation import (
     TAG_GRACE,
     TAG_KEY_AGE,
@@ -40,9 +54,9 @@ from tokenwarden.service.rotation import (
     TAG_TEAM,
     RotationEngine,
     RotationError,
+    describe_error,
 )
 
-LOCK_TTL_SECONDS = 900
 SECRET_RECOVERY_DAYS = 30
 MIN_SECONDS_TO_START = 60
 
@@ -83,6 +97,7 @@ class Reconciler:
     rotation_lambda_arn: str | None = None
     kms_key_id: str | None = None
     permissions_boundary: str | None = None
+    leases: Leases | None = None
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -115,6 +130,7 @@ class Reconciler:
         entries: dict[str, list[LedgerEntry]] = defaultdict(list)
         for entry in ledger:
             entries[entry.principal].append(entry)
+        creds = {name: _known_expiry(found, entries.get(name, [])) for name, found in creds.items()}
 
         names = set(by_principal) | set(creds) | {p for p, e in entries.items() if _live(e)}
         principals = {
@@ -128,6 +144,21 @@ class Reconciler:
             for name in sorted(names)
         }
         return Inventory(principals=principals, foreign_credentials=tuple(foreign))
+
+    def principal_inventory(self, principal: str) -> PrincipalInventory:
+        """One principal's resources, read afresh (under its lease)."""
+        user = self.iam.get_user(self.naming.user_name(principal))
+        if user is not None and user.path != self.naming.user_path:
+            user = None  # not TokenWarden's: the inventory by path would not list it either
+        entries = self.ledger.entries(principal)
+        credentials = self.iam.list_user_credentials(user.name) if user is not None else []
+        return PrincipalInventory(
+            principal=principal,
+            user=user,
+            secret=self.secrets.describe(self.naming.secret_name(principal)),
+            credentials=tuple(_known_expiry(credentials, entries)),
+            ledger=tuple(entries),
+        )
 
     def plan(
         self,
@@ -185,7 +216,7 @@ class Reconciler:
                     principal=principal.id, status="deferred", error="out of time; next run"
                 )
             else:
-                outcome = self._apply_principal(principal, principal_plan.actions, now, run_id)
+                outcome = self._apply_principal(registry, principal, now, run_id, plan.config)
             counts.update(outcome.done)
             counts[f"principals_{outcome.status}"] += 1
             outcomes.append(outcome)
@@ -204,32 +235,46 @@ class Reconciler:
         return report
 
     def _apply_principal(
-        self, principal: Principal, actions: tuple[Action, ...], now: datetime, run_id: str
+        self, registry: Registry, principal: Principal, now: datetime, run_id: str, config: PlanConfig
     ) -> PrincipalOutcome:
-        if not self.ledger.acquire(principal.id, run_id, now, LOCK_TTL_SECONDS):
+        if self.leases is not None and not self.leases.acquire(principal.id, run_id):
             return PrincipalOutcome(
-                principal=principal.id, status="locked", error="another run holds the lock"
+                principal=principal.id,
+                status="locked",
+                error="another run is working on it (its lease expires by itself)",
             )
         done: list[str] = []
+        action: Action | None = None
         try:
+            actions = plan_principal(
+                registry, principal.id, self.principal_inventory(principal.id), now, config
+            ).actions
             for action in actions:
-                self._apply(principal, action, now)
+                self._apply(principal, action, now, run_id)
                 done.append(action.kind.value)
                 count(f"Action_{action.kind.value}", 1)
-        except (RotationError, ClientError, BotoCoreError, RuntimeError, ValueError) as exc:
+        except RotationInProgress as exc:
+            return PrincipalOutcome(principal=principal.id, status="locked", done=tuple(done), error=str(exc))
+        except (RotationError, PrincipalBusy, ClientError, BotoCoreError, RuntimeError, ValueError) as exc:
+            step = action.kind.value if action is not None else "read"
             logger.error(
                 "principal failed",
-                extra={"principal": principal.id, "action": action.kind.value, "error": str(exc)},
+                extra={"principal": principal.id, "action": step, "error": describe_error(exc)},
             )
             count("PrincipalFailed", 1)
             return PrincipalOutcome(
-                principal=principal.id, status="failed", done=tuple(done), error=f"{action.kind.value}: {exc}"
+                principal=principal.id,
+                status="failed",
+                done=tuple(done),
+                error=f"{step}: {describe_error(exc)}",
             )
         finally:
-            self.ledger.release(principal.id, run_id)
-        return PrincipalOutcome(principal=principal.id, status="ok", done=tuple(done))
+            if self.leases is not None:
+                self.leases.release(principal.id, run_id)
+        status: Status = "ok" if done else "unchanged"
+        return PrincipalOutcome(principal=principal.id, status=status, done=tuple(done))
 
-    def _apply(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str) -> None:
         logger.info(
             "applying",
             extra={"principal": principal.id, "action": action.kind.value, "reason": action.reason},
@@ -239,8 +284,8 @@ class Reconciler:
             ActionKind.CONFIGURE_ROTATION: self._configure_rotation,
             ActionKind.ABANDON_PENDING: self._abandon,
             ActionKind.RESUME_FINISH: self._resume,
-            ActionKind.ROTATE: self._rotate,
-            ActionKind.REPAIR: self._rotate,
+            ActionKind.ROTATE: lambda p, a, n: self._rotate(p, a, n, run_id),
+            ActionKind.REPAIR: lambda p, a, n: self._rotate(p, a, n, run_id),
             ActionKind.RETIRE: self._retire,
             ActionKind.DELETE: self._delete,
             ActionKind.DELETE_UNTRACKED: self._delete,
@@ -309,9 +354,13 @@ class Reconciler:
         )
 
     def _resume(self, principal: Principal, action: Action, now: datetime) -> None:
-        self.engine.finish_secret(self._describe(principal).arn, action.version_id or "")
+        """AWSCURRENT already holds this version (the first version of a secret is current as
+        soon as it is written): prove the key before it is recorded as current and announced."""
+        arn = self._describe(principal).arn
+        self.engine.run_step("testSecret", arn, action.version_id or "", leased=True)
+        self.engine.run_step("finishSecret", arn, action.version_id or "", leased=True)
 
-    def _rotate(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _rotate(self, principal: Principal, action: Action, now: datetime, run_id: str) -> None:
         secret = self._describe(principal)
         if action.kind == ActionKind.REPAIR:
             # Said before the rotation starts: on AWS it runs in the background and reports itself.
@@ -323,10 +372,25 @@ class Reconciler:
         token = str(uuid.uuid4())
         if self.rotation_lambda_arn is None:
             self.engine.run_all(secret.arn, token)
-        else:
+            return
+        bound = int(self.engine.probe_policy.rotation_bound_seconds())
+        if self.leases is not None and not self.leases.hand_over(
+            principal.id, run_id, rotation_owner(token), bound
+        ):
+            raise PrincipalBusy(f"lost the lease of {principal.id} before the rotation started")
+        try:
             self.secrets.rotate(
                 secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
             )
+        except ClientError as exc:
+            if self.leases is not None:
+                self.leases.release(principal.id, rotation_owner(token))
+            if _rotation_already_running(exc):
+                raise RotationInProgress(
+                    f"Secrets Manager is still running an earlier rotation of {secret.name}; "
+                    "a later run finishes or abandons it"
+                ) from None
+            raise
 
     def _retire(self, principal: Principal, action: Action, now: datetime) -> None:
         user = self.naming.user_name(principal.id)
@@ -428,6 +492,23 @@ class Reconciler:
             count("MinDaysToExpiry", report.min_days_to_expiry)
         count("RunFailures", len(report.failed))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
+
+
+class RotationInProgress(RuntimeError):
+    """Secrets Manager refused to start a rotation because one is still running."""
+
+
+def _rotation_already_running(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    message = str(error.get("Message", "")).lower()
+    return error.get("Code") == "InvalidRequestException" and (
+        "previous rotation" in message or "in progress" in message
+    )
+
+
+def _known_expiry(credentials: list[Credential], entries: list[LedgerEntry]) -> list[Credential]:
+    by_id = {e.credential_id: e for e in entries if e.credential_id}
+    return [with_known_expiry(c, by_id.get(c.id)) for c in credentials]
 
 
 def _live(entries: list[LedgerEntry]) -> bool:

@@ -4,13 +4,19 @@ Every step is keyed by the ClientRequestToken (the new version id) and is safe t
 again after a crash at any point:
 
 - createSecret records an intent in the ledger, frees a key slot if both are taken (never
-  the current key), creates the key with its expiry, records it, and stores its token as
-  the AWSPENDING version. A key whose token was lost in a crash is deleted and made again.
+  the current key), creates the key with its expiry, records it (with the age asked for, so
+  the expiry is known even when IAM's answer leaves it out), and stores its token as the
+  AWSPENDING version. A key whose token was lost in a crash is deleted and made again.
 - setSecret has nothing to do: IAM already holds the key.
 - testSecret proves the new token is accepted at the OTLP endpoint, waiting through IAM's
-  propagation delay.
+  propagation delay and the endpoint's throttling.
 - finishSecret moves AWSCURRENT, clears AWSPENDING, records the change in one ledger
   transaction and notifies once.
+
+Secrets Manager calls the steps in the background and retries the whole rotation a few
+times when a step fails: each step takes the principal's lease (handed to the rotation by
+whoever started it), a rotation that break-glass abandoned is never finished, and a failing
+rotation is announced once, not once per retry.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from tokenwarden.domain.model import (
     AWSCURRENT,
@@ -26,12 +34,14 @@ from tokenwarden.domain.model import (
     Credential,
     LedgerEntry,
     LedgerState,
+    MalformedToken,
     SecretState,
 )
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.notifications import KeyRef, onboarded, rotated, rotation_failed
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import Clock, IamPort, LedgerPort, Notifier, SecretsPort, TokenProbe
+from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 
 TAG_PRINCIPAL = "tokenwarden:principal"
 TAG_TEAM = "tokenwarden:team"
@@ -44,6 +54,17 @@ class RotationError(RuntimeError):
     """A rotation step cannot complete; the message says what to look at."""
 
 
+# Probe answers worth waiting through: IAM has not propagated the key yet (401/403), the
+# endpoint throttles (429), or it failed (5xx, or no answer at all).
+RETRIED_STATUSES = frozenset({401, 403, 429})
+
+# The steps that change keys or labels, and so take the principal's lease.
+LEASED_STEPS = frozenset({"createSecret", "finishSecret"})
+
+# The steps other than the probe, and Secrets Manager starting the rotation, fit in this.
+STEP_MARGIN_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class ProbePolicy:
     """How long testSecret waits for IAM to accept a fresh key."""
@@ -51,6 +72,35 @@ class ProbePolicy:
     attempts: int = 8
     first_delay_seconds: float = 2.0
     max_delay_seconds: float = 15.0
+    timeout_seconds: float = 10.0
+
+    def delays(self) -> list[float]:
+        delays, delay = [], self.first_delay_seconds
+        for _ in range(self.attempts - 1):
+            delays.append(delay)
+            delay = min(delay * 2, self.max_delay_seconds)
+        return delays
+
+    def worst_case_seconds(self) -> float:
+        """The longest one testSecret can take: every wait, and every attempt timing out."""
+        return sum(self.delays()) + self.attempts * self.timeout_seconds
+
+    def rotation_bound_seconds(self) -> float:
+        """How long one rotation attempt can really take, from RotateSecret to finishSecret."""
+        return self.worst_case_seconds() + STEP_MARGIN_SECONDS
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, in words that can never carry a token: our own messages, AWS error
+    codes and exception types, never the text of a foreign exception."""
+    if isinstance(exc, RotationError | PrincipalBusy | MalformedToken):
+        return str(exc)
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "") or "error"
+        return f"{exc.operation_name} answered {code}"
+    if isinstance(exc, BotoCoreError):
+        return f"AWS client error ({type(exc).__name__})"
+    return type(exc).__name__
 
 
 @dataclass
@@ -65,10 +115,20 @@ class RotationEngine:
     max_key_age_days: int = 90
     probe_policy: ProbePolicy = field(default_factory=ProbePolicy)
     sleep: Callable[[float], None] = time.sleep
+    leases: Leases | None = None
+    # How long a step Secrets Manager invoked waits for the principal's lease.
+    lease_wait_seconds: float = 60.0
 
     # -- the four steps -------------------------------------------------------------------
 
-    def run_step(self, step: str, secret_id: str, token: str) -> None:
+    def run_step(self, step: str, secret_id: str, token: str, leased: bool = False) -> None:
+        """One step as Secrets Manager invokes it.
+
+        The steps that change something (createSecret, finishSecret) take the principal's
+        lease as the rotation's owner, unless the caller already holds it (`leased`); the
+        rotation keeps it from createSecret to finishSecret. testSecret only reads and probes
+        (Secrets Manager also runs it alone, to test a rotation configuration).
+        """
         steps = {
             "createSecret": self.create_secret,
             "setSecret": self.set_secret,
@@ -77,18 +137,35 @@ class RotationEngine:
         }
         if step not in steps:
             raise RotationError(f"unknown rotation step {step!r}")
+        principal: str | None = None
+        owner = rotation_owner(token)
         try:
+            if not leased and self.leases is not None and step in LEASED_STEPS:
+                principal = self._secret(secret_id)[1]
+                self._take_lease(step, principal, owner)
             steps[step](secret_id, token)
         except Exception as exc:
-            self._report_failure(step, secret_id, exc)
+            self._report_failure(step, secret_id, token, exc)
+            if principal is not None and self.leases is not None:
+                self.leases.release(principal, owner)
             raise
+        if principal is not None and self.leases is not None and step == "finishSecret":
+            self.leases.release(principal, owner)
+
+    def _take_lease(self, step: str, principal: str, owner: str) -> None:
+        assert self.leases is not None
+        ttl = int(self.probe_policy.rotation_bound_seconds())
+        if not self.leases.acquire(principal, owner, self.lease_wait_seconds, ttl):
+            raise PrincipalBusy(f"{step}: another run is working on {principal}; Secrets Manager retries")
 
     def run_all(self, secret_id: str, token: str) -> None:
+        """The four steps in-process, by a caller that holds the principal's lease."""
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-            self.run_step(step, secret_id, token)
+            self.run_step(step, secret_id, token, leased=True)
 
     def create_secret(self, secret_id: str, token: str) -> None:
         secret, principal = self._secret(secret_id)
+        self._refuse_abandoned(principal, token)
         if self.secrets.version_token(secret.arn, token) is not None:
             logger.info(
                 "createSecret: version already holds a key", extra={"principal": principal, "version": token}
@@ -118,7 +195,8 @@ class RotationEngine:
                     "state": LedgerState.PENDING,
                     "credential_id": cred.id,
                     "alias": cred.alias,
-                    "expires_at": cred.expires_at,
+                    "expires_at": cred.expires_at or cred.created_at + timedelta(days=age_days),
+                    "requested_age_days": age_days,
                 }
             )
         )
@@ -149,8 +227,8 @@ class RotationEngine:
                     "testSecret: the OTLP endpoint accepts the new key", extra={"principal": principal}
                 )
                 return
-            if status not in (401, 403) and status < 500:
-                break
+            if status not in RETRIED_STATUSES and status < 500:
+                break  # a final answer (400, 404, 422...): waiting will not change it
             if attempt < self.probe_policy.attempts:
                 self.sleep(delay)
                 delay = min(delay * 2, self.probe_policy.max_delay_seconds)
@@ -164,6 +242,7 @@ class RotationEngine:
         entry = self.ledger.get(principal, token)
         if entry is None or entry.credential_id is None:
             raise RotationError(f"finishSecret: no recorded key for version {token} of {secret.name}")
+        self._refuse_abandoned(principal, token, entry)
         current = secret.current_version
         if current != token:
             self.secrets.move_stage(secret.arn, AWSCURRENT, to_version=token, from_version=current)
@@ -188,14 +267,38 @@ class RotationEngine:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _report_failure(self, step: str, secret_id: str, exc: Exception) -> None:
+    def _refuse_abandoned(self, principal: str, token: str, entry: LedgerEntry | None = None) -> None:
+        """A rotation that break-glass or the reconciler gave up on is never resumed by a retry."""
+        entry = entry or self.ledger.get(principal, token)
+        if entry is not None and entry.state in (LedgerState.ABANDONED, LedgerState.DELETED):
+            raise RotationError(
+                f"rotation {token} of {principal} was abandoned ({entry.reason or 'no reason'})"
+            )
+
+    def _report_failure(self, step: str, secret_id: str, token: str, exc: Exception) -> None:
+        """Count every failed step; announce a rotation's failure once, however often it is retried."""
         count("RotationFailed", 1)
-        secret = self.secrets.describe(secret_id)
-        name = secret.name if secret else secret_id
-        principal = self.naming.principal_of_secret(name) or name
-        team = self.secrets.tags(secret.arn).get(TAG_TEAM, principal) if secret else principal
-        logger.error("rotation step failed", extra={"principal": principal, "step": step, "error": str(exc)})
-        self.notifier.publish(rotation_failed(principal, team, name, f"{step}: {exc}", self.clock.now()))
+        error = describe_error(exc)
+        try:
+            secret = self.secrets.describe(secret_id)
+            name = secret.name if secret else secret_id
+            principal = self.naming.principal_of_secret(name) or name
+            logger.error("rotation step failed", extra={"principal": principal, "step": step, "error": error})
+            entry = self.ledger.get(principal, token)
+            if entry is not None and "rotation_failed" in entry.notified:
+                return
+            team = self.secrets.tags(secret.arn).get(TAG_TEAM, principal) if secret else principal
+            self.notifier.publish(
+                rotation_failed(principal, team, name, f"{step}: {error}", self.clock.now())
+            )
+            if entry is not None:
+                self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"rotation_failed"}}))
+        except (ClientError, BotoCoreError) as report_error:
+            # The step's own error is what matters; the report is best effort (AWS may be throttling).
+            logger.error(
+                "could not report a failed rotation step",
+                extra={"step": step, "error": error, "report_error": describe_error(report_error)},
+            )
 
     def _announce(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tokenwarden.domain.registry import Lifecycle
+from tokenwarden.service.rotation import ProbePolicy
 
 pytestmark = pytest.mark.infra
 
@@ -211,7 +212,10 @@ def test_revoke_runs_by_hand_and_reissues_through_the_rotation_function(cfn: dic
     revoke = props(cfn, "RevokeFunction")
     assert revoke["Handler"] == "app.lambda_handler"
     assert revoke["Code"]["S3Key"] == "functions/revoke"
-    assert revoke["Timeout"] == 300
+    # It may wait for a rotation in flight, then for the replacement's rotation: two rotation bounds.
+    bound = ProbePolicy().rotation_bound_seconds()
+    assert revoke["Timeout"] >= 2 * bound + 30
+    assert props(cfn, "RotateSecretFunction")["Timeout"] >= ProbePolicy().worst_case_seconds() + 30
     variables = env(cfn, "RevokeFunction")
     assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
     assert variables["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}

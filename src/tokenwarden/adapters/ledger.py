@@ -131,10 +131,17 @@ class DynamoLedger:
         return True
 
     def release(self, principal: str, owner: str) -> None:
+        """Let go of the lease by writing it expired (records are never deleted, so the
+        functions' roles need no DeleteItem); a lease someone else holds is left alone."""
         try:
-            self._db.delete_item(
+            self._db.put_item(
                 TableName=self._table,
-                Key={"pk": {"S": _pk(principal)}, "sk": {"S": "LOCK"}},
+                Item={
+                    "pk": {"S": _pk(principal)},
+                    "sk": {"S": "LOCK"},
+                    "owner": {"S": ""},
+                    "lock_expires": {"N": "0"},
+                },
                 ConditionExpression="#o = :owner",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":owner": {"S": owner}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.promql import MAX_LAST_SAMPLE_WINDOW
 
 
 class Settings(BaseSettings):
@@ -35,7 +37,10 @@ class Settings(BaseSettings):
     promql_dialect: Literal["cloudwatch", "prometheus"] = "cloudwatch"
     promql_signing: Literal["auto", "monitoring", "aps", "none"] = "auto"
     health_metrics: str = "claude_code.session.count,claude_code.token.usage"
-    health_window_hours: float = Field(default=24.0, gt=0, le=168)
+    # CloudWatch's 7-day limit counts the query's lookback too (see domain/promql.py).
+    health_window_hours: float = Field(
+        default=24.0, ge=1 / 60, le=MAX_LAST_SAMPLE_WINDOW / timedelta(hours=1)
+    )
     health_reminder_hours: float = Field(default=24.0, gt=0)
 
     @field_validator(

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pydantic import ValidationError
 
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.promql import LOOKBACK, MAX_RANGE, Dialect, PromQLError, QueryResult
@@ -104,8 +105,14 @@ def test_the_settings_error_is_a_promql_error_the_cli_reports_in_one_line() -> N
         checker(timedelta(hours=168))
 
 
-def test_the_composition_root_refuses_the_window_at_start() -> None:
-    settings = Settings(health_window_hours=168, promql_dialect="cloudwatch")
+def test_the_settings_refuse_a_window_without_room_for_the_lookback() -> None:
+    with pytest.raises(ValidationError, match="health_window_hours"):
+        Settings(health_window_hours=168, promql_dialect="cloudwatch")
+
+
+def test_the_composition_root_refuses_a_window_no_query_can_use() -> None:
+    # Settings built without validation, as a caller could: the checker still refuses it when built.
+    settings = Settings.model_construct(**{**Settings().model_dump(), "health_window_hours": 168.0})
     adapters: Any = SimpleNamespace(ledger=None, iam=None, notifier=None)
     with pytest.raises(HealthSettingsError, match="TOKENWARDEN_HEALTH_WINDOW_HOURS=168"):
         build_health_checker(settings, adapters, boto3.session.Session(region_name="us-east-1"))

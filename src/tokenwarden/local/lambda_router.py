@@ -19,8 +19,11 @@ own Secrets Manager errors: the ``RotateSecret`` caller gets a ``ClientError`` i
 server mode (a plain exception would escape ``mock_aws`` unwrapped and be an HTTP 500, retried by
 botocore, in server mode). The steps after the failing one are not invoked and the ``AWSPENDING``
 version moto created stays behind, so the next ``RotateSecret`` meets the leftover, as on AWS.
-Differences from AWS, on purpose: AWS runs rotation asynchronously, so there ``RotateSecret`` succeeds
-and the failure shows up later (a ``RotationFailed`` event, a stuck ``AWSPENDING``); and a Lambda
+That is moto's synchronous ``RotateSecret`` (the stack's ``gentle`` mode). AWS runs rotation
+asynchronously, so there ``RotateSecret`` succeeds and the failure shows up later (a
+``RotationFailed`` event, a stuck ``AWSPENDING``): :mod:`tokenwarden.local.async_rotation` (on by
+default in the embedded stack) does the same, calling ``invoke`` from a background thread and
+retrying the whole rotation. A difference from AWS, on purpose: a Lambda
 ``Invoke`` API call of a registered function that raises also gets this error, where AWS would answer
 200 with ``FunctionError: Unhandled``. The error message names the function, the step and the
 exception type only, never the exception's text (it could hold a token).

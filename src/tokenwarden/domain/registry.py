@@ -8,17 +8,40 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 MAX_KEY_AGE_DAYS = 90
+MAX_HOURS = MAX_KEY_AGE_DAYS * 24
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_FILE_BYTES = 5 * 1024 * 1024
+"""Far above any real registry (IAM allows 5,000 users per account); refuses /dev/zero and the like."""
+MAX_NESTING = 32
+"""A registry is four levels deep; deeper YAML is refused before it can exhaust the stack."""
+MAX_PROBLEMS_SHOWN = 50
+_SHOWN_CHARACTERS = 64
+
+
+def _show(value: str) -> str:
+    """A user-supplied string as it appears in an error message: quoted, escaped, never huge."""
+    if len(value) <= _SHOWN_CHARACTERS:
+        return repr(value)
+    return f"{value[:_SHOWN_CHARACTERS]!r}... ({len(value)} characters)"
 
 
 class RegistryError(ValueError):
@@ -29,16 +52,21 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _days(default: int, minimum: int) -> Any:
+    """A whole number of days within a key's lifetime (a YAML `true` or `7.5` is not one)."""
+    return Field(default=default, ge=minimum, le=MAX_KEY_AGE_DAYS, strict=True)
+
+
 class Lifecycle(_Strict):
     """Key lifecycle policy. Every field may be overridden per principal."""
 
-    key_age_days: int = Field(default=MAX_KEY_AGE_DAYS, ge=1, le=MAX_KEY_AGE_DAYS)
-    rotate_before_days: int = Field(default=14, ge=1)
-    rotation_jitter_days: int = Field(default=3, ge=0)
-    grace_days: int = Field(default=7, ge=0)
-    retention_days: int = Field(default=7, ge=0)
-    untracked_safety_hours: int = Field(default=24, ge=1)
-    expiry_alert_days: int = Field(default=7, ge=1)
+    key_age_days: int = _days(MAX_KEY_AGE_DAYS, 1)
+    rotate_before_days: int = _days(14, 1)
+    rotation_jitter_days: int = _days(3, 0)
+    grace_days: int = _days(7, 0)
+    retention_days: int = _days(7, 0)
+    untracked_safety_hours: int = Field(default=24, ge=1, le=MAX_HOURS, strict=True)
+    expiry_alert_days: int = _days(7, 1)
 
     @model_validator(mode="after")
     def _fits_the_lifetime(self) -> Lifecycle:
@@ -69,27 +97,44 @@ class Lifecycle(_Strict):
 class ActivityProfile(_Strict):
     """When a team normally works; only these hours count toward silence."""
 
-    timezone: str = "UTC"
-    working_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    timezone: StrictStr = "UTC"
+    working_days: tuple[StrictStr, ...] = ("mon", "tue", "wed", "thu", "fri")
     start: time = time(9, 0)
     end: time = time(18, 0)
-    silent_after_hours: float = Field(default=4.0, gt=0)
+    silent_after_hours: float = Field(default=4.0, gt=0, le=MAX_HOURS, strict=True, allow_inf_nan=False)
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise ValueError(
+                f"unknown time zone {_show(value)} (use an IANA name such as Europe/Berlin or UTC)"
+            ) from exc
+        return value
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock_time(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, str | time):
+            hint = " (YAML reads an unquoted 9:00 as the number 540)" if isinstance(value, int) else ""
+            raise ValueError(f'write the time as a quoted "HH:MM", e.g. "09:00"{hint}')
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _local_time(cls, value: time) -> time:
+        if value.tzinfo is not None:
+            raise ValueError("a working hour is local to `timezone`: drop the UTC offset")
         return value
 
     @field_validator("working_days")
     @classmethod
     def _weekdays(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [day for day in value if day not in WEEKDAYS]
+        bad = [_show(day) for day in value if day not in WEEKDAYS]
         if bad:
-            raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
+            raise ValueError(f"unknown weekday(s) {', '.join(bad[:5])}; use {', '.join(WEEKDAYS)}")
         if not value:
             raise ValueError("at least one working day is needed")
         return value
@@ -102,18 +147,18 @@ class ActivityProfile(_Strict):
 
 
 class Contact(_Strict):
-    owners: tuple[str, ...] = ()
-    channel: str | None = None
+    owners: tuple[StrictStr, ...] = ()
+    channel: StrictStr | None = None
 
 
 class PrincipalSpec(_Strict):
     """One entry of `principals:` as written in the file."""
 
-    id: str
+    id: StrictStr
     kind: Literal["team", "developer"] = "team"
-    team: str | None = None
-    owners: tuple[str, ...] = ()
-    notify: str | None = None
+    team: StrictStr | None = None
+    owners: tuple[StrictStr, ...] = ()
+    notify: StrictStr | None = None
     activity: dict[str, Any] = Field(default_factory=dict)
     lifecycle: dict[str, Any] = Field(default_factory=dict)
 
@@ -122,7 +167,7 @@ class PrincipalSpec(_Strict):
     def _slug(cls, value: str) -> str:
         if not SLUG.fullmatch(value):
             raise ValueError(
-                f"{value!r} is not a slug (lowercase letters, digits and '-', 1-48 characters, "
+                f"{_show(value)} is not a slug (lowercase letters, digits and '-', 1-48 characters, "
                 "starting and ending with a letter or digit)"
             )
         return value
@@ -149,6 +194,13 @@ class RegistryFile(_Strict):
     version: Literal[1] = 1
     defaults: Defaults = Field(default_factory=Defaults)
     principals: tuple[dict[str, Any], ...]
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("must be the number 1")
+        return value
 
 
 class Registry(_Strict):
@@ -180,43 +232,98 @@ class Registry(_Strict):
         return frozenset(p.team for p in self.principals)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+class _RegistryLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what a registry never needs and PyYAML would otherwise allow.
+
+    Duplicate keys (PyYAML silently keeps the last one), keys that cannot be compared (a list or
+    a mapping as a key), recursive aliases, and nesting deeper than MAX_NESTING are YAML errors
+    with a line and column. Anchors, aliases and `<<` merge keys work as YAML defines them; since
+    aliases share one object, an "anchor explosion" never multiplies in memory.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._open_anchors: set[str] = set()
+        self._checked: set[int] = set()  # mappings whose keys were checked (aliases share nodes)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):  # type: ignore[no-untyped-call]
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            if event.anchor in self._open_anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"the alias *{event.anchor} refers to itself", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if self._depth >= MAX_NESTING:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_NESTING} levels", event.start_mark
+            )
+        anchor = event.anchor
+        self._depth += 1
+        if anchor is not None:
+            self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+            self._open_anchors.discard(anchor)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        self._check_keys(node, deep)
+        return super().construct_mapping(node, deep=deep)
+
+    def _check_keys(self, node: yaml.MappingNode, deep: bool) -> None:
+        if id(node) in self._checked:
+            return
+        self._checked.add(id(node))
         seen: set[Any] = set()
-        for key_node, _ in node.value:
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for sub in merged:
+                    if isinstance(sub, yaml.MappingNode):
+                        self._check_keys(sub, deep)
+                continue
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
-            if key in seen:
+            try:
+                repeated = key in seen
+            except TypeError:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, "a list or a mapping cannot be a key", key_node.start_mark
+                ) from None
+            if repeated:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {_show(str(key))}", key_node.start_mark
                 )
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
 
 
 def load_registry(path: Path) -> Registry:
     """Read and validate a registry file; raise RegistryError naming what is wrong."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise RegistryError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
+        with path.open("rb") as stream:
+            data = stream.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise RegistryError(f"{path}: cannot read the registry ({exc.strerror or exc})") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise RegistryError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; not a registry")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RegistryError(
+            f"{path}: line {line}: not UTF-8 text (byte {exc.start}); save the file as UTF-8"
+        ) from None
     return parse_registry(text, source=str(path))
 
 
 def parse_registry(text: str, source: str) -> Registry:
     try:
-        document = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(text, Loader=_RegistryLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None)
-        if mark is not None and problem:
-            raise RegistryError(
-                f"{source}: line {mark.line + 1}, column {mark.column + 1}: {problem}"
-            ) from exc
-        raise RegistryError(f"{source}: invalid YAML: {exc}") from exc
+        raise RegistryError(_yaml_problem(source, text, exc)) from None
     if document is None:
         raise RegistryError(f"{source}: the registry is empty; refusing to plan from it")
     if not isinstance(document, Mapping):
@@ -230,47 +337,107 @@ def parse_registry(text: str, source: str) -> Registry:
     return _resolve(source, parsed)
 
 
+def _yaml_problem(source: str, text: str, exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.position, int):
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        return (
+            f"{source}: line {line}, column {column}: unacceptable character #x{code:04x} "
+            "(control characters are not allowed in YAML)"
+        )
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if mark is not None and problem:
+        said = f"{context}, {problem}" if context and "found" in str(problem) else str(problem)
+        return f"{source}: line {mark.line + 1}, column {mark.column + 1}: {said}"
+    return f"{source}: invalid YAML: {exc}"
+
+
+def _entry_label(index: int, raw: object) -> str:
+    """`principals[3] (id 'alpha')`: the entry by position, and by id when it has a printable one."""
+    name = raw.get("id") if isinstance(raw, Mapping) else None
+    if isinstance(name, str) and name:
+        return f"principals[{index}] (id {_show(name)})"
+    if isinstance(name, int | float | date) and not isinstance(name, bool):
+        return f"principals[{index}] (id {name})"
+    return f"principals[{index}]"
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "empty (null)"
+    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"must be a mapping, not {_kind(error.get('input'))}"
+    if kind in ("tuple_type", "list_type"):
+        return f"must be a list, not {_kind(error.get('input'))}"
+    if kind == "invalid_key" or (kind == "string_type" and error["loc"] and error["loc"][-1] == "[key]"):
+        return "keys must be strings"
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    parts = [str(part) for part in loc if part != "[key]"]
+    return ".".join(parts)
+
+
 def _describe(source: str, document: Mapping[str, Any], exc: ValidationError) -> str:
-    lines = [f"{source}: the registry is invalid ({exc.error_count()} problem(s)):"]
     raw_entries = document.get("principals")
     entries: list[Any] = raw_entries if isinstance(raw_entries, list) else []
+    problems = []
     for error in exc.errors():
-        loc = list(error["loc"])
-        where = ".".join(str(part) for part in loc) or "(top level)"
+        loc = tuple(error["loc"])
+        where = _field(loc) or "(top level)"
+        if error["type"] == "invalid_key" and len(loc) == 1:
+            where = f"top-level key {_show(str(loc[0]))}"
         if len(loc) >= 2 and loc[0] == "principals" and isinstance(loc[1], int):
             index = loc[1]
-            entry = entries[index] if index < len(entries) else None
-            name = entry.get("id") if isinstance(entry, Mapping) else None
-            field = ".".join(str(part) for part in loc[2:]) or "(entry)"
-            where = f"principals[{index}]" + (f" (id {name!r})" if name else "") + f", field {field}"
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"  - {where}: {message}")
-    return "\n".join(lines)
+            label = _entry_label(index, entries[index] if index < len(entries) else None)
+            field = _field(loc[2:])
+            where = f"{label}, field {field}" if field else label
+        problems.append(f"{where}: {_message(error)}")
+    return _problem_list(source, problems)
+
+
+def _problem_list(source: str, problems: list[str]) -> str:
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    if len(problems) > len(shown):
+        shown.append(f"... and {len(problems) - len(shown)} more")
+    return f"{source}: the registry is invalid ({len(problems)} problem(s)):\n  - " + "\n  - ".join(shown)
 
 
 def _entry_problems(where: str, exc: ValidationError, prefix: str = "") -> list[str]:
     problems = []
     for error in exc.errors():
-        field = prefix + ".".join(str(part) for part in error["loc"]) or "(entry)"
-        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        problems.append(f"{where}, field {field}: {message}")
+        field = prefix + _field(tuple(error["loc"]))
+        if not field or field.endswith("."):
+            field = field.rstrip(".") or "(entry)"
+        problems.append(f"{where}, field {field}: {_message(error)}")
     return problems
 
 
 def _resolve(source: str, parsed: RegistryFile) -> Registry:
     problems: list[str] = []
     specs: list[tuple[int, PrincipalSpec]] = []
-    unparsed: set[object] = set()
+    unparsed: set[str] = set()
     for index, raw in enumerate(parsed.principals):
         try:
             specs.append((index, PrincipalSpec.model_validate(raw)))
         except ValidationError as exc:
-            name = raw.get("id") if isinstance(raw, dict) else None
-            unparsed.add(name)
-            where = f"principals[{index}]" + (f" (id {name!r})" if name else "")
-            problems += _entry_problems(where, exc)
+            name = raw.get("id")
+            if isinstance(name, str):
+                unparsed.add(name)
+            problems += _entry_problems(_entry_label(index, raw), exc)
     seen: dict[str, int] = {}
     for index, spec in specs:
         if spec.id in seen:
@@ -290,28 +457,19 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
             problems.append(f"{where}, field team: a team's `team`, if given, must be its own id")
             continue
         if spec.kind == "developer" and spec.team not in teams and spec.team not in unparsed:
-            problems.append(f"{where}, field team: names unknown team {spec.team!r}")
+            problems.append(f"{where}, field team: names unknown team {_show(spec.team or '')}")
             continue
-        merged = {**parsed.defaults.lifecycle.model_dump(), **spec.lifecycle}
         try:
-            lifecycle = Lifecycle.model_validate(merged)
+            lifecycle = Lifecycle.model_validate({**parsed.defaults.lifecycle.model_dump(), **spec.lifecycle})
         except ValidationError as exc:
-            for error in exc.errors():
-                field = ".".join(str(part) for part in error["loc"]) or "lifecycle"
-                message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-                problems.append(
-                    f"{where}, field lifecycle.{field}: {message}".replace("lifecycle.lifecycle", "lifecycle")
-                )
+            problems += _entry_problems(where, exc, prefix="lifecycle.")
             continue
         try:
             activity = ActivityProfile.model_validate(
                 {**parsed.defaults.activity.model_dump(), **spec.activity}
             )
         except ValidationError as exc:
-            for error in exc.errors():
-                field = ".".join(str(part) for part in error["loc"]) or "activity"
-                message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-                problems.append(f"{where}, field activity.{field}: {message}")
+            problems += _entry_problems(where, exc, prefix="activity.")
             continue
         principals.append(
             Principal(
@@ -325,7 +483,5 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
             )
         )
     if problems:
-        raise RegistryError(
-            f"{source}: the registry is invalid ({len(problems)} problem(s)):\n  - " + "\n  - ".join(problems)
-        )
+        raise RegistryError(_problem_list(source, problems))
     return Registry(source=source, principals=tuple(principals), defaults=parsed.defaults)

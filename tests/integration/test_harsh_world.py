@@ -35,7 +35,7 @@ from tokenwarden.local.async_rotation import PREVIOUS_ROTATION_MESSAGE, Rotation
 from tokenwarden.local.clock import StackClock, set_default_clock
 from tokenwarden.local.faults import FAULTED_SERVICES, FaultInjector, HttpThrottle
 from tokenwarden.local.realism import StackBehaviour
-from tokenwarden.local.stack import _otlp_handler, simulate_waits
+from tokenwarden.local.stack import _otlp_handler, probe_attempts, simulate_waits
 
 T0 = datetime(2027, 1, 4, 2, 15, tzinfo=UTC)
 REGION = "us-east-1"
@@ -753,6 +753,12 @@ def test_the_rotation_function_waits_on_the_stack_clock() -> None:
     assert clock.now() >= before + timedelta(seconds=90)
 
 
+def test_the_stack_gives_test_secret_enough_probes_to_outwait_propagation() -> None:
+    assert probe_attempts(StackBehaviour(gentle=True).effective().iam_propagation_seconds) == 2
+    assert probe_attempts(StackBehaviour().iam_propagation_seconds) == 3  # waits 2 s + 4 s > 3 s
+    assert probe_attempts(60) > probe_attempts(3)
+
+
 def test_the_local_stack_installs_its_behaviour_and_says_so() -> None:
     from tokenwarden.local.stack import LocalStack
 
@@ -763,6 +769,8 @@ def test_the_local_stack_installs_its_behaviour_and_says_so() -> None:
         assert exports["TOKENWARDEN_STACK_BEHAVIOUR"] == stack.behaviour.summary()
         assert "iam-propagation:7s" in exports["TOKENWARDEN_STACK_BEHAVIOUR"]
         assert iam_ssc.consistency().key_propagation_seconds == 7
+        # testSecret's probe waits 2 s then 4 s then 8 s: the third wait outlasts 7 s of propagation.
+        assert exports["TOKENWARDEN_PROBE_ATTEMPTS"] == "4"
         assert realism.behaviour() == stack.behaviour
         described = http(exports["TOKENWARDEN_STACK_URL"] + "/_tokenwarden/behaviour").json()
         assert described["iam_propagation_seconds"] == 7

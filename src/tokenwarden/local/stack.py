@@ -199,12 +199,14 @@ class LocalStack:
         os.environ.update(extra)
 
     def stop(self) -> None:
+        # Background rotations first, while the servers they call still answer: the waiting ones
+        # are cancelled, a running one ends its current step.
+        realism.uninstall()
         # The servers run on daemon threads; an orderly shutdown waits for idle keep-alive
         # connections, so it runs in the background and the process may exit under it.
         for server in (self._otlp, getattr(self._moto, "_server", None)):
             if server is not None:
                 threading.Thread(target=server.shutdown, daemon=True).start()
-        realism.uninstall()
         if self._vm is not None:
             self._vm.stop()
         lambda_router.unregister_all()

@@ -9,10 +9,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -45,14 +45,77 @@ class UsageError(Exception):
     """Bad input: exit 2, nothing changed."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr saying what to do, and exit code 2. Options are spelled
+    out: `--allow-mass-revok` is a typo to refuse, not an abbreviation to guess at."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+# Keys live at most 90 days; any date the lifecycle arithmetic meets stays far inside datetime's range.
+AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+AT_LATEST = datetime(2999, 12, 31, tzinfo=UTC)
+MAX_REASON_LENGTH = 500
+
+
 def _parse_at(raw: str | None) -> datetime | None:
     if raw is None:
         return None
+    example = "e.g. 2027-03-01 or 2027-03-01T02:15:00Z"
     try:
-        at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(f"--at {raw!r} is not an ISO-8601 date or time (e.g. 2027-03-01T02:15:00Z)") from exc
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        at = datetime.fromisoformat(raw.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--at {_shown(raw)} is not an ISO-8601 date or time ({example})") from None
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    if not AT_EARLIEST <= at <= AT_LATEST:
+        raise UsageError(f"--at {_shown(raw)} is outside {AT_EARLIEST:%Y}-{AT_LATEST:%Y} ({example})")
+    return at
+
+
+def _shown(text: str, limit: int = 64) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _reason(raw: str) -> str:
+    reason = raw.strip()
+    if not reason:
+        raise UsageError(
+            "--reason must say why (it goes into the ledger and the alert), "
+            "e.g. --reason 'token pasted in #general'"
+        )
+    if len(reason) > MAX_REASON_LENGTH:
+        raise UsageError(f"--reason is {len(reason)} characters; keep it under {MAX_REASON_LENGTH}")
+    if any(not ch.isprintable() for ch in reason):
+        raise UsageError("--reason must be one line of printable text (no control characters)")
+    return reason
+
+
+def _positive_int(maximum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+        if not 1 <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"{value} is not between 1 and {maximum}")
+        return value
+
+    return parse
+
+
+def _port(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535; 0 picks a free one)")
+    return value
 
 
 def _registry(args: argparse.Namespace, settings: Settings) -> Registry:
@@ -292,11 +355,7 @@ def cmd_pickup(args: argparse.Namespace, settings: Settings) -> int:
     from tokenwarden.pickup import PickupError, build_kit, write_kit
 
     registry = _registry(args, settings)
-    principal = registry.get(args.principal)
-    if principal is None:
-        raise UsageError(
-            f"unknown principal {args.principal!r} (the registry has: {', '.join(sorted(registry.ids))})"
-        )
+    principal = _registered(registry, args.principal)
     try:
         kit = build_kit(
             principal,
@@ -312,6 +371,8 @@ def cmd_pickup(args: argparse.Namespace, settings: Settings) -> int:
         )
     except PickupError as exc:
         raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise UsageError(f"cannot write the kit: {exc.strerror or exc} ({exc.filename or args.out})") from exc
     for path in written:
         print(path)
     return EXIT_OK
@@ -339,25 +400,30 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 # -- break-glass -------------------------------------------------------------------------------
 
 
-def _breakglass(
-    settings: Settings, registry: Registry, principal_id: str, now: datetime
-) -> tuple[BreakGlass, Principal, str]:
-    adapters = build_adapters(settings)
+def _registered(registry: Registry, principal_id: str) -> Principal:
     principal = registry.get(principal_id)
     if principal is None:
-        names = ", ".join(sorted(registry.ids))
-        raise UsageError(f"unknown principal {principal_id!r} (the registry has: {names})")
+        names = ", ".join(sorted(registry.ids)[:20]) + (", ..." if len(registry.ids) > 20 else "")
+        raise UsageError(
+            f"unknown principal {_shown(principal_id)}: not in {registry.source} (it has: {names}); "
+            "`tokenwarden status` lists every principal"
+        )
+    return principal
+
+
+def _breakglass(settings: Settings, now: datetime) -> tuple[BreakGlass, str]:
+    adapters = build_adapters(settings)
     glass = build_breakglass(settings, adapters, _FixedOrStackClock(settings, now))
-    return glass, principal, adapters.iam.caller()
+    return glass, adapters.iam.caller()
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    if not args.reason or not args.reason.strip():
-        raise UsageError("--reason is required: it goes into the ledger and the alert")
+    reason = _reason(args.reason)
     registry = _registry(args, settings)
+    principal = _registered(registry, args.principal)
     now = _now(settings, None, moving=False)
-    glass, principal, actor = _breakglass(settings, registry, args.principal, now)
-    result = glass.revoke(principal, args.reason, actor, args.reissue, now)
+    glass, actor = _breakglass(settings, now)
+    result = glass.revoke(principal, reason, actor, args.reissue, now)
     if args.json:
         print(result.model_dump_json(indent=2))
     else:
@@ -376,8 +442,9 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     registry = _registry(args, settings)
+    principal = _registered(registry, args.principal)
     now = _now(settings, None, moving=False)
-    glass, principal, actor = _breakglass(settings, registry, args.principal, now)
+    glass, actor = _breakglass(settings, now)
     result = glass.restore(principal, actor, now)
     print(
         result.model_dump_json(indent=2)
@@ -416,7 +483,10 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
 
     registry = _registry(args, settings)
     now = _now(settings, _parse_at(args.at), moving=False)
-    checker = build_health_checker(settings, build_adapters(settings))
+    try:
+        checker = build_health_checker(settings, build_adapters(settings))
+    except ValueError as exc:  # the PromQL settings do not describe a usable endpoint
+        raise UsageError(f"{exc} (see the TOKENWARDEN_PROMQL_* settings)") from exc
     report = checker.run(registry, now, commit=not args.dry_run)
     print(report.model_dump_json(indent=2) if args.json else render_health(report))
     return EXIT_OK
@@ -465,7 +535,7 @@ def _with_registry(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tokenwarden",
         description="Keeps the CloudWatch metrics API keys that Claude Code uses alive, rotated and revocable.",
         epilog="Settings come from TOKENWARDEN_* variables and the usual AWS ones; `tokenwarden local up` prints "
@@ -475,13 +545,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
+        command = sub.add_parser(
             name,
             help=help_text,
             description=help_text,
             epilog=f"example:\n  {EXAMPLES[name]}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        command.set_defaults(command_parser=command)
+        return command
 
     p = add("plan", "Show what the next run would do, and why (changes nothing).")
     _with_registry(p)
@@ -534,12 +606,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--refresh-minutes",
-        type=int,
+        type=_positive_int(24 * 60),
         default=20,
         help="refresh the cached token after this long (default 20)",
     )
     p.add_argument(
-        "--export-interval-ms", type=int, default=60000, help="OTEL_METRIC_EXPORT_INTERVAL (default 60000)"
+        "--export-interval-ms",
+        type=_positive_int(3_600_000),
+        default=60000,
+        help="OTEL_METRIC_EXPORT_INTERVAL (default 60000)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing kit files")
     p.set_defaults(func=cmd_pickup)
@@ -578,14 +653,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    up.add_argument("--port", type=int, default=0, help="moto server port (default: a free one)")
-    up.add_argument("--otlp-port", type=int, default=0, help="OTLP endpoint port (default: a free one)")
+    up.add_argument("--port", type=_port, default=0, help="moto server port (default: a free one)")
+    up.add_argument("--otlp-port", type=_port, default=0, help="OTLP endpoint port (default: a free one)")
     up.add_argument("--no-victoriametrics", action="store_true", help="do not start VictoriaMetrics")
-    up.set_defaults(func=cmd_local_up)
+    up.set_defaults(func=cmd_local_up, command_parser=up)
 
     p = add("demo", "Run the whole key lifecycle on the embedded stack: about 200 days in a minute.")
     p.add_argument("--registry", metavar="FILE", help="registry file (default: this checkout's teams.yaml)")
-    p.add_argument("--days", type=int, default=200, help="days of nightly runs to simulate (default 200)")
+    p.add_argument(
+        "--days", type=_positive_int(3650), default=200, help="days of nightly runs to simulate (default 200)"
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -603,24 +680,70 @@ def _quiet_libraries(verbose: bool) -> None:
         logger.setLevel("ERROR")
 
 
+def _settings_problem(exc: ValidationError) -> str:
+    """Each invalid setting by the variable that sets it."""
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        variable = "AWS_REGION" if name == "REGION" else f"TOKENWARDEN_{name}"
+        problems.append(f"{variable}: {error['msg'].removeprefix('Value error, ')}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def _aws_problem(exc: Exception) -> tuple[str, int]:
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+    if isinstance(exc, NoCredentialsError | NoRegionError):
+        return (
+            f"{exc}: configure AWS credentials and a region (AWS_PROFILE, AWS_REGION), "
+            "or point at the embedded stack with `tokenwarden local up`",
+            EXIT_BAD_INPUT,
+        )
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        operation = getattr(exc, "operation_name", "an AWS call")
+        return (
+            f"AWS refused {operation}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
+            EXIT_FAILED,
+        )
+    return f"an AWS call failed: {exc}", EXIT_FAILED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # said by the command's own parser, so the hint names its --help
+            getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extras)}")
+    except SystemExit as exc:  # --help (0) or a bad argument (2, already explained on stderr)
+        return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     _quiet_libraries(verbose=False)
     try:
         settings = load_settings()
+        settings.naming  # noqa: B018 - validates the naming settings now, not halfway through a command
+    except ValidationError as exc:
+        print(f"tokenwarden: {_settings_problem(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
         if getattr(args, "host", None) and args.host not in ("127.0.0.1", "localhost", "::1"):
-            raise UsageError("the local stack binds loopback only")
+            raise UsageError("the local stack binds loopback only: use --host 127.0.0.1")
         return int(args.func(args, settings))
     except (RegistryError, UsageError, BreakGlassError) as exc:
         print(f"tokenwarden: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValidationError as exc:
-        print(f"tokenwarden: invalid settings: {exc}", file=sys.stderr)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        print(f"tokenwarden: invalid {exc.title}: {problems}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except PromQLError as exc:
         print(f"tokenwarden: the metrics query failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except (BotoCoreError, ClientError) as exc:
+        message, code = _aws_problem(exc)
+        print(f"tokenwarden: {message}", file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":

@@ -228,6 +228,8 @@ class BackgroundRotations:
                 return RotationOutcome.SUCCEEDED
             with self._cond:
                 job.record.failures.append(f"attempt {attempt}: {failure}")
+            if self._closed.is_set():
+                return RotationOutcome.CANCELLED
             if attempt < self.attempts:
                 if self._closed.wait(self.retry_delay):
                     return RotationOutcome.CANCELLED

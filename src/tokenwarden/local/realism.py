@@ -45,12 +45,15 @@ Throttling and server errors
     unpublished ones throttle real callers the same way; every SDK retries these codes.
     ``HTTP_429_RATE`` [0.05]: that share of POSTs to the OTLP endpoint's ``/v1/metrics`` and of
     PromQL queries through the stack (``$TOKENWARDEN_STACK_URL/promql/api/v1/query``) answer 429 with
-    ``Retry-After`` (OTLP/HTTP: https://opentelemetry.io/docs/specs/otlp/#failures-1; CloudWatch
-    PromQL answers 429/422 on its limits).
+    ``Retry-After`` of ``HTTP_429_RETRY_AFTER_SECONDS`` [1] (OTLP/HTTP:
+    https://opentelemetry.io/docs/specs/otlp/#failures-1; CloudWatch PromQL answers 429/422 on its
+    limits).
 
 Master switch
     ``GENTLE`` [off]: ``TOKENWARDEN_STACK_GENTLE=1`` turns every behaviour above off (synchronous
     rotation as moto does it, instant IAM, expiry present, no faults, no 429).
+
+The same table, with how to use the stack, is in ``docs/embedded-stack.md``.
 
 Without :func:`install` nothing here is active: moto and the IAM extension behave as before.
 :func:`install` applies a :class:`StackBehaviour` in this process (``LocalStack.start`` calls it;

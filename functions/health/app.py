@@ -16,7 +16,7 @@ SETTINGS: Settings = load_settings()
 
 
 class HealthInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["check", "dry_run"] = "check"
 
@@ -25,7 +25,7 @@ class HealthInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = HealthInput.model_validate(event or {})
+    request = HealthInput.model_validate({} if event is None else event)
     registry = load_registry(SETTINGS.registry_path)
     checker = build_health_checker(SETTINGS, build_adapters(SETTINGS))
     report = checker.run(registry, build_clock(SETTINGS).now(), commit=request.mode == "check")

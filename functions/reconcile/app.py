@@ -16,7 +16,9 @@ SETTINGS: Settings = load_settings()
 
 
 class ReconcileInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The schedule's explicit Input. Strict: `allow_mass_revoke: "yes"` or `1` is refused, not read as true."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["plan", "apply"] = "apply"
     allow_mass_revoke: bool = False
@@ -26,7 +28,7 @@ class ReconcileInput(BaseModel):
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = ReconcileInput.model_validate(event or {})
+    request = ReconcileInput.model_validate({} if event is None else event)
     registry = load_registry(SETTINGS.registry_path)
     adapters = build_adapters(SETTINGS)
     clock = build_clock(SETTINGS)

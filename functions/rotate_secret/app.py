@@ -23,11 +23,13 @@ def _engine() -> RotationEngine:
 
 
 class RotationEvent(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    """What Secrets Manager sends. Fields it may add later (e.g. RotationToken) are ignored."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", strict=True)
 
     step: Literal["createSecret", "setSecret", "testSecret", "finishSecret"] = Field(alias="Step")
-    secret_id: str = Field(alias="SecretId")
-    token: str = Field(alias="ClientRequestToken")
+    secret_id: str = Field(alias="SecretId", min_length=1, max_length=2048, pattern=r"^[\x21-\x7e]+$")
+    token: str = Field(alias="ClientRequestToken", min_length=32, max_length=64, pattern=r"^[\x21-\x7e]+$")
 
 
 @logger.inject_lambda_context(log_event=False)

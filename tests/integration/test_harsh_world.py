@@ -621,15 +621,23 @@ def test_faults_reach_a_moto_server_but_never_its_own_api() -> None:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         realism.install(StackBehaviour(fault_rate=1.0, http_429_rate=0.0), clock)
-        iam = boto3.client("iam", region_name=REGION, endpoint_url=endpoint, config=NO_RETRIES)
-        with pytest.raises(ClientError) as faulted:
-            iam.list_users()
-        assert_retryable(faulted.value)
+
+        def client(name: str) -> Any:
+            return boto3.client(name, region_name=REGION, endpoint_url=endpoint, config=NO_RETRIES)
+
+        calls: list[Callable[[], Any]] = [
+            lambda: client("iam").list_users(),
+            lambda: client("secretsmanager").list_secrets(),
+            lambda: client("dynamodb").list_tables(),
+            lambda: client("sns").list_topics(),
+        ]
+        for call in calls:
+            with pytest.raises(ClientError) as faulted:
+                call()
+            assert_retryable(faulted.value)
         assert http(f"{endpoint}/moto-api/reset", b"").status == 200
-        boto3.client(
-            "sts", region_name=REGION, endpoint_url=endpoint, config=NO_RETRIES
-        ).get_caller_identity()
-        assert realism.injected_faults()["iam"] == 1
+        client("sts").get_caller_identity()
+        assert realism.injected_faults() == dict.fromkeys(sorted(FAULTED_SERVICES), 1)
     finally:
         realism.uninstall()
         server.stop()

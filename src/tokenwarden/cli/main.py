@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from tokenwarden.domain.model import Inventory
+from tokenwarden.domain.model import Credential, Inventory, LedgerState, PrincipalInventory
 from tokenwarden.domain.plan import ActionKind, Plan
 from tokenwarden.domain.promql import PromQLError
 from tokenwarden.domain.registry import Principal, Registry, RegistryError, load_registry
@@ -253,49 +253,115 @@ def cmd_apply(args: argparse.Namespace, settings: Settings) -> int:
 def status_rows(
     registry: Registry, inventory: Inventory, plan: Plan, settings: Settings
 ) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for principal in registry.principals:
-        inv = inventory.of(principal.id)
-        current = inv.current_credential
-        pplan = plan.for_principal(principal.id)
-        states = {e.credential_id: e.state.value for e in inv.ledger if e.credential_id}
+    """One row per registered principal, then one per principal found only in the account.
+
+    The account holds principals the registry no longer lists (being offboarded) and users on
+    TokenWarden's path that no registry ever listed: an operator looking for a key finds it here.
+    """
+    rows = [
+        _status_row(
+            principal.id,
+            inventory.of(principal.id),
+            plan,
+            state="registered",
+            team=principal.team,
+            kind=principal.kind,
+            secret_id=settings.naming.secret_name(principal.id),
+            user_name=settings.naming.user_name(principal.id),
+        )
+        for principal in registry.principals
+    ]
+    for name, inv in sorted(inventory.principals.items()):
+        if name in registry.ids:
+            continue
         rows.append(
-            {
-                "principal": principal.id,
-                "team": principal.team,
-                "kind": principal.kind,
-                "secret_id": settings.naming.secret_name(principal.id),
-                "user_name": settings.naming.user_name(principal.id),
-                "current_credential_id": current.id if current else None,
-                "current_alias": current.alias if current else None,
-                "current_expires_at": current.expires_at.isoformat()
-                if current and current.expires_at
-                else None,
-                "days_to_expiry": round((current.expires_at - plan.generated_at).total_seconds() / 86400, 1)
-                if current and current.expires_at
-                else None,
-                "credentials": [
-                    {
-                        "id": c.id,
-                        "alias": c.alias,
-                        "status": c.status,
-                        "created_at": c.created_at.isoformat(),
-                        "expires_at": c.expires_at.isoformat() if c.expires_at else None,
-                        "role": "current"
-                        if current and c.id == current.id
-                        else states.get(c.id, "untracked"),
-                    }
-                    for c in sorted(inv.credentials, key=lambda c: c.created_at)
-                ],
-                "pending_actions": [a.kind.value for a in pplan.actions] if pplan else [],
-                "next_action": {"kind": pplan.upcoming.kind.value, "at": pplan.upcoming.at.isoformat()}
-                if pplan and pplan.upcoming
-                else None,
-                "note": pplan.note if pplan else None,
-                "last_event": _last_event(inv.ledger),
-            }
+            _status_row(
+                name,
+                inv,
+                plan,
+                state=_unregistered_state(inv),
+                team=None,
+                kind=None,
+                secret_id=inv.secret.name if inv.secret else None,
+                user_name=inv.user.name if inv.user else None,
+            )
         )
     return rows
+
+
+def _unregistered_state(inv: PrincipalInventory) -> str:
+    """`offboarding`: TokenWarden managed it (a secret or ledger records) and is taking it down;
+    `offboarded`: only records and a secret scheduled for deletion are left; `not in registry`:
+    a user on TokenWarden's path that TokenWarden never issued a key to (made by hand, or a gap)."""
+    if inv.secret is None and not inv.ledger:
+        return "not in registry"
+    secret_live = inv.secret is not None and inv.secret.deleted_at is None
+    if inv.user is None and not inv.credentials and not secret_live:
+        return "offboarded"
+    return "offboarding"
+
+
+def _status_row(
+    principal: str,
+    inv: PrincipalInventory,
+    plan: Plan,
+    *,
+    state: str,
+    team: str | None,
+    kind: str | None,
+    secret_id: str | None,
+    user_name: str | None,
+) -> dict[str, Any]:
+    current = inv.current_credential if state == "registered" else None
+    pplan = plan.for_principal(principal)
+    return {
+        "principal": principal,
+        "state": state,
+        "in_registry": state == "registered",
+        "team": team,
+        "kind": kind,
+        "secret_id": secret_id,
+        "secret_deleted_at": inv.secret.deleted_at.isoformat()
+        if inv.secret and inv.secret.deleted_at
+        else None,
+        "user_name": user_name,
+        "user_exists": inv.user is not None,
+        "current_credential_id": current.id if current else None,
+        "current_alias": current.alias if current else None,
+        "current_expires_at": current.expires_at.isoformat() if current and current.expires_at else None,
+        "days_to_expiry": round((current.expires_at - plan.generated_at).total_seconds() / 86400, 1)
+        if current and current.expires_at
+        else None,
+        "credentials": [
+            _credential_row(c, inv, current) for c in sorted(inv.credentials, key=lambda c: c.created_at)
+        ],
+        "pending_actions": [a.kind.value for a in pplan.actions] if pplan else [],
+        "next_action": {"kind": pplan.upcoming.kind.value, "at": pplan.upcoming.at.isoformat()}
+        if pplan and pplan.upcoming
+        else None,
+        "note": pplan.note if pplan else None,
+        "last_event": _last_event(inv.ledger),
+    }
+
+
+def _credential_row(cred: Credential, inv: PrincipalInventory, current: Credential | None) -> dict[str, Any]:
+    entry = inv.entry_for_credential(cred.id)
+    if current is not None and cred.id == current.id:
+        role = "current"
+    elif entry is None:
+        role = "untracked"
+    elif entry.reason == "offboarded" and entry.state is LedgerState.RETIRED:
+        role = "offboarded"
+    else:
+        role = entry.state.value
+    return {
+        "id": cred.id,
+        "alias": cred.alias,
+        "status": cred.status,
+        "created_at": cred.created_at.isoformat(),
+        "expires_at": cred.expires_at.isoformat() if cred.expires_at else None,
+        "role": role,
+    }
 
 
 def _last_event(entries: Sequence[Any]) -> dict[str, str] | None:
@@ -306,7 +372,7 @@ def _last_event(entries: Sequence[Any]) -> dict[str, str] | None:
     for e in entries:
         for at, kind in (
             (e.activated_at, "onboarded" if e.activated_at == first else "rotated"),
-            (e.deactivated_at, "retired"),
+            (e.deactivated_at, "offboarded" if e.reason == "offboarded" else "retired"),
             (e.revoked_at, "revoked"),
             (e.deleted_at, "deleted"),
         ):
@@ -318,24 +384,58 @@ def _last_event(entries: Sequence[Any]) -> dict[str, str] | None:
     return {"kind": kind, "at": at.isoformat()}
 
 
-def render_status(rows: list[dict[str, Any]]) -> str:
+def render_status(rows: list[dict[str, Any]], source: str = "the registry") -> str:
+    registered = [r for r in rows if r["in_registry"]]
+    others = [r for r in rows if not r["in_registry"]]
     header = f"{'PRINCIPAL':<18} {'TEAM':<14} {'CURRENT KEY':<40} {'DAYS LEFT':>9}  {'KEYS':<22} {'NEXT':<26} LAST EVENT"
     lines = [header, "-" * len(header)]
-    for r in rows:
-        keys = " ".join(f"{c['status'][0]}:{c['role']}" for c in r["credentials"]) or "-"
-        if r["pending_actions"]:
-            nxt = "now: " + ", ".join(r["pending_actions"])
-        elif r["next_action"]:
-            nxt = f"{r['next_action']['kind']} {r['next_action']['at'][:10]}"
-        else:
-            nxt = "-"
+    for r in registered:
         days = f"{r['days_to_expiry']:.1f}" if r["days_to_expiry"] is not None else "-"
-        last = f"{r['last_event']['kind']} {r['last_event']['at'][:10]}" if r["last_event"] else "-"
         lines.append(
-            f"{r['principal']:<18} {r['team']:<14} {(r['current_alias'] or 'none'):<40} {days:>9}  {keys:<22} "
-            f"{nxt:<26} {last}"
+            f"{r['principal']:<18} {r['team']:<14} {(r['current_alias'] or 'none'):<40} {days:>9}  "
+            f"{_keys_cell(r):<22} {_next_cell(r):<26} {_last_cell(r)}"
         )
+    if others:
+        lines += ["", f"In the account but not in {source}:"]
+        header = f"{'PRINCIPAL':<18} {'STATE':<16} {'KEYS':<26} {'NEXT':<30} {'LAST EVENT':<22} LEFT IN THE ACCOUNT"
+        lines += [header, "-" * len(header)]
+        for r in others:
+            lines.append(
+                f"{r['principal']:<18} {r['state']:<16} {_keys_cell(r):<26} {_next_cell(r):<30} "
+                f"{_last_cell(r):<22} {_left_cell(r)}"
+            )
     return "\n".join(lines)
+
+
+def _keys_cell(row: dict[str, Any]) -> str:
+    return " ".join(f"{c['status'][0]}:{c['role']}" for c in row["credentials"]) or "-"
+
+
+def _next_cell(row: dict[str, Any]) -> str:
+    if row["pending_actions"]:
+        return "now: " + ", ".join(row["pending_actions"])
+    if row["next_action"]:
+        return f"{row['next_action']['kind']} {row['next_action']['at'][:10]}"
+    return "-"
+
+
+def _last_cell(row: dict[str, Any]) -> str:
+    last = row["last_event"]
+    return f"{last['kind']} {last['at'][:10]}" if last else "-"
+
+
+def _left_cell(row: dict[str, Any]) -> str:
+    left = []
+    if row["user_exists"]:
+        left.append(f"IAM user {row['user_name']}")
+    if row["secret_id"]:
+        deleted = row["secret_deleted_at"]
+        left.append(
+            f"secret {row['secret_id']}" + (f" (deletion scheduled {deleted[:10]})" if deleted else "")
+        )
+    if row["credentials"]:
+        left.append(f"{len(row['credentials'])} key(s)")
+    return ", ".join(left) or "ledger records only"
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -344,7 +444,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     reconciler = _reconciler(settings, _FixedOrStackClock(settings, now))
     inventory = reconciler.inventory()
     rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
-    print(json.dumps(rows, indent=2) if args.json else render_status(rows))
+    print(json.dumps(rows, indent=2) if args.json else render_status(rows, registry.source))
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ SAM_VENV   := .tools/sam
 SAM        := $(SAM_VENV)/bin/sam
 STAMP      := $(VENV)/.installed
 
-.PHONY: help setup demo test test-fast lint format typecheck validate build bench invoke deploy pr clean
+.PHONY: help setup demo test test-fast soak lint format typecheck validate build bench invoke deploy pr clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,12 @@ demo: setup ## Run the whole key lifecycle on the embedded local stack (no AWS a
 
 test: setup ## Unit, integration, end-to-end and infrastructure tests
 	$(PY) -m pytest -q -n 2 --dist loadfile
+
+SOAK_STEPS ?= 10000
+
+soak: setup ## The lifecycle property machine, deep: SOAK_STEPS steps (default 10000) on the harsh embedded world
+	set -o pipefail; TOKENWARDEN_SOAK_STEPS=$(SOAK_STEPS) POWERTOOLS_LOG_LEVEL=CRITICAL \
+		$(PY) -m pytest -q -s tests/integration/test_lifecycle_machine.py 2>&1 | grep -v '^{"level"'
 
 test-fast: setup ## Unit tests only
 	$(PY) -m pytest -q tests/unit

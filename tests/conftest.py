@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time as _real_time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,37 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
 
 
+class _SimulatedTime:
+    """`time` as botocore's retry code sees it in the tests' process: its back-off sleeps and its
+    client-side rate limiter move a simulated offset instead of waiting. Every retry still happens,
+    in the same order, with the same decisions; only the waiting is simulated, as it is for the
+    product's own waits in the embedded world."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += max(seconds, 0.0)
+
+    def time(self) -> float:
+        return _real_time.time() + self.offset
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_real_time, name)
+
+
+@pytest.fixture(autouse=True)
+def _simulated_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import botocore.endpoint
+    import botocore.retries.bucket
+
+    simulated = _SimulatedTime()
+    monkeypatch.setattr(botocore.endpoint, "time", simulated)
+    monkeypatch.setattr(botocore.retries.bucket, "time", simulated)
+
+
 class Crash(BaseException):
     """A process dying between two AWS calls: nothing in the product may catch it."""
 
@@ -51,7 +83,13 @@ class CallLog:
         code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
         if code:
             self.errors.append(f"{model.name}:{code}")
-        if self.crash_after is not None and len(self.calls) == self.crash_after:
+        # Only the process being killed dies: background rotations run on other threads (on AWS,
+        # in other processes).
+        if (
+            self.crash_after is not None
+            and len(self.calls) >= self.crash_after
+            and threading.current_thread() is threading.main_thread()
+        ):
             self.crash_after = None
             raise Crash(f"crash after call {len(self.calls)} ({self.calls[-1]})")
 
@@ -74,10 +112,26 @@ class Env:
     registry: Any
     queue_url: str
     otlp_url: str
+    glass: Any = None
 
-    def run(self, at: datetime | None = None, registry: Any = None) -> Any:
+    def run(self, at: datetime | None = None, registry: Any = None, settle: bool = True) -> Any:
+        """One reconciler run; then (unless `settle` is False) the rotations it started in the
+        background finish, as they would long before the next night."""
         now = self.clock.advance_to(at) if at else self.clock.now()
-        return self.reconciler.run(registry or self.registry, now)
+        report = self.reconciler.run(registry or self.registry, now)
+        if settle:
+            self.settle()
+        return report
+
+    def wait(self, seconds: float) -> None:
+        """A wait of the product's: the world's time is simulated, so it moves the clock instead."""
+        self.clock.advance(timedelta(seconds=seconds))
+
+    def settle(self, timeout: float = 60.0) -> None:
+        from tokenwarden.local import realism
+
+        if not realism.wait_idle(timeout):
+            raise AssertionError(f"background rotations still running after {timeout} s")
 
     def client(self, name: str) -> Any:
         return self.session.client(name)
@@ -88,6 +142,12 @@ class Env:
         return str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
 
     def credentials(self, principal: str) -> list[dict[str, Any]]:
+        """The user's keys as IAM lists them, plus `_Expires`: when IAM really expires each one
+        (its answers may leave ExpirationDate out)."""
+        from moto.iam.models import iam_backends
+
+        from tokenwarden.local import iam_ssc
+
         iam = self.client("iam")
         try:
             answer = iam.list_service_specific_credentials(
@@ -95,7 +155,12 @@ class Env:
             )
         except ClientError:
             return []
-        return list(answer["ServiceSpecificCredentials"])
+        store = iam_ssc._existing_store(iam_backends["123456789012"]["global"])
+        listed = list(answer["ServiceSpecificCredentials"])
+        for cred in listed:
+            known = store.credentials.get(cred["ServiceSpecificCredentialId"]) if store else None
+            cred["_Expires"] = known.expiration_date if known else cred.get("ExpirationDate")
+        return listed
 
     def secret_versions(self, principal: str) -> dict[str, list[str]]:
         sm = self.client("secretsmanager")
@@ -125,14 +190,15 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 @contextmanager
-def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def open_env(monkeypatch: pytest.MonkeyPatch, behaviour: Any = None) -> Iterator[Env]:
     from moto import mock_aws
 
     from tokenwarden.adapters.ledger import create_table
     from tokenwarden.domain.registry import load_registry
-    from tokenwarden.local import iam_ssc, lambda_router
+    from tokenwarden.local import iam_ssc, lambda_router, realism
     from tokenwarden.local.clock import StackClock, set_default_clock
     from tokenwarden.local.stack import _otlp_handler, load_function
+    from tokenwarden.service.breakglass import BreakGlass
     from tokenwarden.service.reconciler import Reconciler
     from tokenwarden.settings import Settings
     from tokenwarden.wiring import build_adapters, build_engine
@@ -150,6 +216,10 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     log = CallLog()
     try:
         with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+            # As harsh as AWS unless TOKENWARDEN_STACK_* says otherwise (see docs/embedded-stack.md).
+            realism.install(behaviour or realism.StackBehaviour(), clock)
+            setup = realism.setup_calls()
+            setup.__enter__()
             session = boto3.session.Session(region_name="us-east-1")
             session._session.register("after-call", log.after_call)  # type: ignore[attr-defined]
             kms_key = session.client("kms").create_key()["KeyMetadata"]["Arn"]
@@ -170,7 +240,6 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
                 rotation_lambda_arn=rotation_arn,
                 secrets_kms_key_id=kms_key,
                 otlp_endpoint=otlp_url,
-                probe_attempts=2,
             )
             adapters = build_adapters(settings, session)
             engine = build_engine(settings, adapters, clock)
@@ -193,7 +262,19 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
                 kms_key_id=kms_key,
                 leases=engine.leases,
             )
+            glass = BreakGlass(
+                iam=adapters.iam,
+                secrets=adapters.secrets,
+                ledger=adapters.ledger,
+                notifier=adapters.notifier,
+                engine=engine,
+                naming=settings.naming,
+                rotation_lambda_arn=rotation_arn,
+                leases=engine.leases,
+                sleep=wait,
+            )
             log.calls.clear()
+            setup.__exit__(None, None, None)  # the world's own set-up is never faulted; the product is
             yield Env(
                 session=session,
                 settings=settings,
@@ -203,8 +284,10 @@ def open_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
                 registry=load_registry(ROOT / "teams.yaml"),
                 queue_url=queue_url,
                 otlp_url=otlp_url,
+                glass=glass,
             )
     finally:
+        realism.uninstall()
         lambda_router.unregister_all()
         set_default_clock(None)
         stopper = threading.Thread(target=otlp.shutdown, daemon=True)
@@ -233,8 +316,9 @@ def check_invariants(env: Env, registry: Any = None) -> list[str]:
         current = [c for c in creds if c["ServiceSpecificCredentialId"] == verdict.credential_id]
         if len(current) != 1 or current[0]["Status"] != "Active":
             problems.append(f"{p}: current key missing or not Active")
-        elif current[0].get("ExpirationDate") is None or current[0]["ExpirationDate"] <= env.clock.now():
-            problems.append(f"{p}: current key expired or without expiry")
+        elif current[0].get("ExpirationDate") is not None and current[0]["ExpirationDate"] <= env.clock.now():
+            # IAM may leave ExpirationDate out (CloudWatch keys); its Status still turns Expired.
+            problems.append(f"{p}: current key expired")
         versions = env.secret_versions(p)
         pending = [v for v, stages in versions.items() if "AWSPENDING" in stages]
         if pending and "AWSCURRENT" not in versions[pending[0]]:

@@ -162,4 +162,5 @@ def build_breakglass(settings: Settings, adapters: Adapters, clock: Any) -> Brea
         leases=engine.leases,
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
+        sleep=engine.sleep,
     )

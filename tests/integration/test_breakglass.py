@@ -149,6 +149,7 @@ def test_audit_reports_hand_made_keys_and_leaves_them_alone(env: Env) -> None:
     env.run(registry=TWO)
     iam = env.client("iam")
     iam.create_user(UserName="console-made")
+    env.wait(10)  # IAM is eventually consistent: a new user is not usable everywhere at once
     outside = iam.create_service_specific_credential(
         UserName="console-made", ServiceName="cloudwatch.amazonaws.com"
     )["ServiceSpecificCredential"]

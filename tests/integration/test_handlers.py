@@ -6,11 +6,12 @@ import json
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 from tests.conftest import ROOT, Env
+from tokenwarden import wiring
 from tokenwarden.local.fake_context import FakeContext
 from tokenwarden.local.stack import load_function
 
@@ -61,9 +62,19 @@ def _handler_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
         "TOKENWARDEN_OTLP_ENDPOINT": s.otlp_endpoint,
         "TOKENWARDEN_SECRETS_KMS_KEY_ID": s.secrets_kms_key_id,
         "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
-        "TOKENWARDEN_PROBE_ATTEMPTS": "1",
     }.items():
         monkeypatch.setenv(name, value)
+    # The handlers' waits (IAM propagation, leases) move the world's simulated clock.
+    real_build_engine = wiring.build_engine
+
+    def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
+        engine = real_build_engine(settings, adapters, clock)
+        engine.sleep = adapters.iam.sleep = env.wait
+        if engine.leases is not None:
+            engine.leases.sleep = env.wait
+        return engine
+
+    monkeypatch.setattr(wiring, "build_engine", build_engine)
 
 
 def _onboard_with_handler(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,7 +32,7 @@ def test_onboarding_creates_user_secret_and_a_verified_key(env: Env) -> None:
         policies = iam.list_attached_user_policies(UserName=f"tw-{principal.id}")["AttachedPolicies"]
         assert [p["PolicyName"] for p in policies] == ["CloudWatchAPIKeyAccess"]
         (cred,) = env.credentials(principal.id)
-        lifetime = cred["ExpirationDate"] - cred["CreateDate"]
+        lifetime = cred["_Expires"] - cred["CreateDate"]
         assert lifetime == timedelta(days=principal.lifecycle.key_age_days)
         secret = env.client("secretsmanager").describe_secret(SecretId=f"tokenwarden/{principal.id}")
         assert secret["RotationEnabled"] is True

@@ -401,7 +401,8 @@ def test_awscurrent_without_a_ledger_record_is_repaired():
     pp = plan_for(inv)
     repair = only(pp, ActionKind.REPAIR)
     assert "no ledger record" in repair.reason
-    assert pp.actions[0].kind == ActionKind.REPAIR
+    # Starting a rotation comes last: from then on the background rotation holds the lease.
+    assert pp.actions[-1].kind == ActionKind.REPAIR
 
 
 def test_awscurrent_recorded_but_not_marked_current_resumes_finish():
@@ -578,12 +579,14 @@ def test_actions_are_ordered_by_kind():
         ),
     )
     pp = plan_for(inv)
+    # A stale AWSPENDING goes before RotateSecret is called again (it would be refused), and
+    # the rotation starts last, once everything else for the principal is done.
     assert kinds(pp) == [
-        ActionKind.CONFIGURE_ROTATION,
         ActionKind.ABANDON_PENDING,
-        ActionKind.ROTATE,
+        ActionKind.CONFIGURE_ROTATION,
         ActionKind.DELETE,
         ActionKind.EXPIRING_SOON,
+        ActionKind.ROTATE,
     ]
     assert kinds(pp) == sorted(kinds(pp), key=ORDER.__getitem__)
 

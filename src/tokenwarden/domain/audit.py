@@ -23,7 +23,13 @@ def audit(registry: Registry, inventory: Inventory, now: datetime) -> tuple[Find
         who = owner.get(cred.id)
         if cred.expires_at is None:
             findings.append(
-                Finding(principal=who, kind="key_without_expiry", detail=f"{_name(cred)}: it never expires")
+                Finding(
+                    principal=who,
+                    kind="key_without_expiry",
+                    detail=f"{_name(cred)}: IAM reports no expiry and TokenWarden did not make it "
+                    "(made without --credential-age-days it never expires; CloudWatch keys may also be "
+                    "listed without one)",
+                )
             )
         elif cred.expires_at - cred.created_at > timedelta(days=MAX_KEY_AGE_DAYS, hours=1):
             days = (cred.expires_at - cred.created_at).days

@@ -466,7 +466,11 @@ def _plan_principal(
     for cred in inv.credentials:
         if cred.expires_at is None:
             findings.append(
-                Finding(principal=p, kind="key_without_expiry", detail=f"key {cred.alias} never expires")
+                Finding(
+                    principal=p,
+                    kind="key_without_expiry",
+                    detail=f"key {cred.alias} has no expiry IAM reports or TokenWarden recorded",
+                )
             )
 
     actions.sort(key=lambda a: ORDER[a.kind])

@@ -54,6 +54,11 @@ class RotationError(RuntimeError):
     """A rotation step cannot complete; the message says what to look at."""
 
 
+class RotationAbandoned(RotationError):
+    """The version is no longer AWSPENDING: a newer run gave this rotation up. Its retries by
+    Secrets Manager end here, quietly (nothing failed that anyone has to act on)."""
+
+
 # Probe answers worth waiting through: IAM has not propagated the key yet (401/403), the
 # endpoint throttles (429), or it failed (5xx, or no answer at all).
 RETRIED_STATUSES = frozenset({401, 403, 429})
@@ -140,6 +145,10 @@ class RotationEngine:
         principal: str | None = None
         owner = rotation_owner(token)
         try:
+            if not leased and not self._still_pending(step, secret_id, token):
+                if step == "finishSecret" and self.leases is not None:
+                    self.leases.release(self._secret(secret_id)[1], owner)
+                return
             if not leased and self.leases is not None and step in LEASED_STEPS:
                 principal = self._secret(secret_id)[1]
                 self._take_lease(step, principal, owner)
@@ -151,6 +160,20 @@ class RotationEngine:
             raise
         if principal is not None and self.leases is not None and step == "finishSecret":
             self.leases.release(principal, owner)
+
+    def _still_pending(self, step: str, secret_id: str, token: str) -> bool:
+        """What Secrets Manager's own rotation templates check first: a version already
+        AWSCURRENT is done (False: nothing to do); one that lost AWSPENDING was given up."""
+        secret, _ = self._secret(secret_id)
+        stages = secret.versions.get(token)
+        if stages is None:
+            raise RotationAbandoned(f"{step}: version {token} of {secret.name} does not exist")
+        if AWSCURRENT in stages:
+            logger.info(f"{step}: version is already AWSCURRENT", extra={"version": token})
+            return False
+        if AWSPENDING not in stages:
+            raise RotationAbandoned(f"{step}: version {token} of {secret.name} is no longer AWSPENDING")
+        return True
 
     def _take_lease(self, step: str, principal: str, owner: str) -> None:
         assert self.leases is not None
@@ -189,13 +212,14 @@ class RotationEngine:
         age_days = self._key_age_days(secret.arn)
         issued = self.iam.create_credential(user, age_days)
         cred = issued.credential
+        expires_at = cred.expires_at or cred.created_at + timedelta(days=age_days)
         self.ledger.save(
             entry.model_copy(
                 update={
                     "state": LedgerState.PENDING,
                     "credential_id": cred.id,
                     "alias": cred.alias,
-                    "expires_at": cred.expires_at or cred.created_at + timedelta(days=age_days),
+                    "expires_at": expires_at,
                     "requested_age_days": age_days,
                 }
             )
@@ -203,7 +227,7 @@ class RotationEngine:
         self.secrets.put_pending(secret.arn, token, issued.token)
         logger.info(
             "createSecret: new key stored as AWSPENDING",
-            extra={"principal": principal, "credential_id": cred.id, "expires_at": str(cred.expires_at)},
+            extra={"principal": principal, "credential_id": cred.id, "expires_at": str(expires_at)},
         )
 
     def set_secret(self, secret_id: str, token: str) -> None:
@@ -284,6 +308,8 @@ class RotationEngine:
             name = secret.name if secret else secret_id
             principal = self.naming.principal_of_secret(name) or name
             logger.error("rotation step failed", extra={"principal": principal, "step": step, "error": error})
+            if isinstance(exc, RotationAbandoned):
+                return  # logged above; a newer rotation took over, nobody has to act
             entry = self.ledger.get(principal, token)
             if entry is not None and "rotation_failed" in entry.notified:
                 return

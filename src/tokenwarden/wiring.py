@@ -26,7 +26,11 @@ from tokenwarden.settings import Settings
 if TYPE_CHECKING:
     from tokenwarden.service.health import HealthChecker
 
-_RETRIES = Config(retries={"mode": "adaptive", "max_attempts": 8})
+# Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
+# answers are retried with botocore's standard mode: jittered exponential back-off, up to 8
+# attempts. Not "adaptive": its client-side rate limiter (documented as experimental) can fall
+# to half a request a second after a burst and then stall every later call of the run.
+_RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 
 
 class SystemClock:

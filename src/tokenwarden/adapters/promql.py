@@ -421,6 +421,11 @@ class PromQLClient:
     def _decode(self, response: HttpResponse) -> Mapping[str, Any]:
         try:
             payload = json.loads(response.body)
+        except RecursionError:  # json.loads recurses once per level: a crafted body runs out of stack
+            raise PromQLResponseError(
+                f"the PromQL endpoint answered HTTP {response.status} with JSON nested too deeply to read "
+                f"({len(response.body)} bytes); check that the base URL points at a Prometheus-compatible API"
+            ) from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise PromQLResponseError(
                 f"the PromQL endpoint answered HTTP {response.status} with something that is not JSON "
@@ -460,9 +465,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def _error_envelope(body: bytes) -> tuple[str | None, str | None]:
+    """``errorType`` and ``error`` (or an AWS-style ``message``) of an error body, as short text."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if not isinstance(payload, Mapping):
         return None, None
@@ -471,9 +477,23 @@ def _error_envelope(body: bytes) -> tuple[str | None, str | None]:
     if error is None:
         error = payload.get("message") or payload.get("Message")  # AWS-style error bodies
     return (
-        str(error_type) if error_type is not None else ("unknown" if error is not None else None),
-        str(error) if error is not None else None,
+        _field(error_type) if error_type is not None else ("unknown" if error is not None else None),
+        _field(error) if error is not None else None,
     )
+
+
+def _field(value: object) -> str:
+    """A field of an error body as text: strings and numbers cut to the snippet length, anything
+    else (a list, an object, nested to any depth) by its JSON type."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool | float) or (isinstance(value, int) and value.bit_length() <= 64):
+        text = str(value)
+    else:
+        return "a JSON " + (
+            "array" if isinstance(value, list) else "object" if isinstance(value, dict) else "number"
+        )
+    return text if len(text) <= _SNIPPET else text[:_SNIPPET] + "…"
 
 
 def _snippet(body: bytes) -> str:

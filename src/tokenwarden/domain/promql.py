@@ -36,7 +36,9 @@ less 5 minutes). :func:`check_last_sample_window` says whether a window fits bef
 Answers are read by :func:`parse_vector`. An answer with a ``warnings`` entry (CloudWatch's signal
 that it cut the answer at 500 series) is marked ``truncated`` and refuses to act as complete: the
 per-team accessors raise :class:`TruncatedResultError` unless the caller explicitly accepts a partial
-answer.
+answer. Numbers are read as a Prometheus server writes them (ASCII decimal, ``NaN``, ``+Inf``), times
+as Unix seconds between :data:`EARLIEST_TIME` and :data:`LATEST_TIME`; anything else in an answer is a
+:class:`PromQLResponseError` whose message quotes at most a short prefix of what the server sent.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "DEFAULT_LAST_SAMPLE_STEP",
+    "EARLIEST_TIME",
+    "LATEST_TIME",
     "LOOKBACK",
     "MAX_LAST_SAMPLE_STEP",
     "MAX_LAST_SAMPLE_WINDOW",
@@ -93,6 +97,29 @@ DEFAULT_LAST_SAMPLE_STEP = timedelta(minutes=1)
 MAX_LAST_SAMPLE_STEP = LOOKBACK
 """A subquery step above the lookback could step over a team's last sample."""
 
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(3000, 1, 1, tzinfo=UTC)
+"""An answer's times (evaluation instants, last-sample times) must fall in ``[EARLIEST_TIME,
+LATEST_TIME)``: anything outside is no sample of telemetry, and would overflow date arithmetic."""
+_TIME_RANGE = f"not a Unix time between {EARLIEST_TIME:%Y} and {LATEST_TIME:%Y}"
+
+# A number as Go's strconv.FormatFloat writes it (what Prometheus-compatible servers send): ASCII
+# digits with an optional sign, point and exponent. Not Python's float() syntax, which also reads
+# '1_000', padded text and non-ASCII digits. NaN and the infinities are looked up by name.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NAMED_NUMBERS: Mapping[str, float] = {
+    "nan": math.nan,
+    **{
+        sign + name: (-math.inf if sign == "-" else math.inf)
+        for sign in ("", "+", "-")
+        for name in ("inf", "infinity")
+    },
+}
+_MAX_NUMBER_TEXT = 400
+"""Longer than any float64 FormatFloat writes (the smallest subnormal, in full, is ~330 characters)."""
+_SHOWN = 40
+"""How much of a value from an answer a message quotes."""
+
 # OpenTelemetry instrument names: a letter, then letters, digits, '_', '.', '-', '/' (at most 255).
 _METRIC_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/]{0,254}")
 
@@ -127,7 +154,9 @@ class PromQLQueryError(PromQLError):
         self.error = error
         self.http_status = http_status
         where = f" (HTTP {http_status})" if http_status is not None else ""
-        super().__init__(f"the PromQL server refused the query{where}: {error_type}: {error}")
+        super().__init__(
+            f"the PromQL server refused the query{where}: {_clip(error_type, 80)}: {_clip(error, 500)}"
+        )
 
 
 class PromQLResponseError(PromQLError):
@@ -139,7 +168,9 @@ class TruncatedResultError(PromQLError):
 
     def __init__(self, warnings: Sequence[str]) -> None:
         self.warnings = tuple(warnings)
-        detail = "; ".join(self.warnings) or "no detail"
+        detail = "; ".join(_clip(warning, 300) for warning in self.warnings[:5]) or "no detail"
+        if len(self.warnings) > 5:
+            detail += f"; and {len(self.warnings) - 5} more"
         super().__init__(
             "the PromQL answer is truncated, so teams missing from it cannot be judged "
             f"({detail}); narrow the query (fewer series per answer) or accept a partial answer explicitly"
@@ -157,7 +188,7 @@ def team_label(dialect: Dialect) -> str:
 def _metric_name(metric: str) -> str:
     if not _METRIC_NAME.fullmatch(metric):
         raise InvalidQueryError(
-            f"{metric!r} is not a valid metric name (letters, digits, '_', '.', '-', '/'; "
+            f"{_shown(metric, 80)} is not a valid metric name (letters, digits, '_', '.', '-', '/'; "
             "starting with a letter; at most 255 characters)"
         )
     return metric
@@ -311,9 +342,12 @@ class QueryResult(_Value):
         for sample in self.samples:
             if sample.team is None:
                 continue
-            if not math.isfinite(sample.value):
-                raise PromQLResponseError(f"team {sample.team!r} has no usable timestamp ({sample.value})")
-            times[sample.team] = datetime.fromtimestamp(sample.value, tz=UTC)
+            at = _unix_time(sample.value)
+            if at is None:
+                raise PromQLResponseError(
+                    f"team {_shown(sample.team)} has no usable timestamp ({sample.value:g}: {_TIME_RANGE})"
+                )
+            times[sample.team] = at
         return times
 
     @property
@@ -329,6 +363,24 @@ class PromQLQuerier(Protocol):
     def query(self, query: str, *, time: datetime | None = None) -> QueryResult: ...
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _shown(value: object, limit: int = _SHOWN) -> str:
+    """A value from an answer as a message quotes it: short text and numbers as they are, long text cut,
+    containers by their type (an answer's values are the server's, of any size)."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int):
+        return repr(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
+    return f"a {type(value).__name__}"
+
+
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise PromQLResponseError(f"malformed PromQL answer: {what} is {type(value).__name__}, not a string")
@@ -336,12 +388,40 @@ def _text(value: object, what: str) -> str:
 
 
 def _number(value: object, what: str) -> float:
+    """A JSON number, or a string as a Prometheus server writes a sample value."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise PromQLResponseError(f"malformed PromQL answer: {what} is {type(value).__name__}, not a number")
+    if isinstance(value, str):
+        return _number_text(value, what)
     try:
         return float(value)
-    except ValueError:
-        raise PromQLResponseError(f"malformed PromQL answer: {what} {value!r} is not a number") from None
+    except OverflowError:  # a JSON integer beyond float64 (json reads it as a Python int)
+        raise PromQLResponseError(
+            f"malformed PromQL answer: {what} is {_shown(value)}, too large for a 64-bit float"
+        ) from None
+
+
+def _number_text(text: str, what: str) -> float:
+    if len(text) <= _MAX_NUMBER_TEXT:
+        named = _NAMED_NUMBERS.get(text.lower())
+        if named is not None:
+            return named
+        if _DECIMAL.fullmatch(text):
+            number = float(text)
+            if math.isinf(number):  # Go's ParseFloat refuses these too (ErrRange)
+                raise PromQLResponseError(
+                    f"malformed PromQL answer: {what} {_shown(text)} is out of the range of a 64-bit float"
+                )
+            return number
+    raise PromQLResponseError(f"malformed PromQL answer: {what} {_shown(text)} is not a number")
+
+
+def _unix_time(seconds: float) -> datetime | None:
+    """The instant ``seconds`` after the Unix epoch, or None when it is not finite or not within
+    ``[EARLIEST_TIME, LATEST_TIME)``."""
+    if not EARLIEST_TIME.timestamp() <= seconds < LATEST_TIME.timestamp():  # NaN compares False
+        return None
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _team_of(labels: Mapping[str, str], dialect: Dialect | None) -> str | None:
@@ -377,12 +457,14 @@ def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult
             error if isinstance(error, str) and error else "no error message in the answer",
         )
     if status != "success":
-        raise PromQLResponseError(f"malformed PromQL answer: status is {status!r}, not 'success' or 'error'")
+        raise PromQLResponseError(
+            f"malformed PromQL answer: status is {_shown(status)}, not 'success' or 'error'"
+        )
 
     raw_warnings = payload.get("warnings") or []
     if not isinstance(raw_warnings, list):
         raise PromQLResponseError("malformed PromQL answer: warnings is not a list")
-    warnings = tuple(str(warning) for warning in raw_warnings)
+    warnings = tuple(_clip(w, 1000) if isinstance(w, str) else _shown(w) for w in raw_warnings)
 
     data = payload.get("data")
     if not isinstance(data, Mapping):
@@ -390,7 +472,7 @@ def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult
     result_type = data.get("resultType")
     if result_type != "vector":
         raise PromQLResponseError(
-            f"unexpected PromQL answer: resultType is {result_type!r}; the health queries return a vector"
+            f"unexpected PromQL answer: resultType is {_shown(result_type)}; the health queries return a vector"
         )
     result = data.get("result")
     if not isinstance(result, list):
@@ -406,15 +488,18 @@ def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult
         if not isinstance(metric, Mapping):
             raise PromQLResponseError(f"malformed PromQL answer: {where}.metric is not an object")
         labels = {
-            _text(k, f"a label name in {where}"): _text(v, f"label {k!r} in {where}")
+            _text(k, f"a label name in {where}"): _text(v, f"label {_shown(k)} in {where}")
             for k, v in metric.items()
         }
         value = item.get("value")
         if not isinstance(value, list | tuple) or len(value) != 2:
             raise PromQLResponseError(f"malformed PromQL answer: {where}.value is not a [time, value] pair")
         stamp = _number(value[0], f"{where}.value[0]")
-        if not math.isfinite(stamp):
-            raise PromQLResponseError(f"malformed PromQL answer: {where} has timestamp {stamp}")
+        at = _unix_time(stamp)
+        if at is None:
+            raise PromQLResponseError(
+                f"malformed PromQL answer: {where} has timestamp {stamp:g}, {_TIME_RANGE}"
+            )
         team = _team_of(labels, dialect)
         if team in seen:
             if team is None:
@@ -424,7 +509,7 @@ def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult
                     "by this dialect's team label (is the dialect right for this endpoint?)"
                 )
             raise PromQLResponseError(
-                f"the PromQL answer has two series for team {team!r}: "
+                f"the PromQL answer has two series for team {_shown(team)}: "
                 "the query is not grouped by the team label"
             )
         seen.add(team)
@@ -432,7 +517,7 @@ def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult
             TeamSample(
                 team=team,
                 value=_number(value[1], f"{where}.value[1]"),
-                timestamp=datetime.fromtimestamp(stamp, tz=UTC),
+                timestamp=at,
                 labels=labels,
             )
         )

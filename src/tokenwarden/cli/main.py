@@ -1,6 +1,7 @@
 """`tokenwarden`: plan, apply, status and the embedded local stack.
 
-Exit codes: 0 success, 1 a principal failed, 2 bad input (nothing was changed).
+Exit codes: 0 success, 1 a principal failed, 2 bad input (nothing was changed). A failure is one
+line on stderr saying what holds and what to do next, never a traceback.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,8 +22,11 @@ from tokenwarden.domain.model import Credential, Inventory, LedgerState, Princip
 from tokenwarden.domain.plan import ActionKind, Plan
 from tokenwarden.domain.promql import PromQLError
 from tokenwarden.domain.registry import Principal, Registry, RegistryError, load_registry
-from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
+from tokenwarden.service.breakglass import BreakGlass, BreakGlassError, BreakGlassFailed, RevokeResult
+from tokenwarden.service.health import HealthSettingsError
+from tokenwarden.service.lease import PrincipalBusy
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
+from tokenwarden.service.rotation import RotationError
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, build_reconciler
 
@@ -536,8 +541,22 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
             )
         if result.reissued:
             print(f"Issued and verified a new key {result.reissued}; it is now AWSCURRENT.")
+        elif result.reissue_in_progress:
+            print(render_reissue_in_progress(result, settings.naming.secret_name(result.principal)))
         print(f"Recorded as {actor}: {result.reason}")
     return EXIT_OK
+
+
+def render_reissue_in_progress(result: RevokeResult, secret_id: str) -> str:
+    """The replacement's rotation outlived the revoke's wait: it goes on in Secrets Manager."""
+    return "\n".join(
+        [
+            f"The replacement key's rotation for {result.principal} was started by Secrets Manager and is "
+            "still running in the background; this is not a failure.",
+            "The `rotated` notification says when the new key is current (`rotation_failed` if it is not).",
+            f"To check: `tokenwarden status` or `aws secretsmanager describe-secret --secret-id {secret_id}`.",
+        ]
+    )
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
@@ -585,6 +604,8 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     now = _now(settings, _parse_at(args.at), moving=False)
     try:
         checker = build_health_checker(settings, build_adapters(settings))
+    except HealthSettingsError:
+        raise  # names its own setting (window, metrics)
     except ValueError as exc:  # the PromQL settings do not describe a usable endpoint
         raise UsageError(f"{exc} (see the TOKENWARDEN_PROMQL_* settings)") from exc
     report = checker.run(registry, now, commit=not args.dry_run)
@@ -790,8 +811,15 @@ def _settings_problem(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(problems)
 
 
+MAX_AWS_MESSAGE = 300
+
+
 def _aws_problem(exc: Exception) -> tuple[str, int]:
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+    """One line for a botocore error: the operation, AWS's error code and (cut) message. Never the
+    request: botocore's parameter-validation errors quote parameter values (a secret's value, say),
+    so only the names of the parameters are said."""
+    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ParamValidationError
+    from botocore.exceptions import ValidationError as BotoValidationError
 
     if isinstance(exc, NoCredentialsError | NoRegionError):
         return (
@@ -802,11 +830,29 @@ def _aws_problem(exc: Exception) -> tuple[str, int]:
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         operation = getattr(exc, "operation_name", "an AWS call")
+        message = _clipped(str(error.get("Message", "")), MAX_AWS_MESSAGE)
+        return f"AWS refused {operation}: {error.get('Code', 'error')}: {message}".rstrip(": "), EXIT_FAILED
+    if isinstance(exc, ParamValidationError | BotoValidationError):
+        names = sorted(set(re.findall(r'param(?:eter)? (?:in [\w.\[\]]+: )?"?([\w.\[\]-]+)', str(exc))))
         return (
-            f"AWS refused {operation}: {error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": "),
+            "botocore refused to send a request whose parameters are invalid"
+            + (f" ({', '.join(names[:5])})" if names else "")
+            + "; nothing was sent. This is a bug in TokenWarden: please report it",
             EXIT_FAILED,
         )
-    return f"an AWS call failed: {exc}", EXIT_FAILED
+    return f"an AWS call failed: {_clipped(str(exc), MAX_AWS_MESSAGE)}", EXIT_FAILED
+
+
+def _clipped(text: str, limit: int) -> str:
+    """`text` on one line, cut to `limit` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit] + "..."
+
+
+def _fail(message: str, code: int) -> int:
+    """The one line an operator sees for a failure, with its exit code."""
+    print(f"tokenwarden: {' '.join(message.split())}", file=sys.stderr)
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -831,19 +877,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError("the local stack binds loopback only: use --host 127.0.0.1")
         return int(args.func(args, settings))
     except (RegistryError, UsageError, BreakGlassError) as exc:
-        print(f"tokenwarden: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(str(exc), EXIT_BAD_INPUT)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        print(f"tokenwarden: invalid {exc.title}: {problems}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(f"invalid {exc.title}: {problems}", EXIT_BAD_INPUT)
+    except HealthSettingsError as exc:  # a PromQLError too, but bad input: no query was sent
+        return _fail(f"invalid settings: {exc}", EXIT_BAD_INPUT)
     except PromQLError as exc:
-        print(f"tokenwarden: the metrics query failed: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(f"the metrics query failed: {exc}", EXIT_FAILED)
+    except (PrincipalBusy, BreakGlassFailed, RotationError) as exc:
+        return _fail(str(exc), EXIT_FAILED)
     except (BotoCoreError, ClientError) as exc:
-        message, code = _aws_problem(exc)
-        print(f"tokenwarden: {message}", file=sys.stderr)
-        return code
+        return _fail(*_aws_problem(exc))
 
 
 if __name__ == "__main__":

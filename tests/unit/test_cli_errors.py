@@ -1,0 +1,270 @@
+"""How the `tokenwarden` CLI reports what went wrong after the input was accepted: one line on
+stderr, the documented exit code (1 failed, 2 bad input), never a traceback and never a request's
+content. Commands and services are replaced by ones that raise; no AWS call is made."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
+
+from tests.conftest import ROOT
+from tokenwarden.cli import main as cli
+from tokenwarden.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from tokenwarden.domain.promql import PromQLError
+from tokenwarden.service.breakglass import BreakGlassFailed, RevokeResult
+from tokenwarden.service.health import HealthSettingsError
+from tokenwarden.service.lease import PrincipalBusy
+from tokenwarden.service.rotation import RotationAbandoned, RotationError
+
+REGISTRY = str(ROOT / "teams.yaml")
+SECRET_VALUE = "tw-9f1c2e7d5b3a4c6e8f0a1b2c3d4e5f60"
+
+
+class AwsCalled(BaseException):
+    """Raised from inside botocore: nothing in the product may catch it."""
+
+
+@pytest.fixture(autouse=True)
+def no_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from botocore.client import BaseClient
+
+    def refuse(self: Any, operation: str, params: Any) -> Any:
+        raise AwsCalled(f"reached AWS: {operation}")
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", refuse)
+    yield
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_line(err: str) -> str:
+    assert "Traceback" not in err
+    assert err.startswith("tokenwarden: "), err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    return err.removeprefix("tokenwarden: ").rstrip("\n")
+
+
+def plan_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    def cmd_plan(args: Any, settings: Any) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "cmd_plan", cmd_plan)
+
+
+def failing(error: BaseException) -> Callable[..., Any]:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail
+
+
+# -- service failures ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PrincipalBusy(
+            "another run (a rotation or a nightly run) kept platform-eng busy for 960 s; nothing was "
+            "changed. Run the same command again: its lease expires by itself"
+        ),
+        BreakGlassFailed(
+            "the key is revoked, but Secrets Manager refused to start the replacement (LimitExceeded). "
+            "The nightly run issues it; to do it now, run `tokenwarden apply` or this revoke again"
+        ),
+        RotationError("testSecret: the new key was refused 8 times;\nlook at the probe's endpoint"),
+        RotationAbandoned("version v1 is no longer AWSPENDING"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_revoke_that_fails_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    glass = type("Glass", (), {"revoke": failing(error), "restore": failing(error)})()
+    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, "alice"))
+
+    for argv in (
+        ["revoke", "platform-eng", "--reason", "leaked", "--reissue"],
+        ["restore", "platform-eng"],
+    ):
+        code, out, err = run(*argv, "--registry", REGISTRY)
+        assert code == EXIT_FAILED, (code, err)
+        assert out == ""
+        assert one_line(err) == " ".join(str(error).split())
+
+
+def test_a_busy_principal_during_apply_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        cli, "_reconciler", failing(PrincipalBusy("another run holds jdoe; nothing was changed"))
+    )
+    code, _, err = run("apply", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err) == "another run holds jdoe; nothing was changed"
+
+
+# -- health -------------------------------------------------------------------------------------
+
+
+def test_a_health_setting_error_is_bad_input_not_a_failed_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = HealthSettingsError("TOKENWARDEN_HEALTH_WINDOW_HOURS=1.00001 cannot be used: not whole seconds")
+    assert isinstance(error, PromQLError)  # why the order of the handlers matters
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_BAD_INPUT
+    line = one_line(err)
+    assert line.startswith("invalid settings: TOKENWARDEN_HEALTH_WINDOW_HOURS=1.00001")
+    assert "metrics query failed" not in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("TOKENWARDEN_HEALTH_WINDOW_HOURS", "1.00001", "TOKENWARDEN_HEALTH_WINDOW_HOURS=1.00001"),
+        ("TOKENWARDEN_HEALTH_METRICS", "claude code", "TOKENWARDEN_HEALTH_METRICS"),
+        ("TOKENWARDEN_HEALTH_METRICS", " , ", "TOKENWARDEN_HEALTH_METRICS names no metric"),
+    ],
+)
+def test_health_with_an_unusable_window_or_metric_exits_2_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv("TOKENWARDEN_PROMQL_DIALECT", "prometheus")
+    monkeypatch.setenv("TOKENWARDEN_PROMQL_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv(variable, value)
+    code, out, err = run("health", "--registry", REGISTRY, "--dry-run")
+    assert code == EXIT_BAD_INPUT, err
+    assert out == ""
+    line = one_line(err)
+    assert line.startswith("invalid settings: ") and named in line
+    assert "TOKENWARDEN_PROMQL_*" not in line  # not blamed on the endpoint settings
+
+
+def test_a_failed_metrics_query_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan_raises(monkeypatch, PromQLError("no answer from monitoring within 25 s"))
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err) == "the metrics query failed: no answer from monitoring within 25 s"
+
+
+# -- AWS errors ---------------------------------------------------------------------------------
+
+
+def test_an_aws_refusal_is_one_line_with_the_operation_and_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "User is not authorized\nto perform iam:ListUsers"}},
+        "ListUsers",
+    )
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert (
+        one_line(err)
+        == "AWS refused ListUsers: AccessDenied: User is not authorized to perform iam:ListUsers"
+    )
+
+
+def test_a_long_aws_message_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = ClientError({"Error": {"Code": "ValidationException", "Message": "x" * 50_000}}, "PutSecretValue")
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert len(one_line(err)) < 400
+
+
+def test_invalid_request_parameters_never_print_their_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from botocore.validate import validate_parameters
+
+    model = boto3.client("secretsmanager", region_name="us-east-1").meta.service_model
+    shape = model.operation_model("PutSecretValue").input_shape
+    params = {"SecretId": "tokenwarden/jdoe", "SecretString": [SECRET_VALUE], "Bogus": 1}
+    with pytest.raises(ParamValidationError) as raised:  # botocore's own report, which quotes values
+        validate_parameters(params, shape)
+    assert SECRET_VALUE in str(raised.value)
+    plan_raises(monkeypatch, raised.value)
+
+    code, _, err = run("plan", "--registry", REGISTRY)
+
+    assert code == EXIT_FAILED
+    line = one_line(err)
+    assert SECRET_VALUE not in line
+    assert "(Bogus, SecretString)" in line and "nothing was sent" in line
+
+
+def test_an_unreachable_endpoint_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan_raises(monkeypatch, EndpointConnectionError(endpoint_url="https://iam.amazonaws.com/"))
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err).startswith("an AWS call failed: Could not connect to the endpoint URL")
+
+
+# -- revoke --reissue while the replacement's rotation still runs ---------------------------------
+
+
+def reissue_glass(monkeypatch: pytest.MonkeyPatch, result: RevokeResult) -> None:
+    glass = type("Glass", (), {"revoke": lambda self, *args: result})()
+    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, "alice"))
+
+
+IN_PROGRESS = RevokeResult(
+    principal="platform-eng",
+    actor="alice",
+    reason="leaked",
+    revoked=("ACCA1",),
+    reissued=None,
+    reissue_in_progress=True,
+)
+
+
+def test_a_reissue_still_rotating_is_reported_as_running_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    reissue_glass(monkeypatch, IN_PROGRESS)
+
+    code, out, err = run("revoke", "platform-eng", "--reason", "leaked", "--reissue", "--registry", REGISTRY)
+
+    assert code == EXIT_OK
+    assert err == ""
+    assert "Revoked 1 key(s) of platform-eng: ACCA1" in out
+    assert "started by Secrets Manager and is still running in the background" in out
+    assert "not a failure" in out
+    assert "`rotated` notification" in out and "`rotation_failed`" in out
+    assert "`tokenwarden status`" in out
+    assert "aws secretsmanager describe-secret --secret-id tokenwarden/platform-eng" in out
+    assert "Issued and verified" not in out
+
+
+def test_the_secret_named_in_the_hint_follows_the_naming_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    reissue_glass(monkeypatch, IN_PROGRESS)
+    monkeypatch.setenv("TOKENWARDEN_SECRET_PREFIX", "teams/keys/")
+    code, out, _ = run("revoke", "platform-eng", "--reason", "leaked", "--reissue", "--registry", REGISTRY)
+    assert code == EXIT_OK
+    assert "--secret-id teams/keys/platform-eng" in out
+
+
+def test_a_finished_reissue_says_the_new_key_is_current(monkeypatch: pytest.MonkeyPatch) -> None:
+    reissue_glass(
+        monkeypatch, IN_PROGRESS.model_copy(update={"reissued": "ACCA2", "reissue_in_progress": False})
+    )
+    code, out, _ = run("revoke", "platform-eng", "--reason", "leaked", "--reissue", "--registry", REGISTRY)
+    assert code == EXIT_OK
+    assert "Issued and verified a new key ACCA2" in out
+    assert "still running" not in out
+
+
+def test_a_reissue_still_rotating_is_in_the_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    reissue_glass(monkeypatch, IN_PROGRESS)
+    code, out, err = run(
+        "revoke", "platform-eng", "--reason", "leaked", "--reissue", "--json", "--registry", REGISTRY
+    )
+    assert code == EXIT_OK and err == ""
+    answer = json.loads(out)
+    assert answer["reissued"] is None and answer["reissue_in_progress"] is True

@@ -415,12 +415,12 @@ def install(runner: BackgroundRotations) -> None:
 
 def uninstall(timeout: float = 10.0) -> None:
     """Cancel what has not started, wait (bounded) for what runs, and restore moto's RotateSecret."""
-    global _runner, _original_rotate_secret
+    global _runner
     with _lock:
         runner, _runner = _runner, None
+        # The original stays known: a request that already looked up the replacement still runs it.
         if _original_rotate_secret is not None:
             SecretsManagerBackend.rotate_secret = _original_rotate_secret  # type: ignore[method-assign]
-            _original_rotate_secret = None
     if runner is not None:
         runner.close(timeout)
 

@@ -98,7 +98,10 @@ SERVER_ERRORS: Final[dict[str, tuple[Fault, ...]]] = {
 
 
 class FaultInjector:
-    """Decides, with a seeded generator, which API calls fail; counts what it injected."""
+    """Decides, with a seeded generator, which API calls fail; counts what it injected.
+
+    ``rate`` may be changed at any time (a burst of throttling, then calm): every draw reads it.
+    """
 
     def __init__(self, rate: float, seed: int, services: frozenset[str] = FAULTED_SERVICES) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -220,12 +223,12 @@ def install(injector: FaultInjector) -> None:
 
 def uninstall() -> None:
     """Give moto its own ``call_action`` back; no faults from here on."""
-    global _injector, _original_call_action
+    global _injector
     with _lock:
         _injector = None
+        # The original stays known: a request that already looked up the wrapper still runs it.
         if _original_call_action is not None:
             BaseResponse.call_action = _original_call_action  # type: ignore[method-assign,assignment]
-            _original_call_action = None
 
 
 def installed_injector() -> FaultInjector | None:

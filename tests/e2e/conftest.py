@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -149,7 +149,26 @@ class Stack:
     def tw(self, *args: str, check: bool = False) -> Result:
         result = self.run([*tokenwarden_command(), *args], check=check)
         self.tokenwarden_output.append(result.stdout + result.stderr)
+        self.settle()
         return result
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Wait for the rotations Secrets Manager runs in the background (as the next night would)."""
+        request = urllib.request.Request(
+            self.env["TOKENWARDEN_STACK_URL"] + "/_tokenwarden/settle",
+            data=json.dumps({"timeout": timeout}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with _LOOPBACK.open(request, timeout=timeout + 30) as answer:
+            assert json.loads(answer.read())["idle"], f"background rotations still running after {timeout} s"
+
+    def advance(self, delta: timedelta) -> datetime:
+        """Move the stack's clock forward (a person waiting a moment, or a night passing)."""
+        from tokenwarden.local.stack import advance_clock, stack_time
+
+        url = self.env["TOKENWARDEN_STACK_URL"]
+        return advance_clock(url, stack_time(url) + delta)
 
     def aws(self, *args: str, check: bool = True) -> Result:
         return self.run([*aws_command(), *args], check=check)

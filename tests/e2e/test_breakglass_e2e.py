@@ -4,6 +4,7 @@ with the OpenTelemetry exporter as the judge of which tokens still work."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -11,10 +12,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.e2e.conftest import in_process_stack
+from tests.e2e.conftest import aws_command, in_process_stack
 from tokenwarden.cli.main import main
+from tokenwarden.local import realism
 from tokenwarden.local.laptop import send_session
-from tokenwarden.local.stack import stack_time
+from tokenwarden.local.stack import advance_clock, stack_time
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +37,7 @@ def cli(
     def run(*argv: str, expect: int = 0) -> str:
         capsys.readouterr()
         code = main(list(argv))
+        realism.wait_idle(60)  # the rotations Secrets Manager runs in the background, as the next night would
         captured = capsys.readouterr()
         assert code == expect, captured.err
         return captured.out + captured.err
@@ -117,6 +120,10 @@ def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_pa
     cli("apply", "--registry", teams, "--quiet")
     iam = boto3.client("iam")
     iam.create_user(UserName="clicked-in-console")
+    now = stack_time(stack["TOKENWARDEN_STACK_URL"])
+    advance_clock(
+        stack["TOKENWARDEN_STACK_URL"], now + timedelta(minutes=1)
+    )  # IAM: a new user, a moment later
     made = iam.create_service_specific_credential(
         UserName="clicked-in-console", ServiceName="cloudwatch.amazonaws.com"
     )
@@ -130,3 +137,39 @@ def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_pa
         "ServiceSpecificCredentials"
     ]
     assert [(k["ServiceSpecificCredentialId"], k["Status"]) for k in listed] == [(key_id, "Active")]
+
+
+def test_a_principal_added_back_after_offboarding_gets_a_working_token_from_the_recipe(
+    cli, stack, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+    both = registry(tmp_path, "plum", "sage")
+    only_sage = registry(tmp_path, "sage")
+    cli("apply", "--registry", both, "--quiet")
+    offboarded = token("plum")
+    start = stack_time(stack["TOKENWARDEN_STACK_URL"])
+    cli("apply", "--registry", only_sage, "--at", (start + timedelta(days=1)).isoformat(), "--quiet")
+    assert not send_session(endpoint, offboarded, "plum")
+
+    out = cli("apply", "--registry", both, "--at", (start + timedelta(days=2)).isoformat())
+
+    assert "onboard" in out
+    recipe = subprocess.run(  # the seed's recipe, exactly: no version stage asked for
+        [
+            *aws_command(),
+            "secretsmanager",
+            "get-secret-value",
+            "--secret-id",
+            "tokenwarden/plum",
+            "--query",
+            "SecretString",
+            "--output",
+            "text",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    assert recipe != offboarded
+    assert send_session(endpoint, recipe, "plum")

@@ -14,6 +14,7 @@ import pytest
 
 from tests.e2e.conftest import in_process_stack
 from tokenwarden.cli.main import main
+from tokenwarden.local import realism
 from tokenwarden.local.laptop import send_session
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +42,7 @@ def weekday(at: datetime) -> datetime:
 def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
     capsys.readouterr()
     code = main(list(argv))
+    realism.wait_idle(60)  # the rotations Secrets Manager runs in the background, as the next night would
     captured = capsys.readouterr()
     assert code == 0, captured.err
     return captured.out

@@ -35,7 +35,7 @@ from tokenwarden.local.async_rotation import PREVIOUS_ROTATION_MESSAGE, Rotation
 from tokenwarden.local.clock import StackClock, set_default_clock
 from tokenwarden.local.faults import FAULTED_SERVICES, FaultInjector, HttpThrottle
 from tokenwarden.local.realism import StackBehaviour
-from tokenwarden.local.stack import _otlp_handler, probe_attempts, simulate_waits
+from tokenwarden.local.stack import _otlp_handler, simulate_waits
 
 T0 = datetime(2027, 1, 4, 2, 15, tzinfo=UTC)
 REGION = "us-east-1"
@@ -761,10 +761,30 @@ def test_the_rotation_function_waits_on_the_stack_clock() -> None:
     assert clock.now() >= before + timedelta(seconds=90)
 
 
-def test_the_stack_gives_test_secret_enough_probes_to_outwait_propagation() -> None:
-    assert probe_attempts(StackBehaviour(gentle=True).effective().iam_propagation_seconds) == 2
-    assert probe_attempts(StackBehaviour().iam_propagation_seconds) == 3  # waits 2 s + 4 s > 3 s
-    assert probe_attempts(60) > probe_attempts(3)
+def test_get_secret_value_without_a_stage_reads_awscurrent_after_a_label_move() -> None:
+    """The seed's recipe asks for no stage: AWS answers AWSCURRENT, wherever the label moved."""
+    from tokenwarden.local import secrets_labels
+
+    secrets_labels.install()
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        sm.create_secret(Name="tokenwarden/recipe", SecretString="first")
+        old = sm.describe_secret(SecretId="tokenwarden/recipe")["VersionIdsToStages"]
+        (old_version,) = old
+        sm.put_secret_value(
+            SecretId="tokenwarden/recipe",
+            ClientRequestToken="v2" * 16,
+            SecretString="second",
+            VersionStages=["AWSPENDING"],
+        )
+        assert sm.get_secret_value(SecretId="tokenwarden/recipe")["SecretString"] == "first"
+        sm.update_secret_version_stage(
+            SecretId="tokenwarden/recipe",
+            VersionStage="AWSCURRENT",
+            MoveToVersionId="v2" * 16,
+            RemoveFromVersionId=old_version,
+        )
+        assert sm.get_secret_value(SecretId="tokenwarden/recipe")["SecretString"] == "second"
 
 
 def test_the_local_stack_installs_its_behaviour_and_says_so() -> None:

@@ -9,9 +9,27 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tokenwarden.adapters.iam import IamAdapter
 from tokenwarden.domain.registry import load_registry
+from tokenwarden.local import realism
 from tokenwarden.local.stack import LocalStack, advance_clock, repo_root
 from tokenwarden.settings import load_settings
+
+SETTLE_SECONDS = 120.0
+
+
+def _simulate_waits(reconciler: Any, stack: LocalStack) -> None:
+    """The demo's runs wait as the stack's rotation function does: on the stack's simulated clock
+    (IAM propagation, a new user becoming visible, a busy principal), not in real time."""
+
+    def advance(seconds: float) -> None:
+        stack.clock.advance(timedelta(seconds=max(0.0, seconds)))
+
+    reconciler.engine.sleep = advance
+    if isinstance(reconciler.iam, IamAdapter):
+        reconciler.iam.sleep = advance
+    if reconciler.leases is not None:
+        reconciler.leases.sleep = advance
 
 
 def _say(text: str = "") -> None:
@@ -78,10 +96,13 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
         t0 = stack.clock.now().replace(hour=2, minute=15, second=0, microsecond=0) + timedelta(days=1)
 
         reconciler = _reconciler(settings, _FixedOrStackClock(settings, None))
+        _simulate_waits(reconciler, stack)
 
         def nightly(at: datetime) -> tuple[dict[str, int], list[str]]:
             now = advance_clock(settings.stack_url or "", at)
             report = reconciler.run(registry, now)
+            # Secrets Manager rotates in the background; those rotations end long before the next night.
+            realism.wait_idle(SETTLE_SECONDS)
             failed = [f"{o.principal}: {o.error}" for o in report.failed]
             return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
 
@@ -307,6 +328,7 @@ def _break_glass_story(
     )
     iam = session.client("iam")
     iam.create_user(UserName="console-cloudwatch-user")
+    stack.clock.advance(timedelta(minutes=1))  # IAM is eventually consistent: a new user, a moment later
     iam.create_service_specific_credential(
         UserName="console-cloudwatch-user", ServiceName="cloudwatch.amazonaws.com"
     )

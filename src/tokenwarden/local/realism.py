@@ -72,7 +72,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokenwarden.local import async_rotation, faults, iam_ssc
+from tokenwarden.local import async_rotation, faults, iam_ssc, secrets_labels
 from tokenwarden.local.async_rotation import BackgroundRotations, RotationRecord
 from tokenwarden.local.clock import StackClock
 from tokenwarden.local.faults import FaultInjector, HttpThrottle
@@ -171,6 +171,7 @@ def install(behaviour: StackBehaviour, clock: StackClock) -> None:
     live = behaviour.effective()
     with _lock:
         uninstall()
+        secrets_labels.install()  # AWS's GetSecretValue default, whatever the switches say
         iam_ssc.install(clock)
         iam_ssc.configure(
             key_propagation_seconds=live.iam_propagation_seconds,

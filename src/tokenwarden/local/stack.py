@@ -133,9 +133,6 @@ class LocalStack:
             "TOKENWARDEN_STACK_URL": stack_url,
             "TOKENWARDEN_LEDGER_TABLE": LEDGER_TABLE,
             "TOKENWARDEN_ROTATION_LAMBDA_ARN": ROTATION_ARN,
-            "TOKENWARDEN_PROBE_ATTEMPTS": str(
-                probe_attempts(self.behaviour.effective().iam_propagation_seconds)
-            ),
             # What the stack does that moto alone would not (`gentle` when nothing); informative only.
             "TOKENWARDEN_STACK_BEHAVIOUR": self.behaviour.summary(),
         }
@@ -210,18 +207,6 @@ class LocalStack:
         if self._vm is not None:
             self._vm.stop()
         lambda_router.unregister_all()
-
-
-def probe_attempts(propagation_seconds: float) -> int:
-    """The fewest testSecret probe attempts (2 at least, as the stack always set) whose waits outlast
-    IAM's propagation delay: the rotation function waits 2 s, then 4 s, 8 s, … (at most 15 s) between
-    attempts. Fewer keeps runs on the stack fast; the product's own default is 8."""
-    attempts, waited, delay = 2, 2.0, 2.0
-    while waited <= propagation_seconds:
-        delay = min(delay * 2, 15.0)
-        waited += delay
-        attempts += 1
-    return attempts
 
 
 def simulate_waits(rotate: ModuleType, clock: StackClock) -> None:

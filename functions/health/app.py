@@ -1,18 +1,53 @@
-"""Health check: hourly (ScheduleV2 with an explicit Input) or invoked by hand."""
+"""Health check: hourly (ScheduleV2 with an explicit Input) or invoked by hand.
+
+A window or metric list no query could run with stops the function at cold start (a failed
+initialisation, named in the log), not each hourly run once it has started.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict
 
+from tokenwarden.domain.promql import Dialect, InvalidQueryError, check_last_sample_window, last_sample_query
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.service.health import METRICS_SETTING, WINDOW_SETTING, HealthChecker, HealthSettingsError
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import build_adapters, build_clock, build_health_checker
 
+
+def check_health_settings(settings: Settings) -> None:
+    """Raise :class:`HealthSettingsError` for the settings :class:`HealthChecker` would refuse; pure
+    (no AWS client), so it runs at import."""
+    window = timedelta(hours=settings.health_window_hours)
+    try:
+        check_last_sample_window(window)
+    except InvalidQueryError as exc:
+        raise HealthSettingsError(
+            f"{WINDOW_SETTING}={settings.health_window_hours:g} cannot be used: {exc}"
+        ) from None
+    if not settings.metric_names:
+        raise HealthSettingsError(f"{METRICS_SETTING} names no metric: name at least one, comma-separated")
+    for metric in settings.metric_names:
+        try:
+            last_sample_query(Dialect(settings.promql_dialect), metric, window)
+        except InvalidQueryError as exc:
+            raise HealthSettingsError(f"{METRICS_SETTING} cannot be used: {exc}") from None
+
+
 SETTINGS: Settings = load_settings()
+check_health_settings(SETTINGS)
+
+
+@cache
+def _checker() -> HealthChecker:
+    """Built on the first invocation (not at import, so tests can mock AWS first), then reused."""
+    return build_health_checker(SETTINGS, build_adapters(SETTINGS))
 
 
 class HealthInput(BaseModel):
@@ -27,6 +62,5 @@ class HealthInput(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = HealthInput.model_validate({} if event is None else event)
     registry = load_registry(SETTINGS.registry_path)
-    checker = build_health_checker(SETTINGS, build_adapters(SETTINGS))
-    report = checker.run(registry, build_clock(SETTINGS).now(), commit=request.mode == "check")
+    report = _checker().run(registry, build_clock(SETTINGS).now(), commit=request.mode == "check")
     return report.model_dump(mode="json")

@@ -124,8 +124,10 @@ class Env:
         return report
 
     def wait(self, seconds: float) -> None:
-        """A wait of the product's: the world's time is simulated, so it moves the clock instead."""
+        """A wait of the product's: the world's time is simulated, so it moves the clock instead
+        (and lets the background rotations, on real threads, move a little too)."""
         self.clock.advance(timedelta(seconds=seconds))
+        _real_time.sleep(0.005)
 
     def settle(self, timeout: float = 60.0) -> None:
         from tokenwarden.local import realism
@@ -208,6 +210,7 @@ def open_env(monkeypatch: pytest.MonkeyPatch, behaviour: Any = None) -> Iterator
 
     def wait(seconds: float) -> None:
         clock.advance(timedelta(seconds=seconds))
+        _real_time.sleep(0.005)  # background rotations run on real threads: let them move too
 
     iam_ssc.install(clock)
     otlp = ThreadingHTTPServer(("127.0.0.1", 0), _otlp_handler(clock, None))

@@ -20,6 +20,7 @@ import yaml
 
 from tests.e2e.conftest import in_process_stack
 from tokenwarden.cli.main import main
+from tokenwarden.local import realism
 from tokenwarden.local.laptop import send_session
 from tokenwarden.local.stack import stack_time
 from tokenwarden.pickup import HELPER_FILE, PickupKit, write_kit
@@ -138,6 +139,7 @@ def apply(registry: Path, at: datetime | None = None) -> None:
     if at is not None:
         argv += ["--at", at.isoformat()]
     assert main(argv) == 0
+    realism.wait_idle(60)  # Secrets Manager's background rotation, done long before laptops look
 
 
 def test_the_helper_keeps_a_laptop_accepted_across_two_rotations(

@@ -889,6 +889,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), EXIT_FAILED)
     except (BotoCoreError, ClientError) as exc:
         return _fail(*_aws_problem(exc))
+    except KeyboardInterrupt:
+        return _fail(
+            "interrupted: what was done stays done; the next run finishes or undoes the rest", EXIT_FAILED
+        )
+    except Exception as exc:  # last resort: one line, never a traceback (its text could quote a request)
+        return _fail(
+            f"unexpected error ({type(exc).__name__}); what was done stays done and the next run "
+            "finishes or undoes the rest",
+            EXIT_FAILED,
+        )
 
 
 if __name__ == "__main__":

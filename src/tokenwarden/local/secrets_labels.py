@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Final
 
-from moto.secretsmanager.models import SecretsManagerBackend
+from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
 
 __all__ = ["install"]
 
@@ -32,8 +32,8 @@ def _following_awscurrent(original: Any) -> Any:
         result: tuple[str, str] = original(
             self, secret_id, version_stage, remove_from_version_id, move_to_version_id
         )
-        if version_stage == "AWSCURRENT" and move_to_version_id:
-            secret = self.secrets[secret_id]
+        secret = self.secrets[secret_id]
+        if version_stage == "AWSCURRENT" and move_to_version_id and isinstance(secret, FakeSecret):
             secret.set_default_version_id(move_to_version_id)
         return result
 

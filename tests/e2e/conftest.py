@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -215,8 +216,15 @@ class Stack:
             + "/api/v1/query?"
             + urllib.parse.urlencode({"query": query, "time": at.isoformat()})
         )
-        with _LOOPBACK.open(url, timeout=10) as answer:
-            body = json.loads(answer.read())
+        for _ in range(10):  # the stack answers a share of queries with 429, as CloudWatch may
+            try:
+                with _LOOPBACK.open(url, timeout=10) as answer:
+                    body = json.loads(answer.read())
+                break
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429:
+                    raise
+                time.sleep(float(exc.headers.get("Retry-After") or 1))
         assert body["status"] == "success", body
         return list(body["data"]["result"])
 

@@ -71,7 +71,7 @@ def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
     )
     result = stack.tw("apply", "--registry", str(registry), "--json")
     outcomes = outcomes_of(result)
-    t0 = parse_time(result.json()["started_at"])
+    assert parse_time(result.json()["started_at"])
     for principal in ("e2e-web", "e2e-ana"):
         assert outcomes[principal]["status"] == "ok", result.stdout
         assert "onboard" in outcomes[principal]["done"], result.stdout
@@ -90,8 +90,12 @@ def test_apply_onboards_and_the_seed_recipe_reads_a_token_the_exporter_accepts(
     assert not send_session(stack.otlp_endpoint, MADE_UP_TOKEN, "e2e-web", user="intruder")
 
     if stack.victoriametrics:
-        # Accepted exports reach VictoriaMetrics on the stack's clock; the refused one does not.
-        series = stack.promql('claude_code.session.count{"team.id"="e2e-web"}', t0 + timedelta(minutes=1))
+        # Accepted exports reach VictoriaMetrics on the stack's clock (which the rotation function's
+        # simulated waits may have moved past t0); the refused one does not.
+        sent_by = stack.advance(timedelta(0))
+        series = stack.promql(
+            'claude_code.session.count{"team.id"="e2e-web"}', sent_by + timedelta(seconds=1)
+        )
         assert {s["metric"].get("user.id") for s in series} == {"e2e-web", "e2e-ana"}, series
 
     # The run converged: a second one has nothing to do, for anyone.

@@ -1,5 +1,6 @@
-"""Crash safety: a process killed between any two AWS calls, then clean runs, restores DESIGN §3
-invariants 1-4 (its own module so the suite spreads over two workers)."""
+"""Crash safety: a process killed between any two AWS calls (onboarding, a rotation, a revoke with
+reissue), then clean runs, restores DESIGN §3 invariants 1-4 (its own module so the suite spreads
+over two workers)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from tests.conftest import T0, Crash, check_invariants, days, open_env
 from tokenwarden.domain.registry import parse_registry
+from tokenwarden.local import iam_ssc
 
 READS = ("List", "Get", "Describe", "Scan", "Query")
 
@@ -72,4 +74,43 @@ def test_a_crash_between_any_two_aws_calls_converges(
                 problems.append("a third key was requested")
             if problems:
                 failures.append(f"crash after call {k} {calls[k - 1]} ({flow}): {sorted(set(problems))}")
+    assert failures == [], "\n".join(failures)
+
+
+def test_a_crash_anywhere_in_a_revoke_with_reissue_never_leaves_fewer_working_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Break-glass killed between any two AWS calls: the next run leaves a working key (the one the
+    operator asked for), and once the leaked key was switched off it stays off."""
+    registry = parse_registry("principals: [{id: solo}]", "crash-test")
+    solo = registry.get("solo")
+    assert solo is not None
+    with open_env(monkeypatch) as world:
+        world.run(registry=registry)
+        world.log.calls.clear()
+        world.glass.revoke(solo, "leaked", "crash-test", True, world.clock.now())
+        world.settle()
+        calls = list(world.log.calls)
+    points = _distinct_crash_points(calls)
+    assert "iam:UpdateServiceSpecificCredential" in calls and len(points) > 5
+    failures: list[str] = []
+    for k in points:
+        with open_env(monkeypatch) as world:
+            world.run(registry=registry)
+            leaked = world.current_token("solo")
+            before = len(world.log.calls)
+            world.log.crash_after = before + k
+            with contextlib.suppress(Crash):
+                world.glass.revoke(solo, "leaked", "crash-test", True, world.clock.now())
+            world.log.crash_after = None
+            done = world.log.calls[before:]
+            world.settle()
+            world.run(world.clock.now() + timedelta(hours=1), registry=registry)
+            problems = check_invariants(world, registry)
+            if "iam:UpdateServiceSpecificCredential" in done and iam_ssc.authenticate(leaked).accepted:
+                problems.append("the leaked key works again")
+            if "LimitExceeded" in " ".join(world.log.errors):
+                problems.append("a third key was requested")
+            if problems:
+                failures.append(f"crash after call {k} {calls[k - 1]} (revoke): {sorted(set(problems))}")
     assert failures == [], "\n".join(failures)

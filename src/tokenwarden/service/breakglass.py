@@ -5,9 +5,11 @@ keys stay Inactive through the retention (so `restore` can bring the newest one 
 the nightly run deletes them. Running the same revoke twice changes nothing more.
 
 Both take the principal's lease, waiting as long as one rotation can take for a rotation in
-flight to finish. A replacement (`--reissue`) is recorded as wanted before anything else
-happens to the current key, so a revoke killed half-way is finished by the next nightly run
-(which issues the replacement): break-glass never leaves fewer working keys than asked for.
+flight to finish. A key is switched off first (a leaked key must stop working even if the
+process dies right after), then its record says who revoked it, why, and whether a replacement
+(`--reissue`) is wanted. A revoke killed in between leaves a key switched off out of band,
+which the next run replaces; one killed after it leaves the wish for a replacement, which the
+next run fulfils: break-glass never leaves fewer working keys than asked for.
 The replacement goes through Secrets Manager's rotation, which runs in the background; the
 revoke waits for it as long as a rotation can take and reports it as still in progress
 (not failed) past that. The `rotated` notice comes from the rotation's own finish step.
@@ -26,7 +28,14 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
-from tokenwarden.domain.model import AWSPENDING, Credential, LedgerEntry, LedgerState, SecretState
+from tokenwarden.domain.model import (
+    AWSPENDING,
+    Credential,
+    LedgerEntry,
+    LedgerState,
+    SecretState,
+    with_known_expiry,
+)
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import rotation_days
 from tokenwarden.domain.registry import Principal
@@ -169,7 +178,11 @@ class BreakGlass:
                     principal.id,
                     principal.team,
                     [
-                        notes.KeyRef(credential_id=c.id, alias=c.alias, expires_at=c.expires_at)
+                        notes.KeyRef(
+                            credential_id=c.id,
+                            alias=c.alias,
+                            expires_at=with_known_expiry(c, by_credential.get(c.id)).expires_at,
+                        )
                         for c in revoked
                     ],
                     reason,

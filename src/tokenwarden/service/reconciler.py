@@ -328,14 +328,6 @@ class Reconciler:
         self.secrets.configure_rotation(
             secret.arn, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
         )
-        self._clear_unrecorded_pending(principal)
-
-    def _clear_unrecorded_pending(self, principal: Principal) -> None:
-        """Enabling rotation without rotating may leave AWSPENDING on a copy of the current value."""
-        secret = self._describe(principal)
-        pending = secret.pending_version
-        if pending and pending != secret.current_version and self.ledger.get(principal.id, pending) is None:
-            self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=pending)
 
     def _abandon(self, principal: Principal, action: Action, now: datetime) -> None:
         secret = self._describe(principal)

@@ -300,9 +300,13 @@ class RotationEngine:
             )
 
     def _report_failure(self, step: str, secret_id: str, token: str, exc: Exception) -> None:
-        """Count every failed step; announce a rotation's failure once, however often it is retried."""
-        count("RotationFailed", 1)
+        """Count every failed step; announce a rotation's failure once, however often it is retried.
+        A rotation a newer run gave up (RotationAbandoned) is neither counted nor announced."""
         error = describe_error(exc)
+        if isinstance(exc, RotationAbandoned):
+            logger.warning("rotation step given up", extra={"step": step, "error": error})
+            return
+        count("RotationFailed", 1)
         try:
             secret = self.secrets.describe(secret_id)
             name = secret.name if secret else secret_id

@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from tests.conftest import T0, open_env
+
 from tokenwarden.domain.registry import parse_registry
 from tokenwarden.local.realism import StackBehaviour
 

@@ -123,6 +123,16 @@ class Env:
             self.settle()
         return report
 
+    def settings_environment(self) -> dict[str, str]:
+        """The variables the template gives every function (and a CLI user exports), for this world."""
+        s = self.settings
+        return {
+            "TOKENWARDEN_TOPIC_ARN": str(s.topic_arn),
+            "TOKENWARDEN_ROTATION_LAMBDA_ARN": str(s.rotation_lambda_arn),
+            "TOKENWARDEN_OTLP_ENDPOINT": str(s.otlp_endpoint),
+            "TOKENWARDEN_SECRETS_KMS_KEY_ID": str(s.secrets_kms_key_id),
+        }
+
     def wait(self, seconds: float) -> None:
         """A wait of the product's: the world's time is simulated, so it moves the clock instead
         (and lets the background rotations, on real threads, move a little too)."""
@@ -200,10 +210,8 @@ def open_env(monkeypatch: pytest.MonkeyPatch, behaviour: Any = None) -> Iterator
     from tokenwarden.local import iam_ssc, lambda_router, realism
     from tokenwarden.local.clock import StackClock, set_default_clock
     from tokenwarden.local.stack import _otlp_handler, load_function
-    from tokenwarden.service.breakglass import BreakGlass
-    from tokenwarden.service.reconciler import Reconciler
     from tokenwarden.settings import Settings
-    from tokenwarden.wiring import build_adapters, build_engine
+    from tokenwarden.wiring import build_adapters, build_breakglass, build_engine, build_reconciler
 
     clock = StackClock(start=T0)
     set_default_clock(clock)
@@ -254,28 +262,11 @@ def open_env(monkeypatch: pytest.MonkeyPatch, behaviour: Any = None) -> Iterator
             rotate = load_function("rotate_secret")
             monkeypatch.setattr(rotate, "_engine", lambda: engine)
             lambda_router.register(rotation_arn, rotate.lambda_handler)
-            reconciler = Reconciler(
-                iam=adapters.iam,
-                secrets=adapters.secrets,
-                ledger=adapters.ledger,
-                notifier=adapters.notifier,
-                engine=engine,
-                naming=settings.naming,
-                rotation_lambda_arn=rotation_arn,
-                kms_key_id=kms_key,
-                leases=engine.leases,
-            )
-            glass = BreakGlass(
-                iam=adapters.iam,
-                secrets=adapters.secrets,
-                ledger=adapters.ledger,
-                notifier=adapters.notifier,
-                engine=engine,
-                naming=settings.naming,
-                rotation_lambda_arn=rotation_arn,
-                leases=engine.leases,
-                sleep=wait,
-            )
+            # The composition roots' own objects, sharing the engine the rotation function runs.
+            reconciler = build_reconciler(settings, adapters, clock)
+            reconciler.engine, reconciler.leases = engine, engine.leases
+            glass = build_breakglass(settings, adapters, clock)
+            glass.engine, glass.leases, glass.sleep = engine, engine.leases, wait
             log.calls.clear()
             setup.__exit__(None, None, None)  # the world's own set-up is never faulted; the product is
             yield Env(

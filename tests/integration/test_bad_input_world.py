@@ -55,12 +55,8 @@ def onboarded() -> Iterator[Env]:
         }.items():
             mp.setenv(name, value)
         with open_env(mp) as env:
-            s = env.settings
             for name, value in {
-                "TOKENWARDEN_TOPIC_ARN": s.topic_arn,
-                "TOKENWARDEN_ROTATION_LAMBDA_ARN": s.rotation_lambda_arn,
-                "TOKENWARDEN_OTLP_ENDPOINT": s.otlp_endpoint,
-                "TOKENWARDEN_SECRETS_KMS_KEY_ID": s.secrets_kms_key_id,
+                **env.settings_environment(),
                 "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
                 "TOKENWARDEN_PROBE_ATTEMPTS": "1",
                 "TOKENWARDEN_PROMQL_URL": "http://127.0.0.1:9/unused",

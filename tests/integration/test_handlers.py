@@ -55,12 +55,8 @@ def test_rotation_events_parse(step: str) -> None:
 
 def _handler_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     """The variables the template gives every function, pointed at this moto world."""
-    s = env.settings
     for name, value in {
-        "TOKENWARDEN_TOPIC_ARN": s.topic_arn,
-        "TOKENWARDEN_ROTATION_LAMBDA_ARN": s.rotation_lambda_arn,
-        "TOKENWARDEN_OTLP_ENDPOINT": s.otlp_endpoint,
-        "TOKENWARDEN_SECRETS_KMS_KEY_ID": s.secrets_kms_key_id,
+        **env.settings_environment(),
         "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
     }.items():
         monkeypatch.setenv(name, value)

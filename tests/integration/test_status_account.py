@@ -24,14 +24,8 @@ CLOUDWATCH = "cloudwatch.amazonaws.com"
 @pytest.fixture
 def world(env: Env, monkeypatch: pytest.MonkeyPatch) -> Env:
     """The CLI configured for this moto world, and the shipped registry onboarded."""
-    s = env.settings
-    for name, value in {
-        "TOKENWARDEN_TOPIC_ARN": s.topic_arn,
-        "TOKENWARDEN_ROTATION_LAMBDA_ARN": s.rotation_lambda_arn,
-        "TOKENWARDEN_OTLP_ENDPOINT": s.otlp_endpoint,
-        "TOKENWARDEN_SECRETS_KMS_KEY_ID": s.secrets_kms_key_id,
-    }.items():
-        monkeypatch.setenv(name, str(value))
+    for name, value in env.settings_environment().items():
+        monkeypatch.setenv(name, value)
     env.run()
     return env
 

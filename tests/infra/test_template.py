@@ -572,6 +572,14 @@ def test_reconciler_may_start_rotations(cfn: dict[str, Any]) -> None:
     assert statement["Resource"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
 
 
+@pytest.mark.parametrize(
+    "function", ["ReconcileFunction", "RotateSecretFunction", "RevokeFunction", "HealthFunction"]
+)
+def test_no_function_deletes_ledger_records(cfn: dict[str, Any], function: str) -> None:
+    # The ledger is the history; a lease is released by writing it expired.
+    assert not allowing(cfn, role_of(cfn, function), "dynamodb:DeleteItem")
+
+
 def test_revoke_neither_creates_nor_deletes_users_or_secrets(cfn: dict[str, Any]) -> None:
     role = role_of(cfn, "RevokeFunction")
     for action in (

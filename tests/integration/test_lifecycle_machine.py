@@ -68,9 +68,24 @@ class Lifecycle(RuleBasedStateMachine):
 
     def _night(self, hours: int, settle: bool = True) -> Any:
         now = self.env.clock.now() + timedelta(hours=hours)
-        report = self.env.run(at=now, registry=self.registry, settle=settle)
+        try:
+            report = self.env.run(at=now, registry=self.registry, settle=settle)
+        finally:
+            self._forget_offboarded_revokes()
         self.outputs.append(report.model_dump_json())
         return report
+
+    def _forget_offboarded_revokes(self) -> None:
+        """A revoked principal that a run offboarded (its secret scheduled for deletion) starts
+        afresh when it is added back; one removed and added back between two runs does not."""
+        sm = self.env.client("secretsmanager")
+        for p in sorted(self.revoked - self.registry.ids):
+            try:
+                described = sm.describe_secret(SecretId=self.env.settings.naming.secret_name(p))
+            except ClientError:
+                continue
+            if described.get("DeletedDate"):
+                self.revoked.discard(p)
 
     def _converge(self) -> None:
         """Clean runs (the next nights) restore the invariants that faults may break for a while."""
@@ -154,6 +169,7 @@ class Lifecycle(RuleBasedStateMachine):
         for thread in threads:
             thread.join(timeout=300)
         self.env.settle()
+        self._forget_offboarded_revokes()
         assert errors == []
         TOTALS["overlaps"] += 1
 
@@ -223,7 +239,6 @@ class Lifecycle(RuleBasedStateMachine):
         self.registry = Registry(
             source=self.registry.source, principals=tuple(x for x in self.registry.principals if x.id != p)
         )
-        self.revoked.discard(p)
 
     @precondition(lambda self: self.registry.ids != self.full.ids)
     @rule()

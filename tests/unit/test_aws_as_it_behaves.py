@@ -260,3 +260,24 @@ def test_ledger_entries_keep_the_age_asked_for() -> None:
         principal="alpha", version_id="v", state=LedgerState.PENDING, created_at=NOW, requested_age_days=30
     )
     assert record.requested_age_days == 30 and not record.reissue_requested
+
+
+def test_a_principal_added_back_before_its_offboarding_finished_is_repaired_not_resumed() -> None:
+    inv = healthy()
+    cur = inv.current_entry
+    assert cur is not None
+    key = inv.credentials[0].model_copy(update={"status": "Inactive"})
+    offboarded = cur.model_copy(
+        update={
+            "state": LedgerState.RETIRED,
+            "deactivated_at": NOW - timedelta(days=1),
+            "reason": "offboarded",
+        }
+    )
+    back = inv.model_copy(
+        update={"credentials": (key,), "ledger": tuple(e if e is not cur else offboarded for e in inv.ledger)}
+    )
+    registry = Registry(source="t", principals=(principal("alpha"),))
+    kinds = [a.kind for a in plan_principal(registry, "alpha", back, NOW, PlanConfig()).actions]
+    assert ActionKind.RESUME_FINISH not in kinds
+    assert ActionKind.REPAIR in kinds

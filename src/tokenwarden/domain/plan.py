@@ -370,7 +370,12 @@ def _plan_principal(
             )
         )
     else:
-        if current_entry.state != LedgerState.CURRENT:
+        current = inv.credential(current_entry.credential_id)
+        broken = _broken(current, now)
+        # Only a rotation whose finish was interrupted is resumed, and only with a key that can
+        # pass testSecret. A current version recorded retired (offboarded, then added back before
+        # its secret was deleted), or whose key broke, is repaired below.
+        if current_entry.state in (LedgerState.CREATING, LedgerState.PENDING) and not broken:
             actions.append(
                 Action(
                     principal=p,
@@ -379,8 +384,6 @@ def _plan_principal(
                     reason="AWSCURRENT moved but the ledger was not updated",
                 )
             )
-        current = inv.credential(current_entry.credential_id)
-        broken = _broken(current, now)
         if broken and current_entry.revoked_at is not None and not current_entry.reissue_requested:
             note = (
                 f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} by {current_entry.revoked_by or 'unknown'}: "

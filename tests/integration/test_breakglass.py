@@ -17,16 +17,7 @@ SIX = parse_registry("principals: [" + ", ".join(f"{{id: p{i}}}" for i in range(
 
 
 def glass(env: Env) -> BreakGlass:
-    r = env.reconciler
-    return BreakGlass(
-        iam=r.iam,
-        secrets=r.secrets,
-        ledger=r.ledger,
-        notifier=r.notifier,
-        engine=r.engine,
-        naming=r.naming,
-        rotation_lambda_arn=r.rotation_lambda_arn,
-    )
+    return env.glass  # type: ignore[no-any-return]
 
 
 def events(env: Env) -> list[str]:
@@ -75,6 +66,25 @@ def test_revoke_without_reissue_is_not_undone_by_the_nightly_run_and_restore_bri
 
     glass(env).restore(beta, "oncall", env.clock.now())
     assert iam_ssc.authenticate(token).accepted
+    assert check_invariants(env, TWO) == []
+
+
+def test_restore_during_a_grace_brings_back_the_current_key_and_the_previous_one(env: Env) -> None:
+    env.run(registry=TWO)
+    env.run(T0 + days(78), registry=TWO)  # rotated: two Active keys, the previous in its grace
+    current = env.current_token("beta")
+    beta = TWO.get("beta")
+    assert beta is not None
+    keys = {k["ServiceSpecificCredentialId"] for k in env.credentials("beta")}
+    assert len(keys) == 2
+    revoked = glass(env).revoke(beta, "mistake", "oncall", False, env.clock.now())
+    assert set(revoked.revoked) == keys and not iam_ssc.authenticate(current).accepted
+
+    restored = glass(env).restore(beta, "oncall", env.clock.now())
+
+    assert restored.current and iam_ssc.authenticate(current).accepted
+    assert {restored.restored, *restored.also} == keys
+    assert [k["Status"] for k in env.credentials("beta")] == ["Active", "Active"]
     assert check_invariants(env, TWO) == []
 
 

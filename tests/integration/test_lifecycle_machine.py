@@ -205,7 +205,8 @@ class Lifecycle(RuleBasedStateMachine):
         except (BreakGlassError, PrincipalBusy):
             return
         self.outputs.append(result.model_dump_json())
-        self.revoked.discard(p)
+        if result.current:
+            self.revoked.discard(p)
 
     @rule(data=st.data(), what=st.sampled_from(["delete", "deactivate", "create"]))
     def out_of_band(self, data: st.DataObject, what: str) -> None:

@@ -75,6 +75,10 @@ class RestoreResult(BaseModel):
     principal: str
     actor: str
     restored: str
+    # Whether the restored key is the secret's AWSCURRENT (the one laptops read).
+    current: bool = False
+    # Other keys the same revoke switched off, re-activated with it.
+    also: tuple[str, ...] = ()
 
 
 @dataclass
@@ -303,24 +307,40 @@ class BreakGlass:
                 f"{principal.id} has no revoked key to restore (only keys revoked in the last "
                 f"{principal.lifecycle.retention_days} days and not yet deleted or expired can be)"
             )
-        entry = max(candidates, key=lambda e: e.revoked_at or now)
+        # Undo the latest revoke as a whole: every key it switched off, the current one first.
+        latest = max(e.revoked_at or now for e in candidates)
         secret = self.secrets.describe(self.naming.secret_name(principal.id))
-        is_current = secret is not None and secret.current_version == entry.version_id
-        self.iam.set_credential_status(user, entry.credential_id or "", active=True)
-        self.ledger.save(
-            entry.model_copy(
-                update={
-                    "state": LedgerState.CURRENT if is_current else LedgerState.PREVIOUS,
-                    "superseded_at": entry.superseded_at if is_current else now,
-                    "deactivated_at": None,
-                    "revoked_at": None,
-                    "revoked_by": None,
-                    "reason": f"restored by {actor}",
-                }
-            )
+        current_version = secret.current_version if secret is not None else None
+        batch = sorted(
+            (e for e in candidates if e.revoked_at == latest), key=lambda e: e.version_id != current_version
         )
+        for entry in batch:
+            is_current = entry.version_id == current_version
+            self.iam.set_credential_status(user, entry.credential_id or "", active=True)
+            self.ledger.save(
+                entry.model_copy(
+                    update={
+                        "state": LedgerState.CURRENT if is_current else LedgerState.PREVIOUS,
+                        "superseded_at": entry.superseded_at if is_current else now,
+                        "deactivated_at": None,
+                        "revoked_at": None,
+                        "revoked_by": None,
+                        "reason": f"restored by {actor}",
+                    }
+                )
+            )
+        primary = batch[0]
+        is_current = primary.version_id == current_version
         key = notes.KeyRef(
-            credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
+            credential_id=primary.credential_id or "",
+            alias=primary.alias or "",
+            expires_at=primary.expires_at,
         )
         self.notifier.publish(notes.restored(principal.id, principal.team, key, actor, is_current, now))
-        return RestoreResult(principal=principal.id, actor=actor, restored=entry.credential_id or "")
+        return RestoreResult(
+            principal=principal.id,
+            actor=actor,
+            restored=primary.credential_id or "",
+            current=is_current,
+            also=tuple(e.credential_id or "" for e in batch[1:]),
+        )

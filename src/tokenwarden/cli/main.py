@@ -565,11 +565,16 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     now = _now(settings, None, moving=False)
     glass, actor = _breakglass(settings, now)
     result = glass.restore(principal, actor, now)
-    print(
-        result.model_dump_json(indent=2)
-        if args.json
-        else f"Re-activated key {result.restored} of {result.principal}."
-    )
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return EXIT_OK
+    keys = ", ".join((result.restored, *result.also))
+    print(f"Re-activated {1 + len(result.also)} key(s) of {result.principal}: {keys}.")
+    if not result.current:
+        print(
+            "The secret's current key was not among them: `tokenwarden status` shows what the next run "
+            "does about it (a key revoked earlier stays off until `tokenwarden revoke ... --reissue`)."
+        )
     return EXIT_OK
 
 

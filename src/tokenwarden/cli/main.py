@@ -758,7 +758,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_revoke)
 
-    p = add("restore", "Re-activate a principal's most recently revoked key (within the retention).")
+    p = add(
+        "restore",
+        "Undo a principal's latest revoke: re-activate the keys it switched off (within the retention).",
+    )
     p.add_argument("principal", help="the principal id from the registry")
     _with_registry(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")

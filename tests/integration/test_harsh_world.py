@@ -786,6 +786,28 @@ def test_get_secret_value_without_a_stage_reads_awscurrent_after_a_label_move() 
         )
         assert sm.get_secret_value(SecretId="tokenwarden/recipe")["SecretString"] == "second"
 
+        # A secret none of whose versions is current yet (the background rotation put its empty
+        # AWSPENDING version first): AWS attaches the label; moto alone fails with an IndexError.
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        sm.create_secret(Name="tokenwarden/empty")
+        sm.put_secret_value(
+            SecretId="tokenwarden/empty",
+            ClientRequestToken="v3" * 16,
+            SecretString="third",
+            VersionStages=["AWSPENDING"],
+        )
+        version = (
+            secretsmanager_backends["123456789012"]["us-east-1"]
+            .secrets["tokenwarden/empty"]
+            .versions["v3" * 16]
+        )
+        version["version_stages"] = ["AWSPENDING"]
+        sm.update_secret_version_stage(
+            SecretId="tokenwarden/empty", VersionStage="AWSCURRENT", MoveToVersionId="v3" * 16
+        )
+        assert sm.get_secret_value(SecretId="tokenwarden/empty")["SecretString"] == "third"
+
 
 def test_the_local_stack_installs_its_behaviour_and_says_so() -> None:
     from tokenwarden.local.stack import LocalStack

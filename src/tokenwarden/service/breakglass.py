@@ -222,7 +222,12 @@ class BreakGlass:
         secret = self.secrets.describe(self.naming.secret_name(principal.id))
         if secret is None:
             raise BreakGlassError(f"{principal.id} has no secret yet: run `tokenwarden apply` to onboard it")
-        current = self.ledger.get(principal.id, secret.current_version) if secret.current_version else None
+        if secret.current_version is None:
+            raise BreakGlassFailed(
+                f"{principal.id}'s secret has no current version yet (its onboarding was interrupted): "
+                "run `tokenwarden apply`, which issues its key"
+            )
+        current = self.ledger.get(principal.id, secret.current_version)
         creds = {c.id: c for c in self.iam.list_user_credentials(self.naming.user_name(principal.id))}
         live = creds.get(current.credential_id or "") if current else None
         if live is not None and live.status == "Active":

@@ -831,3 +831,16 @@ def test_the_local_stack_installs_its_behaviour_and_says_so() -> None:
         os.environ.update(saved)
     assert realism.behaviour() is None
     assert iam_ssc.consistency() == iam_ssc.Consistency()
+
+
+def test_the_demos_client_back_off_moves_the_stack_clock_and_is_restored() -> None:
+    import botocore.endpoint
+
+    clock = StackClock(start=datetime(2027, 1, 1, tzinfo=UTC))
+    real = botocore.endpoint.time
+    with realism.simulated_client_waits(clock):
+        before = clock.now()
+        botocore.endpoint.time.sleep(30)
+        assert clock.now() >= before + timedelta(seconds=30)
+        assert botocore.endpoint.time.time() > 0  # everything else is the real module
+    assert botocore.endpoint.time is real

@@ -87,101 +87,106 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
         stack = LocalStack(victoriametrics=False)
         exports = stack.start()
     try:
-        settings = load_settings()
-        session = boto3.session.Session(region_name=exports["AWS_REGION"])
-        sqs = session.client("sqs")
-        sm = session.client("secretsmanager")
-        queue = exports["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
-        endpoint = exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
-        t0 = stack.clock.now().replace(hour=2, minute=15, second=0, microsecond=0) + timedelta(days=1)
+        with realism.simulated_client_waits(stack.clock):
+            settings = load_settings()
+            session = boto3.session.Session(region_name=exports["AWS_REGION"])
+            sqs = session.client("sqs")
+            sm = session.client("secretsmanager")
+            queue = exports["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
+            endpoint = exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+            t0 = stack.clock.now().replace(hour=2, minute=15, second=0, microsecond=0) + timedelta(days=1)
 
-        reconciler = _reconciler(settings, _FixedOrStackClock(settings, None))
-        _simulate_waits(reconciler, stack)
+            reconciler = _reconciler(settings, _FixedOrStackClock(settings, None))
+            _simulate_waits(reconciler, stack)
 
-        def nightly(at: datetime) -> tuple[dict[str, int], list[str]]:
-            now = advance_clock(settings.stack_url or "", at)
-            report = reconciler.run(registry, now)
-            # Secrets Manager rotates in the background; those rotations end long before the next night.
-            realism.wait_idle(SETTLE_SECONDS)
-            failed = [f"{o.principal}: {o.error}" for o in report.failed]
-            return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
+            def nightly(at: datetime) -> tuple[dict[str, int], list[str]]:
+                now = advance_clock(settings.stack_url or "", at)
+                report = reconciler.run(registry, now)
+                # Secrets Manager rotates in the background; those rotations end long before the next night.
+                realism.wait_idle(SETTLE_SECONDS)
+                failed = [f"{o.principal}: {o.error}" for o in report.failed]
+                return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
 
-        _say(f"\nDay 0 ({t0:%Y-%m-%d}): onboarding")
-        counts, failed = nightly(t0)
-        _show(_drain(sqs, queue))
-        if failed:
-            _say(f"  FAILED: {failed}")
-            return 1
-
-        first = registry.principals[0]
-        secret_id = settings.naming.secret_name(first.id)
-        day0_token = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
-        accepted = send_session(endpoint, day0_token, first.team, user="jdoe")
-        _say(
-            f"\n  A laptop of {first.id} exports with the token it read today: {'accepted' if accepted else 'REFUSED'}"
-        )
-
-        _say(f"\nSimulating {days} nightly runs (only nights with changes are shown)...")
-        totals: dict[str, int] = {}
-        old_token_checked = False
-        for day in range(1, days + 1):
-            at = t0 + timedelta(days=day)
-            counts, failed = nightly(at)
-            for k, v in counts.items():
-                totals[k] = totals.get(k, 0) + v
-            messages = [m for m in _drain(sqs, queue) if m["metadata"]["eventType"] != "run_summary"]
-            if day % 50 == 0 and not (messages or failed):
-                _say(f"  ... day {day} ({at:%Y-%m-%d}): nothing due")
-            if messages or failed:
-                _say(
-                    f"\n  Day {day} ({at:%Y-%m-%d}): "
-                    + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
-                )
-                _show(messages)
+            _say(f"\nDay 0 ({t0:%Y-%m-%d}): onboarding")
+            counts, failed = nightly(t0)
+            _show(_drain(sqs, queue))
             if failed:
                 _say(f"  FAILED: {failed}")
                 return 1
-            if not old_token_checked and any(
-                m["metadata"]["eventType"] == "retired"
-                and m["metadata"]["additionalContext"]["principal"] == first.id
-                for m in messages
-            ):
-                old_token_checked = True
-                current = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
-                new_ok = send_session(endpoint, current, first.team, user="jdoe")
-                old_ok = send_session(endpoint, day0_token, first.team, user="jdoe")
-                _say(f"\n  OpenTelemetry exporter as a laptop of {first.id}:")
-                _say(
-                    f"    with the current token (re-read from Secrets Manager): {'accepted' if new_ok else 'REFUSED'}"
-                )
-                _say(
-                    f"    with the day-0 token, now retired:                       {'accepted' if old_ok else 'refused'}"
-                )
-                if not new_ok or old_ok:
-                    _say(
-                        "  UNEXPECTED: the endpoint should accept the current key and refuse the retired one"
-                    )
-                    return 1
 
-        _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
-        code = _break_glass_story(registry, settings, sm, sqs, queue, endpoint, stack, session)
-        if code:
-            return code
-        if "TOKENWARDEN_PROMQL_URL" in exports:
-            code = _silent_team_story(
-                registry, settings, reconciler, nightly, sm, sqs, queue, endpoint, stack
+            first = registry.principals[0]
+            secret_id = settings.naming.secret_name(first.id)
+            day0_token = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
+            accepted = send_session(endpoint, day0_token, first.team, user="jdoe")
+            _say(
+                f"\n  A laptop of {first.id} exports with the token it read today: {'accepted' if accepted else 'REFUSED'}"
             )
+
+            _say(f"\nSimulating {days} nightly runs (only nights with changes are shown)...")
+            totals: dict[str, int] = {}
+            old_token_checked = False
+            for day in range(1, days + 1):
+                at = t0 + timedelta(days=day)
+                counts, failed = nightly(at)
+                for k, v in counts.items():
+                    totals[k] = totals.get(k, 0) + v
+                messages = [m for m in _drain(sqs, queue) if m["metadata"]["eventType"] != "run_summary"]
+                if day % 50 == 0 and not (messages or failed):
+                    _say(f"  ... day {day} ({at:%Y-%m-%d}): nothing due")
+                if messages or failed:
+                    _say(
+                        f"\n  Day {day} ({at:%Y-%m-%d}): "
+                        + ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()))
+                    )
+                    _show(messages)
+                if failed:
+                    _say(f"  FAILED: {failed}")
+                    return 1
+                if not old_token_checked and any(
+                    m["metadata"]["eventType"] == "retired"
+                    and m["metadata"]["additionalContext"]["principal"] == first.id
+                    for m in messages
+                ):
+                    old_token_checked = True
+                    current = sm.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")[
+                        "SecretString"
+                    ]
+                    new_ok = send_session(endpoint, current, first.team, user="jdoe")
+                    old_ok = send_session(endpoint, day0_token, first.team, user="jdoe")
+                    _say(f"\n  OpenTelemetry exporter as a laptop of {first.id}:")
+                    _say(
+                        f"    with the current token (re-read from Secrets Manager): {'accepted' if new_ok else 'REFUSED'}"
+                    )
+                    _say(
+                        f"    with the day-0 token, now retired:                       {'accepted' if old_ok else 'refused'}"
+                    )
+                    if not new_ok or old_ok:
+                        _say(
+                            "  UNEXPECTED: the endpoint should accept the current key and refuse the retired one"
+                        )
+                        return 1
+
+            _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
+            code = _break_glass_story(registry, settings, sm, sqs, queue, endpoint, stack, session)
             if code:
                 return code
-        else:
-            _say("\n(VictoriaMetrics is not running: skipping the telemetry health story; run `make setup`.)")
-        now = stack.clock.now()
-        inventory = reconciler.inventory()
-        rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
-        _say(f"\nStatus on {now:%Y-%m-%d}:")
-        _say(render_status(rows))
-        _say(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
-        return 0
+            if "TOKENWARDEN_PROMQL_URL" in exports:
+                code = _silent_team_story(
+                    registry, settings, reconciler, nightly, sm, sqs, queue, endpoint, stack
+                )
+                if code:
+                    return code
+            else:
+                _say(
+                    "\n(VictoriaMetrics is not running: skipping the telemetry health story; run `make setup`.)"
+                )
+            now = stack.clock.now()
+            inventory = reconciler.inventory()
+            rows = status_rows(registry, inventory, reconciler.plan(registry, now, inventory), settings)
+            _say(f"\nStatus on {now:%Y-%m-%d}:")
+            _say(render_status(rows))
+            _say(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
+            return 0
     finally:
         stack.stop()
 

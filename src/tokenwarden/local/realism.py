@@ -67,6 +67,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
@@ -86,6 +87,7 @@ __all__ = [
     "install",
     "rotation_records",
     "setup_calls",
+    "simulated_client_waits",
     "uninstall",
     "wait_idle",
 ]
@@ -244,6 +246,30 @@ def http_throttled(endpoint: str) -> bool:
 def retry_after_seconds() -> int:
     current = _behaviour
     return current.http_429_retry_after_seconds if current is not None else 1
+
+
+@contextmanager
+def simulated_client_waits(clock: StackClock) -> Iterator[None]:
+    """Inside, botocore's retry back-off (after a throttle or a 5xx) moves ``clock`` instead of
+    sleeping: every retry still happens, in the same order; only the waiting is simulated, as
+    the rotation function's own waits are on the stack. For a process that drives the stack
+    (the demo), never for one that talks to AWS."""
+    import botocore.endpoint
+
+    real = botocore.endpoint.time
+
+    class _Waits:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        def sleep(self, seconds: float) -> None:
+            clock.advance(timedelta(seconds=max(0.0, seconds)))
+
+    botocore.endpoint.time = _Waits()  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        botocore.endpoint.time = real
 
 
 @contextmanager

@@ -25,7 +25,6 @@ from tokenwarden.domain.promql import (
     parse_vector,
 )
 
-SHARED_FIXTURES = Path("/work/shared/fixtures")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "promql"
 FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -71,13 +70,12 @@ def sample(value: object, stamp: object = 1_795_823_100, team: object = "platfor
     return {"metric": {"team.id": team}, "value": [stamp, value]}
 
 
-# -- the shared fixtures stay readable ------------------------------------------------------------
+# -- the CloudWatch-shaped fixtures stay readable ------------------------------------------------------------
 
 
 def fixture_files() -> list[Path]:
     found = sorted(FIXTURES.glob("*.json"))
-    if SHARED_FIXTURES.is_dir():
-        found += sorted(SHARED_FIXTURES.glob("*.json"))
+    assert found, f"no PromQL fixtures in {FIXTURES}"
     return found
 
 

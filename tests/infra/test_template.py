@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,7 @@ SECRET_ACTIONS_ON_PREFIX = {
     "secretsmanager:DeleteSecret",
     "secretsmanager:RestoreSecret",
 }
+MANAGED_TAG = "aws:ResourceTag/tokenwarden:managed-by"
 TOKENWARDEN_ENV = {
     "TOKENWARDEN_USER_PATH",
     "TOKENWARDEN_USER_PREFIX",
@@ -65,14 +64,6 @@ TOKENWARDEN_ENV = {
 
 
 # ------------------------------------------------------------------------------------------ helpers
-@pytest.fixture(scope="module")
-def cfn(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    output = tmp_path_factory.mktemp("translated") / "template.cfn.json"
-    subprocess.run([sys.executable, str(TRANSLATE), str(TEMPLATE), str(output)], check=True, cwd=REPO)
-    template: dict[str, Any] = json.loads(output.read_text(encoding="utf-8"))
-    return template
-
-
 def resources(cfn: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return {name: res for name, res in cfn["Resources"].items() if res["Type"] == kind}
 
@@ -404,14 +395,16 @@ def test_only_asynchronously_invoked_functions_have_an_event_invoke_config(cfn: 
 
 
 # ------------------------------------------------------------------------------------------ encryption
-def test_topic_table_and_secrets_use_the_rotating_customer_managed_key(cfn: dict[str, Any]) -> None:
-    assert props(cfn, "KmsKey")["EnableKeyRotation"] is True
-    assert cfn["Resources"]["KmsKey"]["DeletionPolicy"] == "Retain"
+def test_topic_and_table_use_one_rotating_key_and_the_secrets_another(cfn: dict[str, Any]) -> None:
+    for key in ("KmsKey", "SecretsKey"):
+        assert props(cfn, key)["EnableKeyRotation"] is True
+        assert cfn["Resources"][key]["DeletionPolicy"] == "Retain"
     assert props(cfn, "Topic")["KmsMasterKeyId"] == {"Ref": "KmsKey"}
     sse = props(cfn, "LedgerTable")["SSESpecification"]
     assert (sse["SSEEnabled"], sse["SSEType"], sse["KMSMasterKeyId"]) == (True, "KMS", {"Ref": "KmsKey"})
     for name in functions(cfn):
-        assert env(cfn, name)["TOKENWARDEN_SECRETS_KMS_KEY_ID"] == {"Fn::GetAtt": ["KmsKey", "Arn"]}
+        assert env(cfn, name)["TOKENWARDEN_SECRETS_KMS_KEY_ID"] == {"Fn::GetAtt": ["SecretsKey", "Arn"]}
+        assert env(cfn, name)["TOKENWARDEN_LEGACY_KMS_KEY_ID"] == {"Fn::GetAtt": ["KmsKey", "Arn"]}
 
 
 def test_key_policy_lets_cloudwatch_alarms_publish_and_opens_to_nobody_else(cfn: dict[str, Any]) -> None:
@@ -473,14 +466,19 @@ def test_keys_are_created_only_for_cloudwatch_and_never_beyond_the_maximum_age(c
             seen += 1
             condition = statement["Condition"]
             assert condition["StringEquals"]["iam:ServiceSpecificCredentialServiceName"] == SSC_SERVICE
+            assert condition["StringEquals"][MANAGED_TAG] == "tokenwarden"
             assert condition["NumericLessThanEquals"]["iam:ServiceSpecificCredentialAgeDays"] == {
                 "Ref": "MaxKeyAgeDays"
             }
             assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN]
-    assert seen >= 3, "the reconciler, the rotation function and the revoke reissue create keys"
+    assert seen == 2, "the reconciler and the rotation function create keys; the revoke does not"
 
 
-def test_key_updates_and_deletes_are_limited_to_cloudwatch_keys(cfn: dict[str, Any]) -> None:
+def test_key_updates_and_deletes_are_scoped_by_resource_never_by_service_name(cfn: dict[str, Any]) -> None:
+    """IAM documents iam:ServiceSpecificCredentialServiceName for CreateServiceSpecificCredential
+    only: on an update or delete the request carries no service name, and a condition on it would
+    deny every retire, delete and revoke. They are scoped to the user path and TokenWarden's tag."""
+    seen = 0
     for role_id in all_roles(cfn):
         for action in (
             "iam:UpdateServiceSpecificCredential",
@@ -488,11 +486,14 @@ def test_key_updates_and_deletes_are_limited_to_cloudwatch_keys(cfn: dict[str, A
             "iam:ResetServiceSpecificCredential",
         ):
             for statement in allowing(cfn, role_id, action):
-                assert (
-                    statement["Condition"]["StringEquals"]["iam:ServiceSpecificCredentialServiceName"]
-                    == SSC_SERVICE
+                seen += 1
+                assert action != "iam:ResetServiceSpecificCredential", (role_id, "never resets a key")
+                assert statement["Condition"] == {"StringEquals": {MANAGED_TAG: "tokenwarden"}}, (
+                    role_id,
+                    action,
                 )
                 assert [text(r) for r in as_list(statement["Resource"])] == [USER_ARN]
+    assert seen >= 6
 
 
 def test_iam_user_actions_are_scoped_to_the_user_path(cfn: dict[str, Any]) -> None:
@@ -517,11 +518,21 @@ def test_reconciler_attaches_only_the_cloudwatch_api_key_policy(cfn: dict[str, A
             )
 
 
-def test_reconciler_sets_only_the_configured_permissions_boundary(cfn: dict[str, Any]) -> None:
-    for statement in allowing(cfn, "ReconcileFunctionRole", "iam:PutUserPermissionsBoundary"):
-        assert statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == {
-            "Ref": "PermissionsBoundaryArn"
-        }
+BOUNDARY = {
+    "Fn::If": ["HasPermissionsBoundary", {"Ref": "PermissionsBoundaryArn"}, {"Ref": "UserBoundaryPolicy"}]
+}
+
+
+def test_every_user_gets_the_configured_boundary_or_the_stacks_own(cfn: dict[str, Any]) -> None:
+    for action in ("iam:CreateUser", "iam:PutUserPermissionsBoundary"):
+        (statement,) = allowing(cfn, "ReconcileFunctionRole", action)
+        assert statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"] == BOUNDARY, action
+    for name in functions(cfn):
+        assert env(cfn, name)["TOKENWARDEN_PERMISSIONS_BOUNDARY_ARN"] == BOUNDARY
+    boundary = props(cfn, "UserBoundaryPolicy")["PolicyDocument"]["Statement"]
+    assert [(s["Effect"], sorted(as_list(s["Action"]))) for s in boundary] == [
+        ("Allow", ["cloudwatch:CallWithBearerToken", "cloudwatch:PutMetricData"])
+    ]
 
 
 def test_secret_writes_are_scoped_to_the_secret_prefix(cfn: dict[str, Any]) -> None:
@@ -610,30 +621,53 @@ def test_revoke_neither_creates_nor_deletes_users_or_secrets(cfn: dict[str, Any]
         assert allowing(cfn, role, action), action
 
 
-def test_revoke_deactivates_only_cloudwatch_keys_under_the_user_path(cfn: dict[str, Any]) -> None:
-    role = role_of(cfn, "RevokeFunction")
-    (listing,) = allowing(cfn, role, "iam:ListServiceSpecificCredentials")
-    assert [text(r) for r in as_list(listing["Resource"])] == [USER_ARN], "no account-wide listing"
-    (update,) = allowing(cfn, role, "iam:UpdateServiceSpecificCredential")
-    assert update["Condition"]["StringEquals"]["iam:ServiceSpecificCredentialServiceName"] == SSC_SERVICE
-    assert [text(r) for r in as_list(update["Resource"])] == [USER_ARN]
+def test_break_glass_touches_only_tokenwardens_keys_under_the_user_path(cfn: dict[str, Any]) -> None:
+    for function in ("RevokeFunction", "RestoreFunction"):
+        role = role_of(cfn, function)
+        (listing,) = allowing(cfn, role, "iam:ListServiceSpecificCredentials")
+        assert [text(r) for r in as_list(listing["Resource"])] == [USER_ARN], "no account-wide listing"
+        (update,) = allowing(cfn, role, "iam:UpdateServiceSpecificCredential")
+        assert update["Condition"]["StringEquals"] == {MANAGED_TAG: "tokenwarden"}
+        assert [text(r) for r in as_list(update["Resource"])] == [USER_ARN]
 
 
-def test_revoke_reissues_with_the_rotation_functions_key_grants(cfn: dict[str, Any]) -> None:
-    """Without a rotation function the reissue runs the engine in-process: same IAM key grants."""
-    revoke, rotate = role_of(cfn, "RevokeFunction"), role_of(cfn, "RotateSecretFunction")
-    for action in ("iam:CreateServiceSpecificCredential", "iam:DeleteServiceSpecificCredential"):
-        mine = [(text(s["Resource"]), s["Condition"]) for s in allowing(cfn, revoke, action)]
-        theirs = [(text(s["Resource"]), s["Condition"]) for s in allowing(cfn, rotate, action)]
-        assert mine and mine == theirs, action
+def test_revoke_reissues_through_the_rotation_function_and_never_holds_a_token(cfn: dict[str, Any]) -> None:
+    revoke = role_of(cfn, "RevokeFunction")
     for action in (
+        "iam:CreateServiceSpecificCredential",
         "secretsmanager:GetSecretValue",
         "secretsmanager:PutSecretValue",
-        "secretsmanager:UpdateSecretVersionStage",
+        "secretsmanager:UpdateSecret",
+        "kms:Encrypt",
     ):
-        assert allowing(cfn, revoke, action), action
+        assert not allowing(cfn, revoke, action), action
+    (rotate,) = allowing(cfn, revoke, "secretsmanager:RotateSecret")
+    assert rotate["Condition"]["StringEquals"]["secretsmanager:RotationLambdaARN"] == {
+        "Fn::GetAtt": ["RotateSecretFunction", "Arn"]
+    }
     (invoke,) = allowing(cfn, revoke, "lambda:InvokeFunction")
     assert invoke["Resource"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
+
+
+def test_restore_has_its_own_function_that_can_only_reactivate_keys(cfn: dict[str, Any]) -> None:
+    """So that an organisation can grant lambda:InvokeFunction on revoke widely and on restore narrowly."""
+    revoke, restore = role_of(cfn, "RevokeFunction"), role_of(cfn, "RestoreFunction")
+    assert revoke != restore
+    writes = {
+        a
+        for s in statements(cfn, restore)
+        if s["Effect"] == "Allow"
+        for a in as_list(s["Action"])
+        if not a.startswith("kms:") and not a.split(":")[1].startswith(("Get", "List", "Describe", "Query"))
+    }
+    assert writes == {"iam:UpdateServiceSpecificCredential", "dynamodb:PutItem", "sns:Publish"}
+    assert not any("Schedule" in str(e) for e in props(cfn, "RestoreFunction").get("Events", {}).values())
+    assert not [
+        p
+        for p in resources(cfn, "AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"]
+        in ({"Ref": "RestoreFunction"}, {"Fn::GetAtt": ["RestoreFunction", "Arn"]})
+    ], "nobody but IAM principals granted lambda:InvokeFunction may call it"
 
 
 def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
@@ -686,18 +720,41 @@ def test_health_check_queries_cloudwatch_and_prometheus_only_when_chosen(cfn: di
             assert not allowing(cfn, other, "cloudwatch:GetMetricData"), other
 
 
-def test_functions_reach_only_their_own_table_topic_and_key(cfn: dict[str, Any]) -> None:
+def test_functions_reach_only_their_own_table_topic_and_keys(cfn: dict[str, Any]) -> None:
+    table_and_topic_key = {"Fn::GetAtt": ["KmsKey", "Arn"]}
+    secrets_key = {"Fn::GetAtt": ["SecretsKey", "Arn"]}
     for name in functions(cfn):
         role = role_of(cfn, name)
-        for action, resource in (
-            ("dynamodb:PutItem", {"Fn::GetAtt": ["LedgerTable", "Arn"]}),
-            ("sns:Publish", {"Ref": "Topic"}),
-            ("kms:GenerateDataKey", {"Fn::GetAtt": ["KmsKey", "Arn"]}),
-            ("kms:Decrypt", {"Fn::GetAtt": ["KmsKey", "Arn"]}),
+        for action, allowed in (
+            ("dynamodb:PutItem", [{"Fn::GetAtt": ["LedgerTable", "Arn"]}]),
+            ("sns:Publish", [{"Ref": "Topic"}]),
+            ("kms:GenerateDataKey", [table_and_topic_key, secrets_key]),
+            ("kms:Decrypt", [table_and_topic_key, secrets_key]),
         ):
             found = allowing(cfn, role, action)
             assert found, (name, action)
-            assert all(as_list(s["Resource"]) == [resource] for s in found), (name, action)
+            assert all(
+                as_list(s["Resource"])[0] in allowed and len(as_list(s["Resource"])) == 1 for s in found
+            ), (name, action)
+        for statement in statements(cfn, role):
+            if statement["Effect"] == "Allow" and statement["Resource"] == secrets_key:
+                # The secrets' key only through Secrets Manager.
+                assert statement["Condition"]["StringEquals"]["kms:ViaService"] == {
+                    "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"
+                }, name
+        assert not allowing(cfn, role, "kms:Encrypt"), (
+            name,
+            "Secrets Manager, SNS and DynamoDB use data keys",
+        )
+    for name in ("HealthFunction", "RevokeFunction", "RestoreFunction"):
+        role = role_of(cfn, name)
+        assert all(s["Resource"] != secrets_key for s in statements(cfn, role)), (name, "never reads a token")
+
+
+def test_health_writes_only_its_own_record(cfn: dict[str, Any]) -> None:
+    role = role_of(cfn, "HealthFunction")
+    (put,) = allowing(cfn, role, "dynamodb:PutItem")
+    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}}
 
 
 # ------------------------------------------------------------------------------------------ alarms

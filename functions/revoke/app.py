@@ -1,7 +1,11 @@
-"""Break-glass revoke (and restore), invoked by hand:
+"""Break-glass revoke, invoked by hand:
 
     aws lambda invoke --function-name <RevokeFunctionName> --cli-binary-format raw-in-base64-out \
         --payload file://events/revoke.json out.json
+
+Revoke only: restoring is RestoreFunction's (functions/restore), so that invoking this function
+can be granted widely and restoring narrowly. `requested_by` is recorded as a claim; the invoker
+is in CloudTrail's data event for this invoke, found by the request id in the ledger record.
 """
 
 from __future__ import annotations
@@ -9,11 +13,17 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tokenwarden.domain.registry import SLUG, load_registry
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.breakglass import BreakGlassError
+from tokenwarden.service.breakglass import (
+    MAX_CLAIM_LENGTH,
+    MAX_REASON_LENGTH,
+    Actor,
+    BreakGlassError,
+    free_text,
+)
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import build_adapters, build_breakglass, build_clock
 
@@ -23,13 +33,24 @@ SETTINGS: Settings = load_settings()
 class RevokeInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
-    action: Literal["revoke", "restore"] = "revoke"
+    # Older payloads name the action; only "revoke" is this function's.
+    action: Literal["revoke"] = "revoke"
     principal: str = Field(min_length=1, max_length=48)
-    reason: str = Field(default="", max_length=500, validate_default=True)
+    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
     reissue: bool = False
     requested_by: str = Field(
-        min_length=1, max_length=200, description="the person asking (recorded with the Lambda's identity)"
+        min_length=1, max_length=MAX_CLAIM_LENGTH, description="the person asking (recorded as a claim)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_restore(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("action") == "restore":
+            raise ValueError(
+                "this function only revokes: invoke the restore function (RestoreFunction) "
+                "with events/restore.json to restore"
+            )
+        return data
 
     @field_validator("principal")
     @classmethod
@@ -38,29 +59,15 @@ class RevokeInput(BaseModel):
             raise ValueError("not a principal id (lowercase letters, digits and '-')")
         return value
 
-    @field_validator("reason", "requested_by")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        if not value.isprintable():
-            raise ValueError("must be one line of printable text")
-        return value
-
     @field_validator("reason")
     @classmethod
-    def _reason_fits_the_action(cls, value: str, info: ValidationInfo) -> str:
-        action = info.data.get("action")
-        if action == "revoke" and not value:
-            raise ValueError("a revoke needs a reason: it goes into the ledger and the alert")
-        if action == "restore" and value:
-            raise ValueError("restore takes no reason (it is for revoke)")
-        return value
+    def _reason(cls, value: str) -> str:
+        return free_text(value, "reason", MAX_REASON_LENGTH)
 
-    @field_validator("reissue")
+    @field_validator("requested_by")
     @classmethod
-    def _reissue_fits_the_action(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and info.data.get("action") == "restore":
-            raise ValueError("reissue is for revoke; restore re-activates the revoked key")
-        return value
+    def _claim(cls, value: str) -> str:
+        return free_text(value, "requested_by", MAX_CLAIM_LENGTH)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -75,9 +82,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     adapters = build_adapters(SETTINGS)
     clock = build_clock(SETTINGS)
     glass = build_breakglass(SETTINGS, adapters, clock)
-    actor = f"{request.requested_by} via {adapters.iam.caller()}"
-    if request.action == "restore":
-        return glass.restore(principal, actor, clock.now()).model_dump(mode="json")
+    actor = Actor.invoke(context.invoked_function_arn, context.aws_request_id, request.requested_by)
     return glass.revoke(principal, request.reason, actor, request.reissue, clock.now()).model_dump(
         mode="json"
     )

@@ -1,13 +1,17 @@
-"""The ledger: a DynamoDB table recording which IAM key each secret version holds.
+"""The ledger: a DynamoDB table recording which IAM key each secret version holds, and what
+break-glass did to them.
 
-Keys: `pk = P#<principal>`; `sk = V#<version id>` for a key record, `LOCK` for the
-per-principal lease (see service/lease.py). Records are never deleted: they are the history that later runs, the
-audit and the health check's likely-cause hints read.
+Keys: `pk = P#<principal>`; `sk = V#<version id>` for a key record (the key's present state,
+rewritten as it changes), `H#<key>` for a history record (a revoke or a restore, see
+service/breakglass.py: written once with a conditional put and never rewritten), `LOCK` for the
+per-principal lease (see service/lease.py). Records are never deleted: they are the history that
+later runs, the audit and the health check's likely-cause hints read.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +22,7 @@ from tokenwarden.domain.model import LedgerEntry
 
 _SER = TypeSerializer()
 _DE = TypeDeserializer()
+HISTORY = "H#"
 _DATES = ("created_at", "expires_at", "activated_at", "superseded_at", "deactivated_at", "deleted_at")
 
 
@@ -84,6 +89,40 @@ class DynamoLedger:
                 raise
             return existing
         return entry
+
+    def append_history(self, principal: str, key: str, record: Mapping[str, Any]) -> bool:
+        """Write a history record unless one exists under `key`: False when one does. A history
+        record is never overwritten (revokes and restores are appended, never edited)."""
+        item = {
+            "pk": {"S": _pk(principal)},
+            "sk": {"S": f"{HISTORY}{key}"},
+            "record": {"S": json.dumps(record, sort_keys=True)},
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            # A retried write (the first answered 5xx after it landed) finds its own record: written.
+            existing = self._db.get_item(
+                TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True
+            ).get("Item")
+            return existing is not None and existing.get("record") == item["record"]
+        return True
+
+    def history(self, principal: str) -> list[dict[str, Any]]:
+        """The principal's history records, in key order."""
+        records: list[dict[str, Any]] = []
+        for page in self._db.get_paginator("query").paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+            ExpressionAttributeValues={":pk": {"S": _pk(principal)}, ":h": {"S": HISTORY}},
+            ConsistentRead=True,
+        ):
+            records += [dict(json.loads(i["record"]["S"])) for i in page["Items"]]
+        return records
 
     def save(self, entry: LedgerEntry) -> None:
         self._db.put_item(TableName=self._table, Item=_to_item(entry))

@@ -22,7 +22,15 @@ from tokenwarden.domain.model import Credential, Inventory, LedgerState, Princip
 from tokenwarden.domain.plan import ActionKind, Plan
 from tokenwarden.domain.promql import PromQLError
 from tokenwarden.domain.registry import Principal, Registry, RegistryError, load_registry
-from tokenwarden.service.breakglass import BreakGlass, BreakGlassError, BreakGlassFailed, RevokeResult
+from tokenwarden.service.breakglass import (
+    MAX_REASON_LENGTH,
+    Actor,
+    BreakGlass,
+    BreakGlassError,
+    BreakGlassFailed,
+    RestoreResult,
+    RevokeResult,
+)
 from tokenwarden.service.health import HealthSettingsError
 from tokenwarden.service.lease import PrincipalBusy
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
@@ -41,7 +49,8 @@ EXAMPLES = {
     "audit": "tokenwarden audit\n  tokenwarden audit --json | jq '.[] | select(.kind == \"key_without_expiry\")'",
     "pickup": "tokenwarden pickup platform-eng --out kit/ --profile dev-sso",
     "revoke": "tokenwarden revoke platform-eng --reason 'token pasted in #general' --reissue",
-    "restore": "tokenwarden restore platform-eng",
+    "restore": "tokenwarden restore platform-eng\n"
+    "  tokenwarden restore platform-eng --force --reason 'the leak report was a false alarm'",
     "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'",
 }
 
@@ -65,7 +74,7 @@ class _Parser(argparse.ArgumentParser):
 # Keys live at most 90 days; any date the lifecycle arithmetic meets stays far inside datetime's range.
 AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 AT_LATEST = datetime(2999, 12, 31, tzinfo=UTC)
-MAX_REASON_LENGTH = 500
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _parse_at(raw: str | None) -> datetime | None:
@@ -86,18 +95,29 @@ def _shown(text: str, limit: int = 64) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _reason(raw: str) -> str:
+def _reason(raw: str, example: str = "token pasted in #general") -> str:
     reason = raw.strip()
     if not reason:
         raise UsageError(
-            "--reason must say why (it goes into the ledger and the alert), "
-            "e.g. --reason 'token pasted in #general'"
+            f"--reason must say why (it goes into the ledger and the alert), e.g. --reason '{example}'"
         )
     if len(reason) > MAX_REASON_LENGTH:
-        raise UsageError(f"--reason is {len(reason)} characters; keep it under {MAX_REASON_LENGTH}")
-    if any(not ch.isprintable() for ch in reason):
+        raise UsageError(f"--reason is {len(reason)} characters; keep it to {MAX_REASON_LENGTH} or fewer")
+    if not reason.isprintable():
         raise UsageError("--reason must be one line of printable text (no control characters)")
     return reason
+
+
+def _loopback(raw: str) -> str:
+    """The local stack serves unauthenticated AWS look-alikes: it binds loopback only (an empty
+    host would mean every interface)."""
+    host = raw.strip()
+    if host not in LOOPBACK:
+        raise argparse.ArgumentTypeError(
+            f"{_shown(raw)} is not a loopback address: the local stack binds loopback only "
+            "(use --host 127.0.0.1)"
+        )
+    return host
 
 
 def _positive_int(maximum: int) -> Callable[[str], int]:
@@ -516,10 +536,11 @@ def _registered(registry: Registry, principal_id: str) -> Principal:
     return principal
 
 
-def _breakglass(settings: Settings, now: datetime) -> tuple[BreakGlass, str]:
+def _breakglass(settings: Settings, now: datetime) -> tuple[BreakGlass, Actor]:
+    """Break-glass with the operator's own credentials: the caller's identity (STS) is authenticated."""
     adapters = build_adapters(settings)
     glass = build_breakglass(settings, adapters, _FixedOrStackClock(settings, now))
-    return glass, adapters.iam.caller()
+    return glass, Actor.caller(adapters.iam.caller())
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
@@ -543,7 +564,8 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
             print(f"Issued and verified a new key {result.reissued}; it is now AWSCURRENT.")
         elif result.reissue_in_progress:
             print(render_reissue_in_progress(result, settings.naming.secret_name(result.principal)))
-        print(f"Recorded as {actor}: {result.reason}")
+        number = f" (revoke #{result.revoke})" if result.revoke else ""
+        print(f"Recorded{number} as {result.actor}: {result.reason}")
     return EXIT_OK
 
 
@@ -560,22 +582,49 @@ def render_reissue_in_progress(result: RevokeResult, secret_id: str) -> str:
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    force_reason = _force_reason(args)
     registry = _registry(args, settings)
     principal = _registered(registry, args.principal)
     now = _now(settings, None, moving=False)
     glass, actor = _breakglass(settings, now)
-    result = glass.restore(principal, actor, now)
-    if args.json:
-        print(result.model_dump_json(indent=2))
-        return EXIT_OK
-    keys = ", ".join((result.restored, *result.also))
-    print(f"Re-activated {1 + len(result.also)} key(s) of {result.principal}: {keys}.")
-    if not result.current:
-        print(
-            "The secret's current key was not among them: `tokenwarden status` shows what the next run "
-            "does about it (a key revoked earlier stays off until `tokenwarden revoke ... --reissue`)."
-        )
+    result = glass.restore(principal, actor, now, force_reason)
+    print(result.model_dump_json(indent=2) if args.json else render_restore(result))
     return EXIT_OK
+
+
+def _force_reason(args: argparse.Namespace) -> str | None:
+    """`--force` and `--reason` go together: the reason is the force's."""
+    if args.reason is None:
+        if args.force:
+            raise UsageError(
+                "--force needs its own --reason (it goes into the ledger and the alert), "
+                "e.g. --force --reason 'the leak report was a false alarm'"
+            )
+        return None
+    if not args.force:
+        raise UsageError(
+            "--reason is for a forced restore (--force); a restore of a revoke without "
+            "--reissue takes no reason"
+        )
+    return _reason(args.reason, example="the leak report was a false alarm")
+
+
+def render_restore(result: RestoreResult) -> str:
+    keys = ", ".join((result.restored, *result.also))
+    lines = [f"Re-activated {1 + len(result.also)} key(s) of {result.principal}: {keys}."]
+    if result.current:
+        lines.append("The current key works again.")
+    else:
+        until = f"{result.active_until:%Y-%m-%d %H:%M} UTC" if result.active_until else "its grace ends"
+        lines.append(
+            f"The secret's current key was not among them: {result.restored} works until {until} "
+            "(the grace it had, not a new one); `tokenwarden status` shows what the next run does."
+        )
+    forced = f" (forced: {result.force_reason})" if result.forced else ""
+    lines.append(
+        f"Recorded as {result.actor}: undoes revoke #{result.revoke}, which stays on record{forced}."
+    )
+    return "\n".join(lines)
 
 
 # -- health ------------------------------------------------------------------------------------
@@ -627,6 +676,8 @@ def cmd_local_up(args: argparse.Namespace, settings: Settings) -> int:
 
     from tokenwarden.local.stack import LocalStack
 
+    if args.host not in LOOPBACK:
+        raise UsageError("the local stack binds loopback only: use --host 127.0.0.1")
     stack = LocalStack(
         host=args.host, port=args.port, otlp_port=args.otlp_port, victoriametrics=not args.no_victoriametrics
     )
@@ -760,9 +811,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "restore",
-        "Undo a principal's latest revoke: re-activate the keys it switched off (within the retention).",
+        "Undo a principal's latest revoke, once: re-activate the keys it switched off (within the retention).",
     )
     p.add_argument("principal", help="the principal id from the registry")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="restore a revoke that issued a replacement (--reissue: the key was treated as leaked); needs --reason",
+    )
+    p.add_argument("--reason", help="why the forced restore (recorded in the ledger and the alert)")
     _with_registry(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_restore)
@@ -781,7 +838,9 @@ def build_parser() -> argparse.ArgumentParser:
         "  source <(grep '^export ' /tmp/tokenwarden.env)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    up.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    up.add_argument(
+        "--host", type=_loopback, default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
     up.add_argument("--port", type=_port, default=0, help="moto server port (default: a free one)")
     up.add_argument("--otlp-port", type=_port, default=0, help="OTLP endpoint port (default: a free one)")
     up.add_argument("--no-victoriametrics", action="store_true", help="do not start VictoriaMetrics")
@@ -881,8 +940,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tokenwarden: {_settings_problem(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        if getattr(args, "host", None) and args.host not in ("127.0.0.1", "localhost", "::1"):
-            raise UsageError("the local stack binds loopback only: use --host 127.0.0.1")
         return int(args.func(args, settings))
     except (RegistryError, UsageError, BreakGlassError) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)

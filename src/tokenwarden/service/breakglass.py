@@ -1,31 +1,49 @@
 """Break-glass: revoke a principal's keys at once (optionally reissue), and undo a mistaken revoke.
 
 A revoke deactivates every Active key of the principal and records who, when and why. The
-keys stay Inactive through the retention (so `restore` can bring the newest one back), then
-the nightly run deletes them. Running the same revoke twice changes nothing more.
+keys stay Inactive through the retention (so `restore` can bring them back), then the nightly
+run deletes them. Running the same revoke twice changes nothing more.
+
+History is append-only. Each revoke and each restore is one record of its own in the ledger
+(`RevokeRecord`, `RestoreRecord`), written once with a conditional put and never rewritten: a
+restore adds a record naming the revoke it undoes, so the revoke's who, when and why stay as
+written. The key records (`LedgerEntry`) hold each key's present state, which a restore puts
+back as it was before the revoke: the same grace, never a fresh one.
+
+Who asked is recorded as far as it is known (`Actor`): the caller's identity as AWS
+authenticated it when an operator runs the CLI with their own credentials; for a Lambda invoke,
+which the handler cannot attribute, the function and the invoke's request id (the CloudTrail
+data event of that Invoke names the invoker), with the name the payload gives recorded as a claim.
+
+A revoke whose replacement was issued (`--reissue`) treats its key as leaked: it is restored
+only when forced, with a reason of its own, and only until the grace the key had when the
+replacement superseded it ends.
 
 Both take the principal's lease, waiting as long as one rotation can take for a rotation in
-flight to finish. A key is switched off first (a leaked key must stop working even if the
-process dies right after), then its record says who revoked it, why, and whether a replacement
-(`--reissue`) is wanted. A revoke killed in between leaves a key switched off out of band,
-which the next run replaces; one killed after it leaves the wish for a replacement, which the
-next run fulfils: break-glass never leaves fewer working keys than asked for.
-The replacement goes through Secrets Manager's rotation, which runs in the background; the
-revoke waits for it as long as a rotation can take and reports it as still in progress
-(not failed) past that. The `rotated` notice comes from the rotation's own finish step.
+flight to finish. A revoke switches the keys off first (a leaked key must stop working even if
+the process dies right after), then writes its record, then marks the key records. Run again,
+it finishes what an interrupted run left: keys switched off but not recorded are taken into a
+record, a record whose key records were not marked yet is finished. A restore writes its record
+first (a key is never re-activated without a record saying who asked), then re-activates the
+keys; run again, it finishes a restore whose keys are not all back. Whether a replacement
+(`--reissue`) is wanted is in the key record, so break-glass never leaves fewer working keys
+than asked for. The replacement goes through Secrets Manager's rotation, which runs in the
+background; the revoke waits for it as long as a rotation can take and reports it as still in
+progress (not failed) past that. The `rotated` notice comes from the rotation's own finish step.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.model import (
@@ -46,6 +64,10 @@ from tokenwarden.service.rotation import RotationEngine
 
 # A second revoke with the same reason within this window is the same revoke, run again.
 REPEAT_WINDOW = timedelta(hours=24)
+# Free text (a reason, a name typed by the caller) is one printable line of at most this many characters.
+MAX_REASON_LENGTH = 500
+MAX_CLAIM_LENGTH = 200
+MAX_IDENTITY_LENGTH = 2048
 
 
 class BreakGlassError(ValueError):
@@ -54,6 +76,200 @@ class BreakGlassError(ValueError):
 
 class BreakGlassFailed(RuntimeError):
     """A revoke or restore did part of its work; the message says what holds and what to do next."""
+
+
+def free_text(value: str, what: str, limit: int) -> str:
+    """`value` stripped, if it is one line of printable text of at most `limit` characters
+    (control characters, line breaks and invisible format characters are refused)."""
+    text = value.strip()
+    if len(text) > limit:
+        raise BreakGlassError(f"{what} is {len(text)} characters; keep it to {limit}")
+    if not text.isprintable():
+        raise BreakGlassError(f"{what} must be one line of printable text (no control characters)")
+    return text
+
+
+class Actor(BaseModel):
+    """Who asked for a revoke or restore, and how much of it AWS vouches for.
+
+    `requester` is the identity AWS authenticated for the request: the CLI's caller (STS), or None
+    when the code cannot see it (a Lambda handler is not told who invoked it). `acted_as` is the
+    identity whose credentials made the changes (the caller, or the function). `request_id` is the
+    Lambda invoke's request id: CloudTrail's data event for that Invoke has it as `requestID`, with
+    the invoker in `userIdentity`. `claimed_by` is what the caller typed: a claim nobody checked.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    acted_as: str = Field(min_length=1, max_length=MAX_IDENTITY_LENGTH)
+    requester: str | None = Field(default=None, max_length=MAX_IDENTITY_LENGTH)
+    claimed_by: str | None = Field(default=None, max_length=MAX_CLAIM_LENGTH)
+    request_id: str | None = Field(default=None, max_length=128)
+
+    @field_validator("acted_as", "requester", "claimed_by", "request_id")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("must be one line of printable text")
+        return value
+
+    @classmethod
+    def caller(cls, arn: str) -> Actor:
+        """An operator's own credentials: the caller's identity is authenticated."""
+        return cls(acted_as=arn, requester=arn)
+
+    @classmethod
+    def invoke(cls, function_arn: str, request_id: str, claimed_by: str) -> Actor:
+        """A Lambda invoke: the invoker is in CloudTrail under `request_id`; `claimed_by` is a claim."""
+        return cls(acted_as=function_arn, request_id=request_id, claimed_by=claimed_by)
+
+    @classmethod
+    def of(cls, actor: Actor | str) -> Actor:
+        return actor if isinstance(actor, Actor) else cls.caller(actor)
+
+    def describe(self) -> str:
+        if self.requester is not None:
+            return self.requester
+        said = f", claimed by {self.claimed_by}" if self.claimed_by else ""
+        request = f" request {self.request_id}" if self.request_id else ""
+        return f"{self.acted_as}{request} (invoker in CloudTrail){said}"
+
+    def context(self) -> dict[str, str]:
+        """The fields a notification carries, by name."""
+        return {
+            k: v
+            for k, v in (
+                ("requester", self.requester),
+                ("acted_as", self.acted_as),
+                ("claimed_by", self.claimed_by),
+                ("request_id", self.request_id),
+            )
+            if v
+        }
+
+
+# -- the append-only history ------------------------------------------------------------------
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RevokedKey(_Record):
+    """One key a revoke switched off, and its key record as it was before (what a restore puts back)."""
+
+    credential_id: str
+    alias: str
+    version_id: str
+    expires_at: datetime | None = None
+    was_current: bool = False
+    state_before: LedgerState | None = None
+    superseded_at: datetime | None = None
+    reason_before: str | None = None
+
+
+class RevokeRecord(_Record):
+    kind: Literal["revoke"] = "revoke"
+    principal: str
+    number: int = Field(ge=1)
+    revoked_at: datetime
+    actor: Actor
+    reason: str
+    reissue: bool
+    keys: tuple[RevokedKey, ...]
+
+    @property
+    def key(self) -> str:
+        return revoke_key(self.number)
+
+
+class RestoredKey(_Record):
+    credential_id: str
+    alias: str
+    version_id: str
+    current: bool
+    # When it stops working: its expiry if it is current again, else the end of the grace it had.
+    active_until: datetime | None = None
+
+
+class RestoreRecord(_Record):
+    kind: Literal["restore"] = "restore"
+    principal: str
+    revoke: int = Field(ge=1)
+    restored_at: datetime
+    actor: Actor
+    forced: bool = False
+    force_reason: str | None = None
+    keys: tuple[RestoredKey, ...]
+
+    @property
+    def key(self) -> str:
+        return revoke_key(self.revoke) + "#restore"
+
+
+def revoke_key(number: int) -> str:
+    return f"revoke#{number:06d}"
+
+
+class HistoryPort(Protocol):
+    def append_history(self, principal: str, key: str, record: Mapping[str, Any]) -> bool:
+        """Write a history record unless one exists under `key`; False when it does (never overwritten)."""
+        ...
+
+    def history(self, principal: str) -> list[dict[str, Any]]:
+        """Every history record of the principal, in key order."""
+        ...
+
+
+class BreakGlassLedger(LedgerPort, HistoryPort, Protocol):
+    """The ledger's key records and leases, and its append-only history."""
+
+
+@dataclass(frozen=True)
+class History:
+    """A principal's revokes and restores, as recorded."""
+
+    revokes: tuple[RevokeRecord, ...] = ()
+    restores: Mapping[int, RestoreRecord] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, principal: str, items: Iterable[Mapping[str, Any]]) -> History:
+        revokes: list[RevokeRecord] = []
+        restores: dict[int, RestoreRecord] = {}
+        for item in items:
+            try:
+                if item.get("kind") == "revoke":
+                    revokes.append(RevokeRecord.model_validate(item))
+                elif item.get("kind") == "restore":
+                    restore = RestoreRecord.model_validate(item)
+                    restores[restore.revoke] = restore
+            except ValidationError:
+                raise BreakGlassFailed(
+                    f"a break-glass record of {principal} in the ledger is unreadable; nothing was changed. "
+                    "Records are never edited by TokenWarden: look for a change made by hand"
+                ) from None
+        return cls(tuple(sorted(revokes, key=lambda r: r.number)), restores)
+
+    @property
+    def latest(self) -> RevokeRecord | None:
+        return self.revokes[-1] if self.revokes else None
+
+    @property
+    def next_number(self) -> int:
+        return self.revokes[-1].number + 1 if self.revokes else 1
+
+    def restore_of(self, revoke: RevokeRecord) -> RestoreRecord | None:
+        return self.restores.get(revoke.number)
+
+    def repeat_of(self, reason: str, now: datetime) -> RevokeRecord | None:
+        """The revoke this one repeats: the latest with the same reason, recent and not restored."""
+        same = [r for r in self.revokes if r.reason == reason]
+        if not same or same[-1].number in self.restores or now - same[-1].revoked_at >= REPEAT_WINDOW:
+            return None
+        return same[-1]
+
+
+# -- results ----------------------------------------------------------------------------------
 
 
 class RevokeResult(BaseModel):
@@ -67,6 +283,9 @@ class RevokeResult(BaseModel):
     # The replacement's rotation was started but had not finished when the revoke stopped waiting.
     reissue_in_progress: bool = False
     repeated: bool = False
+    # The revoke's record (its number in the principal's history) and who asked.
+    revoke: int | None = None
+    provenance: Actor | None = None
 
 
 class RestoreResult(BaseModel):
@@ -79,13 +298,22 @@ class RestoreResult(BaseModel):
     current: bool = False
     # Other keys the same revoke switched off, re-activated with it.
     also: tuple[str, ...] = ()
+    # The revoke undone, and until when the restored key works (its expiry, or the end of its grace).
+    revoke: int = 0
+    active_until: datetime | None = None
+    forced: bool = False
+    force_reason: str | None = None
+    provenance: Actor | None = None
+
+
+_LIVE_STATES = (LedgerState.CURRENT, LedgerState.PREVIOUS)
 
 
 @dataclass
 class BreakGlass:
     iam: IamPort
     secrets: SecretsPort
-    ledger: LedgerPort
+    ledger: BreakGlassLedger
     notifier: Notifier
     engine: RotationEngine
     naming: Naming
@@ -115,106 +343,142 @@ class BreakGlass:
         finally:
             self.leases.release(principal, owner)
 
+    def _history(self, principal: str) -> History:
+        return History.parse(principal, self.ledger.history(principal))
+
+    def _append(self, principal: str, record: RevokeRecord | RestoreRecord) -> bool:
+        return self.ledger.append_history(principal, record.key, record.model_dump(mode="json"))
+
+    # -- revoke -----------------------------------------------------------------------------
+
     def revoke(
-        self, principal: Principal, reason: str, actor: str, reissue: bool, now: datetime
+        self, principal: Principal, reason: str, actor: Actor | str, reissue: bool, now: datetime
     ) -> RevokeResult:
-        reason = reason.strip()
+        reason = free_text(reason, "the reason", MAX_REASON_LENGTH)
         if not reason:
             raise BreakGlassError("a revoke needs a reason (--reason): it goes into the ledger and the alert")
+        who = Actor.of(actor)
         with self._lease(principal.id) as owner:
-            return self._revoke(principal, reason, actor, reissue, now, owner)
+            return self._revoke(principal, reason, who, reissue, now, owner)
 
     def _revoke(
-        self, principal: Principal, reason: str, actor: str, reissue: bool, now: datetime, owner: str
+        self, principal: Principal, reason: str, actor: Actor, reissue: bool, now: datetime, owner: str
     ) -> RevokeResult:
         user = self.naming.user_name(principal.id)
         secret = self.secrets.describe(self.naming.secret_name(principal.id))
-        entries = self.ledger.entries(principal.id)
-        by_credential = {e.credential_id: e for e in entries if e.credential_id}
         current_version = secret.current_version if secret else None
-        previous = max(
-            (e for e in entries if e.revoked_at is not None and e.reason == reason),
-            key=lambda e: e.revoked_at or now,
-            default=None,
-        )
-        repeat_of = (
-            previous.revoked_at
-            if previous and previous.revoked_at and now - previous.revoked_at < REPEAT_WINDOW
-            else None
-        )
-
-        revoked: list[Credential] = []
-        for cred in self.iam.list_user_credentials(user):
-            if cred.status != "Active":
-                continue
-            known = by_credential.get(cred.id)
-            issued_at = known.created_at if known is not None else cred.created_at
-            if repeat_of is not None and issued_at > repeat_of:
-                continue  # issued by the first run's reissue: the same revoke must not take it
-            self.iam.set_credential_status(user, cred.id, active=False)
-            entry = by_credential.get(cred.id) or LedgerEntry(
+        by_credential = {e.credential_id: e for e in self.ledger.entries(principal.id) if e.credential_id}
+        history = self._history(principal.id)
+        repeat = history.repeat_of(reason, now)
+        targets = self._targets(self.iam.list_user_credentials(user), by_credential, repeat)
+        for cred in targets:
+            if cred.status == "Active":
+                self.iam.set_credential_status(user, cred.id, active=False)
+        record = None
+        if targets:
+            record = RevokeRecord(
                 principal=principal.id,
-                version_id=f"revoke-{cred.id}",
-                state=LedgerState.RETIRED,
-                created_at=now,
-                credential_id=cred.id,
-                alias=cred.alias,
-                expires_at=cred.expires_at,
+                number=history.next_number,
+                revoked_at=now,
+                actor=actor,
+                reason=reason,
+                reissue=reissue,
+                keys=tuple(_revoked_key(c, by_credential.get(c.id), current_version) for c in targets),
             )
-            is_current = entry.version_id == current_version
-            self.ledger.save(
-                entry.model_copy(
-                    update={
-                        "state": LedgerState.CURRENT if is_current else LedgerState.RETIRED,
-                        "deactivated_at": now,
-                        "revoked_at": now,
-                        "revoked_by": actor,
-                        "reason": reason,
-                        "reissue_requested": reissue and is_current,
-                    }
+            if not self._append(principal.id, record):
+                raise BreakGlassFailed(
+                    f"the keys of {principal.id} are switched off, but another run recorded a revoke at the "
+                    "same moment. Run this revoke again: it records what is missing"
                 )
-            )
-            revoked.append(cred)
-        if revoked:
-            count("KeysRevoked", len(revoked))
-            self.notifier.publish(
-                notes.revoked(
-                    principal.id,
-                    principal.team,
-                    [
-                        notes.KeyRef(
-                            credential_id=c.id,
-                            alias=c.alias,
-                            expires_at=with_known_expiry(c, by_credential.get(c.id)).expires_at,
-                        )
-                        for c in revoked
-                    ],
-                    reason,
-                    actor,
-                    principal.lifecycle.retention_days,
-                    reissue,
-                    now,
-                )
-            )
+            count("KeysRevoked", len(targets))
+        for rec in (r for r in (record, repeat) if r is not None):
+            self._finish_revoke(principal, rec, by_credential)
+        done = record or repeat
         logger.warning(
             "revoke",
             extra={
                 "principal": principal.id,
-                "actor": actor,
+                "actor": actor.model_dump(exclude_none=True),
                 "reason": reason,
-                "keys": [c.id for c in revoked],
+                "revoke": done.number if done else None,
+                "keys": [c.id for c in targets],
             },
         )
         reissued, in_progress = self._reissue(principal, owner, now) if reissue else (None, False)
         return RevokeResult(
             principal=principal.id,
-            actor=actor,
+            actor=actor.describe(),
             reason=reason,
-            revoked=tuple(c.id for c in revoked),
+            revoked=tuple(c.id for c in targets),
             reissued=reissued,
             reissue_in_progress=in_progress,
-            repeated=repeat_of is not None and not revoked,
+            repeated=repeat is not None and not targets,
+            revoke=done.number if done else None,
+            provenance=actor,
         )
+
+    @staticmethod
+    def _targets(
+        creds: list[Credential], by_credential: Mapping[str, LedgerEntry], repeat: RevokeRecord | None
+    ) -> list[Credential]:
+        """The keys this revoke takes: every Active key, and every key a run killed after switching
+        it off left unrecorded (Inactive, yet recorded live and not revoked). A repeat leaves alone
+        the keys it already took and the replacement its first run issued."""
+        listed = {k.credential_id for k in repeat.keys} if repeat else set()
+        taken: list[Credential] = []
+        for cred in creds:
+            known = by_credential.get(cred.id)
+            if cred.id in listed:
+                continue
+            if repeat is not None and (known.created_at if known else cred.created_at) >= repeat.revoked_at:
+                continue  # issued by the first run's reissue: the same revoke must not take it
+            stranded = (
+                cred.status == "Inactive"
+                and known is not None
+                and known.state in _LIVE_STATES
+                and known.revoked_at is None
+                and known.deactivated_at is None
+            )
+            if cred.status == "Active" or stranded:
+                taken.append(cred)
+        return taken
+
+    def _finish_revoke(
+        self, principal: Principal, record: RevokeRecord, by_credential: Mapping[str, LedgerEntry]
+    ) -> None:
+        """Announce the revoke and mark its key records, unless an earlier run already did."""
+        unmarked = [
+            k
+            for k in record.keys
+            if (e := by_credential.get(k.credential_id)) is None or e.revoked_at != record.revoked_at
+        ]
+        if not unmarked:
+            return
+        # Announced before the key records are marked: a run killed in between announces it again
+        # when run again, rather than never.
+        self.notifier.publish(_revoked_notice(principal, record, by_credential))
+        for key in unmarked:
+            entry = by_credential.get(key.credential_id) or LedgerEntry(
+                principal=principal.id,
+                version_id=key.version_id,
+                state=LedgerState.RETIRED,
+                created_at=record.revoked_at,
+                credential_id=key.credential_id,
+                alias=key.alias,
+                expires_at=key.expires_at,
+            )
+            self.ledger.save(
+                entry.model_copy(
+                    update={
+                        "state": LedgerState.CURRENT if key.was_current else LedgerState.RETIRED,
+                        "deactivated_at": record.revoked_at,
+                        "revoked_at": record.revoked_at,
+                        "revoked_by": record.actor.describe(),
+                        "reason": record.reason,
+                        "reissue_requested": record.reissue and key.was_current,
+                    }
+                )
+            )
 
     def _reissue(self, principal: Principal, owner: str, now: datetime) -> tuple[str | None, bool]:
         """A new key through the normal rotation path, unless the current one already works.
@@ -291,61 +555,291 @@ class BreakGlass:
             self.sleep(self.poll_seconds)
             waited += self.poll_seconds
 
-    def restore(self, principal: Principal, actor: str, now: datetime) -> RestoreResult:
-        with self._lease(principal.id):
-            return self._restore(principal, actor, now)
+    # -- restore ----------------------------------------------------------------------------
 
-    def _restore(self, principal: Principal, actor: str, now: datetime) -> RestoreResult:
+    def restore(
+        self, principal: Principal, actor: Actor | str, now: datetime, force_reason: str | None = None
+    ) -> RestoreResult:
+        """Undo the principal's latest revoke, once. A revoke that issued a replacement is undone
+        only with `force_reason` (its key is treated as leaked)."""
+        if force_reason is not None:
+            force_reason = free_text(force_reason, "the reason for --force", MAX_REASON_LENGTH)
+            if not force_reason:
+                raise BreakGlassError(
+                    "--force needs a reason of its own (--reason): it goes into the ledger and the alert"
+                )
+        who = Actor.of(actor)
+        with self._lease(principal.id):
+            return self._restore(principal, who, now, force_reason)
+
+    def _restore(
+        self, principal: Principal, actor: Actor, now: datetime, force_reason: str | None
+    ) -> RestoreResult:
         user = self.naming.user_name(principal.id)
+        history = self._history(principal.id)
+        revoke = history.latest
+        if revoke is None:
+            raise BreakGlassError(f"{principal.id} has no recorded revoke to restore; nothing was changed")
         creds = {c.id: c for c in self.iam.list_user_credentials(user)}
-        window = timedelta(days=principal.lifecycle.retention_days)
-        candidates = [
-            e
-            for e in self.ledger.entries(principal.id)
-            if e.revoked_at is not None
-            and e.credential_id in creds
-            and creds[e.credential_id].status == "Inactive"
-            and now - e.revoked_at < window
-        ]
-        if not candidates:
-            raise BreakGlassError(
-                f"{principal.id} has no revoked key to restore (only keys revoked in the last "
-                f"{principal.lifecycle.retention_days} days and not yet deleted or expired can be)"
-            )
-        # Undo the latest revoke as a whole: every key it switched off, the current one first.
-        latest = max(e.revoked_at or now for e in candidates)
         secret = self.secrets.describe(self.naming.secret_name(principal.id))
         current_version = secret.current_version if secret is not None else None
-        batch = sorted(
-            (e for e in candidates if e.revoked_at == latest), key=lambda e: e.version_id != current_version
-        )
-        for entry in batch:
-            is_current = entry.version_id == current_version
-            self.iam.set_credential_status(user, entry.credential_id or "", active=True)
-            self.ledger.save(
-                entry.model_copy(
-                    update={
-                        "state": LedgerState.CURRENT if is_current else LedgerState.PREVIOUS,
-                        "superseded_at": entry.superseded_at if is_current else now,
-                        "deactivated_at": None,
-                        "revoked_at": None,
-                        "revoked_by": None,
-                        "reason": f"restored by {actor}",
-                    }
+        earlier = history.restore_of(revoke)
+        if earlier is not None:
+            if not self._unfinished(principal, revoke, earlier, creds):
+                raise BreakGlassError(
+                    f"{_revoke_name(principal.id, revoke)} was already restored "
+                    f"{earlier.restored_at:%Y-%m-%d %H:%M} UTC by {earlier.actor.describe()}; a revoke is "
+                    "restored once. Nothing was changed"
                 )
-            )
-        primary = batch[0]
-        is_current = primary.version_id == current_version
-        key = notes.KeyRef(
-            credential_id=primary.credential_id or "",
-            alias=primary.alias or "",
-            expires_at=primary.expires_at,
+            record = earlier  # a restore killed before its keys were all back: finish it as recorded
+        else:
+            record = self._plan_restore(principal, revoke, creds, current_version, actor, now, force_reason)
+            if not self._append(principal.id, record):
+                raise BreakGlassError(
+                    f"another run restored {_revoke_name(principal.id, revoke)} at the same moment; "
+                    "nothing more was changed (`tokenwarden status` shows the keys)"
+                )
+        for key in record.keys:
+            self._reactivate(principal, revoke, key, creds)
+        primary = record.keys[0]
+        self.notifier.publish(_restored_notice(principal, revoke, record))
+        logger.warning(
+            "restore",
+            extra={
+                "principal": principal.id,
+                "actor": record.actor.model_dump(exclude_none=True),
+                "revoke": revoke.number,
+                "forced": record.forced,
+                "keys": [k.credential_id for k in record.keys],
+            },
         )
-        self.notifier.publish(notes.restored(principal.id, principal.team, key, actor, is_current, now))
+        count("KeysRestored", len(record.keys))
         return RestoreResult(
             principal=principal.id,
-            actor=actor,
-            restored=primary.credential_id or "",
-            current=is_current,
-            also=tuple(e.credential_id or "" for e in batch[1:]),
+            actor=record.actor.describe(),
+            restored=primary.credential_id,
+            current=primary.current,
+            also=tuple(k.credential_id for k in record.keys[1:]),
+            revoke=revoke.number,
+            active_until=primary.active_until,
+            forced=record.forced,
+            force_reason=record.force_reason,
+            provenance=record.actor,
         )
+
+    def _plan_restore(
+        self,
+        principal: Principal,
+        revoke: RevokeRecord,
+        creds: Mapping[str, Credential],
+        current_version: str | None,
+        actor: Actor,
+        now: datetime,
+        force_reason: str | None,
+    ) -> RestoreRecord:
+        """Which of the revoke's keys come back, and until when; refused when nothing may."""
+        name = _revoke_name(principal.id, revoke)
+        if revoke.reissue and force_reason is None:
+            raise BreakGlassError(
+                f"{name} issued a replacement (--reissue), so its key is treated as leaked and stays off; "
+                "nothing was changed. To re-activate it anyway, until the grace it had ends: "
+                f"`tokenwarden restore {principal.id} --force --reason '...'`"
+            )
+        if force_reason is not None and not revoke.reissue:
+            raise BreakGlassError(
+                f"--force is for a revoke that issued a replacement, and {name} did not; "
+                "nothing was changed. Run the restore without --force"
+            )
+        retention = timedelta(days=principal.lifecycle.retention_days)
+        if now - revoke.revoked_at >= retention:
+            raise BreakGlassError(
+                f"{name} is older than the {principal.lifecycle.retention_days}-day retention: its keys "
+                "are deleted (or about to be); nothing was changed"
+            )
+        keys: list[RestoredKey] = []
+        for key in revoke.keys:
+            cred = creds.get(key.credential_id)
+            if cred is None or cred.status == "Expired":
+                continue  # deleted or expired since: nothing to bring back
+            current = key.version_id == current_version
+            until = cred.expires_at
+            if not current:
+                grace_end = self._grace_end(principal, revoke, key)
+                if grace_end <= now:
+                    continue  # its grace, as recorded, is over: it stays off
+                until = min(grace_end, until) if until is not None else grace_end
+            keys.append(
+                RestoredKey(
+                    credential_id=key.credential_id,
+                    alias=key.alias,
+                    version_id=key.version_id,
+                    current=current,
+                    active_until=until,
+                )
+            )
+        if not keys:
+            raise BreakGlassError(
+                f"{name} has no key left to restore (deleted, expired, or past the grace it had); "
+                "nothing was changed"
+            )
+        keys.sort(key=lambda k: not k.current)  # the current key first
+        return RestoreRecord(
+            principal=principal.id,
+            revoke=revoke.number,
+            restored_at=now,
+            actor=actor,
+            forced=force_reason is not None,
+            force_reason=force_reason,
+            keys=tuple(keys),
+        )
+
+    def _grace_end(self, principal: Principal, revoke: RevokeRecord, key: RevokedKey) -> datetime:
+        """A key that is not current works through the grace it had when it was superseded (by a
+        rotation, or by the revoke's replacement), or else from the revoke: never a fresh one."""
+        return self._superseded_at(principal.id, revoke, key) + timedelta(days=principal.lifecycle.grace_days)
+
+    def _superseded_at(self, principal: str, revoke: RevokeRecord, key: RevokedKey) -> datetime:
+        entry = self.ledger.get(principal, key.version_id)
+        return (entry.superseded_at if entry else None) or key.superseded_at or revoke.revoked_at
+
+    def _unfinished(
+        self,
+        principal: Principal,
+        revoke: RevokeRecord,
+        restore: RestoreRecord,
+        creds: Mapping[str, Credential],
+    ) -> bool:
+        """A recorded restore some of whose keys (still there) were not put back yet."""
+        for key in restore.keys:
+            if key.credential_id not in creds or creds[key.credential_id].status == "Expired":
+                continue
+            entry = self.ledger.get(principal.id, key.version_id)
+            if entry is None or entry.revoked_at == revoke.revoked_at:
+                return True
+        return False
+
+    def _reactivate(
+        self, principal: Principal, revoke: RevokeRecord, key: RestoredKey, creds: Mapping[str, Credential]
+    ) -> None:
+        cred = creds.get(key.credential_id)
+        if cred is None or cred.status == "Expired":
+            return
+        entry = self.ledger.get(principal.id, key.version_id)
+        if entry is not None and entry.revoked_at != revoke.revoked_at and cred.status == "Active":
+            return  # already put back by the run this one finishes
+        if cred.status != "Active":
+            self.iam.set_credential_status(
+                self.naming.user_name(principal.id), key.credential_id, active=True
+            )
+        revoked = next(k for k in revoke.keys if k.credential_id == key.credential_id)
+        entry = entry or LedgerEntry(
+            principal=principal.id,
+            version_id=key.version_id,
+            state=LedgerState.RETIRED,
+            created_at=revoke.revoked_at,
+            credential_id=key.credential_id,
+            alias=key.alias,
+            expires_at=revoked.expires_at,
+        )
+        self.ledger.save(
+            entry.model_copy(
+                update={
+                    "state": LedgerState.CURRENT if key.current else LedgerState.PREVIOUS,
+                    "superseded_at": entry.superseded_at
+                    if key.current
+                    else self._superseded_at(principal.id, revoke, revoked),
+                    "deactivated_at": None,
+                    "revoked_at": None,
+                    "revoked_by": None,
+                    "reissue_requested": False,
+                    "reason": revoked.reason_before,
+                }
+            )
+        )
+
+
+def _revoke_name(principal: str, revoke: RevokeRecord) -> str:
+    return (
+        f"revoke #{revoke.number} of {principal} ({revoke.revoked_at:%Y-%m-%d %H:%M} UTC by "
+        f"{revoke.actor.describe()})"
+    )
+
+
+def _revoked_key(cred: Credential, entry: LedgerEntry | None, current_version: str | None) -> RevokedKey:
+    return RevokedKey(
+        credential_id=cred.id,
+        alias=cred.alias,
+        version_id=entry.version_id if entry else f"revoke-{cred.id}",
+        expires_at=with_known_expiry(cred, entry).expires_at,
+        was_current=entry is not None and entry.version_id == current_version,
+        state_before=entry.state if entry else None,
+        superseded_at=entry.superseded_at if entry else None,
+        reason_before=entry.reason if entry else None,
+    )
+
+
+def _revoked_notice(
+    principal: Principal, record: RevokeRecord, by_credential: Mapping[str, LedgerEntry]
+) -> notes.Notification:
+    notice = notes.revoked(
+        principal.id,
+        principal.team,
+        [
+            notes.KeyRef(credential_id=k.credential_id, alias=k.alias, expires_at=k.expires_at)
+            for k in record.keys
+        ],
+        record.reason,
+        record.actor.describe(),
+        principal.lifecycle.retention_days,
+        record.reissue,
+        record.revoked_at,
+    )
+    return notice.model_copy(
+        update={"context": {**notice.context, **record.actor.context(), "revoke": str(record.number)}}
+    )
+
+
+def _restored_notice(principal: Principal, revoke: RevokeRecord, record: RestoreRecord) -> notes.Notification:
+    primary = record.keys[0]
+    key = notes.KeyRef(
+        credential_id=primary.credential_id,
+        alias=primary.alias,
+        expires_at=next(k.expires_at for k in revoke.keys if k.credential_id == primary.credential_id),
+    )
+    notice = notes.restored(
+        principal.id, principal.team, key, record.actor.describe(), primary.current, record.restored_at
+    )
+    until = f"{primary.active_until:%Y-%m-%d %H:%M} UTC" if primary.active_until else "it expires"
+    role = (
+        "it is the current key again"
+        if primary.current
+        else f"it is not the current key and works until {until}, the end of the grace it had (not a new one)"
+    )
+    forced = (
+        f" Forced although a replacement had been issued for it (treated as leaked): {record.force_reason}."
+        if record.forced
+        else ""
+    )
+    description = (
+        f"{record.actor.describe()} re-activated key {key.describe()}; {role}. This undoes revoke "
+        f"#{revoke.number} of {revoke.revoked_at:%Y-%m-%d %H:%M} UTC by {revoke.actor.describe()} "
+        f"(reason: {revoke.reason}), which stays on record.{forced}"
+    )
+    context = {
+        **notice.context,
+        **record.actor.context(),
+        "restored_by": record.actor.describe(),
+        "revoke": str(revoke.number),
+        "revoke_reason": revoke.reason,
+    }
+    if primary.active_until is not None:
+        context["active_until"] = primary.active_until.isoformat()
+    if record.forced and record.force_reason:
+        context["force_reason"] = record.force_reason
+    return notice.model_copy(
+        update={
+            "description": description,
+            "severity": "critical" if record.forced else notice.severity,
+            "context": context,
+        }
+    )

@@ -1,0 +1,86 @@
+"""Break-glass restore: undo a principal's latest revoke, once. Invoked by hand:
+
+    aws lambda invoke --function-name <RestoreFunctionName> --cli-binary-format raw-in-base64-out \
+        --payload file://events/restore.json out.json
+
+A function of its own (not the revoke's), so that restoring can be granted more narrowly than
+revoking. A revoke that issued a replacement (`reissue`) is restored only with `force` and a
+`force_reason`. `requested_by` is recorded as a claim; the invoker is in CloudTrail's data event
+for this invoke, found by the request id in the ledger record and the notification.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tokenwarden.domain.registry import SLUG, load_registry
+from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.service.breakglass import (
+    MAX_CLAIM_LENGTH,
+    MAX_REASON_LENGTH,
+    Actor,
+    BreakGlassError,
+    free_text,
+)
+from tokenwarden.settings import Settings, load_settings
+from tokenwarden.wiring import build_adapters, build_breakglass, build_clock
+
+SETTINGS: Settings = load_settings()
+
+
+class RestoreInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    # Older payloads name the action; only "restore" is this function's.
+    action: Literal["restore"] = "restore"
+    principal: str = Field(min_length=1, max_length=48)
+    requested_by: str = Field(
+        min_length=1, max_length=MAX_CLAIM_LENGTH, description="the person asking (recorded as a claim)"
+    )
+    force: bool = False
+    force_reason: str = Field(default="", max_length=MAX_REASON_LENGTH)
+
+    @field_validator("principal")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.fullmatch(value):
+            raise ValueError("not a principal id (lowercase letters, digits and '-')")
+        return value
+
+    @field_validator("requested_by")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        return free_text(value, "requested_by", MAX_CLAIM_LENGTH)
+
+    @field_validator("force_reason")
+    @classmethod
+    def _force_reason(cls, value: str) -> str:
+        return free_text(value, "force_reason", MAX_REASON_LENGTH)
+
+    @model_validator(mode="after")
+    def _force_with_its_reason(self) -> RestoreInput:
+        if self.force and not self.force_reason:
+            raise ValueError("force needs a force_reason: it goes into the ledger and the alert")
+        if self.force_reason and not self.force:
+            raise ValueError("force_reason is only for a forced restore (force: true)")
+        return self
+
+
+@logger.inject_lambda_context(log_event=False)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = RestoreInput.model_validate(event)
+    registry = load_registry(SETTINGS.registry_path)
+    principal = registry.get(request.principal)
+    if principal is None:
+        raise BreakGlassError(f"unknown principal {request.principal!r}: not in {SETTINGS.registry_path}")
+    adapters = build_adapters(SETTINGS)
+    clock = build_clock(SETTINGS)
+    glass = build_breakglass(SETTINGS, adapters, clock)
+    actor = Actor.invoke(context.invoked_function_arn, context.aws_request_id, request.requested_by)
+    force_reason = request.force_reason if request.force else None
+    return glass.restore(principal, actor, clock.now(), force_reason).model_dump(mode="json")

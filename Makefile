@@ -5,11 +5,20 @@ SHELL := /bin/bash
 PYTHON     ?= $(shell scripts/find-python)
 VENV       := .venv
 PY         := $(VENV)/bin/python
-SAM_VENV   := .tools/sam
-SAM        := $(SAM_VENV)/bin/sam
 STAMP      := $(VENV)/.installed
 
-.PHONY: help setup demo test test-fast soak lint format typecheck validate build bench invoke deploy pr clean
+# Tools with an environment of their own under .tools/, pinned; a new pin reinstalls the tool.
+SAM_CLI_VERSION := 1.170.0
+CHECKOV_VERSION := 3.3.30
+UV_VERSION      := 0.13.9
+SAM             := .tools/sam/bin/sam
+CHECKOV         := .tools/checkov/bin/checkov
+UV              := .tools/uv/bin/uv
+SAM_TOOL        := .tools/sam/.installed-aws-sam-cli-$(SAM_CLI_VERSION)
+CHECKOV_TOOL    := .tools/checkov/.installed-checkov-$(CHECKOV_VERSION)
+UV_TOOL         := .tools/uv/.installed-uv-$(UV_VERSION)
+
+.PHONY: help setup demo test test-fast soak lint format typecheck validate build lock bench invoke deploy pr clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,27 +56,39 @@ format: setup
 	$(PY) -m ruff format src tests functions
 	$(PY) -m ruff check --fix src tests functions
 
-CHECKOV_VENV := .tools/checkov
-CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+# $(call tool-env,ENVIRONMENT,PACKAGE,VERSION): .tools/ENVIRONMENT holds PACKAGE==VERSION; the stamp
+# carries the version, so a new pin installs again (pip moves the package to the pinned version).
+define tool-env
+.tools/$(1)/.installed-$(2)-$(3):
+	test -x .tools/$(1)/bin/python || $$(PYTHON) -m venv .tools/$(1)
+	.tools/$(1)/bin/python -m pip install --quiet --upgrade pip
+	.tools/$(1)/bin/python -m pip install --quiet $(2)==$(3)
+	@touch $$@
+endef
+$(eval $(call tool-env,sam,aws-sam-cli,$(SAM_CLI_VERSION)))
+$(eval $(call tool-env,checkov,checkov,$(CHECKOV_VERSION)))
+$(eval $(call tool-env,uv,uv,$(UV_VERSION)))
 
-$(CHECKOV):
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet checkov
-
-$(SAM):
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
-
-validate: setup $(SAM) $(CHECKOV) ## SAM validation, offline translation to CloudFormation, cfn-lint, checkov
+validate: setup $(SAM_TOOL) $(CHECKOV_TOOL) ## SAM validation, offline translation to CloudFormation, cfn-lint, checkov
 	SAM_CLI_TELEMETRY=0 $(SAM) validate --region us-east-1 --template template.yaml
 	$(PY) scripts/translate-template template.yaml build/template.cfn.json
 	$(VENV)/bin/cfn-lint build/template.cfn.json
 	$(CHECKOV) --file build/template.cfn.json --framework cloudformation --skip-download --compact --quiet
 
-build: $(SAM) ## sam build without Docker (layer built by its own Makefile)
+build: $(SAM_TOOL) ## sam build without Docker (layer built by its own Makefile, from its hashed lock)
 	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml
+
+# The layer's lock: every package the direct pins pull in, with the sha256 of each of its files, resolved
+# for the Lambda runtime (python3.13 on arm64). uv uses pip's configured index when it has none of its own.
+LAYER_REQUIREMENTS := layers/shared/requirements.txt
+LAYER_LOCK         := layers/shared/requirements.lock.txt
+
+lock: $(UV_TOOL) ## Regenerate the layer's hashed lock from layers/shared/requirements.txt (needs the index)
+	index="$${PIP_INDEX_URL:-$$($(PYTHON) -m pip config get global.index-url 2>/dev/null)}"; \
+	[ -z "$${UV_DEFAULT_INDEX:-}$${UV_INDEX_URL:-}" ] || index=""; \
+	$(UV) pip compile $(LAYER_REQUIREMENTS) --output-file $(LAYER_LOCK) $${index:+--default-index "$$index"} \
+		--python-version 3.13 --python-platform aarch64-manylinux2014 \
+		--generate-hashes --no-strip-extras --custom-compile-command 'make lock' --quiet
 
 bench: setup ## Benchmarks (speed targets live here, not in tests)
 	$(PY) -m pytest -q benchmarks --benchmark-only
@@ -82,4 +103,4 @@ deploy: build ## sam deploy (needs AWS credentials; run `sam deploy --guided` on
 pr: lint validate test build ## Every offline gate
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam build .cache
+	rm -rf $(VENV) .tools .aws-sam build .cache

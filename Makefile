@@ -93,9 +93,9 @@ lock: $(UV_TOOL) ## Regenerate the layer's hashed lock from layers/shared/requir
 bench: setup ## Benchmarks (speed targets live here, not in tests)
 	$(PY) -m pytest -q benchmarks --benchmark-only
 
-invoke: setup ## Run a handler in-process: make invoke FN=reconcile EVENT=events/reconcile.json
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=reconcile EVENT=events/reconcile.json"; exit 2; }
-	$(PY) scripts/invoke $(FN) $(EVENT)
+invoke: setup ## Run a handler in-process on the embedded stack: make invoke FN=reconcile EVENT=events/reconcile.json
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=reconcile EVENT=events/reconcile.json [REAL_ACCOUNT=yes]"; exit 2; }
+	$(PY) scripts/invoke $(strip $(if $(filter yes,$(REAL_ACCOUNT)),--real-account) $(FN) $(EVENT))
 
 deploy: build ## sam deploy (needs AWS credentials; run `sam deploy --guided` once first)
 	$(SAM) deploy

@@ -21,6 +21,8 @@ from botocore.exceptions import ClientError
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2027, 1, 4, 2, 15, tzinfo=UTC)
+SERVICE_ROLES = "arn:aws:iam::123456789012:role/tokenwarden/test/*"
+OPERATORS = "arn:aws:iam::123456789012:role/platform-admin"
 
 
 @pytest.fixture(autouse=True)
@@ -131,6 +133,8 @@ class Env:
             "TOKENWARDEN_ROTATION_LAMBDA_ARN": str(s.rotation_lambda_arn),
             "TOKENWARDEN_OTLP_ENDPOINT": str(s.otlp_endpoint),
             "TOKENWARDEN_SECRETS_KMS_KEY_ID": str(s.secrets_kms_key_id),
+            "TOKENWARDEN_SERVICE_ROLE_ARN_PATTERN": str(s.service_role_arn_pattern),
+            "TOKENWARDEN_OPERATOR_ARNS": s.operator_arns,
         }
 
     def wait(self, seconds: float) -> None:
@@ -202,7 +206,9 @@ def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 @contextmanager
-def open_env(monkeypatch: pytest.MonkeyPatch, behaviour: Any = None) -> Iterator[Env]:
+def open_env(
+    monkeypatch: pytest.MonkeyPatch, behaviour: Any = None, settings_overrides: dict[str, Any] | None = None
+) -> Iterator[Env]:
     from moto import mock_aws
 
     from tokenwarden.adapters.ledger import create_table
@@ -245,12 +251,17 @@ def open_env(monkeypatch: pytest.MonkeyPatch, behaviour: Any = None) -> Iterator
             )
             create_table(session.client("dynamodb"), "tokenwarden-ledger")
             rotation_arn = "arn:aws:lambda:us-east-1:123456789012:function:tokenwarden-rotate-secret"
+            # The secrets' own key, as the template makes it: every secret is made and verified
+            # exactly as in a deployment (never under the AWS managed key).
             settings = Settings(
                 region="us-east-1",
                 topic_arn=topic,
                 rotation_lambda_arn=rotation_arn,
                 secrets_kms_key_id=kms_key,
+                service_role_arn_pattern=SERVICE_ROLES,
+                operator_arns=OPERATORS,
                 otlp_endpoint=otlp_url,
+                **(settings_overrides or {}),
             )
             adapters = build_adapters(settings, session)
             engine = build_engine(settings, adapters, clock)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from tokenwarden.domain.model import Credential, IssuedCredential, LedgerEntry, SecretState, User
 from tokenwarden.domain.notifications import Notification
+from tokenwarden.domain.ownership import SecretFacts, UserFacts
 
 
 class Clock(Protocol):
@@ -26,9 +27,21 @@ class IamPort(Protocol):
 
     def list_user_credentials(self, user_name: str) -> list[Credential]: ...
 
-    def ensure_user(
+    def create_user(
         self, name: str, path: str, tags: Mapping[str, str], permissions_boundary: str | None
-    ) -> User: ...
+    ) -> bool:
+        """Create; False when a user by that name exists (never adopted: judge it first)."""
+        ...
+
+    def inspect_user(self, name: str) -> UserFacts | None:
+        """Path, tags, policies, groups, access keys, login profile and boundary; None: no user."""
+        ...
+
+    def attach_api_key_policy(self, user_name: str) -> None: ...
+
+    def put_boundary(self, user_name: str, boundary_arn: str) -> None: ...
+
+    def tag_user(self, user_name: str, tags: Mapping[str, str]) -> None: ...
 
     def create_credential(self, user_name: str, age_days: int) -> IssuedCredential: ...
 
@@ -54,15 +67,35 @@ class SecretsPort(Protocol):
 
     def tags(self, secret_id: str) -> dict[str, str]: ...
 
-    def ensure_secret(
-        self, name: str, tags: Mapping[str, str], kms_key_id: str | None, description: str
-    ) -> SecretState: ...
+    def inspect(self, secret_id: str) -> SecretFacts | None:
+        """Key, tags, versions and resource policy; None: no secret. Raises NotTokenWardens when
+        Secrets Manager answers AccessDenied (TokenWarden's roles reach only its own secrets)."""
+        ...
+
+    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> bool:
+        """Create without a value; False when a secret by that name exists (never adopted)."""
+        ...
+
+    def put_policy(self, secret_id: str, document: Mapping[str, Any]) -> None: ...
+
+    def rekey(self, secret_id: str, kms_key_id: str) -> None: ...
+
+    def restore(self, secret_id: str) -> None: ...
+
+    def tag(self, secret_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def verify_owned(self, secret_id: str, principal: str | None = None) -> None:
+        """Raise NotTokenWardens unless a token may be written into the secret (TokenWarden's
+        tag, key and resource policy)."""
+        ...
 
     def version_token(self, secret_id: str, version_id: str) -> str | None:
         """The token stored in one version, or None when that version holds no value."""
         ...
 
-    def put_pending(self, secret_id: str, version_id: str, token: str) -> None: ...
+    def put_pending(self, secret_id: str, version_id: str, token: str) -> None:
+        """Store a token as AWSPENDING, after `verify_owned` (SecretWriteError when refused)."""
+        ...
 
     def move_stage(self, secret_id: str, stage: str, to_version: str, from_version: str | None) -> None: ...
 

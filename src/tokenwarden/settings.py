@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.ownership import MAX_OPERATORS, OwnershipRules, check_arn_pattern
 from tokenwarden.domain.promql import MAX_LAST_SAMPLE_WINDOW
 
 
@@ -27,12 +30,22 @@ class Settings(BaseSettings):
     topic_arn: str | None = None
     rotation_lambda_arn: str | None = None
     secrets_kms_key_id: str | None = None
+    # The shared key secrets were encrypted with before TokenWarden had its own: such secrets are
+    # re-keyed to `secrets_kms_key_id` (see domain/ownership.py), never refused or left on it.
+    legacy_kms_key_id: str | None = None
+    # An IAM ARN pattern matching TokenWarden's own Lambda roles (ArnLike), named in every
+    # secret's resource policy as allowed to read and change it.
+    service_role_arn_pattern: str | None = None
+    # Comma-separated IAM ARNs or patterns of the operators who run the CLI against the account.
+    operator_arns: str = ""
     permissions_boundary_arn: str | None = None
     max_key_age_days: int = Field(default=90, ge=1, le=90)
     otlp_endpoint: str | None = None
     registry_path: Path = Path("teams.yaml")
     probe_attempts: int = Field(default=8, ge=1)
     stack_url: str | None = None  # the embedded local stack's control URL, when running against it
+    # The endpoint boto3 talks to instead of AWS (the embedded stack exports it); None: AWS itself.
+    aws_endpoint_url: str | None = Field(default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL"))
     promql_url: str | None = None  # default: CloudWatch's PromQL API in this region
     promql_dialect: Literal["cloudwatch", "prometheus"] = "cloudwatch"
     promql_signing: Literal["auto", "monitoring", "aps", "none"] = "auto"
@@ -47,7 +60,10 @@ class Settings(BaseSettings):
         "topic_arn",
         "rotation_lambda_arn",
         "secrets_kms_key_id",
+        "legacy_kms_key_id",
+        "service_role_arn_pattern",
         "permissions_boundary_arn",
+        "aws_endpoint_url",
         "otlp_endpoint",
         "stack_url",
         "promql_url",
@@ -56,6 +72,50 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("service_role_arn_pattern")
+    @classmethod
+    def _service_roles(cls, value: str | None) -> str | None:
+        return None if value is None else check_arn_pattern(value.strip())
+
+    @field_validator("operator_arns")
+    @classmethod
+    def _operators(cls, value: str) -> str:
+        listed = [item.strip() for item in value.split(",") if item.strip()]
+        if len(listed) > MAX_OPERATORS:
+            raise ValueError(f"at most {MAX_OPERATORS} operator ARNs")
+        for item in listed:
+            check_arn_pattern(item)
+        return ",".join(listed)
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        return tuple(item for item in self.operator_arns.split(",") if item)
+
+    @property
+    def ownership(self) -> OwnershipRules:
+        """What TokenWarden's secrets and users look like in this deployment."""
+        return OwnershipRules(
+            secrets_kms_key_id=self.secrets_kms_key_id,
+            legacy_kms_key_id=self.legacy_kms_key_id,
+            service_role_pattern=self.service_role_arn_pattern,
+            operator_arns=self.operators,
+            user_path=self.user_path,
+            api_key_policy_arn=f"arn:{self.partition}:iam::aws:policy/CloudWatchAPIKeyAccess",
+            permissions_boundary_arn=self.permissions_boundary_arn,
+        )
+
+    @property
+    def embedded_stack_url(self) -> str | None:
+        """`stack_url`, only when boto3 really talks to the embedded stack (both on loopback).
+
+        A TOKENWARDEN_STACK_URL left over in a shell must never change the time a run against a
+        real account believes it is."""
+        if not self.stack_url or not self.aws_endpoint_url:
+            return None
+        if _loopback(self.stack_url) and _loopback(self.aws_endpoint_url):
+            return self.stack_url
+        return None
 
     @property
     def naming(self) -> Naming:
@@ -86,6 +146,21 @@ class Settings(BaseSettings):
         if self.region.startswith("us-gov-"):
             return "aws-us-gov"
         return "aws"
+
+
+def _loopback(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def load_settings() -> Settings:

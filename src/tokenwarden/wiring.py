@@ -17,8 +17,10 @@ from tokenwarden.adapters.otlp_probe import OtlpProbe
 from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
+from tokenwarden.observability import logger
 from tokenwarden.service.breakglass import BreakGlass
 from tokenwarden.service.lease import Leases
+from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.service.rotation import ProbePolicy, RotationEngine
 from tokenwarden.settings import Settings
@@ -50,7 +52,20 @@ class StackClock:
 
 
 def build_clock(settings: Settings) -> SystemClock | StackClock:
-    return StackClock(settings.stack_url) if settings.stack_url else SystemClock()
+    """The system clock, or the embedded stack's when boto3 talks to that stack (both on loopback).
+
+    A TOKENWARDEN_STACK_URL left over from a development shell is ignored (with a warning)
+    whenever AWS itself is in use: a run against a real account never takes its time from it."""
+    stack_url = settings.embedded_stack_url
+    if stack_url:
+        return StackClock(stack_url)
+    if settings.stack_url:
+        logger.warning(
+            "TOKENWARDEN_STACK_URL ignored: AWS_ENDPOINT_URL is not the embedded stack on loopback; "
+            "using the system clock",
+            extra={"stack_url": settings.stack_url[:200]},
+        )
+    return SystemClock()
 
 
 class DiscardNotifier:
@@ -80,7 +95,7 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
         iam=IamAdapter(
             session.client("iam", config=_RETRIES), partition=settings.partition, sts=session.client("sts")
         ),
-        secrets=SecretsAdapter(session.client("secretsmanager", config=_RETRIES)),
+        secrets=SecretsAdapter(session.client("secretsmanager", config=_RETRIES), rules=settings.ownership),
         ledger=DynamoLedger(session.client("dynamodb", config=_RETRIES), settings.ledger_table),
         notifier=notifier,
         probe=OtlpProbe(settings.otlp_metrics_endpoint),
@@ -139,6 +154,13 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
     )
 
 
+def build_custody(settings: Settings, adapters: Adapters) -> Custody:
+    """Verifies (and makes) principals' users and secrets: never adopts one by its name."""
+    return Custody(
+        iam=adapters.iam, secrets=adapters.secrets, naming=settings.naming, rules=settings.ownership
+    )
+
+
 def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reconciler:
     engine = build_engine(settings, adapters, clock)
     return Reconciler(
@@ -150,8 +172,7 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reco
         leases=engine.leases,
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
-        kms_key_id=settings.secrets_kms_key_id,
-        permissions_boundary=settings.permissions_boundary_arn,
+        custody=build_custody(settings, adapters),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tokenwarden.domain.model import SERVICE_NAME, Credential, IssuedCredential, User
+from tokenwarden.domain.ownership import UserFacts
 
 API_KEY_POLICY = "arn:{partition}:iam::aws:policy/CloudWatchAPIKeyAccess"
 
@@ -112,30 +113,74 @@ class IamAdapter:
                 return []
             raise
 
-    def ensure_user(
+    def create_user(
         self, name: str, path: str, tags: Mapping[str, str], permissions_boundary: str | None
-    ) -> User:
-        tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+    ) -> bool:
+        """Create the user; False when one by that name exists already (which the caller must
+        then judge: an existing user is never adopted, tagged or given a policy here)."""
+        kwargs: dict[str, Any] = {
+            "UserName": name,
+            "Path": path,
+            "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+        }
+        if permissions_boundary:
+            kwargs["PermissionsBoundary"] = permissions_boundary
         try:
-            kwargs: dict[str, Any] = {"UserName": name, "Path": path, "Tags": tag_list}
-            if permissions_boundary:
-                kwargs["PermissionsBoundary"] = permissions_boundary
-            user = self._iam.create_user(**kwargs)["User"]
+            self._iam.create_user(**kwargs)
         except ClientError as exc:
-            if _code(exc) != "EntityAlreadyExists":
-                raise
+            if _code(exc) == "EntityAlreadyExists":
+                return False
+            raise
+        return True
+
+    def inspect_user(self, name: str) -> UserFacts | None:
+        """The user with everything that could let its keys do more: policies, groups, access
+        keys, console password, boundary. None when there is no such user."""
+        try:
             user = self._iam.get_user(UserName=name)["User"]
-            if user["Path"] != path:
-                raise RuntimeError(
-                    f"IAM user {name} exists on path {user['Path']}, not {path}; refusing to adopt it"
-                ) from exc
-            self._iam.tag_user(UserName=name, Tags=tag_list)
-            if permissions_boundary:
-                self._iam.put_user_permissions_boundary(
-                    UserName=name, PermissionsBoundary=permissions_boundary
-                )
-        self._iam.attach_user_policy(UserName=name, PolicyArn=self._policy_arn)
-        return User(name=user["UserName"], path=user["Path"], arn=user["Arn"])
+            facts = UserFacts(
+                name=user["UserName"],
+                path=user["Path"],
+                arn=user["Arn"],
+                tags={t["Key"]: t["Value"] for t in user.get("Tags") or []},
+                permissions_boundary=(user.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+                attached_policies=tuple(
+                    p["PolicyArn"] for p in self._all("list_attached_user_policies", "AttachedPolicies", name)
+                ),
+                inline_policies=tuple(self._all("list_user_policies", "PolicyNames", name)),
+                groups=tuple(g["GroupName"] for g in self._all("list_groups_for_user", "Groups", name)),
+                access_keys=len(self._all("list_access_keys", "AccessKeyMetadata", name)),
+                login_profile=self._has_login_profile(name),
+            )
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return facts
+
+    def _all(self, operation: str, key: str, user_name: str) -> list[Any]:
+        items: list[Any] = []
+        for page in self._iam.get_paginator(operation).paginate(UserName=user_name):
+            items += page[key]
+        return items
+
+    def _has_login_profile(self, user_name: str) -> bool:
+        try:
+            self._iam.get_login_profile(UserName=user_name)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return False
+            raise
+        return True
+
+    def attach_api_key_policy(self, user_name: str) -> None:
+        self._iam.attach_user_policy(UserName=user_name, PolicyArn=self._policy_arn)
+
+    def put_boundary(self, user_name: str, boundary_arn: str) -> None:
+        self._iam.put_user_permissions_boundary(UserName=user_name, PermissionsBoundary=boundary_arn)
+
+    def tag_user(self, user_name: str, tags: Mapping[str, str]) -> None:
+        self._iam.tag_user(UserName=user_name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     def create_credential(self, user_name: str, age_days: int) -> IssuedCredential:
         if not 1 <= age_days <= 36600:

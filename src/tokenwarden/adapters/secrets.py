@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tokenwarden.domain.model import AWSCURRENT, AWSPENDING, SecretState
+from tokenwarden.domain.ownership import (
+    NotTokenWardens,
+    OwnershipRules,
+    SecretFacts,
+    judge_secret,
+    policy_text,
+    refusal,
+)
+
+# Roles reach only secrets tagged as TokenWarden's (aws:ResourceTag conditions): a secret under
+# the prefix that answers AccessDenied is someone else's.
+ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
 
 
 class SecretWriteError(RuntimeError):
@@ -16,6 +29,13 @@ class SecretWriteError(RuntimeError):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _denied(secret_id: str, exc: ClientError) -> NotTokenWardens:
+    return NotTokenWardens(
+        f"secret {secret_id} is not TokenWarden's: {exc.operation_name} answered {_code(exc)} "
+        "(TokenWarden's roles reach only secrets tagged as its own)"
+    )
 
 
 def _state(item: Mapping[str, Any]) -> SecretState:
@@ -30,12 +50,18 @@ def _state(item: Mapping[str, Any]) -> SecretState:
         rotation_lambda_arn=item.get("RotationLambdaARN") or None,
         rotation_days=rules.get("AutomaticallyAfterDays"),
         deleted_at=item.get("DeletedDate"),
+        kms_key_id=item.get("KmsKeyId") or None,
+        tags={t["Key"]: t["Value"] for t in item.get("Tags") or []},
     )
 
 
 class SecretsAdapter:
-    def __init__(self, client: Any) -> None:
+    """With `rules`, no token is ever written into a secret that is not verifiably TokenWarden's
+    (its key, its tag, its resource policy), whoever asks for the write."""
+
+    def __init__(self, client: Any, rules: OwnershipRules | None = None) -> None:
         self._sm = client
+        self._rules = rules
 
     def list_secrets(self, prefix: str) -> list[SecretState]:
         secrets: list[SecretState] = []
@@ -46,40 +72,96 @@ class SecretsAdapter:
             secrets += [_state(s) for s in page["SecretList"] if s["Name"].startswith(prefix)]
         return secrets
 
-    def describe(self, secret_id: str) -> SecretState | None:
+    def _describe_raw(self, secret_id: str) -> dict[str, Any] | None:
         try:
-            return _state(self._sm.describe_secret(SecretId=secret_id))
+            answer: dict[str, Any] = self._sm.describe_secret(SecretId=secret_id)
         except ClientError as exc:
             if _code(exc) == "ResourceNotFoundException":
                 return None
+            if _code(exc) in ACCESS_DENIED:
+                raise _denied(secret_id, exc) from None
             raise
+        return answer
+
+    def describe(self, secret_id: str) -> SecretState | None:
+        answer = self._describe_raw(secret_id)
+        return None if answer is None else _state(answer)
 
     def tags(self, secret_id: str) -> dict[str, str]:
-        answer = self._sm.describe_secret(SecretId=secret_id)
+        answer = self._describe_raw(secret_id) or {}
         return {t["Key"]: t["Value"] for t in answer.get("Tags") or []}
 
-    def ensure_secret(
-        self, name: str, tags: Mapping[str, str], kms_key_id: str | None, description: str
-    ) -> SecretState:
-        tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
-        existing = self.describe(name)
-        if existing is None:
-            kwargs: dict[str, Any] = {"Name": name, "Description": description, "Tags": tag_list}
-            if kms_key_id:
-                kwargs["KmsKeyId"] = kms_key_id
+    def inspect(self, secret_id: str) -> SecretFacts | None:
+        """Key, tags, versions and resource policy of a secret; None when there is none."""
+        answer = self._describe_raw(secret_id)
+        if answer is None:
+            return None
+        state = _state(answer)
+        policy: dict[str, Any] | None = None
+        policy_read = state.deleted_at is None  # a secret scheduled for deletion answers nothing more
+        if policy_read:
             try:
-                self._sm.create_secret(**kwargs)
+                raw = self._sm.get_resource_policy(SecretId=state.arn).get("ResourcePolicy")
             except ClientError as exc:
-                if _code(exc) != "ResourceExistsException":
-                    raise
-        else:
-            if existing.deleted_at is not None:
-                self._sm.restore_secret(SecretId=name)
-            self._sm.tag_resource(SecretId=name, Tags=tag_list)
-        state = self.describe(name)
-        if state is None:
-            raise RuntimeError(f"secret {name} vanished right after it was created")
-        return state
+                if _code(exc) in ACCESS_DENIED:
+                    raise _denied(secret_id, exc) from None
+                raise
+            policy = _parsed_policy(raw)
+        return SecretFacts(
+            name=state.name,
+            arn=state.arn,
+            kms_key_id=state.kms_key_id,
+            tags=state.tags,
+            has_versions=bool(state.versions),
+            deleted=state.deleted_at is not None,
+            policy=policy,
+            policy_read=policy_read,
+        )
+
+    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> bool:
+        """Create the secret (no value yet); False when one by that name exists already (which
+        the caller must then judge: it is never adopted here)."""
+        try:
+            self._sm.create_secret(
+                Name=name,
+                Description=description,
+                KmsKeyId=kms_key_id,
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+            )
+        except ClientError as exc:
+            if _code(exc) == "ResourceExistsException":
+                return False
+            raise
+        return True
+
+    def put_policy(self, secret_id: str, document: Mapping[str, Any]) -> None:
+        self._sm.put_resource_policy(
+            SecretId=secret_id, ResourcePolicy=policy_text(document), BlockPublicPolicy=True
+        )
+
+    def rekey(self, secret_id: str, kms_key_id: str) -> None:
+        """Encrypt the secret with another key (Secrets Manager re-encrypts its labelled versions)."""
+        self._sm.update_secret(SecretId=secret_id, KmsKeyId=kms_key_id)
+
+    def restore(self, secret_id: str) -> None:
+        self._sm.restore_secret(SecretId=secret_id)
+
+    def tag(self, secret_id: str, tags: Mapping[str, str]) -> None:
+        self._sm.tag_resource(SecretId=secret_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def verify_owned(self, secret_id: str, principal: str | None = None) -> None:
+        """Raise NotTokenWardens unless a token may be written into this secret: TokenWarden's
+        tag, TokenWarden's secrets key and a resource policy of TokenWarden's. Without rules
+        (tests of other parts) there is nothing to compare with and nothing is checked."""
+        if self._rules is None:
+            return
+        self._rules.require()
+        facts = self.inspect(secret_id)
+        if facts is None:
+            raise NotTokenWardens(f"secret {secret_id} does not exist")
+        verdict = judge_secret(facts, principal, self._rules, wanted_policy=None, history=False)
+        if not verdict.ours:
+            raise NotTokenWardens(refusal("secret", facts.name, verdict))
 
     def version_token(self, secret_id: str, version_id: str) -> str | None:
         try:
@@ -102,6 +184,10 @@ class SecretsAdapter:
         return value if isinstance(value, str) and value else None
 
     def put_pending(self, secret_id: str, version_id: str, token: str) -> None:
+        try:
+            self.verify_owned(secret_id)
+        except NotTokenWardens as exc:
+            raise SecretWriteError(f"refusing to store version {version_id}: {exc}") from None
         try:
             self._sm.put_secret_value(
                 SecretId=secret_id,
@@ -161,3 +247,13 @@ class SecretsAdapter:
         except ClientError as exc:
             if _code(exc) not in ("ResourceNotFoundException",):
                 raise
+
+
+def _parsed_policy(raw: object) -> dict[str, Any] | None:
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return {"unparsable": True}  # judged "not TokenWarden's"
+    return document if isinstance(document, dict) else {"unparsable": True}

@@ -78,7 +78,7 @@ class User(_Value):
 
 
 class SecretState(_Value):
-    """A secret as `ListSecrets` describes it (versions and labels, never the value)."""
+    """A secret as `ListSecrets` describes it (versions, labels, key and tags, never the value)."""
 
     name: str
     arn: str
@@ -87,6 +87,8 @@ class SecretState(_Value):
     rotation_lambda_arn: str | None = None
     rotation_days: int | None = None
     deleted_at: datetime | None = None
+    kms_key_id: str | None = None  # None: the AWS managed key
+    tags: dict[str, str] = Field(default_factory=dict)
 
     def version_with(self, stage: str) -> str | None:
         return next((vid for vid, stages in self.versions.items() if stage in stages), None)

@@ -28,6 +28,7 @@ class EventType(StrEnum):
     EXPIRING_SOON = "expiring_soon"
     DRIFT = "drift"
     GUARD_TRIPPED = "guard_tripped"
+    TAKEOVER_REFUSED = "takeover_refused"
     TEAM_SILENT = "team_silent"
     TEAM_RECOVERED = "team_recovered"
     TEAM_NEVER_REPORTED = "team_never_reported"
@@ -308,7 +309,8 @@ def guard_tripped(principals: Sequence[str], managed: int, limit: int, at: datet
         severity="critical",
         occurred_at=at,
         title="blast-radius guard held a mass deactivation",
-        description=f"This run would have taken keys from {len(principals)} of {managed} managed principals "
+        description=f"This run would have taken keys from (or deleted the user or secret of) {len(principals)} "
+        f"of {managed} managed principals "
         f"(limit {limit}): {', '.join(principals)}. None of them was touched; rotations went on.",
         next_steps=(
             "Check the registry for a truncated file or a bad merge (`tokenwarden plan`).",
@@ -362,4 +364,26 @@ def restored(principal: str, team: str, key: KeyRef, actor: str, current: bool, 
         occurred_at=at,
         title=f"{principal}: revoked key restored",
         description=f"{actor} re-activated key {key.describe()}; it is {role}.",
+    )
+
+
+def takeover_refused(principal: str, team: str, found: str, at: datetime) -> Notification:
+    """A user or secret under TokenWarden's names that is not TokenWarden's: nothing was done."""
+    return Notification(
+        event_type=EventType.TAKEOVER_REFUSED,
+        severity="critical",
+        principal=principal,
+        team=team,
+        occurred_at=at,
+        title=f"{principal}: refused to act on a user or secret that is not TokenWarden's",
+        description=f"{found}. No key was created, stored or read for {principal}; every run refuses "
+        "again until this is resolved. Someone may have created or changed it to read the next token.",
+        next_steps=(
+            "Find out who created or changed it (CloudTrail: CreateSecret, UpdateSecret, PutResourcePolicy, "
+            "DeleteResourcePolicy, CreateUser, AttachUserPolicy, PutUserPolicy, AddUserToGroup, CreateAccessKey).",
+            f"If it is not TokenWarden's, delete it (or remove what was added) and run `tokenwarden apply`: "
+            f"TokenWarden then makes {principal}'s own.",
+            "Treat any token it held as leaked: `tokenwarden revoke "
+            f"{principal} --reason '...' --reissue` once it is TokenWarden's again.",
+        ),
     )

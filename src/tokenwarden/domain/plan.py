@@ -43,9 +43,10 @@ class ActionKind(StrEnum):
     DELETE_USER = "delete_user"
 
 
-# Actions that take a working key away from laptops outside the normal rotation: the
-# blast-radius guard counts the principals that would get one in a run.
-DEACTIVATING = frozenset({ActionKind.OFFBOARD})
+# Actions that take a working key away from laptops outside the normal rotation, or delete a
+# principal's user or secret: the blast-radius guard counts the principals that would get one
+# in a run (a registry that lost most of its entries deletes as much as it deactivates).
+DEACTIVATING = frozenset({ActionKind.OFFBOARD, ActionKind.DELETE_USER, ActionKind.DELETE_SECRET})
 MIN_GUARD = 2
 GUARD_SHARE = 0.20
 
@@ -211,7 +212,8 @@ def build_plan(registry: Registry, inventory: Inventory, now: datetime, config: 
             Finding(
                 principal=None,
                 kind="guard_tripped",
-                detail=f"this run would take keys from {len(deactivating)} of {managed} managed principals "
+                detail=f"this run would take keys from (or delete the user or secret of) {len(deactivating)} "
+                f"of {managed} managed principals "
                 f"(limit {limit}): {', '.join(deactivating)}; none of them was touched",
             )
         )

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from tokenwarden.domain.ownership import Readers
+
 MAX_KEY_AGE_DAYS = 90
 MAX_HOURS = MAX_KEY_AGE_DAYS * 24
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
@@ -34,6 +36,10 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_NESTING = 32
 """A registry is four levels deep; deeper YAML is refused before it can exhaust the stack."""
 MAX_PROBLEMS_SHOWN = 50
+MAX_TEXT = 256
+"""Free text (an owner, a notification route): longer is a mistake, and it ends up in messages."""
+MAX_OWNERS = 20
+MAX_ZONE_NAME = 64
 _SHOWN_CHARACTERS = 64
 
 
@@ -94,11 +100,14 @@ class Lifecycle(_Strict):
         return self
 
 
+Text = Annotated[StrictStr, Field(max_length=MAX_TEXT)]
+
+
 class ActivityProfile(_Strict):
     """When a team normally works; only these hours count toward silence."""
 
     timezone: StrictStr = "UTC"
-    working_days: tuple[StrictStr, ...] = ("mon", "tue", "wed", "thu", "fri")
+    working_days: tuple[StrictStr, ...] = Field(default=("mon", "tue", "wed", "thu", "fri"), max_length=7)
     start: time = time(9, 0)
     end: time = time(18, 0)
     silent_after_hours: float = Field(default=4.0, gt=0, le=MAX_HOURS, strict=True, allow_inf_nan=False)
@@ -107,6 +116,8 @@ class ActivityProfile(_Strict):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
+            if len(value) > MAX_ZONE_NAME:
+                raise ValueError("too long for a time zone name")
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(
@@ -147,8 +158,8 @@ class ActivityProfile(_Strict):
 
 
 class Contact(_Strict):
-    owners: tuple[StrictStr, ...] = ()
-    channel: StrictStr | None = None
+    owners: tuple[Text, ...] = Field(default=(), max_length=MAX_OWNERS)
+    channel: Text | None = None
 
 
 class PrincipalSpec(_Strict):
@@ -156,11 +167,13 @@ class PrincipalSpec(_Strict):
 
     id: StrictStr
     kind: Literal["team", "developer"] = "team"
-    team: StrictStr | None = None
-    owners: tuple[StrictStr, ...] = ()
-    notify: StrictStr | None = None
+    team: StrictStr | None = Field(default=None, max_length=MAX_TEXT)
+    owners: tuple[Text, ...] = Field(default=(), max_length=MAX_OWNERS)
+    notify: Text | None = None
     activity: dict[str, Any] = Field(default_factory=dict)
     lifecycle: dict[str, Any] = Field(default_factory=dict)
+    # Who else may read the token (merged field by field over `defaults.readers`).
+    readers: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")
     @classmethod
@@ -183,11 +196,13 @@ class Principal(_Strict):
     notify: str | None
     activity: ActivityProfile
     lifecycle: Lifecycle
+    readers: Readers = Field(default_factory=Readers)
 
 
 class Defaults(_Strict):
     lifecycle: Lifecycle = Field(default_factory=Lifecycle)
     activity: ActivityProfile = Field(default_factory=ActivityProfile)
+    readers: Readers = Field(default_factory=Readers)
 
 
 class RegistryFile(_Strict):
@@ -218,6 +233,7 @@ class Registry(_Strict):
             notify=None,
             activity=self.defaults.activity,
             lifecycle=self.defaults.lifecycle,
+            readers=self.defaults.readers,
         )
 
     def get(self, principal_id: str) -> Principal | None:
@@ -471,6 +487,11 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
         except ValidationError as exc:
             problems += _entry_problems(where, exc, prefix="activity.")
             continue
+        try:
+            readers = Readers.model_validate({**parsed.defaults.readers.model_dump(), **spec.readers})
+        except ValidationError as exc:
+            problems += _entry_problems(where, exc, prefix="readers.")
+            continue
         principals.append(
             Principal(
                 id=spec.id,
@@ -480,6 +501,7 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
                 notify=spec.notify,
                 activity=activity,
                 lifecycle=lifecycle,
+                readers=readers,
             )
         )
     if problems:

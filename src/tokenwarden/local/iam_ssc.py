@@ -134,6 +134,7 @@ _clock_provider: Callable[[], StackClock] = default_clock
 _issued: list[str] = []
 _original_delete_user: Callable[[IAMBackend, str], None] | None = None
 _original_create_user: Callable[..., Any] | None = None
+_original_create_user_response: Callable[[IamResponse], ActionResult] | None = None
 
 
 @dataclass(frozen=True)
@@ -551,6 +552,41 @@ _METHODS: Final[dict[str, Callable[[IamResponse], ActionResult]]] = {
 }
 
 
+# Users' permissions boundaries, which moto 5.2.5 ignores (CreateUser drops the parameter,
+# Put/DeleteUserPermissionsBoundary are not implemented). Kept on moto's user object, so its
+# reset wipes them with the user, and GetUser answers with them as AWS does.
+
+
+def _set_boundary(backend: IAMBackend, user_name: str, boundary_arn: str | None) -> None:
+    user = backend.get_user(user_name)  # NoSuchEntity (404) when there is no such user
+    user.permissions_boundary = (  # type: ignore[attr-defined]
+        {"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": boundary_arn}
+        if boundary_arn
+        else None
+    )
+
+
+def _create_user_with_boundary(self: IamResponse) -> ActionResult:
+    assert _original_create_user_response is not None
+    result = _original_create_user_response(self)
+    boundary = self._get_param("PermissionsBoundary")
+    if boundary:
+        _set_boundary(self.backend, self._get_param("UserName"), boundary)
+    return result
+
+
+def put_user_permissions_boundary(self: IamResponse) -> ActionResult:
+    boundary = self._get_param("PermissionsBoundary")
+    _required(boundary, "permissionsBoundary")
+    _set_boundary(self.backend, self._get_param("UserName"), boundary)
+    return EmptyResult()
+
+
+def delete_user_permissions_boundary(self: IamResponse) -> ActionResult:
+    _set_boundary(self.backend, self._get_param("UserName"), None)
+    return EmptyResult()
+
+
 def _create_user_recorded(self: IAMBackend, *args: Any, **kwargs: Any) -> Any:
     """moto's create_user, remembering when (stack time) the user came to be."""
     assert _original_create_user is not None
@@ -575,16 +611,22 @@ def _delete_user_guarded(self: IAMBackend, user_name: str) -> None:
 
 
 def install(clock: StackClock | None = None) -> None:
-    """Teach moto's IAM the five SSC operations (idempotent) and set the clock they read.
+    """Teach moto's IAM the five SSC operations and users' permissions boundaries (idempotent) and
+    set the clock they read.
 
     ``clock=None`` reads :func:`tokenwarden.local.clock.default_clock` at every call, so
     ``set_default_clock`` takes effect; a given clock is used until the next ``install``.
     """
-    global _clock_provider, _original_delete_user, _original_create_user
+    global _clock_provider, _original_delete_user, _original_create_user, _original_create_user_response
     with _lock:
         _clock_provider = (lambda: clock) if clock is not None else default_clock
         for name, method in _METHODS.items():
             setattr(IamResponse, name, method)
+        IamResponse.put_user_permissions_boundary = put_user_permissions_boundary  # type: ignore[attr-defined]
+        IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary  # type: ignore[attr-defined]
+        if IamResponse.create_user is not _create_user_with_boundary:  # type: ignore[comparison-overlap]
+            _original_create_user_response = IamResponse.create_user
+            IamResponse.create_user = _create_user_with_boundary  # type: ignore[method-assign]
         if IAMBackend.delete_user is not _delete_user_guarded:  # type: ignore[comparison-overlap]
             _original_delete_user = IAMBackend.delete_user
             IAMBackend.delete_user = _delete_user_guarded  # type: ignore[method-assign]

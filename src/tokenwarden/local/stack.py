@@ -8,7 +8,8 @@
 - its own clock, which only moves forward, so a year of nightly runs takes seconds (the rotation
   function's waits move it instead of taking real time);
 - a PromQL path (``/promql/api/v1/query``) that forwards to VictoriaMetrics;
-- the resources the template would create: KMS key, topic (with a queue to read it), ledger;
+- the resources the template would create: the secrets' KMS key (so every secret is made, and
+  verified, exactly as in a deployment), topic (with a queue to read it), ledger;
 - AWS's harsher behaviours, each a switch (:mod:`tokenwarden.local.realism`): background rotation
   with retries, IAM eventual consistency, keys listed without expiry, throttling and 5xx faults, 429s.
 
@@ -47,6 +48,10 @@ ACCOUNT = "123456789012"
 ROTATION_FUNCTION = "tokenwarden-rotate-secret"
 ROTATION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{ROTATION_FUNCTION}"
 LEDGER_TABLE = "tokenwarden-ledger"
+# Who the secrets' resource policies name: the roles a deployment would have, and moto's default
+# caller as the operator (moto does not enforce policies; the documents are what is tested).
+SERVICE_ROLE_PATTERN = f"arn:aws:iam::{ACCOUNT}:role/tokenwarden/local/*"
+OPERATOR_ARNS = f"arn:aws:iam::{ACCOUNT}:user/moto"
 TOPIC_NAME = "tokenwarden-notifications"
 QUEUE_NAME = "tokenwarden-notifications-inbox"
 CLOCK_PATH = "/_tokenwarden/clock"
@@ -133,6 +138,8 @@ class LocalStack:
             "TOKENWARDEN_STACK_URL": stack_url,
             "TOKENWARDEN_LEDGER_TABLE": LEDGER_TABLE,
             "TOKENWARDEN_ROTATION_LAMBDA_ARN": ROTATION_ARN,
+            "TOKENWARDEN_SERVICE_ROLE_ARN_PATTERN": SERVICE_ROLE_PATTERN,
+            "TOKENWARDEN_OPERATOR_ARNS": OPERATOR_ARNS,
             # What the stack does that moto alone would not (`gentle` when nothing); informative only.
             "TOKENWARDEN_STACK_BEHAVIOUR": self.behaviour.summary(),
         }
@@ -175,7 +182,7 @@ class LocalStack:
 
         session = boto3.session.Session(region_name=REGION)
         kms = session.client("kms")
-        key_id = kms.create_key(Description="TokenWarden (local)")["KeyMetadata"]["Arn"]
+        key_id = kms.create_key(Description="TokenWarden secrets (local)")["KeyMetadata"]["Arn"]
         sns = session.client("sns")
         topic = sns.create_topic(Name=TOPIC_NAME, Attributes={"KmsMasterKeyId": key_id})["TopicArn"]
         sqs = session.client("sqs")

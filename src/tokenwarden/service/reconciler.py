@@ -1,7 +1,9 @@
 """The reconciler: inventory in a few paged calls, a pure plan, then apply per principal.
 
 Each principal is applied under its own lease and in isolation: one principal's failure is
-reported and the run goes on with the others. Under the lease the principal is read again
+reported and the run goes on with the others. Before anything is done for a principal, its IAM
+user and secret are verified to be TokenWarden's own (service/ownership.py); one that is not is
+refused, announced (`takeover_refused`) and left alone, run after run, until a person resolves it. Under the lease the principal is read again
 and planned again, so a run that overlaps another (or a revoke, or a rotation running in
 the background) acts on what is there now, not on what was there when the run started.
 A principal whose lease another run holds is skipped ("locked") and left to that run.
@@ -32,6 +34,7 @@ from tokenwarden.domain.model import (
     with_known_expiry,
 )
 from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.ownership import NotTokenWardens, OwnershipNotConfigured
 from tokenwarden.domain.plan import (
     Action,
     ActionKind,
@@ -46,6 +49,7 @@ from tokenwarden.domain.registry import Principal, Registry
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
+from tokenwarden.service.ownership import Custody
 from tokenwarden.service.rotation import (
     TAG_GRACE,
     TAG_KEY_AGE,
@@ -95,8 +99,7 @@ class Reconciler:
     engine: RotationEngine
     naming: Naming
     rotation_lambda_arn: str | None = None
-    kms_key_id: str | None = None
-    permissions_boundary: str | None = None
+    custody: Custody | None = None
     leases: Leases | None = None
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
@@ -209,7 +212,7 @@ class Reconciler:
         self._offboard_announced.clear()
         for principal_plan in plan.principals:
             principal = registry.get(principal_plan.principal) or registry.former(principal_plan.principal)
-            if not principal_plan.actions:
+            if not principal_plan.actions and not self._needs_check(registry, principal, inventory):
                 outcome = PrincipalOutcome(principal=principal.id, status="unchanged")
             elif remaining_seconds is not None and remaining_seconds() < MIN_SECONDS_TO_START:
                 outcome = PrincipalOutcome(
@@ -246,15 +249,23 @@ class Reconciler:
         done: list[str] = []
         action: Action | None = None
         try:
-            actions = plan_principal(
-                registry, principal.id, self.principal_inventory(principal.id), now, config
-            ).actions
+            inv = self.principal_inventory(principal.id)
+            actions = plan_principal(registry, principal.id, inv, now, config).actions
+            registered = registry.get(principal.id) is not None
+            if actions or self._needs_check(registry, principal, None, inv.secret):
+                done += self._secure(principal, bool(inv.ledger), actions, registered)
             for action in actions:
                 self._apply(principal, action, now, run_id)
                 done.append(action.kind.value)
                 count(f"Action_{action.kind.value}", 1)
         except RotationInProgress as exc:
             return PrincipalOutcome(principal=principal.id, status="locked", done=tuple(done), error=str(exc))
+        except NotTokenWardens as exc:
+            return self._refused(principal, str(exc), tuple(done), now)
+        except OwnershipNotConfigured as exc:
+            logger.error("principal failed", extra={"principal": principal.id, "error": str(exc)})
+            count("PrincipalFailed", 1)
+            return PrincipalOutcome(principal=principal.id, status="failed", done=tuple(done), error=str(exc))
         except (RotationError, PrincipalBusy, ClientError, BotoCoreError, RuntimeError, ValueError) as exc:
             step = action.kind.value if action is not None else "read"
             logger.error(
@@ -273,6 +284,50 @@ class Reconciler:
                 self.leases.release(principal.id, run_id)
         status: Status = "ok" if done else "unchanged"
         return PrincipalOutcome(principal=principal.id, status=status, done=tuple(done))
+
+    def _needs_check(
+        self,
+        registry: Registry,
+        principal: Principal,
+        inventory: Inventory | None,
+        listed: SecretState | None = None,
+    ) -> bool:
+        """A registered principal with nothing to do is still checked when its listed secret lost
+        TokenWarden's tag or key, or carries an outdated policy (ListSecrets tells; no extra call)."""
+        if self.custody is None or registry.get(principal.id) is None:
+            return False
+        if listed is None and inventory is not None:
+            listed = inventory.of(principal.id).secret
+        return self.custody.needs_check(principal, listed)
+
+    def _secure(
+        self, principal: Principal, history: bool, actions: tuple[Action, ...], registered: bool
+    ) -> list[str]:
+        """Verify (and for an onboarding, make) the user and the secret before any action."""
+        if self.custody is None:
+            raise OwnershipNotConfigured("the reconciler was built without ownership rules")
+        fixes = self.custody.secure(
+            principal,
+            self._secret_tags(principal),
+            history=history,
+            create=any(a.kind == ActionKind.ONBOARD for a in actions),
+            repair=registered,
+            description=f"CloudWatch metrics API key (bearer token) of {principal.kind} {principal.id}; "
+            "managed by TokenWarden",
+        )
+        if fixes:
+            logger.info("secured", extra={"principal": principal.id, "fixes": list(fixes)})
+        return ["secure"] if fixes else []
+
+    def _refused(
+        self, principal: Principal, found: str, done: tuple[str, ...], now: datetime
+    ) -> PrincipalOutcome:
+        """Not TokenWarden's: nothing more is done for this principal, and people are told."""
+        logger.error("takeover refused", extra={"principal": principal.id, "error": found})
+        count("TakeoverRefused", 1)
+        count("PrincipalFailed", 1)
+        self.notifier.publish(notes.takeover_refused(principal.id, principal.team, found, now))
+        return PrincipalOutcome(principal=principal.id, status="failed", done=done, error=f"refused: {found}")
 
     def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str) -> None:
         logger.info(
@@ -306,23 +361,14 @@ class Reconciler:
         }
 
     def _onboard(self, principal: Principal, action: Action, now: datetime) -> None:
-        tags = {TAG_PRINCIPAL: principal.id, TAG_TEAM: principal.team, TAG_MANAGED: "tokenwarden"}
-        self.iam.ensure_user(
-            self.naming.user_name(principal.id), self.naming.user_path, tags, self.permissions_boundary
-        )
-        secret = self.secrets.ensure_secret(
-            self.naming.secret_name(principal.id),
-            self._secret_tags(principal),
-            self.kms_key_id,
-            f"CloudWatch metrics API key (bearer token) of {principal.kind} {principal.id}; managed by TokenWarden",
-        )
+        """The user and the secret were made (or verified) by `_secure` just before."""
+        secret = self._describe(principal)
         token = action.version_id or str(uuid.uuid4())
         self.engine.run_all(secret.arn, token)
         self._configure_rotation(principal, action, now)
 
     def _configure_rotation(self, principal: Principal, action: Action, now: datetime) -> None:
         secret = self._describe(principal)
-        self.secrets.ensure_secret(secret.name, self._secret_tags(principal), None, "")
         if self.rotation_lambda_arn is None:
             return
         self.secrets.configure_rotation(

@@ -1,0 +1,181 @@
+"""Custody: make, verify and bring in line a principal's IAM user and secret, never adopting by name.
+
+Every run that acts on a principal goes through `Custody.secure` first (under the principal's
+lease): a user or secret that exists under TokenWarden's names is judged (domain/ownership.py)
+before anything is tagged, attached, written or read, and a mismatch raises NotTokenWardens.
+What TokenWarden itself left unfinished (a crash between two calls) or made before resource
+policies existed is finished instead, so a crash can never lock a principal out for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tokenwarden.domain.model import SecretState
+from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.ownership import (
+    MANAGED_TAG,
+    MANAGED_VALUE,
+    POLICY_TAG,
+    TEAM_TAG,
+    Fix,
+    NotTokenWardens,
+    OwnershipRules,
+    SecretFacts,
+    Verdict,
+    judge_secret,
+    judge_user,
+    policy_digest,
+    refusal,
+    same_kms_key,
+)
+from tokenwarden.domain.registry import Principal
+from tokenwarden.ports import IamPort, SecretsPort
+
+
+@dataclass
+class Custody:
+    iam: IamPort
+    secrets: SecretsPort
+    naming: Naming
+    rules: OwnershipRules
+
+    def wanted_policy(self, principal: Principal) -> dict[str, Any]:
+        return self.rules.policy(principal.team, principal.readers)
+
+    def needs_check(self, principal: Principal, listed: SecretState | None) -> bool:
+        """From ListSecrets alone (no extra call): whether a principal with nothing else to do
+        must be checked this run: its secret lost TokenWarden's tag or key, or its policy is not
+        the one the registry and settings want now (readers or operators changed, or the secret
+        predates resource policies)."""
+        if listed is None or listed.deleted_at is not None:
+            return False
+        return (
+            listed.tags.get(MANAGED_TAG) != MANAGED_VALUE
+            or not same_kms_key(self.rules.secrets_kms_key_id, listed.kms_key_id)
+            or listed.tags.get(POLICY_TAG) != policy_digest(self.wanted_policy(principal))
+        )
+
+    def secure(
+        self,
+        principal: Principal,
+        secret_tags: Mapping[str, str],
+        history: bool,
+        create: bool = False,
+        repair: bool = True,
+        description: str = "",
+    ) -> tuple[str, ...]:
+        """Verify the principal's user and secret (creating them with `create`), fix what
+        TokenWarden itself left behind (with `repair`), and return the fixes made.
+
+        `history`: the ledger has entries for the principal. Raises NotTokenWardens when either
+        is not TokenWarden's, and OwnershipNotConfigured without a secrets key or service roles."""
+        self.rules.require()
+        return self._secure_user(principal, create, repair) + self._secure_secret(
+            principal, secret_tags, history, create, repair, description
+        )
+
+    def verify_for_token(self, principal: str, secret_id: str) -> None:
+        """For a step about to create or store a token without the registry (the rotation
+        function): the secret and the user must be TokenWarden's as they are; nothing is fixed."""
+        self.rules.require()
+        self.secrets.verify_owned(secret_id, principal)
+        name = self.naming.user_name(principal)
+        facts = self.iam.inspect_user(name)
+        if facts is None:
+            raise NotTokenWardens(f"IAM user {name} does not exist")
+        verdict = judge_user(facts, principal, None, self.rules)
+        if not verdict.ours:
+            raise NotTokenWardens(refusal("IAM user", name, verdict))
+
+    # -- the user ---------------------------------------------------------------------------
+
+    def _secure_user(self, principal: Principal, create: bool, repair: bool) -> tuple[str, ...]:
+        name = self.naming.user_name(principal.id)
+        if create:
+            tags = {
+                "tokenwarden:principal": principal.id,
+                TEAM_TAG: principal.team,
+                MANAGED_TAG: MANAGED_VALUE,
+            }
+            if self.iam.create_user(name, self.naming.user_path, tags, self.rules.permissions_boundary_arn):
+                self.iam.attach_api_key_policy(name)
+                return ("create_user",)
+        facts = self.iam.inspect_user(name)
+        if facts is None:
+            if create:
+                raise RuntimeError(f"IAM user {name} vanished right after it was found; next run")
+            return ()
+        verdict = judge_user(facts, principal.id, principal.team, self.rules)
+        if not verdict.ours:
+            raise NotTokenWardens(refusal("IAM user", name, verdict))
+        if not repair:
+            return ()
+        for fix in verdict.fixes:
+            if fix == Fix.ATTACH_API_KEY_POLICY:
+                self.iam.attach_api_key_policy(name)
+            elif fix == Fix.PUT_BOUNDARY and self.rules.permissions_boundary_arn:
+                self.iam.put_boundary(name, self.rules.permissions_boundary_arn)
+            elif fix == Fix.TAG:
+                self.iam.tag_user(name, {TEAM_TAG: principal.team})
+        return tuple(f"user_{fix.value}" for fix in verdict.fixes)
+
+    # -- the secret -------------------------------------------------------------------------
+
+    def _secure_secret(
+        self,
+        principal: Principal,
+        secret_tags: Mapping[str, str],
+        history: bool,
+        create: bool,
+        repair: bool,
+        description: str,
+    ) -> tuple[str, ...]:
+        name = self.naming.secret_name(principal.id)
+        wanted = self.wanted_policy(principal)
+        done: list[str] = []
+        if create and self.secrets.create(
+            name,
+            {**secret_tags, MANAGED_TAG: MANAGED_VALUE},
+            self.rules.secrets_kms_key_id or "",
+            description,
+        ):
+            done.append("create_secret")
+        facts = self.secrets.inspect(name)
+        if facts is None:
+            if create:
+                raise RuntimeError(f"secret {name} vanished right after it was found; next run")
+            return ()
+        if facts.deleted:
+            self._judged(facts, principal, wanted, history)  # tag and key, before restoring anything
+            if not create:
+                return ()  # offboarding: it stays scheduled for deletion
+            self.secrets.restore(facts.arn)
+            done.append("restore_secret")
+            facts = self.secrets.inspect(name)
+            if facts is None:
+                raise RuntimeError(f"secret {name} vanished right after it was restored; next run")
+        verdict = self._judged(facts, principal, wanted, history)
+        if not repair:
+            return tuple(done)
+        for fix in verdict.fixes:
+            if fix == Fix.REKEY_SECRET and self.rules.secrets_kms_key_id:
+                self.secrets.rekey(facts.arn, self.rules.secrets_kms_key_id)
+            elif fix == Fix.PUT_POLICY:
+                self.secrets.put_policy(facts.arn, wanted)
+            done.append(f"secret_{fix.value}")
+        # The digest last: it says the policy was verified (a crash before it only costs a re-check).
+        tags = {**secret_tags, MANAGED_TAG: MANAGED_VALUE, POLICY_TAG: policy_digest(wanted)}
+        if any(facts.tags.get(k) != v for k, v in tags.items()):
+            self.secrets.tag(facts.arn, tags)
+        return tuple(done)
+
+    def _judged(
+        self, facts: SecretFacts, principal: Principal, wanted: dict[str, Any], history: bool
+    ) -> Verdict:
+        verdict = judge_secret(facts, principal.id, self.rules, wanted, history)
+        if not verdict.ours:
+            raise NotTokenWardens(refusal("secret", facts.name, verdict))
+        return verdict

@@ -46,12 +46,20 @@ def test_revoke_with_reissue_refuses_the_old_token_at_once_and_serves_a_new_one(
     assert (
         record.revoked_by == "arn:aws:iam::123:user/oncall" and record.reason == "pasted in a public channel"
     )
+    (revoke,) = glass(env).ledger.history("alpha")
+    assert revoke["reissue"] and revoke["actor"]["requester"] == "arn:aws:iam::123:user/oncall"
+    assert [k["credential_id"] for k in revoke["keys"]] == list(result.revoked)
 
     again = glass(env).revoke(
         alpha, "pasted in a public channel", "oncall", True, env.clock.now() + timedelta(minutes=5)
     )
-    assert again.revoked == () and again.reissued is None
+    assert again.revoked == () and again.reissued is None and again.repeated and again.revoke == 1
     assert env.current_token("alpha") == new and iam_ssc.authenticate(new).accepted
+    assert glass(env).ledger.history("alpha") == [revoke]  # a repeat records nothing new
+
+    with pytest.raises(BreakGlassError, match="issued a replacement"):
+        glass(env).restore(alpha, "oncall", env.clock.now())
+    assert iam_ssc.authenticate(old).reason == "inactive"
 
 
 def test_revoke_without_reissue_is_not_undone_by_the_nightly_run_and_restore_brings_it_back(env: Env) -> None:
@@ -64,9 +72,15 @@ def test_revoke_without_reissue_is_not_undone_by_the_nightly_run_and_restore_bri
     assert "repair" not in next(o for o in report.outcomes if o.principal == "beta").done
     assert iam_ssc.authenticate(token).reason == "inactive"
 
+    revoked = glass(env).ledger.history("beta")
+
     glass(env).restore(beta, "oncall", env.clock.now())
     assert iam_ssc.authenticate(token).accepted
     assert check_invariants(env, TWO) == []
+    recorded = glass(env).ledger.history("beta")
+    assert recorded[:1] == revoked and recorded[1]["kind"] == "restore"  # appended; the revoke as written
+    with pytest.raises(BreakGlassError, match="already restored"):
+        glass(env).restore(beta, "oncall", env.clock.now())
 
 
 def test_restore_during_a_grace_brings_back_the_current_key_and_the_previous_one(env: Env) -> None:
@@ -98,8 +112,8 @@ def test_revoked_keys_are_deleted_when_the_retention_ends(env: Env) -> None:
     assert len(env.credentials("alpha")) == 2
     env.run(T0 + days(8), registry=TWO)
     assert len(env.credentials("alpha")) == 1
-    with pytest.raises(BreakGlassError):
-        glass(env).restore(alpha, "oncall", env.clock.now())
+    with pytest.raises(BreakGlassError, match="retention"):
+        glass(env).restore(alpha, "oncall", env.clock.now(), force_reason="too late")
 
 
 def test_revoke_needs_a_reason_and_changes_nothing_without_one(env: Env) -> None:
@@ -108,7 +122,10 @@ def test_revoke_needs_a_reason_and_changes_nothing_without_one(env: Env) -> None
     assert alpha is not None
     with pytest.raises(BreakGlassError, match="reason"):
         glass(env).revoke(alpha, "  ", "oncall", True, env.clock.now())
+    with pytest.raises(BreakGlassError, match="printable"):
+        glass(env).revoke(alpha, "leak\n[INFO] approved", "oncall", True, env.clock.now())
     assert [c["Status"] for c in env.credentials("alpha")] == ["Active"]
+    assert glass(env).ledger.history("alpha") == []
 
 
 def test_offboarding_deactivates_then_deletes_keys_then_the_user_and_readding_restores(env: Env) -> None:

@@ -26,7 +26,13 @@ default in the embedded stack) does the same, calling ``invoke`` from a backgrou
 retrying the whole rotation. A difference from AWS, on purpose: a Lambda
 ``Invoke`` API call of a registered function that raises also gets this error, where AWS would answer
 200 with ``FunctionError: Unhandled``. The error message names the function, the step and the
-exception type only, never the exception's text (it could hold a token).
+exception type only, never the exception's text (it could hold a token), and it is not chained to
+the handler's exception.
+
+The handler's context carries ``invoked_function_arn`` as Lambda sets it: the ARN the function was
+invoked with. Secrets Manager invokes the secret's ``RotationLambdaARN``, so the rotation function
+sees the ARN the secret is configured with, and its check that it is the secret's rotation function
+holds in the embedded stack as on AWS.
 """
 
 from __future__ import annotations
@@ -43,7 +49,15 @@ from moto.core.exceptions import JsonRESTError
 
 from tokenwarden.local.fake_context import FakeContext
 
-__all__ = ["Handler", "RotationHandlerFailed", "RoutedFunction", "install", "register", "unregister_all"]
+__all__ = [
+    "Handler",
+    "RotationHandlerFailed",
+    "RoutedFunction",
+    "install",
+    "invoked_arn",
+    "register",
+    "unregister_all",
+]
 
 Handler = Callable[[dict[str, Any], Any], object]
 
@@ -126,17 +140,29 @@ def _decode_event(body: object) -> dict[str, Any]:
     return decoded
 
 
-def _call(route: RoutedFunction, body: object, response_headers: Any) -> bytes:
+def invoked_arn(route: RoutedFunction, name_or_arn: str, qualifier: str | None) -> str:
+    """The ARN the function sees as ``context.invoked_function_arn``, as Lambda gives it: the ARN it
+    was invoked with (Secrets Manager invokes the secret's ``RotationLambdaARN``), or, when invoked by
+    name, the function's ARN, with the qualifier if one was given."""
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn
+    return f"{route.function_arn}:{qualifier}" if qualifier else route.function_arn
+
+
+def _call(route: RoutedFunction, invoked: str, body: object, response_headers: Any) -> bytes:
     event = _decode_event(body)
-    context = FakeContext(function_name=route.function_name, invoked_function_arn=route.function_arn)
+    context = FakeContext(function_name=route.function_name, invoked_function_arn=invoked)
+    failure: str | None = None
     try:
         payload = json.dumps(route.handler(event, context)).encode("utf-8")
     except Exception as exc:
+        failure = type(exc).__name__
+    if failure is not None:
+        # Raised outside the handler above: the handler's exception (whose text could hold a
+        # token) is neither the cause nor the context of the error moto serialises.
         step = event.get("Step")
         at_step = f" at step {step}" if isinstance(step, str) else ""
-        raise RotationHandlerFailed(
-            f"Lambda function {route.function_name} failed{at_step}: {type(exc).__name__}"
-        ) from exc
+        raise RotationHandlerFailed(f"Lambda function {route.function_name} failed{at_step}: {failure}")
     if isinstance(response_headers, dict):
         response_headers["Content-Length"] = str(len(payload))
     return payload
@@ -154,7 +180,7 @@ def _patched_invoke(original: Callable[..., str | bytes | None]) -> Callable[...
         route = _lookup(function_name)
         if route is None:
             return original(self, function_name, qualifier, body, headers, response_headers)
-        return _call(route, body, response_headers)
+        return _call(route, invoked_arn(route, function_name, qualifier), body, response_headers)
 
     setattr(invoke, _PATCH_MARK, True)
     return invoke

@@ -17,6 +17,13 @@ Secrets Manager calls the steps in the background and retries the whole rotation
 times when a step fails: each step takes the principal's lease (handed to the rotation by
 whoever started it), a rotation that break-glass abandoned is never finished, and a failing
 rotation is announced once, not once per retry.
+
+The function does rotations and nothing else. Before any step, as the AWS rotation templates
+do, it reads the secret (DescribeSecret) and refuses, changing nothing, an invocation whose
+secret does not have rotation enabled with this very function, or whose version is not the
+secret's AWSPENDING one (RotationRefused). A version already AWSCURRENT has nothing left to do.
+A version that lost AWSPENDING because a newer run abandoned its rotation ends quietly
+(RotationAbandoned): Secrets Manager's late retries of a rotation given up are expected.
 """
 
 from __future__ import annotations
@@ -57,6 +64,20 @@ class RotationError(RuntimeError):
 class RotationAbandoned(RotationError):
     """The version is no longer AWSPENDING: a newer run gave this rotation up. Its retries by
     Secrets Manager end here, quietly (nothing failed that anyone has to act on)."""
+
+
+class RotationRefused(RotationError):
+    """The invocation is not a rotation this function may run (rotation off, another function,
+    a version that is not AWSPENDING). Nothing was read beyond the secret's description and
+    nothing was changed; the message says which check failed."""
+
+
+def unqualified_function_arn(arn: str) -> str:
+    """A Lambda function ARN without its version or alias qualifier (a name stays as it is)."""
+    parts = arn.split(":")
+    if len(parts) >= 7 and parts[0] == "arn" and parts[5] == "function":
+        return ":".join(parts[:7])
+    return arn
 
 
 # Probe answers worth waiting through: IAM has not propagated the key yet (401/403), the
@@ -126,13 +147,18 @@ class RotationEngine:
 
     # -- the four steps -------------------------------------------------------------------
 
-    def run_step(self, step: str, secret_id: str, token: str, leased: bool = False) -> None:
-        """One step as Secrets Manager invokes it.
+    def run_step(
+        self, step: str, secret_id: str, token: str, leased: bool = False, function_arn: str | None = None
+    ) -> None:
+        """One step, as Secrets Manager invokes it (`function_arn`: the invoked function's ARN)
+        or in-process by a caller that holds the principal's lease (`leased`).
 
+        An invocation is first admitted (see `_admit`): it is refused, with nothing changed,
+        unless the secret is rotated by this function and the version is its AWSPENDING one.
         The steps that change something (createSecret, finishSecret) take the principal's
-        lease as the rotation's owner, unless the caller already holds it (`leased`); the
-        rotation keeps it from createSecret to finishSecret. testSecret only reads and probes
-        (Secrets Manager also runs it alone, to test a rotation configuration).
+        lease as the rotation's owner, unless the caller already holds it; the rotation keeps
+        it from createSecret to finishSecret. testSecret only reads and probes (Secrets
+        Manager also runs it alone, to test a rotation configuration).
         """
         steps = {
             "createSecret": self.create_secret,
@@ -141,11 +167,11 @@ class RotationEngine:
             "finishSecret": self.finish_secret,
         }
         if step not in steps:
-            raise RotationError(f"unknown rotation step {step!r}")
+            raise RotationRefused(f"unknown rotation step {step!r}")
         principal: str | None = None
         owner = rotation_owner(token)
         try:
-            if not leased and not self._still_pending(step, secret_id, token):
+            if not leased and not self._admit(step, secret_id, token, function_arn):
                 if step == "finishSecret" and self.leases is not None:
                     self.leases.release(self._secret(secret_id)[1], owner)
                 return
@@ -161,19 +187,53 @@ class RotationEngine:
         if principal is not None and self.leases is not None and step == "finishSecret":
             self.leases.release(principal, owner)
 
-    def _still_pending(self, step: str, secret_id: str, token: str) -> bool:
-        """What Secrets Manager's own rotation templates check first: a version already
-        AWSCURRENT is done (False: nothing to do); one that lost AWSPENDING was given up."""
-        secret, _ = self._secret(secret_id)
+    def _admit(self, step: str, secret_id: str, token: str, function_arn: str | None) -> bool:
+        """What Secrets Manager's own rotation templates check first, reading only the secret's
+        description (and the ledger, to tell an abandoned rotation from a stray version).
+
+        Refused (RotationRefused): rotation is not enabled on the secret, or it is enabled with
+        another function; the token is not a version of the secret, or a version that is neither
+        AWSPENDING nor AWSCURRENT. False: the version is already AWSCURRENT, nothing to do.
+        A version a newer run abandoned (it lost AWSPENDING, or was since removed, and the ledger
+        knows its rotation) ends quietly (RotationAbandoned).
+        """
+        secret = self.secrets.describe(secret_id)
+        if secret is None:
+            raise RotationRefused(f"{step}: secret {secret_id} does not exist")
+        if not secret.rotation_enabled:
+            raise RotationRefused(
+                f"{step}: rotation is not enabled on {secret.name}; this function only runs its rotations"
+            )
+        configured = secret.rotation_lambda_arn or ""
+        if function_arn is None or unqualified_function_arn(configured) != unqualified_function_arn(
+            function_arn
+        ):
+            raise RotationRefused(
+                f"{step}: {secret.name} is rotated by {configured or 'no function'}, "
+                f"not by this function ({function_arn or 'unknown'})"
+            )
+        principal = self.naming.principal_of_secret(secret.name)
+        if principal is None:
+            raise RotationRefused(
+                f"{step}: {secret.name} is not under the prefix {self.naming.secret_prefix!r}"
+            )
         stages = secret.versions.get(token)
-        if stages is None:
-            raise RotationAbandoned(f"{step}: version {token} of {secret.name} does not exist")
-        if AWSCURRENT in stages:
+        if stages is not None and AWSCURRENT in stages:
             logger.info(f"{step}: version is already AWSCURRENT", extra={"version": token})
             return False
-        if AWSPENDING not in stages:
+        if stages is not None and AWSPENDING in stages:
+            return True
+        entry = self.ledger.get(principal, token)
+        abandoned = entry is not None and entry.state in (LedgerState.ABANDONED, LedgerState.DELETED)
+        if stages is None:
+            if entry is None:
+                raise RotationRefused(f"{step}: {token} is not a version of {secret.name}")
+            raise RotationAbandoned(f"{step}: version {token} of {secret.name} no longer exists")
+        if abandoned or not stages:
             raise RotationAbandoned(f"{step}: version {token} of {secret.name} is no longer AWSPENDING")
-        return True
+        raise RotationRefused(
+            f"{step}: version {token} of {secret.name} is {', '.join(stages)}, not AWSPENDING"
+        )
 
     def _take_lease(self, step: str, principal: str, owner: str) -> None:
         assert self.leases is not None
@@ -306,14 +366,17 @@ class RotationEngine:
         if isinstance(exc, RotationAbandoned):
             logger.warning("rotation step given up", extra={"step": step, "error": error})
             return
+        if isinstance(exc, RotationRefused):
+            # Not a rotation: nothing was changed, nothing is announced (the function's errors
+            # alarm sees it, and this line says which check failed).
+            logger.error("rotation step refused", extra={"step": step, "error": error})
+            return
         count("RotationFailed", 1)
         try:
             secret = self.secrets.describe(secret_id)
             name = secret.name if secret else secret_id
             principal = self.naming.principal_of_secret(name) or name
             logger.error("rotation step failed", extra={"principal": principal, "step": step, "error": error})
-            if isinstance(exc, RotationAbandoned):
-                return  # logged above; a newer rotation took over, nobody has to act
             entry = self.ledger.get(principal, token)
             if entry is not None and "rotation_failed" in entry.notified:
                 return

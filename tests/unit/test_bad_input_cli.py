@@ -136,7 +136,8 @@ def test_an_at_with_an_offset_is_read_as_that_instant() -> None:
         ("\t\n", "--reason must say why"),
         ("leaked\nsecond line", "one line of printable text"),
         ("bell\x07", "one line of printable text"),
-        ("x" * 501, "keep it under 500"),
+        ("x" * 501, "keep it to 500 or fewer"),
+        ("token in \u202egnp.exe", "one line of printable text"),
     ],
 )
 def test_a_bad_reason_exits_2_before_anything(reason: str, fragment: str) -> None:
@@ -171,9 +172,29 @@ def test_pickup_into_a_path_below_a_file_exits_2(tmp_path: Path) -> None:
     assert_one_line(err)
 
 
-def test_local_up_refuses_a_non_loopback_host() -> None:
-    code, out, err = run("local", "up", "--host", "0.0.0.0")
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "  ", "::", "192.0.2.10", "localhost.example"])
+def test_local_up_refuses_a_non_loopback_host(host: str) -> None:
+    """An empty host would bind every interface: refused like any other non-loopback one."""
+    code, out, err = run("local", "up", "--host", host)
     assert_bad_input(code, out, err, "loopback", "--host 127.0.0.1")
+    assert_one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--force"], "--force needs its own --reason"),
+        (["--reason", "false alarm"], "--reason is for a forced restore (--force)"),
+        (["--force", "--reason", "  "], "--reason must say why"),
+        (["--force", "--reason", "false alarm\nsecond line"], "one line of printable text"),
+        (["--force", "--reason", "false alarm\x1b[31m"], "one line of printable text"),
+        (["--force", "--reason", "z" * 501], "keep it to 500 or fewer"),
+    ],
+)
+def test_a_bad_forced_restore_exits_2_before_anything(argv: list[str], fragment: str) -> None:
+    code, out, err = run("restore", "platform-eng", "--registry", REGISTRY, *argv)
+    assert_bad_input(code, out, err, fragment)
+    assert_one_line(err)
 
 
 # -- settings -----------------------------------------------------------------------------------

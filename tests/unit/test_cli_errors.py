@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,12 +18,13 @@ from tests.conftest import ROOT
 from tokenwarden.cli import main as cli
 from tokenwarden.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from tokenwarden.domain.promql import PromQLError
-from tokenwarden.service.breakglass import BreakGlassFailed, RevokeResult
+from tokenwarden.service.breakglass import Actor, BreakGlassFailed, RestoreResult, RevokeResult
 from tokenwarden.service.health import HealthSettingsError
 from tokenwarden.service.lease import PrincipalBusy
 from tokenwarden.service.rotation import RotationAbandoned, RotationError
 
 REGISTRY = str(ROOT / "teams.yaml")
+OPERATOR = Actor.caller("arn:aws:sts::123456789012:assumed-role/Oncall/alice")
 SECRET_VALUE = "tw-9f1c2e7d5b3a4c6e8f0a1b2c3d4e5f60"
 
 
@@ -92,7 +94,7 @@ def test_a_revoke_that_fails_is_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     glass = type("Glass", (), {"revoke": failing(error), "restore": failing(error)})()
-    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, "alice"))
+    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, OPERATOR))
 
     for argv in (
         ["revoke", "platform-eng", "--reason", "leaked", "--reissue"],
@@ -213,7 +215,7 @@ def test_an_unreachable_endpoint_is_one_line_and_exit_1(monkeypatch: pytest.Monk
 
 def reissue_glass(monkeypatch: pytest.MonkeyPatch, result: RevokeResult) -> None:
     glass = type("Glass", (), {"revoke": lambda self, *args: result})()
-    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, "alice"))
+    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, OPERATOR))
 
 
 IN_PROGRESS = RevokeResult(
@@ -268,3 +270,65 @@ def test_a_reissue_still_rotating_is_in_the_json(monkeypatch: pytest.MonkeyPatch
     assert code == EXIT_OK and err == ""
     answer = json.loads(out)
     assert answer["reissued"] is None and answer["reissue_in_progress"] is True
+
+
+def test_revoke_says_which_record_it_wrote_and_as_whom(monkeypatch: pytest.MonkeyPatch) -> None:
+    reissue_glass(
+        monkeypatch,
+        IN_PROGRESS.model_copy(
+            update={"reissue_in_progress": False, "revoke": 3, "actor": OPERATOR.describe()}
+        ),
+    )
+    code, out, _ = run("revoke", "platform-eng", "--reason", "leaked", "--registry", REGISTRY)
+    assert code == EXIT_OK
+    assert f"Recorded (revoke #3) as {OPERATOR.describe()}: leaked" in out
+
+
+# -- restore ------------------------------------------------------------------------------------
+
+
+def restore_glass(monkeypatch: pytest.MonkeyPatch, result: RestoreResult) -> list[tuple[Any, ...]]:
+    calls: list[tuple[Any, ...]] = []
+
+    def restore(self: Any, principal: Any, actor: Any, now: Any, force_reason: Any = None) -> RestoreResult:
+        calls.append((principal.id, actor, force_reason))
+        return result
+
+    glass = type("Glass", (), {"restore": restore})()
+    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, OPERATOR))
+    return calls
+
+
+RESTORED = RestoreResult(
+    principal="platform-eng", actor=OPERATOR.describe(), restored="ACCA1", current=True, revoke=2
+)
+
+
+def test_restore_passes_the_operators_identity_and_no_force_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = restore_glass(monkeypatch, RESTORED)
+    code, out, err = run("restore", "platform-eng", "--registry", REGISTRY)
+    assert (code, err) == (EXIT_OK, "")
+    assert calls == [("platform-eng", OPERATOR, None)]
+    assert "Re-activated 1 key(s) of platform-eng: ACCA1." in out
+    assert f"Recorded as {OPERATOR.describe()}: undoes revoke #2, which stays on record." in out
+
+
+def test_a_forced_restore_passes_its_reason_and_says_until_when_the_key_works(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    until = datetime(2027, 1, 11, 2, 15, tzinfo=UTC)
+    calls = restore_glass(
+        monkeypatch,
+        RESTORED.model_copy(
+            update={"current": False, "active_until": until, "forced": True, "force_reason": "false alarm"}
+        ),
+    )
+    code, out, _ = run(
+        "restore", "platform-eng", "--force", "--reason", " false alarm ", "--registry", REGISTRY
+    )
+    assert code == EXIT_OK
+    assert calls == [("platform-eng", OPERATOR, "false alarm")]
+    assert "works until 2027-01-11 02:15 UTC (the grace it had, not a new one)" in out
+    assert "(forced: false alarm)" in out

@@ -174,13 +174,17 @@ def test_it_refuses_the_default_credential_chain_naming_region_and_key(tmp_path:
 
 
 def test_with_real_account_it_goes_past_the_guard_to_the_named_endpoint(tmp_path: Path) -> None:
-    done, attempts = _run(
-        tmp_path, {**STACK, "AWS_ENDPOINT_URL": FAR}, "--real-account", "reconcile", "events/reconcile.json"
-    )
+    # A real account: no stack; whatever the handler reaches first is the far endpoint.
+    real = {k: v for k, v in STACK.items() if k != "TOKENWARDEN_STACK_URL"}
+    real |= {
+        name: FAR for name in ("AWS_ENDPOINT_URL", "TOKENWARDEN_OTLP_ENDPOINT", "TOKENWARDEN_PROMQL_URL")
+    }
 
-    assert "--real-account" in done.stderr and FAR in done.stderr
+    done, attempts = _run(tmp_path, real, "--real-account", "reconcile", "events/reconcile.json")
+
+    assert "--real-account" in done.stderr and f"AWS_ENDPOINT_URL={FAR}" in done.stderr
     assert done.returncode == NETWORK_ATTEMPTED
-    assert "aws.tokenwarden-test.invalid" in attempts, "the handler ran and tried the endpoint it was given"
+    assert attempts.startswith("('aws.tokenwarden-test.invalid', 443)"), attempts
 
 
 def test_make_invoke_passes_real_account_only_when_asked() -> None:

@@ -4,6 +4,7 @@ with the OpenTelemetry exporter as the judge of which tokens still work."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -87,6 +88,78 @@ def test_revoke_refuses_the_leaked_token_at_once_and_the_reissued_one_works(cli,
     cli("revoke", "nobody", "--reason", "x", "--registry", teams, expect=2)
     cli("revoke", "blue", "--reason", " ", "--registry", teams, expect=2)
     assert send_session(endpoint, token("blue"), "blue")
+
+
+def history(principal: str) -> list[dict[str, object]]:
+    """The principal's break-glass records as the ledger stores them."""
+    answer = boto3.client("dynamodb").query(
+        TableName=os.environ["TOKENWARDEN_LEDGER_TABLE"],
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+        ExpressionAttributeValues={":pk": {"S": f"P#{principal}"}, ":h": {"S": "H#"}},
+        ConsistentRead=True,
+    )
+    return [json.loads(item["record"]["S"]) for item in answer["Items"]]
+
+
+def test_a_leaked_key_comes_back_only_when_forced_and_the_revoke_stays_on_record(
+    cli, stack, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+    teams = registry(tmp_path, "coral")
+    cli("apply", "--registry", teams, "--quiet")
+    leaked = token("coral")
+    caller = boto3.client("sts").get_caller_identity()["Arn"]
+    cli("revoke", "coral", "--reason", "pasted in #general", "--reissue", "--registry", teams)
+    fresh = token("coral")
+    (revoke,) = history("coral")
+    assert revoke["actor"] == {
+        "acted_as": caller,
+        "requester": caller,
+        "claimed_by": None,
+        "request_id": None,
+    }
+
+    refused = cli("restore", "coral", "--registry", teams, expect=2)
+    assert "issued a replacement" in refused and "--force --reason" in refused
+    assert history("coral") == [revoke] and not send_session(endpoint, leaked, "coral")
+    hostile = cli(
+        "restore", "coral", "--force", "--reason", "ok\x1b]0;approved\x07", "--registry", teams, expect=2
+    )
+    assert "printable" in hostile and history("coral") == [revoke]
+
+    out = cli("restore", "coral", "--force", "--reason", "the paste was a demo key", "--registry", teams)
+
+    assert "works until" in out and "not a new one" in out and "(forced: the paste was a demo key)" in out
+    assert f"Recorded as {caller}: undoes revoke #1" in out
+    assert leaked not in out and fresh not in out
+    assert send_session(endpoint, leaked, "coral") and send_session(endpoint, fresh, "coral")
+    assert token("coral") == fresh
+    before, restore = history("coral")
+    assert before == revoke  # the revoke's record as written
+    assert restore["forced"] and restore["force_reason"] == "the paste was a demo key"
+    assert restore["actor"]["requester"] == caller
+
+    again = cli("restore", "coral", "--force", "--reason", "once more", "--registry", teams, expect=2)
+    assert "already restored" in again and len(history("coral")) == 2
+
+
+def test_a_restored_revoke_is_not_restored_twice_and_a_new_revoke_is(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
+    teams = registry(tmp_path, "jade")
+    cli("apply", "--registry", teams, "--quiet")
+    working = token("jade")
+    cli("revoke", "jade", "--reason", "laptop stolen", "--registry", teams)
+    assert not send_session(endpoint, working, "jade")
+    cli("revoke", "jade", "--reason", "laptop stolen\n[INFO] restored", "--registry", teams, expect=2)
+
+    out = cli("restore", "jade", "--registry", teams)
+    assert "The current key works again." in out and send_session(endpoint, working, "jade")
+    cli("restore", "jade", "--registry", teams, expect=2)
+    cli("revoke", "jade", "--reason", "laptop stolen", "--registry", teams)
+    assert not send_session(endpoint, working, "jade")
+    assert "undoes revoke #2" in cli("restore", "jade", "--registry", teams)
+    assert send_session(endpoint, working, "jade")
+    assert [r["kind"] for r in history("jade")] == ["revoke", "restore", "revoke", "restore"]
 
 
 def test_offboarding_leaves_no_active_key_then_no_key_then_no_user(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -303,6 +303,7 @@ HELP = {
     ("apply",): "example:",
     ("status",): "example:",
     ("local", "up"): "export",
+    ("restore",): "--force",
 }
 
 
@@ -328,3 +329,27 @@ def test_help_of_every_command_exits_0_and_explains_it() -> None:
         if not words:
             for command in ("plan", "apply", "status", "local", "demo"):
                 assert command in stdout, f"{label} does not list {command}:\n{stdout}"
+
+
+def test_local_up_with_an_empty_or_public_host_exits_2_and_serves_nothing() -> None:
+    """An empty --host would bind every interface: refused as any non-loopback address is."""
+    env = clean_environment()
+    running = {
+        host: subprocess.Popen(
+            [*tokenwarden_command(), "local", "up", "--host", host, "--no-victoriametrics"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for host in ("", "0.0.0.0")
+    }
+    for host, process in running.items():
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert process.returncode == 2, f"--host {host!r} exited {process.returncode}: {stderr}"
+        assert "loopback" in stderr and "--host 127.0.0.1" in stderr, stderr
+        assert stdout == "", f"--host {host!r} started the stack:\n{stdout}"

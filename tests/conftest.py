@@ -254,14 +254,16 @@ def open_env(
             # The secrets' own key, as the template makes it: every secret is made and verified
             # exactly as in a deployment (never under the AWS managed key).
             settings = Settings(
-                region="us-east-1",
-                topic_arn=topic,
-                rotation_lambda_arn=rotation_arn,
-                secrets_kms_key_id=kms_key,
-                service_role_arn_pattern=SERVICE_ROLES,
-                operator_arns=OPERATORS,
-                otlp_endpoint=otlp_url,
-                **(settings_overrides or {}),
+                **{
+                    "region": "us-east-1",
+                    "topic_arn": topic,
+                    "rotation_lambda_arn": rotation_arn,
+                    "secrets_kms_key_id": kms_key,
+                    "service_role_arn_pattern": SERVICE_ROLES,
+                    "operator_arns": OPERATORS,
+                    "otlp_endpoint": otlp_url,
+                    **(settings_overrides or {}),
+                }
             )
             adapters = build_adapters(settings, session)
             engine = build_engine(settings, adapters, clock)

@@ -2,7 +2,8 @@
 
 It runs rotations of secrets whose rotation is enabled with this very function, and refuses
 anything else without changing anything (see RotationEngine.run_step): the ARN it was invoked
-as, qualifier aside, must be the secret's RotationLambdaARN.
+as, qualifier aside, must be the secret's RotationLambdaARN. Its errors never carry a token
+(RotationEngine.run_invoked).
 """
 
 from __future__ import annotations
@@ -43,7 +44,5 @@ class RotationEvent(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     request = RotationEvent.model_validate(event)
     logger.append_keys(step=request.step, version=request.token)
-    _engine().run_step(
-        request.step, request.secret_id, request.token, function_arn=context.invoked_function_arn
-    )
+    _engine().run_invoked(request.step, request.secret_id, request.token, context.invoked_function_arn)
     return {"step": request.step, "version": request.token, "status": "done"}

@@ -31,8 +31,14 @@ EMPTY_EXPORT = b'{"resourceMetrics":[]}'
 NO_ANSWER = 599
 
 # Failures that mean "no usable HTTP answer": worth retrying, and reported as NO_ANSWER.
-# (OSError covers socket errors, timeouts, ssl.SSLError and urllib's URLError.)
-_NO_ANSWER_ERRORS = (OSError, http.client.HTTPException)
+# OSError covers socket errors, timeouts, ssl.SSLError and urllib's URLError; the others are
+# an answer that is not HTTP (a garbled or missing status line, a body cut short).
+_NO_ANSWER_ERRORS = (
+    OSError,
+    http.client.BadStatusLine,
+    http.client.IncompleteRead,
+    http.client.LineTooLong,
+)
 
 
 class ProbeError(RuntimeError):

@@ -129,6 +129,15 @@ def describe_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def token_free(exc: Exception) -> Exception:
+    """A fresh exception to raise in place of `exc`: the same type and text when the text is
+    ours (it never holds a token), a RotationError naming the operation, AWS error code or
+    type otherwise. Being new, it has no traceback, cause or context that leads back to `exc`."""
+    if isinstance(exc, RotationError | PrincipalBusy | MalformedToken):
+        return type(exc)(str(exc))
+    return RotationError(f"the rotation step failed: {describe_error(exc)}")
+
+
 @dataclass
 class RotationEngine:
     iam: IamPort
@@ -186,6 +195,22 @@ class RotationEngine:
             raise
         if principal is not None and self.leases is not None and step == "finishSecret":
             self.leases.release(principal, owner)
+
+    def run_invoked(self, step: str, secret_id: str, token: str, function_arn: str) -> None:
+        """One step as Secrets Manager invokes the function that was invoked as `function_arn`.
+
+        What leaves the function is what Lambda logs, returns to Secrets Manager and X-Ray
+        records: a failure is raised as `token_free(exc)`, after the original is gone, so
+        that neither a foreign exception's text (botocore quotes a response it cannot parse;
+        http.client quotes a header it refuses) nor its traceback can carry a token out.
+        """
+        failure: Exception | None = None
+        try:
+            self.run_step(step, secret_id, token, function_arn=function_arn)
+        except Exception as exc:
+            failure = token_free(exc)
+        if failure is not None:
+            raise failure
 
     def _admit(self, step: str, secret_id: str, token: str, function_arn: str | None) -> bool:
         """What Secrets Manager's own rotation templates check first, reading only the secret's

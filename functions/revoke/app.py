@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tokenwarden.domain.registry import SLUG, load_registry
 from tokenwarden.observability import logger, metrics, tracer
@@ -33,8 +33,9 @@ SETTINGS: Settings = load_settings()
 class RevokeInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
-    # Older payloads name the action; only "revoke" is this function's.
-    action: Literal["revoke"] = "revoke"
+    # Older payloads name the action. Restoring is the restore function's: refused here, so that
+    # whoever may invoke this function cannot restore through it.
+    action: Literal["revoke", "restore"] = "revoke"
     principal: str = Field(min_length=1, max_length=48)
     reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
     reissue: bool = False
@@ -42,15 +43,15 @@ class RevokeInput(BaseModel):
         min_length=1, max_length=MAX_CLAIM_LENGTH, description="the person asking (recorded as a claim)"
     )
 
-    @model_validator(mode="before")
+    @field_validator("action")
     @classmethod
-    def _not_a_restore(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("action") == "restore":
+    def _revoke_only(cls, value: str) -> str:
+        if value != "revoke":
             raise ValueError(
                 "this function only revokes: invoke the restore function (RestoreFunction) "
                 "with events/restore.json to restore"
             )
-        return data
+        return value
 
     @field_validator("principal")
     @classmethod

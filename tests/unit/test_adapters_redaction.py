@@ -50,3 +50,32 @@ def test_an_unusable_secret_in_the_answer_is_refused_without_quoting_it() -> Non
     with pytest.raises(RuntimeError, match="no usable secret") as caught:
         IamAdapter(NoSecretIam()).create_credential("tw-alpha", 90)
     assert "12345" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [TOKEN + "\r\nX-Injected: 1", '"' + TOKEN + '"', TOKEN + "\\", TOKEN + "\x00", "tök€n" + TOKEN],
+    ids=["crlf", "quotes", "backslash", "nul", "unicode"],
+)
+def test_what_the_rotation_function_raises_for_a_response_botocore_cannot_parse_quotes_nothing(
+    hostile: str,
+) -> None:
+    """botocore's ResponseParserError quotes the raw response (here, IAM's answer holding the new
+    token). The rotation function raises a fresh error in its place that names the type only."""
+    import traceback
+
+    from botocore.parsers import ResponseParserError
+
+    from tokenwarden.service.rotation import RotationError, describe_error, token_free
+
+    try:
+        raise ResponseParserError(f"Unable to parse response, invalid XML received:\nb'{hostile}'")
+    except ResponseParserError as exc:
+        original = exc
+    replacement = token_free(original)
+
+    assert isinstance(replacement, RotationError)
+    assert describe_error(original) == "ResponseParserError"
+    texts = [str(replacement), repr(replacement), "".join(traceback.format_exception(replacement))]
+    assert not any(TOKEN in text for text in texts)
+    assert replacement.__cause__ is None and replacement.__context__ is None

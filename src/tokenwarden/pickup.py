@@ -7,11 +7,18 @@
   milliseconds, or `{}` while there is none yet, and refreshes that cache in the background from
   Secrets Manager with the developer's own AWS identity once it is older than the refresh interval;
 - `managed-settings.json`, the Claude Code settings that point the OpenTelemetry metrics exporter at
-  the OTLP endpoint with `team.id` as a resource attribute and name the helper;
+  the OTLP endpoint with `team.id` as a resource attribute, name the helper, and deny Claude Code's
+  file tools the helper's cache;
 - `README.txt`, where each goes.
 
-None of them holds a token: the kit is safe to mail, commit or ship with MDM. Pure apart from
-`write_kit`; no AWS call.
+Nothing the helper does can be redirected at run time: it names the secret by ARN (a name would
+resolve in whatever account the developer's credentials point at), and its cache directory, AWS
+CLI and `PATH` are fixed when it is generated; no environment variable changes them. It uses the
+cache directory only when it is the user's own, mode 0700 and not a symlink, and writes the cache
+through `mktemp`.
+
+None of the files holds a token: the kit is safe to mail, commit or ship with MDM. Pure apart from
+`write_kit`; no AWS call (the caller looks the secret's ARN up).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.registry import SLUG, Principal
@@ -33,6 +40,9 @@ from tokenwarden.domain.registry import SLUG, Principal
 HELPER_FILE = "otel-headers-helper.sh"
 SETTINGS_FILE = "managed-settings.json"
 README_FILE = "README.txt"
+KIT_FILES = (HELPER_FILE, SETTINGS_FILE, README_FILE)
+#: The helper's PATH, whatever the environment says (the AWS CLI's own directory is added last).
+HELPER_PATH_VARIABLE = "/usr/bin:/bin:/usr/sbin:/sbin"
 #: Where the README tells the platform team to install the helper (no spaces: Claude Code runs the
 #: `otelHeadersHelper` value through `sh -c`).
 DEFAULT_HELPER_PATH = "/usr/local/libexec/tokenwarden/otel-headers-helper.sh"
@@ -41,8 +51,21 @@ MANAGED_SETTINGS_PATHS = {
     "Linux and WSL": "/etc/claude-code/managed-settings.json",
 }
 
+#: The helper's cache directory unless the kit says otherwise. `~/` is the user's home directory as
+#: the account database has it (not `$HOME`, which the environment could change).
+DEFAULT_CACHE_DIR = "~/.cache/tokenwarden"
+#: Where the AWS CLI is installed by its own installer (macOS and Linux), Homebrew and the Linux
+#: distributions; the helper runs the first one that exists.
+DEFAULT_AWS_CLI = ("/usr/local/bin/aws", "/opt/homebrew/bin/aws", "/usr/bin/aws")
+
 _TEAM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_SECRET_ID = re.compile(r"[A-Za-z0-9/_+=.@:-]{1,2048}")  # a secret name or ARN
+# A secret's full ARN: the account and Region are pinned, and the 6-character suffix Secrets
+# Manager adds to every name keeps a later secret of the same name from answering.
+_SECRET_ARN = re.compile(
+    r"arn:aws(?:-cn|-us-gov)?:secretsmanager:(?P<region>[a-z0-9-]+):\d{12}:secret:"
+    r"(?P<name>[A-Za-z0-9/_+=.@-]{1,512})-[A-Za-z0-9]{6}"
+)
+_FIXED_PATH = re.compile(r"/[A-Za-z0-9._/+-]*")  # absolute, nothing a shell would expand or split
 _REGION = re.compile(r"[a-z]{2,}(?:-[a-z]+)+-\d{1,2}")
 _PROFILE = re.compile(r"[A-Za-z0-9._+@-]{1,128}")
 _ATTRIBUTE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}")
@@ -68,9 +91,14 @@ class PickupKit(BaseModel):
 
     principal: str
     team: str
-    secret_id: str
+    #: The secret's full ARN (DescribeSecret's `ARN`), never its name.
+    secret_arn: str
     region: str
     otlp_metrics_endpoint: str
+    #: Fixed in the helper: `~/<path>` (home from the account database) or an absolute path.
+    cache_dir: str = DEFAULT_CACHE_DIR
+    #: Fixed in the helper: the AWS CLIs it may run, first found wins (absolute paths).
+    aws_cli: tuple[str, ...] = DEFAULT_AWS_CLI
     #: The helper refreshes a cache older than this. Claude Code calls it about every 29 minutes, so
     #: anything shorter means "on every call after the first"; a rotated key arrives within two calls,
     #: well inside the days-long grace of the previous key.
@@ -96,11 +124,35 @@ class PickupKit(BaseModel):
             raise ValueError(f"{value!r} is not a team id (letters, digits, '.', '_', '-')")
         return value
 
-    @field_validator("secret_id")
+    @field_validator("secret_arn")
     @classmethod
-    def _secret_id(cls, value: str) -> str:
-        if not _SECRET_ID.fullmatch(value):
-            raise ValueError(f"{value!r} is not a Secrets Manager secret name or ARN")
+    def _secret_arn(cls, value: str) -> str:
+        if not _SECRET_ARN.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a secret's full ARN (arn:aws:secretsmanager:<region>:<account>:secret:"
+                "<name>-<6 characters>): the kit never names a secret by name"
+            )
+        return value
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_dir(cls, value: str) -> str:
+        path = value[1:] if value.startswith("~/") else value
+        if not _FIXED_PATH.fullmatch(path) or path == "/" or path.endswith("/") or _climbs(path):
+            raise ValueError(
+                f"{value!r} is not a cache directory the helper can fix: ~/<path> or an absolute path, "
+                "without spaces, shell characters, '..' or a trailing '/'"
+            )
+        return value
+
+    @field_validator("aws_cli")
+    @classmethod
+    def _aws_cli(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one AWS CLI path is needed")
+        for path in value:
+            if not _FIXED_PATH.fullmatch(path) or path.endswith("/") or _climbs(path):
+                raise ValueError(f"{path!r} is not an absolute path without spaces or shell characters")
         return value
 
     @field_validator("region")
@@ -139,6 +191,25 @@ class PickupKit(BaseModel):
                 raise ValueError(f"the value of {key!r} must be printable and at most 255 characters")
         return value
 
+    @model_validator(mode="after")
+    def _arn_in_region(self) -> PickupKit:
+        match = _SECRET_ARN.fullmatch(self.secret_arn)
+        if match is not None and match["region"] != self.region:
+            raise ValueError(f"secret_arn: the secret is in {match['region']}, the kit in {self.region}")
+        return self
+
+    @property
+    def secret_name(self) -> str:
+        match = _SECRET_ARN.fullmatch(self.secret_arn)
+        return match["name"] if match else self.secret_arn
+
+    @property
+    def cache_deny_rules(self) -> list[str]:
+        """Claude Code permission rules that keep its file tools out of the cache directory
+        (`~/` is the home directory in a rule; `//` starts an absolute path)."""
+        where = self.cache_dir if self.cache_dir.startswith("~/") else "/" + self.cache_dir
+        return [f"Read({where}/**)", f"Edit({where}/**)"]
+
     @property
     def resource_attributes(self) -> str:
         """`OTEL_RESOURCE_ATTRIBUTES`: `team.id` first, values percent-encoded as the spec asks."""
@@ -150,23 +221,31 @@ def build_kit(
     principal: Principal,
     *,
     naming: Naming,
+    secret_arn: str,
     region: str,
     otlp_metrics_endpoint: str | None = None,
     **options: Any,
 ) -> PickupKit:
-    """The kit of a registered principal (a developer labels its metrics with its team's id)."""
+    """The kit of a registered principal (a developer labels its metrics with its team's id).
+    `secret_arn` is its secret's ARN as DescribeSecret gives it."""
     try:
-        return PickupKit(
+        kit = PickupKit(
             principal=principal.id,
             team=principal.team,
-            secret_id=naming.secret_name(principal.id),
+            secret_arn=secret_arn,
             region=region,
             otlp_metrics_endpoint=otlp_metrics_endpoint or default_otlp_metrics_endpoint(region),
             **options,
         )
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'kit'}: {e['msg']}" for e in exc.errors())
-        raise PickupError(f"cannot make the pickup kit of {principal.id!r}: {problems}") from exc
+        raise PickupError(f"cannot make the pickup kit of {principal.id!r}: {problems}") from None
+    if kit.secret_name != naming.secret_name(principal.id):
+        raise PickupError(
+            f"cannot make the pickup kit of {principal.id!r}: {secret_arn} is not the secret "
+            f"{naming.secret_name(principal.id)}"
+        )
+    return kit
 
 
 def _template() -> str:
@@ -179,10 +258,12 @@ def render_helper_script(kit: PickupKit) -> str:
     values = {
         "PRINCIPAL_COMMENT": kit.principal,  # a slug: safe in a comment
         "PRINCIPAL": shlex.quote(kit.principal),
-        "SECRET_ID": shlex.quote(kit.secret_id),
+        "SECRET_ARN": shlex.quote(kit.secret_arn),
         "REGION": shlex.quote(kit.region),
         "PROFILE": shlex.quote(kit.aws_profile or ""),
         "REFRESH_MINUTES": str(kit.refresh_minutes),
+        "CACHE_DIR": shlex.quote(kit.cache_dir),
+        "AWS_CLI": shlex.quote(" ".join(kit.aws_cli)),
     }
     script = _PLACEHOLDER.sub(lambda m: values[m.group(0).strip("@")], _template())
     return script
@@ -199,9 +280,11 @@ def _helper_path(helper_path: str | None) -> str:
 
 
 def render_managed_settings(kit: PickupKit, helper_path: str | None = None) -> dict[str, Any]:
-    """Claude Code's settings for the kit: the helper and the telemetry `env` block (no token)."""
+    """Claude Code's settings for the kit: the helper, the telemetry `env` block and the rules
+    that deny its file tools the helper's cache (no token)."""
     return {
         "otelHeadersHelper": _helper_path(helper_path),
+        "permissions": {"deny": kit.cache_deny_rules},
         "env": {
             "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
             "OTEL_METRICS_EXPORTER": "otlp",
@@ -218,9 +301,15 @@ def render_readme(kit: PickupKit, helper_path: str | None = None) -> str:
     install_dir = path.rsplit("/", 1)[0] or "/"
     profile = f" --profile {kit.aws_profile}" if kit.aws_profile else ""
     settings = "\n".join(f"  {system:<14} {where}" for system, where in MANAGED_SETTINGS_PATHS.items())
+    aws_cli_hint = kit.aws_cli[0] if len(kit.aws_cli) == 1 else "aws"
+    home_note = (
+        "  (~ is the home directory the account database gives the user, not $HOME.)\n"
+        if kit.cache_dir.startswith("~/")
+        else ""
+    )
     return f"""TokenWarden pickup kit for {kit.principal} (team {kit.team})
 
-Nothing in this kit is secret: the token stays in Secrets Manager ({kit.secret_id}, {kit.region})
+Nothing in this kit is secret: the token stays in Secrets Manager ({kit.secret_arn})
 and in each developer's private cache.
 
 1. Install the helper on every laptop, at the path the settings name:
@@ -228,15 +317,22 @@ and in each developer's private cache.
      sudo install -m 0755 {HELPER_FILE} {path}
 2. Install {SETTINGS_FILE} as Claude Code's managed settings (or merge its keys into an existing one):
 {settings}
-   A single developer may instead merge "otelHeadersHelper" and "env" into ~/.claude/settings.json
-   (not a repository's .claude/settings*.json: Claude Code may refuse a headers helper named there).
-3. Each developer needs the AWS CLI and an identity that may read the secret:
-     aws secretsmanager get-secret-value --secret-id {kit.secret_id} --region {kit.region}{profile} --query ARN
+   A single developer may instead merge "otelHeadersHelper", "env" and "permissions" into
+   ~/.claude/settings.json (not a repository's .claude/settings*.json: Claude Code may refuse a headers
+   helper named there). "permissions" denies Claude Code's file tools the helper's cache:
+     {", ".join(kit.cache_deny_rules)}
+3. Each developer needs the AWS CLI at one of
+     {" ".join(kit.aws_cli)}
+   (the helper runs the first one it finds, with PATH={HELPER_PATH_VARIABLE}, whatever the
+   environment says) and an identity that may read the secret:
+     {aws_cli_hint} secretsmanager get-secret-value --secret-id {kit.secret_arn} --region {kit.region}{profile} --query ARN
    (secretsmanager:GetSecretValue on the secret, kms:Decrypt on its key.)
 
 Check: run the helper twice. The first run prints {{}} and fetches the token in the background; a few
 seconds later it prints the Authorization header from its private cache
-  ${{XDG_CACHE_HOME:-$HOME/.cache}}/tokenwarden/{kit.principal}.json  (mode 0600, directory 0700).
+  {kit.cache_dir}/{kit.principal}.json  (mode 0600)
+{home_note}The cache directory must be the developer's own, mode 0700, and not a symbolic link; the helper creates
+it so, and otherwise always answers {{}} and fetches nothing (check with `ls -ld`; fix with chmod 700).
 Claude Code runs it at start and about every 29 minutes; the cache is refreshed in the background when
 older than {kit.refresh_minutes} minutes, so a rotated key arrives with no restart and no manual step.
 To force a refresh, delete the cache file.
@@ -244,6 +340,27 @@ To force a refresh, delete the cache file.
 Metrics go to {kit.otlp_metrics_endpoint} ({kit.protocol})
 with OTEL_RESOURCE_ATTRIBUTES={kit.resource_attributes}
 """
+
+
+def _climbs(path: str) -> bool:
+    return any(part in (".", "..") for part in path.split("/"))
+
+
+def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
+    """Refuse (PickupError) an output directory the kit could not be written into, or whose kit
+    files exist (unless `force`), before anything else is done."""
+    existing = [
+        str(out_dir / name)
+        for name in KIT_FILES
+        if (out_dir / name).exists() or (out_dir / name).is_symlink()
+    ]
+    if existing and not force:
+        raise PickupError(f"not overwriting {', '.join(existing)}: remove them or pass --force")
+    for place in (out_dir, *out_dir.parents):
+        if place.exists():
+            if not place.is_dir():
+                raise PickupError(f"cannot write the kit: {place} is not a directory")
+            return
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -268,11 +385,7 @@ def write_kit(
         ),
         out_dir / README_FILE: (render_readme(kit, helper_install_path), 0o644),
     }
-    existing = [str(path) for path in files if path.exists() or path.is_symlink()]
-    if existing and not force:
-        raise PickupError(f"not overwriting {', '.join(existing)}: remove them or pass --force")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PickupError(f"{out_dir} is not a directory")
+    check_out_dir(out_dir, force=force)
     out_dir.mkdir(parents=True, exist_ok=True)
     for path, (text, mode) in files.items():
         if path.is_symlink():

@@ -1,10 +1,11 @@
 """The pickup kit: managed settings, and the otelHeadersHelper script run for real by every POSIX shell
-installed here, against a fake `aws` (TOKENWARDEN_AWS_CLI) that prints whatever the test asks."""
+installed here, against a fake `aws` (the kit's fixed AWS CLI path) that prints whatever the test asks."""
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import stat
@@ -19,6 +20,8 @@ import pytest
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.pickup import (
+    DEFAULT_AWS_CLI,
+    DEFAULT_CACHE_DIR,
     DEFAULT_HELPER_PATH,
     HELPER_FILE,
     README_FILE,
@@ -35,6 +38,7 @@ from tokenwarden.pickup import (
 TOKEN = "Fake-Token_0123456789abcdef.ghij~klmn+opqr/stuv=="
 NEW_TOKEN = "Rotated-Token_fedcba9876543210"
 PREFIX = '{"Authorization": "Bearer '
+SECRET_ARN = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tokenwarden/web-ana-AbC123"
 
 FAKE_AWS = """#!/bin/sh
 [ -n "$FAKE_AWS_LOG" ] && echo "aws $*" >>"$FAKE_AWS_LOG"
@@ -68,7 +72,7 @@ def make_kit(**overrides: object) -> PickupKit:
     fields: dict[str, object] = {
         "principal": "web-ana",
         "team": "web",
-        "secret_id": "tokenwarden/web-ana",
+        "secret_arn": SECRET_ARN,
         "region": "eu-west-1",
         "otlp_metrics_endpoint": default_otlp_metrics_endpoint("eu-west-1"),
     }
@@ -86,27 +90,30 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 class Laptop:
-    """One developer's machine: the installed helper, its cache directory, a fake AWS CLI."""
+    """One developer's machine: the installed helper, generated with its cache directory and a fake
+    AWS CLI under `root`, and the environment Claude Code would give it."""
 
     def __init__(self, root: Path, kit: PickupKit, shell: tuple[str, ...] = ()) -> None:
         self.root = root
-        self.kit = kit
         self.shell = shell
-        self.script = root / HELPER_FILE
-        self.script.write_text(render_helper_script(kit), encoding="utf-8")
-        self.script.chmod(0o755)
         self.aws = root / "fake-aws"
         self.aws.write_text(FAKE_AWS, encoding="utf-8")
         self.aws.chmod(0o755)
-        self.log = root / "aws.log"
         self.cache_dir = root / "cache"
+        fixed = {"cache_dir": str(self.cache_dir), "aws_cli": (str(self.aws),)}
+        self.kit = kit = kit.model_copy(
+            update={k: v for k, v in fixed.items() if k not in kit.model_fields_set}
+        )
+        self.cache_dir = Path(kit.cache_dir)
+        self.script = root / HELPER_FILE
+        self.script.write_text(render_helper_script(kit), encoding="utf-8")
+        self.script.chmod(0o755)
+        self.log = root / "aws.log"
         self.cache = self.cache_dir / f"{kit.principal}.json"
         self.lock = self.cache_dir / f".{kit.principal}.lock"
         self.env: dict[str, str] = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(root / "home"),
-            "TOKENWARDEN_CACHE_DIR": str(self.cache_dir),
-            "TOKENWARDEN_AWS_CLI": str(self.aws),
             "FAKE_AWS_LOG": str(self.log),
             "FAKE_AWS_OUTPUT": TOKEN,
         }
@@ -192,23 +199,44 @@ def test_managed_settings_point_claude_code_at_the_endpoint_with_the_team_and_no
     assert custom["env"]["OTEL_METRIC_EXPORT_INTERVAL"] == "5000"
 
 
+@pytest.mark.parametrize(
+    ("cache_dir", "rules"),
+    [
+        (None, ["Read(~/.cache/tokenwarden/**)", "Edit(~/.cache/tokenwarden/**)"]),
+        ("/var/cache/tokenwarden", ["Read(//var/cache/tokenwarden/**)", "Edit(//var/cache/tokenwarden/**)"]),
+    ],
+)
+def test_the_kit_denies_claude_codes_file_tools_the_cache(cache_dir: str | None, rules: list[str]) -> None:
+    """Claude Code's permission rules: `~/` is the home directory, `//` starts an absolute path."""
+    kit = make_kit(**({"cache_dir": cache_dir} if cache_dir else {}))
+    settings = render_managed_settings(kit)
+    assert settings["permissions"] == {"deny": rules}
+    assert all(f"({'/' if cache_dir else ''}{kit.cache_dir}/**)" in rule for rule in rules)
+
+
 def test_a_developer_kit_reports_under_its_team(tmp_path: Path) -> None:
     registry = tmp_path / "teams.yaml"
     registry.write_text(
         "version: 1\nprincipals:\n  - {id: web, kind: team}\n  - {id: web-ana, kind: developer, team: web}\n"
     )
     ana = next(p for p in load_registry(registry).principals if p.id == "web-ana")
-    kit = build_kit(ana, naming=Naming(secret_prefix="tw/"), region="us-west-2", aws_profile="dev-sso")
-    assert (kit.principal, kit.team, kit.secret_id, kit.aws_profile) == (
+    arn = "arn:aws:secretsmanager:us-west-2:111122223333:secret:tw/web-ana-x1Y2z3"
+    kit = build_kit(
+        ana, naming=Naming(secret_prefix="tw/"), secret_arn=arn, region="us-west-2", aws_profile="dev-sso"
+    )
+    assert (kit.principal, kit.team, kit.secret_arn, kit.secret_name, kit.aws_profile) == (
         "web-ana",
         "web",
+        arn,
         "tw/web-ana",
         "dev-sso",
     )
     assert kit.otlp_metrics_endpoint == "https://monitoring.us-west-2.amazonaws.com/v1/metrics"
     assert render_managed_settings(kit)["env"]["OTEL_RESOURCE_ATTRIBUTES"] == "team.id=web"
     with pytest.raises(PickupError, match="web-ana"):
-        build_kit(ana, naming=Naming(), region="nowhere")
+        build_kit(ana, naming=Naming(), secret_arn=arn, region="nowhere")
+    with pytest.raises(PickupError, match="is not the secret tokenwarden/web-ana"):
+        build_kit(ana, naming=Naming(), secret_arn=arn, region="us-west-2")
 
 
 @pytest.mark.parametrize(
@@ -216,7 +244,21 @@ def test_a_developer_kit_reports_under_its_team(tmp_path: Path) -> None:
     [
         ("principal", "Web Team"),
         ("team", "a;b"),
-        ("secret_id", "x'; rm -rf ~"),
+        ("secret_arn", "x'; rm -rf ~"),
+        ("secret_arn", "tokenwarden/web-ana"),  # a name resolves in whatever account is current
+        ("secret_arn", "arn:aws:secretsmanager:eu-west-1:111122223333:secret:tokenwarden/web-ana"),
+        ("secret_arn", "arn:aws:secretsmanager:us-east-1:111122223333:secret:tokenwarden/web-ana-AbC123"),
+        ("cache_dir", "relative/cache"),
+        ("cache_dir", "$HOME/.cache/tokenwarden"),
+        ("cache_dir", "${XDG_CACHE_HOME}/tokenwarden"),
+        ("cache_dir", "~/../other"),
+        ("cache_dir", "/var/cache/token warden"),
+        ("cache_dir", "/"),
+        ("cache_dir", "~other/.cache"),
+        ("aws_cli", ()),
+        ("aws_cli", ("aws",)),
+        ("aws_cli", ("/usr/bin/aws $(id)",)),
+        ("aws_cli", ("/opt/*/aws",)),
         ("region", "us east"),
         ("otlp_metrics_endpoint", "http://monitoring.us-east-1.amazonaws.com/v1/metrics"),
         ("otlp_metrics_endpoint", "https://x/v1 metrics"),
@@ -257,10 +299,33 @@ def test_the_script_is_posix_sh_with_every_value_filled_in_and_quoted() -> None:
     assert script.startswith("#!/bin/sh\n")
     assert "@@" not in script
     assert "set -x" not in script and "set -o xtrace" not in script
-    for line in ("principal=web-ana", "secret_id=tokenwarden/web-ana", "region=eu-west-1", "profile=dev-sso"):
-        assert line in script.splitlines()
-    assert "refresh_minutes=15" in script.splitlines()
+    lines = script.splitlines()
+    for line in (
+        "principal=web-ana",
+        f"secret_arn={SECRET_ARN}",
+        "region=eu-west-1",
+        "profile=dev-sso",
+        "refresh_minutes=15",
+        "cache_dir='~/.cache/tokenwarden'",
+        "aws_clis='/usr/local/bin/aws /opt/homebrew/bin/aws /usr/bin/aws'",
+        "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+    ):
+        assert line in lines
     assert "profile=''" in render_helper_script(make_kit()).splitlines()
+    assert (make_kit().cache_dir, make_kit().aws_cli) == (DEFAULT_CACHE_DIR, DEFAULT_AWS_CLI)
+
+
+def test_the_script_reads_no_variable_the_environment_could_set() -> None:
+    """Every variable it expands is one it assigns itself (or a positional parameter)."""
+    script = render_helper_script(make_kit())
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
+    used = set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", code))
+    assigned = set(re.findall(r"(?:^|[\s;(\"])([A-Za-z_][A-Za-z0-9_]*)=", code, re.MULTILINE))
+    assigned |= set(re.findall(r"\bfor ([A-Za-z_][A-Za-z0-9_]*) in", code))
+    assigned |= {"line"} if "read -r line" in code else set()
+    assert used <= assigned, f"read from the environment: {sorted(used - assigned)}"
+    for name in ("HOME", "XDG_CACHE_HOME", "TOKENWARDEN_CACHE_DIR", "TOKENWARDEN_AWS_CLI", "TMPDIR"):
+        assert name not in code
 
 
 @pytest.mark.parametrize(
@@ -302,7 +367,7 @@ def test_an_empty_cache_answers_braces_at_once_then_the_background_refresh_fills
     assert laptop.leftovers() == [], "temp file or lock left behind"
     (call,) = laptop.aws_calls()
     assert call.split() == [
-        "aws", "secretsmanager", "get-secret-value", "--secret-id", "tokenwarden/web-ana",
+        "aws", "secretsmanager", "get-secret-value", "--secret-id", SECRET_ARN,
         "--version-stage", "AWSCURRENT", "--query", "SecretString", "--output", "text",
         "--region", "eu-west-1", "--cli-connect-timeout", "10", "--cli-read-timeout", "20",
         "--profile", "dev-sso",
@@ -351,13 +416,19 @@ def test_a_failing_aws_leaves_the_previous_cache_untouched(laptop: Laptop) -> No
     assert laptop.headers(FAKE_AWS_EXIT="255") == {"Authorization": f"Bearer {TOKEN}"}
 
 
-def test_no_aws_cli_at_all_still_answers(laptop: Laptop) -> None:
-    out, _ = laptop.run(TOKENWARDEN_AWS_CLI=str(laptop.root / "missing"))
+def test_no_aws_cli_at_all_still_answers(tmp_path: Path) -> None:
+    laptop = Laptop(tmp_path, make_kit(aws_cli=(str(tmp_path / "missing"), str(tmp_path / "also-missing"))))
+    out, _ = laptop.run()
     assert out == "{}\n"
-    assert wait_for(lambda: not laptop.lock.exists())
-    time.sleep(0.1)
-    assert not laptop.cache.exists()
-    assert laptop.leftovers() == []
+    time.sleep(0.3)
+    assert not laptop.cache_dir.exists(), "nothing to fetch with: nothing is created"
+
+
+def test_the_first_aws_cli_found_is_the_one_run(tmp_path: Path) -> None:
+    first = tmp_path / "missing"
+    laptop = Laptop(tmp_path, make_kit(aws_cli=(str(first), str(tmp_path / "fake-aws"))))
+    laptop.filled()
+    assert laptop.aws_calls()[0].startswith("aws secretsmanager get-secret-value")
 
 
 @pytest.mark.parametrize(
@@ -424,52 +495,141 @@ def test_a_lock_left_by_a_dead_refresh_is_taken_over_and_a_live_one_respected(la
     laptop.filled()
 
 
-@pytest.mark.parametrize(
-    ("env", "where"),
-    [
-        ({"XDG_CACHE_HOME": "xdg"}, "xdg/tokenwarden"),
-        ({}, "home/.cache/tokenwarden"),
-    ],
-)
-def test_the_default_cache_location(env: dict[str, str], where: str, laptop: Laptop) -> None:
-    laptop.env.pop("TOKENWARDEN_CACHE_DIR")
-    laptop.env.update({name: str(laptop.root / value) for name, value in env.items()})
-    laptop.cache_dir = laptop.root / where
-    laptop.cache = laptop.cache_dir / "web-ana.json"
-    laptop.lock = laptop.cache_dir / ".web-ana.lock"
+# -- nothing can redirect it -------------------------------------------------------------------------
+
+
+def test_environment_overrides_of_the_cache_the_cli_and_path_are_ignored(laptop: Laptop) -> None:
+    elsewhere = laptop.root / "elsewhere"
+    decoys = laptop.root / "decoys"
+    decoys.mkdir()
+    decoy_log = laptop.root / "decoys.log"
+    for name in ("aws", "id", "ls", "mktemp", "mkdir", "mv", "find", "rm", "rmdir"):
+        decoy = decoys / name
+        decoy.write_text(f'#!/bin/sh\necho "{name} $*" >>{decoy_log}\nexit 1\n')
+        decoy.chmod(0o755)
+    laptop.env.update(
+        {
+            "TOKENWARDEN_CACHE_DIR": str(elsewhere / "cache"),
+            "TOKENWARDEN_AWS_CLI": str(decoys / "aws"),
+            "XDG_CACHE_HOME": str(elsewhere / "xdg"),
+            "HOME": str(elsewhere / "home"),
+            "PATH": f"{decoys}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        }
+    )
     laptop.filled()
-    assert stat.S_IMODE(laptop.cache_dir.stat().st_mode) == 0o700
+    assert not elsewhere.exists()
+    assert not decoy_log.exists(), decoy_log.read_text()
+    assert laptop.headers() == {"Authorization": f"Bearer {TOKEN}"}
 
 
-def test_without_home_it_answers_braces(laptop: Laptop) -> None:
-    laptop.env.pop("TOKENWARDEN_CACHE_DIR")
-    laptop.env.pop("HOME")
-    out, _ = laptop.run()
-    assert out == "{}\n"
+@pytest.mark.parametrize("mode", [0o770, 0o750, 0o777, 0o707, 0o701, 0o1777, 0o500])
+def test_a_cache_directory_others_can_reach_is_neither_read_nor_written(mode: int, laptop: Laptop) -> None:
+    laptop.cache_dir.mkdir()
+    laptop.cache.write_text(f'{PREFIX}{TOKEN}"}}\n')
+    laptop.cache_dir.chmod(mode)
+    planted = laptop.cache.read_text()
+
+    assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
+    time.sleep(0.5)
+
+    assert laptop.aws_calls() == [], "no token is fetched into a directory others can reach"
+    assert laptop.cache.read_text() == planted
+    laptop.cache_dir.chmod(0o700)
+    assert sorted(p.name for p in laptop.cache_dir.iterdir()) == [laptop.cache.name]
 
 
-def test_the_token_reaches_no_other_process_argv_and_no_other_file(laptop: Laptop) -> None:
-    """Every external command the helper may run is wrapped to log its arguments."""
-    shims = laptop.root / "shims"
-    shims.mkdir()
-    argv_log = laptop.root / "argv.log"
-    for name in ("mv", "rm", "find", "mkdir", "rmdir", "chmod", "cat", "printf", "echo", "sleep", "mktemp"):
-        real = shutil.which(name)
-        if real is None:
-            continue
-        shim = shims / name
-        shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "{name} $*" >>{argv_log}\nexec {real} "$@"\n')
-        shim.chmod(0o755)
-    laptop.env["PATH"] = f"{shims}:{laptop.env['PATH']}"
+def test_a_cache_directory_that_is_a_symlink_is_neither_read_nor_written(laptop: Laptop) -> None:
+    target = laptop.root / "target"
+    target.mkdir(mode=0o700)
+    (target / laptop.cache.name).write_text(f'{PREFIX}{TOKEN}"}}\n')
+    laptop.cache_dir.symlink_to(target)
+
+    assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
+    time.sleep(0.5)
+
+    assert laptop.aws_calls() == []
+    assert sorted(p.name for p in target.iterdir()) == [laptop.cache.name]
+    assert (target / laptop.cache.name).read_text() == f'{PREFIX}{TOKEN}"}}\n'
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a directory someone else owns needs root")
+def test_a_cache_directory_owned_by_someone_else_is_neither_read_nor_written(laptop: Laptop) -> None:
+    laptop.cache_dir.mkdir(mode=0o700)
+    laptop.cache.write_text(f'{PREFIX}{TOKEN}"}}\n')
+    nobody = pwd.getpwnam("nobody")
+    os.chown(laptop.cache_dir, nobody.pw_uid, nobody.pw_gid)
+
+    assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
+    time.sleep(0.5)
+
+    assert laptop.aws_calls() == []
+    assert laptop.cache.read_text() == f'{PREFIX}{TOKEN}"}}\n'
+
+
+def test_a_cache_file_that_is_a_symlink_is_not_read(laptop: Laptop) -> None:
+    laptop.cache_dir.mkdir(mode=0o700)
+    elsewhere = laptop.root / "planted.json"
+    elsewhere.write_text(f'{PREFIX}{TOKEN}"}}\n')
+    laptop.cache.symlink_to(elsewhere)
+    assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
+    assert wait_for(lambda: not laptop.cache.is_symlink()), "the refresh replaces the link"
+    laptop.wait_settled(1)
+    assert elsewhere.read_text() == f'{PREFIX}{TOKEN}"}}\n'
+    assert laptop.headers() == {"Authorization": f"Bearer {NEW_TOKEN}"}
+
+
+def account_home_of(script: str, env: dict[str, str]) -> str:
+    """Run the helper's own `account_home` function (the script up to where it is first used)."""
+    functions = script.split("\ncase $cache_dir in", 1)[0]
+    done = subprocess.run(
+        ["sh", "-c", functions + '\naccount_home && printf %s "$home"'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    assert done.returncode == 0, done
+    return done.stdout
+
+
+def test_home_comes_from_the_account_database_not_the_environment(tmp_path: Path) -> None:
+    script = render_helper_script(make_kit())
+    expected = pwd.getpwuid(os.getuid()).pw_dir
+    for home in (str(tmp_path), "/nonexistent", ""):
+        assert account_home_of(script, {"HOME": home, "PATH": "/usr/bin:/bin"}) == expected
+
+
+def test_a_home_relative_cache_is_not_found_through_home(tmp_path: Path) -> None:
+    """A planted cache under $HOME is not served, and nothing is made in the real home."""
+    relative = f".tokenwarden-test-{os.getpid()}-{time.monotonic_ns()}"
+    laptop = Laptop(tmp_path, make_kit(cache_dir=f"~/{relative}", aws_cli=(str(tmp_path / "missing"),)))
+    planted = tmp_path / "home" / relative
+    planted.mkdir(parents=True, mode=0o700)
+    (planted / "web-ana.json").write_text(f'{PREFIX}{TOKEN}"}}\n')
+    real = Path(pwd.getpwuid(os.getuid()).pw_dir) / relative
+
+    assert laptop.headers() == {}
+    time.sleep(0.3)
+    assert not real.exists()
+
+
+def test_the_token_reaches_no_argv_and_no_other_file(laptop: Laptop) -> None:
+    """The commands it runs never get the token as an argument: it is written by printf, a builtin
+    (the AWS CLI's arguments are logged by the fake one)."""
+    script = render_helper_script(laptop.kit)
+    assert re.findall(
+        r"^\s*printf '%s%s%s\\n' \"\$prefix\" \"\$token\" \"\$suffix\" >\"\$tmp\"", script, re.M
+    )
+    for line in script.splitlines():
+        if "$token" in line and not line.lstrip().startswith("#"):
+            assert re.search(r"\b(printf|valid_token|case|token=|\[)", line), line
     laptop.filled()
     laptop.make_stale()
     assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {"Authorization": f"Bearer {TOKEN}"}
     laptop.wait_settled(2)
     assert laptop.headers() == {"Authorization": f"Bearer {NEW_TOKEN}"}
-    logged = argv_log.read_text()
-    assert "mv " in logged and "find " in logged, logged  # the shims did see the helper's commands
     for token in (TOKEN, NEW_TOKEN):
-        assert token not in logged
         assert token not in laptop.log.read_text()
     holders = [
         p.relative_to(laptop.root)
@@ -500,11 +660,8 @@ def test_write_kit_writes_three_files_and_refuses_to_overwrite(tmp_path: Path) -
     assert helper.read_text() == render_helper_script(kit)
     assert json.loads(settings.read_text()) == render_managed_settings(kit, "/opt/tokenwarden/helper.sh")
     text = readme.read_text()
-    assert (
-        "/opt/tokenwarden/helper.sh" in text
-        and "managed-settings.json" in text
-        and "tokenwarden/web-ana" in text
-    )
+    assert "/opt/tokenwarden/helper.sh" in text and "managed-settings.json" in text and SECRET_ARN in text
+    assert "Read(" in text and "chmod 700" in text
 
     settings.write_text("{}")
     with pytest.raises(PickupError, match="--force") as refused:

@@ -477,23 +477,32 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_pickup(args: argparse.Namespace, settings: Settings) -> int:
-    from tokenwarden.pickup import PickupError, build_kit, write_kit
+    from tokenwarden.pickup import PickupError, build_kit, check_out_dir, write_kit
 
     registry = _registry(args, settings)
     principal = _registered(registry, args.principal)
+    out = Path(args.out or f"pickup-{principal.id}")
     try:
+        check_out_dir(out, force=args.force)  # before the AWS call: a bad --out costs nothing
+        # The kit names the secret by its full ARN (one read: DescribeSecret), never by its name.
+        name = settings.naming.secret_name(principal.id)
+        secret = build_adapters(settings).secrets.describe(name)
+        if secret is None or secret.deleted_at is not None:
+            raise UsageError(
+                f"secret {name} does not exist in {settings.region}: `tokenwarden apply` onboards "
+                f"{principal.id} first (the kit names the secret by its ARN)"
+            )
         kit = build_kit(
             principal,
             naming=settings.naming,
+            secret_arn=secret.arn,
             region=settings.region,
             otlp_metrics_endpoint=settings.otlp_metrics_endpoint,
             aws_profile=args.profile,
             refresh_minutes=args.refresh_minutes,
             export_interval_ms=args.export_interval_ms,
         )
-        written = write_kit(
-            kit, Path(args.out or f"pickup-{principal.id}"), args.helper_path, force=args.force
-        )
+        written = write_kit(kit, out, args.helper_path, force=args.force)
     except PickupError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:

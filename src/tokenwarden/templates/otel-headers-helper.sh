@@ -13,18 +13,24 @@
 #
 # The token is never written anywhere but the cache, never passed as a command-line argument (printf
 # is a shell builtin) and never printed except as the JSON on standard output.
-# Overrides: TOKENWARDEN_CACHE_DIR (cache directory), TOKENWARDEN_AWS_CLI (the `aws` command to run).
+#
+# Nothing here can be redirected at run time: the secret is named by its ARN, and the cache directory,
+# the AWS CLI and PATH are fixed below; no environment variable changes them. "~/" is the home
+# directory the account database gives this user, not $HOME. The cache directory is used only when it
+# is this user's own, mode 0700 and not a symbolic link; otherwise the helper answers {} and fetches
+# nothing.
 
 principal=@@PRINCIPAL@@
-secret_id=@@SECRET_ID@@
+secret_arn=@@SECRET_ARN@@
 region=@@REGION@@
 profile=@@PROFILE@@
 refresh_minutes=@@REFRESH_MINUTES@@
+cache_dir=@@CACHE_DIR@@
+aws_clis=@@AWS_CLI@@
 lock_stale_minutes=5
 
 umask 077
-# Claude Code started from a GUI may have a short PATH: look where the AWS CLI usually is, last.
-PATH=${PATH:-/usr/bin:/bin}:/usr/local/bin:/opt/homebrew/bin
+PATH=/usr/bin:/bin:/usr/sbin:/sbin
 export PATH
 
 prefix='{"Authorization": "Bearer '
@@ -39,47 +45,92 @@ valid_token() {
     [ "$1" != None ]
 }
 
-if [ -n "${TOKENWARDEN_CACHE_DIR:-}" ]; then
-    dir=$TOKENWARDEN_CACHE_DIR
-elif [ -n "${XDG_CACHE_HOME:-}" ]; then
-    dir=$XDG_CACHE_HOME/tokenwarden
-elif [ -n "${HOME:-}" ]; then
-    dir=$HOME/.cache/tokenwarden
-else
-    printf '{}\n'
-    exit 0
-fi
+# This user's home directory from the account database (tilde expansion of ~name uses it; $HOME is
+# not read).
+account_home() {
+    user=$(id -un 2>/dev/null) || return 1
+    case $user in
+        '' | -* | *[!ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-]*) return 1 ;;
+    esac
+    eval "home=~$user"
+    case $home in
+        /*) return 0 ;;
+    esac
+    return 1
+}
+
+# Ours alone: a directory, not a symbolic link, owned by this user, with no access for anyone else.
+private_dir() {
+    if [ ! -d "$1" ] || [ -L "$1" ]; then
+        return 1
+    fi
+    set -f
+    # shellcheck disable=SC2046 # the fields of ls's line are wanted split
+    set -- $(LC_ALL=C ls -ldn "$1" 2>/dev/null)
+    set +f
+    if [ "$#" -lt 3 ] || [ "$3" != "$(id -u)" ]; then
+        return 1
+    fi
+    case $1 in
+        drwx------ | drwx------. | drwx------@) return 0 ;;
+    esac
+    return 1
+}
+
+case $cache_dir in
+    \~/*)
+        if ! account_home; then
+            printf '{}\n'
+            exit 0
+        fi
+        dir=$home/${cache_dir#\~/}
+        ;;
+    *) dir=$cache_dir ;;
+esac
 cache=$dir/$principal.json
 lock=$dir/.$principal.lock
 
 refresh() {
-    mkdir -p "$dir" 2>/dev/null || exit 0
-    chmod 700 "$dir" 2>/dev/null
+    aws=
+    for candidate in $aws_clis; do
+        if [ -f "$candidate" ] && [ -x "$candidate" ]; then
+            aws=$candidate
+            break
+        fi
+    done
+    [ -n "$aws" ] || exit 0
+    # The CLI's own directory last: what it runs next to itself (a credential process) is found.
+    PATH=$PATH:${aws%/*}
+    if [ ! -e "$dir" ] && [ ! -L "$dir" ]; then
+        mkdir -p "${dir%/*}" 2>/dev/null
+        mkdir -m 700 "$dir" 2>/dev/null || exit 0
+    fi
+    private_dir "$dir" || exit 0
     if ! mkdir "$lock" 2>/dev/null; then
         # Another refresh is running; take over only a lock that a refresh which died left behind.
         [ -n "$(find "$lock" -prune -mmin +"$lock_stale_minutes" 2>/dev/null)" ] || exit 0
         rmdir "$lock" 2>/dev/null
         mkdir "$lock" 2>/dev/null || exit 0
     fi
-    tmp=$dir/.$principal.json.$$
-    trap 'rm -f "$tmp"; rmdir "$lock" 2>/dev/null' EXIT
+    trap 'rmdir "$lock" 2>/dev/null' EXIT
     trap 'exit 1' TERM
-    set -- secretsmanager get-secret-value --secret-id "$secret_id" --version-stage AWSCURRENT \
+    tmp=$(mktemp "$dir/.$principal.json.XXXXXX" 2>/dev/null) || exit 0
+    trap 'rm -f "$tmp"; rmdir "$lock" 2>/dev/null' EXIT
+    set -- secretsmanager get-secret-value --secret-id "$secret_arn" --version-stage AWSCURRENT \
         --query SecretString --output text --region "$region" \
         --cli-connect-timeout 10 --cli-read-timeout 20
     if [ -n "$profile" ]; then
         set -- "$@" --profile "$profile"
     fi
-    token=$(AWS_PAGER='' "${TOKENWARDEN_AWS_CLI:-aws}" "$@" 2>/dev/null) || exit 0
+    token=$(AWS_PAGER='' "$aws" "$@" 2>/dev/null) || exit 0
     valid_token "$token" || exit 0
-    rm -f "$tmp"
-    (set -C && printf '%s%s%s\n' "$prefix" "$token" "$suffix" >"$tmp") 2>/dev/null || exit 0
+    printf '%s%s%s\n' "$prefix" "$token" "$suffix" >"$tmp" 2>/dev/null || exit 0
     mv -f "$tmp" "$cache" 2>/dev/null || exit 0
 }
 
 answer='{}'
 line=
-if [ -f "$cache" ]; then
+if private_dir "$dir" && [ -f "$cache" ] && [ ! -L "$cache" ]; then
     IFS= read -r line 2>/dev/null <"$cache"
     token=${line#"$prefix"}
     token=${token%"$suffix"}

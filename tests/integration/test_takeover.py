@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import T0, Crash, Env, check_invariants, open_env
 from tokenwarden.adapters.secrets import SecretWriteError
-from tokenwarden.domain.ownership import POLICY_TAG, is_tokenwarden_policy
+from tokenwarden.domain.ownership import POLICY_TAG, NotTokenWardens, is_tokenwarden_policy
 from tokenwarden.domain.registry import parse_registry
 from tokenwarden.local import realism
 from tokenwarden.service import reconciler as reconciler_module
@@ -409,3 +409,19 @@ def test_without_a_secrets_key_nothing_is_made(monkeypatch: pytest.MonkeyPatch) 
         assert all("TOKENWARDEN_SECRETS_KMS_KEY_ID" in (o.error or "") for o in report.outcomes)
         assert env.client("secretsmanager").list_secrets()["SecretList"] == []
         assert env.client("iam").list_users(PathPrefix="/tokenwarden/")["Users"] == []
+
+
+def test_the_rotation_functions_check_verifies_secret_and_user_as_they_are(env: Env) -> None:
+    """What the rotation function can call before it creates a key (it has no registry)."""
+    env.run(registry=REGISTRY)
+    custody = build_custody(env.settings, build_adapters(env.settings, env.session))
+    arn = env.client("secretsmanager").describe_secret(SecretId="tokenwarden/alpha")["ARN"]
+    custody.verify_for_token("alpha", arn)
+    with setup(env):
+        _group(env.client("iam"))
+    with pytest.raises(
+        NotTokenWardens, match="IAM user tw-alpha is not TokenWarden's: it is in groups: admins"
+    ):
+        custody.verify_for_token("alpha", arn)
+    with pytest.raises(NotTokenWardens, match="names another principal"):
+        custody.verify_for_token("beta", arn)

@@ -246,44 +246,72 @@ class Reconciler:
                 status="locked",
                 error="another run is working on it (its lease expires by itself)",
             )
-        done: list[str] = []
-        action: Action | None = None
+        progress = _Progress()
         try:
-            inv = self.principal_inventory(principal.id)
-            actions = plan_principal(registry, principal.id, inv, now, config).actions
-            registered = registry.get(principal.id) is not None
-            if actions or self._needs_check(registry, principal, None, inv.secret):
-                done += self._secure(principal, bool(inv.ledger), actions, registered)
-            for action in actions:
-                self._apply(principal, action, now, run_id)
-                done.append(action.kind.value)
-                count(f"Action_{action.kind.value}", 1)
+            self._apply_actions(registry, principal, now, run_id, config, progress)
         except RotationInProgress as exc:
-            return PrincipalOutcome(principal=principal.id, status="locked", done=tuple(done), error=str(exc))
-        except NotTokenWardens as exc:
-            return self._refused(principal, str(exc), tuple(done), now)
-        except OwnershipNotConfigured as exc:
-            logger.error("principal failed", extra={"principal": principal.id, "error": str(exc)})
-            count("PrincipalFailed", 1)
-            return PrincipalOutcome(principal=principal.id, status="failed", done=tuple(done), error=str(exc))
-        except (RotationError, PrincipalBusy, ClientError, BotoCoreError, RuntimeError, ValueError) as exc:
-            step = action.kind.value if action is not None else "read"
-            logger.error(
-                "principal failed",
-                extra={"principal": principal.id, "action": step, "error": describe_error(exc)},
-            )
-            count("PrincipalFailed", 1)
             return PrincipalOutcome(
-                principal=principal.id,
-                status="failed",
-                done=tuple(done),
-                error=f"{step}: {describe_error(exc)}",
+                principal=principal.id, status="locked", done=tuple(progress.done), error=str(exc)
             )
+        except (
+            NotTokenWardens,
+            OwnershipNotConfigured,
+            RotationError,
+            PrincipalBusy,
+            ClientError,
+            BotoCoreError,
+            RuntimeError,
+            ValueError,
+        ) as exc:
+            return self._failed(principal, exc, progress, now)
         finally:
             if self.leases is not None:
                 self.leases.release(principal.id, run_id)
-        status: Status = "ok" if done else "unchanged"
-        return PrincipalOutcome(principal=principal.id, status=status, done=tuple(done))
+        status: Status = "ok" if progress.done else "unchanged"
+        return PrincipalOutcome(principal=principal.id, status=status, done=tuple(progress.done))
+
+    def _apply_actions(
+        self,
+        registry: Registry,
+        principal: Principal,
+        now: datetime,
+        run_id: str,
+        config: PlanConfig,
+        progress: _Progress,
+    ) -> None:
+        """Read the principal afresh, plan it, secure its user and secret, apply the actions."""
+        inv = self.principal_inventory(principal.id)
+        actions = plan_principal(registry, principal.id, inv, now, config).actions
+        if actions or self._needs_check(registry, principal, None, inv.secret):
+            progress.step = "secure"
+            progress.done += self._secure(
+                principal, bool(inv.ledger), actions, registered=registry.get(principal.id) is not None
+            )
+        for action in actions:
+            progress.step = action.kind.value
+            self._apply(principal, action, now, run_id)
+            progress.done.append(action.kind.value)
+            count(f"Action_{action.kind.value}", 1)
+
+    def _failed(
+        self, principal: Principal, exc: Exception, progress: _Progress, now: datetime
+    ) -> PrincipalOutcome:
+        """One principal's failure, reported; a user or secret that is not TokenWarden's is also
+        announced, since a person must look at it before any run acts on the principal again."""
+        if isinstance(exc, NotTokenWardens):
+            return self._refused(principal, str(exc), tuple(progress.done), now)
+        # Our own messages name what to do; a foreign exception is named by its code or type only.
+        error = str(exc) if isinstance(exc, OwnershipNotConfigured) else describe_error(exc)
+        logger.error(
+            "principal failed", extra={"principal": principal.id, "action": progress.step, "error": error}
+        )
+        count("PrincipalFailed", 1)
+        return PrincipalOutcome(
+            principal=principal.id,
+            status="failed",
+            done=tuple(progress.done),
+            error=f"{progress.step}: {error}",
+        )
 
     def _needs_check(
         self,
@@ -301,7 +329,7 @@ class Reconciler:
         return self.custody.needs_check(principal, listed)
 
     def _secure(
-        self, principal: Principal, history: bool, actions: tuple[Action, ...], registered: bool
+        self, principal: Principal, history: bool, actions: tuple[Action, ...], *, registered: bool
     ) -> list[str]:
         """Verify (and for an onboarding, make) the user and the secret before any action."""
         if self.custody is None:
@@ -530,6 +558,14 @@ class Reconciler:
             count("MinDaysToExpiry", report.min_days_to_expiry)
         count("RunFailures", len(report.failed))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
+
+
+@dataclass
+class _Progress:
+    """How far one principal got: the steps done, and the one under way (named if it fails)."""
+
+    done: list[str] = field(default_factory=list)
+    step: str = "read"
 
 
 class RotationInProgress(RuntimeError):

@@ -1,6 +1,8 @@
-"""The pickup kit end to end: the otelHeadersHelper script, run as Claude Code runs it, reads the secret
-with the real AWS CLI from the embedded stack, and keeps a simulated laptop's exports accepted at the
-OTLP endpoint across two rotations, with no restart and no manual step."""
+"""The pickup kit end to end: `tokenwarden pickup` names the secret by its ARN; the otelHeadersHelper
+script, run as Claude Code runs it, reads the secret with the real AWS CLI from the embedded stack, and
+keeps a simulated laptop's exports accepted at the OTLP endpoint across two rotations, with no restart
+and no manual step; nothing in the environment redirects it, and it keeps away from a cache directory
+others can reach."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from tokenwarden.cli.main import main
 from tokenwarden.local import realism
 from tokenwarden.local.laptop import send_session
 from tokenwarden.local.stack import stack_time
-from tokenwarden.pickup import HELPER_FILE, PickupKit, write_kit
+from tokenwarden.pickup import HELPER_FILE, SETTINGS_FILE, PickupKit, write_kit
 
 pytestmark = pytest.mark.e2e
 
@@ -49,31 +51,33 @@ def exports(local_stack: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dic
 
 
 class Laptop:
-    """A developer's machine as Claude Code sees it: the installed helper, the developer's own AWS CLI
-    (the real one, from this virtualenv) pointed at the stack, and nothing else of this shell's."""
+    """A developer's machine as Claude Code sees it: the installed helper, generated with its cache
+    directory and the developer's own AWS CLI (the real one, from this virtualenv) fixed in it, that
+    CLI pointed at the stack, and nothing else of this shell's."""
 
     def __init__(self, root: Path, exports: dict[str, str]) -> None:
         aws = BIN / "aws"
         if not aws.exists():
             pytest.fail(f"the AWS CLI is not installed next to {sys.executable}: install the dev extras")
+        self.cache = root / "cache" / f"{PRINCIPAL}.json"
         kit = PickupKit(
             principal=PRINCIPAL,
             team=TEAM,
-            secret_id=SECRET_ID,
+            secret_arn=secret_arn(),
             region="us-east-1",
             otlp_metrics_endpoint=exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"],
+            cache_dir=str(self.cache.parent),
+            aws_cli=(str(aws),),
         )
         self.kit_dir = root / "kit"
         write_kit(kit, self.kit_dir, helper_install_path=str(self.kit_dir / HELPER_FILE))
         self.script = self.kit_dir / HELPER_FILE
-        self.settings = json.loads((self.kit_dir / "managed-settings.json").read_text())
+        self.settings = json.loads((self.kit_dir / SETTINGS_FILE).read_text())
         self.home = root / "home"
         self.home.mkdir()
-        self.cache = root / "cache" / f"{PRINCIPAL}.json"
         self.env = {
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.home),
-            "TOKENWARDEN_CACHE_DIR": str(self.cache.parent),
             # the developer's identity: here the stack's test credentials, no config file of this machine
             "AWS_ENDPOINT_URL": exports["AWS_ENDPOINT_URL"],
             "AWS_ACCESS_KEY_ID": exports["AWS_ACCESS_KEY_ID"],
@@ -123,6 +127,10 @@ class Laptop:
         os.utime(self.cache, (hour_ago, hour_ago))
 
 
+def secret_arn() -> str:
+    return str(boto3.client("secretsmanager").describe_secret(SecretId=SECRET_ID)["ARN"])
+
+
 def current_secret() -> str:
     sm = boto3.client("secretsmanager")
     return str(sm.get_secret_value(SecretId=SECRET_ID, VersionStage="AWSCURRENT")["SecretString"])
@@ -132,6 +140,18 @@ def token_of(headers: dict[str, str]) -> str:
     assert set(headers) == {"Authorization"}, headers
     assert headers["Authorization"].startswith("Bearer "), headers
     return headers["Authorization"].removeprefix("Bearer ")
+
+
+def write_registry(path: Path) -> Path:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "principals": [{"id": PRINCIPAL, "kind": "team", "owners": ["pickup@example.com"]}],
+            }
+        )
+    )
+    return path
 
 
 def apply(registry: Path, at: datetime | None = None) -> None:
@@ -146,15 +166,7 @@ def test_the_helper_keeps_a_laptop_accepted_across_two_rotations(
     exports: dict[str, str], tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     endpoint = exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
-    registry = tmp_path / "teams.yaml"
-    registry.write_text(
-        yaml.safe_dump(
-            {
-                "version": 1,
-                "principals": [{"id": PRINCIPAL, "kind": "team", "owners": ["pickup@example.com"]}],
-            }
-        )
-    )
+    registry = write_registry(tmp_path / "teams.yaml")
     apply(registry)
     onboarded_at = stack_time(exports["TOKENWARDEN_STACK_URL"])
     laptop = Laptop(tmp_path, exports)
@@ -212,3 +224,78 @@ def test_the_helper_keeps_a_laptop_accepted_across_two_rotations(
     holders = [p for p in tmp_path.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
     assert holders == [laptop.cache]
     assert (laptop.cache.stat().st_mode & 0o777, laptop.cache.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+
+
+def test_the_cli_kit_names_the_secret_by_arn_and_denies_claude_code_the_cache(
+    exports: dict[str, str], tmp_path: Path
+) -> None:
+    registry = write_registry(tmp_path / "teams.yaml")
+    apply(registry)
+    out = tmp_path / "kit"
+    assert main(["pickup", PRINCIPAL, "--registry", str(registry), "--out", str(out)]) == 0
+
+    arn = secret_arn()
+    assert arn.startswith("arn:aws:secretsmanager:us-east-1:") and SECRET_ID in arn
+    script = (out / HELPER_FILE).read_text()
+    assert f"secret_arn={arn}" in script.splitlines()
+    assert f"--secret-id {SECRET_ID} " not in script
+    settings = json.loads((out / SETTINGS_FILE).read_text())
+    assert settings["permissions"]["deny"] == [
+        "Read(~/.cache/tokenwarden/**)",
+        "Edit(~/.cache/tokenwarden/**)",
+    ]
+    assert arn in (out / "README.txt").read_text()
+
+
+def test_a_kit_for_a_principal_not_onboarded_is_refused(exports: dict[str, str], tmp_path: Path) -> None:
+    registry = tmp_path / "teams.yaml"
+    registry.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "principals": [{"id": "never-onboarded", "kind": "team", "owners": ["pickup@example.com"]}],
+            }
+        )
+    )
+    out = tmp_path / "kit"
+    assert main(["pickup", "never-onboarded", "--registry", str(registry), "--out", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_nothing_in_the_environment_redirects_the_helper_and_others_cannot_plant_a_cache(
+    exports: dict[str, str], tmp_path: Path
+) -> None:
+    apply(write_registry(tmp_path / "teams.yaml"))
+    laptop = Laptop(tmp_path, exports)
+    decoys = tmp_path / "decoys"
+    decoys.mkdir()
+    (decoys / "aws").write_text(f"#!/bin/sh\ntouch {tmp_path / 'decoy-ran'}\necho decoy-token\n")
+    (decoys / "aws").chmod(0o755)
+    laptop.env.update(
+        {
+            "PATH": f"{decoys}{os.pathsep}{laptop.env['PATH']}",
+            "TOKENWARDEN_CACHE_DIR": str(tmp_path / "redirected"),
+            "TOKENWARDEN_AWS_CLI": str(decoys / "aws"),
+            "XDG_CACHE_HOME": str(tmp_path / "xdg"),
+        }
+    )
+
+    # A cache directory another user could write to: never read, never written.
+    laptop.cache.parent.mkdir(mode=0o777)
+    laptop.cache.parent.chmod(0o777)
+    laptop.cache.write_text('{"Authorization": "Bearer planted-token"}\n')
+    headers, _ = laptop.helper()
+    assert headers == {}
+    time.sleep(2)
+    assert laptop.cache.read_text() == '{"Authorization": "Bearer planted-token"}\n'
+
+    # Once it is private, the helper fills it with the real CLI, from the secret's ARN.
+    laptop.cache.unlink()
+    laptop.cache.parent.chmod(0o700)
+    headers, _ = laptop.helper()
+    assert headers == {}
+    token = current_secret()
+    laptop.wait_for_cache(token)
+    assert token_of(laptop.helper()[0]) == token
+    assert not (tmp_path / "decoy-ran").exists()
+    assert not (tmp_path / "redirected").exists() and not (tmp_path / "xdg").exists()

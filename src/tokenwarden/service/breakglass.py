@@ -456,7 +456,7 @@ class BreakGlass:
             return
         # Announced before the key records are marked: a run killed in between announces it again
         # when run again, rather than never.
-        self.notifier.publish(_revoked_notice(principal, record, by_credential))
+        self.notifier.publish(_revoked_notice(principal, record))
         for key in unmarked:
             entry = by_credential.get(key.credential_id) or LedgerEntry(
                 principal=principal.id,
@@ -778,9 +778,7 @@ def _revoked_key(cred: Credential, entry: LedgerEntry | None, current_version: s
     )
 
 
-def _revoked_notice(
-    principal: Principal, record: RevokeRecord, by_credential: Mapping[str, LedgerEntry]
-) -> notes.Notification:
+def _revoked_notice(principal: Principal, record: RevokeRecord) -> notes.Notification:
     notice = notes.revoked(
         principal.id,
         principal.team,

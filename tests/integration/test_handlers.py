@@ -83,14 +83,20 @@ def test_revoke_handler_runs_the_documented_payload_and_restore_undoes_it(
 ) -> None:
     _onboard_with_handler(env, monkeypatch)
     old = env.current_token("platform-eng")
-    revoke = load_function("revoke")
+    revoke, restore = load_function("revoke"), load_function("restore")
+    context = FakeContext(function_name="tokenwarden-revoke")
 
-    result = revoke.lambda_handler(_event("revoke.json"), FakeContext())
+    result = revoke.lambda_handler(_event("revoke.json"), context)
 
     assert len(result["revoked"]) == 1 and result["reissued"]
-    assert result["actor"].startswith("alice@example.com via arn:aws:")
+    assert result["actor"].startswith(context.invoked_function_arn)
+    assert result["actor"].endswith("claimed by alice@example.com")
     assert env.current_token("platform-eng") != old
-    restored = revoke.lambda_handler(_event("restore.json"), FakeContext())
+    # A key whose replacement was issued is treated as leaked: restored only when forced, with a reason.
+    with pytest.raises(ValueError, match="--force"):
+        restore.lambda_handler(_event("restore.json"), FakeContext(function_name="tokenwarden-restore"))
+    forced = {**_event("restore.json"), "force": True, "force_reason": "the paste was in a private channel"}
+    restored = restore.lambda_handler(forced, FakeContext(function_name="tokenwarden-restore"))
     assert restored["restored"] == result["revoked"][0]
 
 

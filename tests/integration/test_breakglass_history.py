@@ -188,6 +188,28 @@ def test_a_forced_restore_of_a_reissued_key_is_recorded_and_lasts_only_the_grace
     assert check_invariants(env, TWO) == []
 
 
+def test_a_key_held_off_by_a_revoke_then_replaced_by_a_reissue_is_treated_as_leaked(env: Env) -> None:
+    env.run(registry=TWO)
+    suspect = env.current_token("alpha")
+    alpha = principal("alpha")
+    first = glass(env).revoke(alpha, "odd traffic, checking", ONCALL, False, env.clock.now())
+    (written,) = history_items(env, "alpha")
+    env.clock.advance(timedelta(hours=1))
+
+    confirmed = glass(env).revoke(alpha, "confirmed: it leaked", ONCALL, True, env.clock.now())
+
+    assert confirmed.revoked == () and confirmed.reissued is not None and confirmed.revoke == 2
+    assert history_items(env, "alpha")[0] == written  # the first revoke's record as written
+    second = history(env, "alpha")[1]
+    assert second["reissue"] and [k["credential_id"] for k in second["keys"]] == list(first.revoked)
+    with pytest.raises(BreakGlassError, match="issued a replacement"):
+        glass(env).restore(alpha, ONCALL, env.clock.now())
+    assert not working(env, suspect) and working(env, env.current_token("alpha"))
+    forced = glass(env).restore(alpha, ONCALL, env.clock.now(), force_reason="false alarm after all")
+    assert forced.revoke == 2 and forced.restored == first.revoked[0] and not forced.current
+    assert working(env, suspect)
+
+
 @pytest.mark.parametrize(
     ("force_reason", "fragment"),
     [

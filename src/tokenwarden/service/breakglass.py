@@ -17,7 +17,8 @@ data event of that Invoke names the invoker), with the name the payload gives re
 
 A revoke whose replacement was issued (`--reissue`) treats its key as leaked: it is restored
 only when forced, with a reason of its own, and only until the grace the key had when the
-replacement superseded it ends.
+replacement superseded it ends. Keys an earlier revoke still holds off are taken into such a
+revoke's record too: a reissue after a revoke makes them leaked as well.
 
 Both take the principal's lease, waiting as long as one rotation can take for a rotation in
 flight to finish. A revoke switches the keys off first (a leaked key must stop working even if
@@ -370,12 +371,16 @@ class BreakGlass:
         by_credential = {e.credential_id: e for e in self.ledger.entries(principal.id) if e.credential_id}
         history = self._history(principal.id)
         repeat = history.repeat_of(reason, now)
-        targets = self._targets(self.iam.list_user_credentials(user), by_credential, repeat)
+        creds = self.iam.list_user_credentials(user)
+        targets = self._targets(creds, by_credential, repeat)
         for cred in targets:
             if cred.status == "Active":
                 self.iam.set_credential_status(user, cred.id, active=False)
+        keys = [_revoked_key(c, by_credential.get(c.id), current_version) for c in targets]
+        if reissue and repeat is None:
+            keys += _held_off(history, creds, by_credential, current_version, {c.id for c in targets})
         record = None
-        if targets:
+        if keys:
             record = RevokeRecord(
                 principal=principal.id,
                 number=history.next_number,
@@ -383,14 +388,15 @@ class BreakGlass:
                 actor=actor,
                 reason=reason,
                 reissue=reissue,
-                keys=tuple(_revoked_key(c, by_credential.get(c.id), current_version) for c in targets),
+                keys=tuple(keys),
             )
             if not self._append(principal.id, record):
                 raise BreakGlassFailed(
                     f"the keys of {principal.id} are switched off, but another run recorded a revoke at the "
                     "same moment. Run this revoke again: it records what is missing"
                 )
-            count("KeysRevoked", len(targets))
+            if targets:
+                count("KeysRevoked", len(targets))
         for rec in (r for r in (record, repeat) if r is not None):
             self._finish_revoke(principal, rec, by_credential)
         done = record or repeat
@@ -763,6 +769,29 @@ def _revoke_name(principal: str, revoke: RevokeRecord) -> str:
         f"revoke #{revoke.number} of {principal} ({revoke.revoked_at:%Y-%m-%d %H:%M} UTC by "
         f"{revoke.actor.describe()})"
     )
+
+
+def _held_off(
+    history: History,
+    creds: Iterable[Credential],
+    by_credential: Mapping[str, LedgerEntry],
+    current_version: str | None,
+    taken: set[str],
+) -> list[RevokedKey]:
+    """The keys the latest revoke still holds off, for a revoke that replaces them (`--reissue`):
+    they are then treated as leaked, as the keys it switches off itself are."""
+    latest = history.latest
+    if latest is None or history.restore_of(latest) is not None:
+        return []
+    inactive = {c.id for c in creds if c.status == "Inactive"}
+    return [
+        key.model_copy(update={"was_current": key.version_id == current_version})
+        for key in latest.keys
+        if key.credential_id in inactive
+        and key.credential_id not in taken
+        and (entry := by_credential.get(key.credential_id)) is not None
+        and entry.revoked_at == latest.revoked_at
+    ]
 
 
 def _revoked_key(cred: Credential, entry: LedgerEntry | None, current_version: str | None) -> RevokedKey:

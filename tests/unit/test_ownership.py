@@ -364,3 +364,8 @@ def test_a_user_that_is_not_tokenwardens_is_refused_saying_what_was_found(
     verdict = judge_user(facts, "alpha", "alpha", rules)
     assert not verdict.ours and verdict.fixes == ()
     assert found in " ".join(verdict.problems)
+
+
+def test_a_reader_arn_is_ascii_like_every_iam_name() -> None:
+    with pytest.raises(ValidationError, match="not an IAM role or user ARN"):
+        Readers(roles=(f"arn:aws:iam::{ACCOUNT}:role/équipe",))

@@ -78,10 +78,14 @@ MAX_OPERATORS = 20
 _PARTITION = r"aws(?:-cn|-us-gov)?"
 _IAM_NAME = r"[\w+=,.@-]{1,128}"
 # A reader is one exact role or user: no wildcards, the path optional.
-READER_ARN = re.compile(rf"arn:{_PARTITION}:iam::\d{{12}}:(?:role|user)(?:/[\w+=,.@-]+)*/{_IAM_NAME}")
+READER_ARN = re.compile(
+    rf"arn:{_PARTITION}:iam::\d{{12}}:(?:role|user)(?:/[\w+=,.@-]+)*/{_IAM_NAME}", re.ASCII
+)
 # Service roles and operators may be patterns (ArnLike wildcards * and ?).
-ARN_PATTERN = re.compile(rf"arn:{_PARTITION}:iam::(?:\d{{12}}|\*):(?:role|user|root|\*)[\w+=,.@/*?-]*")
-_KMS_ARN = re.compile(r"arn:[\w-]+:kms:([\w-]*):(\d{12}):(key|alias)/(.+)")
+ARN_PATTERN = re.compile(
+    rf"arn:{_PARTITION}:iam::(?:\d{{12}}|\*):(?:role|user|root|\*)[\w+=,.@/*?-]*", re.ASCII
+)
+_KMS_ARN = re.compile(r"arn:[\w-]+:kms:([\w-]*):(\d{12}):(key|alias)/(.+)", re.ASCII)
 
 
 class NotTokenWardens(RuntimeError):

@@ -1,4 +1,4 @@
-# Shared by the functions that read the principal registry (reconcile, health, revoke).
+# Shared by the functions that read the principal registry (reconcile, health, revoke, restore).
 #
 # `sam build` (Metadata BuildMethod: makefile) runs `make --makefile <functions/NAME/Makefile>
 # build-<Logical>Function` from a scratch copy of the folder, so the repository is found from the

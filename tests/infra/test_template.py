@@ -212,6 +212,16 @@ def test_revoke_runs_by_hand_and_reissues_through_the_rotation_function(cfn: dic
     assert variables["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {"Fn::GetAtt": ["RotateSecretFunction", "Arn"]}
 
 
+def test_restore_runs_by_hand_and_waits_one_rotation_for_the_lease(cfn: dict[str, Any]) -> None:
+    restore = props(cfn, "RestoreFunction")
+    assert restore["Handler"] == "app.lambda_handler"
+    assert restore["Code"]["S3Key"] == "functions/restore"
+    assert restore["Timeout"] >= ProbePolicy().rotation_bound_seconds() + 30
+    variables = env(cfn, "RestoreFunction")
+    assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
+    assert "TOKENWARDEN_ROTATION_LAMBDA_ARN" not in variables, "a restore never rotates"
+
+
 def test_no_function_reserves_concurrency(cfn: dict[str, Any]) -> None:
     # Lambda keeps 100 executions unreserved: in accounts with a low concurrency quota (new and
     # sandbox accounts) any reservation fails the deploy. Runs are kept apart by leases instead.

@@ -1,0 +1,246 @@
+"""Each function's role grants exactly what its code calls: no more, no less.
+
+The functions run their whole lifecycle in a moto world, as Lambda runs them (handlers loaded from
+functions/*/app.py, fed the documented events): onboarding, rotations, retirements, deletions, a
+revoke with a reissue, a restore, an offboarding, a re-onboarding and a health check. Every AWS API
+call is recorded against the function that made it (the rotation function runs on Secrets Manager's
+background threads, and is labelled there). Then, per function:
+
+- every call's IAM action is granted by its role (the code never needs more), and
+- every action its role grants is called, or is in UNCALLED with the reason it cannot be seen as an
+  SDK call (the role holds nothing it never uses).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+
+from tests.conftest import ROOT, T0, Env, open_env
+from tests.infra.test_template import allowing, as_list, granted, role_of, statements
+from tests.integration.test_handlers import _FakePromQL, _handler_env
+from tokenwarden import wiring
+from tokenwarden.local import lambda_router
+from tokenwarden.local.fake_context import FakeContext
+from tokenwarden.local.stack import load_function
+
+pytestmark = pytest.mark.infra
+
+FUNCTIONS = {
+    "reconcile": "ReconcileFunction",
+    "rotate_secret": "RotateSecretFunction",
+    "revoke": "RevokeFunction",
+    "restore": "RestoreFunction",
+    "health": "HealthFunction",
+}
+
+# Granted, but never an SDK call the function makes itself; each with why it is needed.
+UNCALLED: dict[str, dict[str, str]] = {
+    "ReconcileFunction": {
+        "kms:Decrypt": "Secrets Manager, DynamoDB and SNS use the keys on the caller's behalf",
+        "kms:GenerateDataKey": "Secrets Manager, DynamoDB and SNS use the keys on the caller's behalf",
+        "lambda:InvokeFunction": "RotateSecret with a RotationLambdaARN needs the caller to be allowed to invoke it",
+        "iam:TagUser": "CreateUser with Tags needs it",
+        "iam:PutUserPermissionsBoundary": "only for a user of an earlier version that has no boundary yet",
+        "secretsmanager:UpdateSecret": "only to move a secret of an earlier version onto SecretsKey",
+        "sqs:SendMessage": "Lambda sends a failed asynchronous invocation to the dead-letter queue with it",
+    },
+    "RotateSecretFunction": {
+        "kms:Decrypt": "Secrets Manager and DynamoDB use the keys on the caller's behalf",
+        "kms:GenerateDataKey": "Secrets Manager and DynamoDB use the keys on the caller's behalf",
+        "iam:UpdateServiceSpecificCredential": "only when a user already holds two keys (frees a slot)",
+        "iam:DeleteServiceSpecificCredential": "only when a user already holds two keys (frees a slot)",
+    },
+    "RevokeFunction": {
+        "kms:Decrypt": "DynamoDB and SNS use the key on the caller's behalf",
+        "kms:GenerateDataKey": "DynamoDB and SNS use the key on the caller's behalf",
+        "lambda:InvokeFunction": "RotateSecret with a RotationLambdaARN needs the caller to be allowed to invoke it",
+        "iam:DeleteServiceSpecificCredential": "only for the key of a rotation the revoke abandons",
+        "secretsmanager:UpdateSecretVersionStage": "only to abandon a rotation in flight",
+    },
+    "RestoreFunction": {
+        "kms:Decrypt": "DynamoDB and SNS use the key on the caller's behalf",
+        "kms:GenerateDataKey": "DynamoDB and SNS use the key on the caller's behalf",
+    },
+    "HealthFunction": {
+        "kms:Decrypt": "DynamoDB and SNS use the key on the caller's behalf",
+        "kms:GenerateDataKey": "DynamoDB and SNS use the key on the caller's behalf",
+        "cloudwatch:GetMetricData": "what CloudWatch's PromQL API (an HTTP API, not an SDK call) authorizes a query as",
+        "cloudwatch:ListMetrics": "what CloudWatch's PromQL API (an HTTP API, not an SDK call) authorizes a query as",
+        "aps:QueryMetrics": "Amazon Managed Prometheus's query API is HTTP, not an SDK call",
+        "sqs:SendMessage": "Lambda sends a failed asynchronous invocation to the dead-letter queue with it",
+    },
+}
+NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
+
+
+class Calls:
+    """AWS API calls by function, labelled by the thread running that function's handler."""
+
+    def __init__(self) -> None:
+        self.by_function: dict[str, set[str]] = defaultdict(set)
+        self._local = threading.local()
+
+    def labelled(self, function: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+        def run(event: dict[str, Any], context: Any) -> Any:
+            outer = getattr(self._local, "function", None)
+            self._local.function = function
+            try:
+                return handler(event, context)
+            finally:
+                self._local.function = outer
+
+        return run
+
+    def record(self, client: BaseClient, operation: str, params: dict[str, Any]) -> None:
+        function = getattr(self._local, "function", None)
+        if function is None:
+            return
+        prefix = client.meta.service_model.endpoint_prefix
+        if operation == "TransactWriteItems":
+            for item in params.get("TransactItems", []):
+                for kind in item:
+                    self.by_function[function].add(f"dynamodb:{kind}Item")
+            return
+        self.by_function[function].add(f"{prefix}:{operation}")
+
+
+@contextlib.contextmanager
+def recording(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
+    calls = Calls()
+    real = BaseClient._make_api_call
+
+    def make_api_call(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        calls.record(self, operation_name, api_params)
+        return real(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", make_api_call)
+    yield calls
+
+
+def _event(name: str) -> dict[str, Any]:
+    return dict(json.loads((ROOT / "events" / name).read_text()))
+
+
+def _registry_without(tmp_path: Path, principal: str) -> Path:
+    """teams.yaml with one principal's entry left out (an offboarding)."""
+    text = (ROOT / "teams.yaml").read_text()
+    head, _, tail = text.partition(f"  - id: {principal}\n")
+    rest = tail.split("\n  - id: ", 1)
+    kept = head + (("  - id: " + rest[1]) if len(rest) > 1 else "")
+    path = tmp_path / "teams.yaml"
+    path.write_text(kept)
+    return path
+
+
+@pytest.fixture(scope="module")
+def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+    """The calls each function made over a whole lifecycle in one moto world."""
+    monkeypatch = pytest.MonkeyPatch()
+    tmp_path = tmp_path_factory.mktemp("lifecycle")
+    try:
+        with open_env(monkeypatch) as env, recording(monkeypatch) as calls:
+            _run_lifecycle(env, monkeypatch, calls, tmp_path)
+            return dict(calls.by_function)
+    finally:
+        monkeypatch.undo()
+
+
+def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_path: Path) -> None:
+    _handler_env(env, monkeypatch)
+    # The handlers live in the world's simulated time, as the rotations and IAM's expiry do.
+    monkeypatch.setattr(wiring, "build_clock", lambda settings: env.clock)
+
+    def handler(name: str) -> Callable[..., Any]:
+        """Loaded when it runs, as Lambda would, so that it reads the settings of that moment."""
+        return calls.labelled(FUNCTIONS[name], load_function(name).lambda_handler)
+
+    # The rotation function as Secrets Manager invokes it, in the background.
+    rotate = load_function("rotate_secret")
+    monkeypatch.setattr(rotate, "_engine", lambda: env.reconciler.engine)
+    lambda_router.register(
+        env.settings.rotation_lambda_arn, calls.labelled("RotateSecretFunction", rotate.lambda_handler)
+    )
+
+    def night(days: float, registry: Path | None = None) -> None:
+        env.clock.advance_to(T0 + timedelta(days=days))
+        if registry is not None:
+            monkeypatch.setenv("TOKENWARDEN_REGISTRY_PATH", str(registry))
+        handler("reconcile")(_event("reconcile.json"), FakeContext())
+        env.settle()
+
+    # Onboarding, then rotations, retirements and deletions over more than one key lifetime.
+    for day in range(0, 101, 4):
+        night(day)
+    # Break-glass: a revoke with a reissue, then a revoke and its restore.
+    handler("revoke")(_event("revoke.json"), FakeContext())
+    env.settle()
+    handler("revoke")({**_event("revoke.json"), "principal": "mobile", "reissue": False}, FakeContext())
+    handler("restore")({**_event("restore.json"), "principal": "mobile"}, FakeContext())
+    # Offboarding (keys, then user and secret), then the principal comes back.
+    without_mobile = _registry_without(tmp_path, "mobile")
+    for day in range(101, 141, 4):
+        night(day, without_mobile)
+    night(141, ROOT / "teams.yaml")
+    # The hourly health check.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePromQL)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TOKENWARDEN_PROMQL_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        monkeypatch.setenv("TOKENWARDEN_PROMQL_DIALECT", "prometheus")
+        # platform-eng reports on a Monday morning, then falls silent for the rest of the day.
+        env.clock.advance_to(datetime(2027, 5, 31, 8, 0, tzinfo=UTC))
+        sample = env.clock.now().timestamp()
+        _FakePromQL.answer = {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [{"metric": {"team.id": "platform-eng"}, "value": [sample, str(sample)]}],
+            },
+        }
+        handler("health")(_event("health.json"), FakeContext())
+        env.clock.advance_to(datetime(2027, 5, 31, 16, 0, tzinfo=UTC))
+        handler("health")(_event("health.json"), FakeContext())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def granted_actions(cfn: dict[str, Any], function: str) -> set[str]:
+    role = role_of(cfn, function)
+    return {a for s in statements(cfn, role) if s["Effect"] == "Allow" for a in as_list(s["Action"])}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS.values()))
+def test_the_role_grants_every_call_the_function_makes(
+    cfn: dict[str, Any], lifecycle: dict[str, set[str]], function: str
+) -> None:
+    made = lifecycle.get(function, set()) - NEEDS_NO_PERMISSION
+    assert made, f"{function} made no call: the lifecycle did not exercise it"
+    missing = sorted(a for a in made if not allowing(cfn, role_of(cfn, function), a))
+    assert not missing, f"{function} calls what its role does not grant: {missing}"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS.values()))
+def test_the_role_grants_nothing_the_function_never_calls(
+    cfn: dict[str, Any], lifecycle: dict[str, set[str]], function: str
+) -> None:
+    made = lifecycle.get(function, set())
+    unused = sorted(
+        action
+        for action in granted_actions(cfn, function)
+        if not any(granted(action, call) for call in made) and action not in UNCALLED[function]
+    )
+    assert not unused, f"{function}'s role grants what its code never calls: {unused}"
+    stale = sorted(a for a in UNCALLED[function] if a not in granted_actions(cfn, function))
+    assert not stale, f"UNCALLED lists actions {function}'s role no longer grants: {stale}"

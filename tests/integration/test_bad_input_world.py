@@ -109,7 +109,7 @@ NOT_A_MAPPING: list[object] = [[], [{"mode": "apply"}], "apply", 0, False, ""]
 
 
 @pytest.mark.parametrize("event", NOT_A_MAPPING, ids=repr)
-@pytest.mark.parametrize("function", ["reconcile", "health", "revoke", "rotate_secret"])
+@pytest.mark.parametrize("function", ["reconcile", "health", "revoke", "restore", "rotate_secret"])
 def test_an_event_that_is_not_an_object_is_refused(
     onboarded: Env, aws_calls: list[str], function: str, event: object
 ) -> None:
@@ -182,11 +182,8 @@ REVOKE = {
         ({**REVOKE, "requested_by": None}, ("requested_by",)),
         ({**REVOKE, "action": "delete"}, ("action",)),
         ({**REVOKE, "force": True}, ("force",)),
-        (
-            {"action": "restore", "principal": "platform-eng", "requested_by": "a", "reissue": True},
-            ("reissue",),
-        ),
-        ({"action": "restore", "principal": "platform-eng", "requested_by": "a", "reason": "x"}, ("reason",)),
+        # The revoke function only revokes: a restore goes to the restore function.
+        ({**REVOKE, "action": "restore"}, ("action",)),
     ],
     ids=repr,
 )

@@ -151,7 +151,7 @@ def test_no_token_reaches_logs_messages_results_or_errors(
     jdoe = env.registry.get("jdoe")
     assert jdoe is not None
     results.append(glass.revoke(jdoe, "leak drill", "oncall", True, env.clock.now()))
-    results.append(glass.restore(jdoe, "oncall", env.clock.now()))
+    results.append(glass.restore(jdoe, "oncall", env.clock.now(), force_reason="leak drill over"))
     probe = r.engine.probe
     try:  # a failing rotation: the error path must not carry the token either
         env.reconciler.engine.probe = _Refusing()

@@ -157,21 +157,21 @@ class _FixedOrStackClock:
         self._at = at
 
     def now(self) -> datetime:
-        if self._settings.stack_url:
+        if self._settings.embedded_stack_url:
             from tokenwarden.wiring import StackClock
 
-            return StackClock(self._settings.stack_url).now()
+            return StackClock(self._settings.embedded_stack_url).now()
         return self._at or SystemClock().now()
 
 
 def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
     """The time a command runs at. Against the embedded stack `--at` moves its clock forward."""
-    if settings.stack_url:
+    if settings.embedded_stack_url:
         from tokenwarden.local.stack import advance_clock, stack_time
 
         if at is None:
-            return stack_time(settings.stack_url)
-        now = advance_clock(settings.stack_url, at)
+            return stack_time(settings.embedded_stack_url)
+        now = advance_clock(settings.embedded_stack_url, at)
         if now - at > timedelta(seconds=1):
             print(
                 f"note: the stack's clock is already at {now:%Y-%m-%d %H:%M} UTC and never goes back",
@@ -180,7 +180,8 @@ def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
         return now
     if at is not None and moving:
         raise UsageError(
-            "--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL is not set)"
+            "--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL and AWS_ENDPOINT_URL "
+            "on loopback are not both set)"
         )
     return at or SystemClock().now()
 

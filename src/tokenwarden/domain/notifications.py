@@ -347,7 +347,12 @@ def revoked(
         description=f"{actor} deactivated {names}. Reason: {reason}. {follow}",
         next_steps=(
             f"Reissue: `tokenwarden revoke {principal} --reason '...' --reissue`",
-            f"A mistake? `tokenwarden restore {principal}` re-activates the key within {retention_days} days.",
+            (
+                f"A mistake? `tokenwarden restore {principal} --force --reason '...'` re-activates the "
+                f"leaked key within {retention_days} days; only if it did not leak after all."
+                if reissue
+                else f"A mistake? `tokenwarden restore {principal}` re-activates the key within {retention_days} days."
+            ),
         ),
         context={"revoked_by": actor, "reason": reason},
     )

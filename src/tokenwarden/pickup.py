@@ -323,8 +323,8 @@ and in each developer's private cache.
      {", ".join(kit.cache_deny_rules)}
 3. Each developer needs the AWS CLI at one of
      {" ".join(kit.aws_cli)}
-   (the helper runs the first one it finds, with PATH={HELPER_PATH_VARIABLE}, whatever the
-   environment says) and an identity that may read the secret:
+   (the helper runs the first one it finds, with PATH={HELPER_PATH_VARIABLE} and the CLI's own
+   directory, whatever the environment says) and an identity that may read the secret:
      {aws_cli_hint} secretsmanager get-secret-value --secret-id {kit.secret_arn} --region {kit.region}{profile} --query ARN
    (secretsmanager:GetSecretValue on the secret, kms:Decrypt on its key.)
 

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -225,6 +226,17 @@ class RotationEngine:
         secret = self.secrets.describe(secret_id)
         if secret is None:
             raise RotationRefused(f"{step}: secret {secret_id} does not exist")
+        principal = self._rotated_by(step, secret, function_arn)
+        stages = secret.versions.get(token)
+        if stages is not None and AWSCURRENT in stages:
+            logger.info(f"{step}: version is already AWSCURRENT", extra={"version": token})
+            return False
+        if stages is not None and AWSPENDING in stages:
+            return True
+        self._refuse_stray_version(step, secret, principal, token, stages)
+
+    def _rotated_by(self, step: str, secret: SecretState, function_arn: str | None) -> str:
+        """The secret's principal, when its rotation is enabled with the invoked function."""
         if not secret.rotation_enabled:
             raise RotationRefused(
                 f"{step}: rotation is not enabled on {secret.name}; this function only runs its rotations"
@@ -242,18 +254,19 @@ class RotationEngine:
             raise RotationRefused(
                 f"{step}: {secret.name} is not under the prefix {self.naming.secret_prefix!r}"
             )
-        stages = secret.versions.get(token)
-        if stages is not None and AWSCURRENT in stages:
-            logger.info(f"{step}: version is already AWSCURRENT", extra={"version": token})
-            return False
-        if stages is not None and AWSPENDING in stages:
-            return True
+        return principal
+
+    def _refuse_stray_version(
+        self, step: str, secret: SecretState, principal: str, token: str, stages: tuple[str, ...] | None
+    ) -> NoReturn:
+        """A version that is not AWSPENDING: given up quietly when it was a rotation a newer run
+        abandoned, refused otherwise."""
         entry = self.ledger.get(principal, token)
-        abandoned = entry is not None and entry.state in (LedgerState.ABANDONED, LedgerState.DELETED)
         if stages is None:
             if entry is None:
                 raise RotationRefused(f"{step}: {token} is not a version of {secret.name}")
             raise RotationAbandoned(f"{step}: version {token} of {secret.name} no longer exists")
+        abandoned = entry is not None and entry.state in (LedgerState.ABANDONED, LedgerState.DELETED)
         if abandoned or not stages:
             raise RotationAbandoned(f"{step}: version {token} of {secret.name} is no longer AWSPENDING")
         raise RotationRefused(

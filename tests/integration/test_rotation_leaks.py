@@ -180,3 +180,28 @@ def test_a_hostile_value_in_the_pending_version_fails_test_secret_without_quotin
     (failed,) = [m for m in env.messages() if m["_attributes"]["event_type"] == "rotation_failed"]
     assert "characters a bearer token cannot have" in str(failed)
     assert_nowhere(value, [*records.lines, caplog.text, str(failed), *exception_texts(error)])
+
+
+def test_a_value_iam_issues_that_is_not_a_bearer_token_is_never_stored(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.run()
+    env.messages()
+    value = HOSTILE["crlf"]
+    monkeypatch.setattr(iam_ssc, "_new_secret", lambda: value)
+    env.log.calls.clear()
+
+    env.client("secretsmanager").rotate_secret(SecretId="tokenwarden/platform-eng", RotateImmediately=True)
+    env.settle()
+
+    assert "iam:CreateServiceSpecificCredential" in env.log.calls
+    assert "secretsmanager:PutSecretValue" not in env.log.calls
+    sm = env.client("secretsmanager")
+    for version in env.secret_versions("platform-eng"):
+        try:
+            stored = sm.get_secret_value(SecretId="tokenwarden/platform-eng", VersionId=version)
+        except sm.exceptions.ResourceNotFoundException:
+            continue  # the empty AWSPENDING version Secrets Manager made
+        assert MARK not in stored.get("SecretString", "")
+    (failed,) = [m for m in env.messages() if m["_attributes"]["event_type"] == "rotation_failed"]
+    assert "createSecret: the token holds characters a bearer token cannot have" in str(failed)

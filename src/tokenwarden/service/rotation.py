@@ -5,8 +5,9 @@ again after a crash at any point:
 
 - createSecret records an intent in the ledger, frees a key slot if both are taken (never
   the current key), creates the key with its expiry, records it (with the age asked for, so
-  the expiry is known even when IAM's answer leaves it out), and stores its token as the
-  AWSPENDING version. A key whose token was lost in a crash is deleted and made again.
+  the expiry is known even when IAM's answer leaves it out), checks its token is a bearer
+  token, and stores it as the AWSPENDING version. A key whose token was lost in a crash (or
+  was not a bearer token) is deleted and made again.
 - setSecret has nothing to do: IAM already holds the key.
 - testSecret proves the new token is accepted at the OTLP endpoint, waiting through IAM's
   propagation delay and the endpoint's throttling.
@@ -44,6 +45,7 @@ from tokenwarden.domain.model import (
     LedgerState,
     MalformedToken,
     SecretState,
+    check_token_syntax,
 )
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.notifications import KeyRef, onboarded, rotated, rotation_failed
@@ -322,6 +324,9 @@ class RotationEngine:
                 }
             )
         )
+        # Checked before it goes anywhere: a value that is not a bearer token is never stored (a
+        # retry deletes this key as one whose token was lost, and makes another).
+        check_token_syntax(issued.token)
         self.secrets.put_pending(secret.arn, token, issued.token)
         logger.info(
             "createSecret: new key stored as AWSPENDING",

@@ -177,11 +177,14 @@ def test_a_secret_rekeyed_later_is_refused_on_the_next_run_and_by_every_token_wr
         env.reconciler.secrets.put_pending(
             env.reconciler.secrets.describe("tokenwarden/alpha").arn, "v-later", "some-token"
         )
+    keys = {c["ServiceSpecificCredentialId"] for c in env.credentials("alpha")}
     with setup(env):
         sm.rotate_secret(SecretId="tokenwarden/alpha")
     env.settle()
     assert env.current_token("alpha") == token
     assert tokens_in(env, "alpha") == {token}
+    # createSecret refuses before it makes a key: no token was issued that had nowhere safe to go.
+    assert {c["ServiceSpecificCredentialId"] for c in env.credentials("alpha")} == keys
 
 
 def test_accessdenied_on_a_secret_under_the_prefix_means_not_ours(

@@ -289,6 +289,9 @@ class RotationEngine:
     def create_secret(self, secret_id: str, token: str) -> None:
         secret, principal = self._secret(secret_id)
         self._refuse_abandoned(principal, token)
+        # Before a key exists: a secret that is not TokenWarden's (re-keyed, its policy replaced)
+        # gets no token, and no key is made whose token would have nowhere safe to go.
+        self.secrets.verify_owned(secret.arn, principal)
         if self.secrets.version_token(secret.arn, token) is not None:
             logger.info(
                 "createSecret: version already holds a key", extra={"principal": principal, "version": token}

@@ -205,3 +205,28 @@ def test_a_value_iam_issues_that_is_not_a_bearer_token_is_never_stored(
         assert MARK not in stored.get("SecretString", "")
     (failed,) = [m for m in env.messages() if m["_attributes"]["event_type"] == "rotation_failed"]
     assert "createSecret: the token holds characters a bearer token cannot have" in str(failed)
+
+
+def test_an_unparsable_answer_quoting_a_new_token_stays_inside_the_reconciler(
+    env: Env, monkeypatch: pytest.MonkeyPatch, records: Records
+) -> None:
+    """botocore's ResponseParserError is a plain Exception whose text is the raw response: IAM's
+    answer, with the new key's token. Onboarding runs the steps in-process; the principal fails,
+    the run goes on, and the token is in no report, log record, message or escaping exception."""
+    from botocore.parsers import ResponseParserError
+
+    def unparsable(**_: Any) -> Any:
+        raise ResponseParserError(
+            f"Unable to parse response, invalid XML received:\nb'<Secret>{MARK}</Secret>'"
+        )
+
+    monkeypatch.setattr(env.reconciler.iam._iam, "create_service_specific_credential", unparsable)
+    try:
+        report = env.run()
+    except Exception as error:  # the test fails below, naming what escaped, without the token
+        pytest.fail(f"the run raised {type(error).__name__}: {'token' if MARK in str(error) else str(error)}")
+    failed = [o for o in report.outcomes if o.status == "failed"]
+    assert {o.principal for o in failed} == {p.id for p in env.registry.principals}
+    assert all(o.error and "ResponseParserError" in o.error for o in failed), failed
+    texts = [report.model_dump_json(), *records.lines, *(str(m) for m in env.messages())]
+    assert_nowhere(MARK, texts)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
@@ -57,7 +57,6 @@ from tokenwarden.service.rotation import (
     TAG_PRINCIPAL,
     TAG_TEAM,
     RotationEngine,
-    RotationError,
     describe_error,
 )
 
@@ -253,16 +252,9 @@ class Reconciler:
             return PrincipalOutcome(
                 principal=principal.id, status="locked", done=tuple(progress.done), error=str(exc)
             )
-        except (
-            NotTokenWardens,
-            OwnershipNotConfigured,
-            RotationError,
-            PrincipalBusy,
-            ClientError,
-            BotoCoreError,
-            RuntimeError,
-            ValueError,
-        ) as exc:
+        except Exception as exc:
+            # Whatever one principal's work raised is reported (a foreign exception by its type
+            # only: botocore quotes a response it cannot parse, token included) and the run goes on.
             return self._failed(principal, exc, progress, now)
         finally:
             if self.leases is not None:

@@ -49,6 +49,7 @@ from tokenwarden.domain.model import (
 )
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.notifications import KeyRef, onboarded, rotated, rotation_failed
+from tokenwarden.domain.ownership import NotTokenWardens, OwnershipNotConfigured
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import Clock, IamPort, LedgerPort, Notifier, SecretsPort, TokenProbe
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
@@ -282,9 +283,22 @@ class RotationEngine:
             raise PrincipalBusy(f"{step}: another run is working on {principal}; Secrets Manager retries")
 
     def run_all(self, secret_id: str, token: str) -> None:
-        """The four steps in-process, by a caller that holds the principal's lease."""
+        """The four steps in-process, by a caller that holds the principal's lease.
+
+        As with `run_invoked`, a foreign exception (botocore quotes a response it cannot parse,
+        with the token in it) leaves as `token_free(exc)`, raised after the original is gone.
+        AWS's own errors (ClientError: a code and AWS's message) and TokenWarden's keep their
+        type, since callers act on them (a refusal is announced, a code is reported)."""
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-            self.run_step(step, secret_id, token, leased=True)
+            failure: Exception | None = None
+            try:
+                self.run_step(step, secret_id, token, leased=True)
+            except (ClientError, NotTokenWardens, OwnershipNotConfigured):
+                raise
+            except Exception as exc:
+                failure = token_free(exc)
+            if failure is not None:
+                raise failure
 
     def create_secret(self, secret_id: str, token: str) -> None:
         secret, principal = self._secret(secret_id)

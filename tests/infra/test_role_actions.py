@@ -58,8 +58,7 @@ UNCALLED: dict[str, dict[str, str]] = {
     "RotateSecretFunction": {
         "kms:Decrypt": "Secrets Manager and DynamoDB use the keys on the caller's behalf",
         "kms:GenerateDataKey": "Secrets Manager and DynamoDB use the keys on the caller's behalf",
-        "iam:UpdateServiceSpecificCredential": "only when a user already holds two keys (frees a slot)",
-        "iam:DeleteServiceSpecificCredential": "only when a user already holds two keys (frees a slot)",
+        "iam:DeleteServiceSpecificCredential": "only for a key whose token was lost, or to free a slot",
     },
     "RevokeFunction": {
         "kms:Decrypt": "DynamoDB and SNS use the key on the caller's behalf",

@@ -35,8 +35,10 @@ setup: $(STAMP) ## Create .venv with the package and its development extras
 demo: setup ## Run the whole key lifecycle on the embedded local stack (no AWS account)
 	$(VENV)/bin/tokenwarden demo
 
+# Four workers on two cores: the end-to-end tests spend much of their time waiting on local
+# servers and subprocesses, and with two workers the cores sat idle 40 % of the run.
 test: setup ## Unit, integration, end-to-end and infrastructure tests
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 4 --dist loadfile
 
 SOAK_STEPS ?= 10000
 

@@ -210,27 +210,27 @@ def test_a_key_held_off_by_a_revoke_then_replaced_by_a_reissue_is_treated_as_lea
     assert working(env, suspect)
 
 
-@pytest.mark.parametrize(
-    ("force_reason", "fragment"),
-    [
-        ("", "needs a reason"),
-        ("   ", "needs a reason"),
-        ("false alarm\nrm -rf /", "one line of printable text"),
-        ("false alarm\x1b[2J", "one line of printable text"),
-        ("false \u202ealarm", "one line of printable text"),
-        ("x" * 501, "keep it to 500"),
-    ],
-)
-def test_a_forced_restore_needs_a_bounded_printable_reason(
-    env: Env, force_reason: str, fragment: str
-) -> None:
+BAD_FORCE_REASONS = [
+    ("", "needs a reason"),
+    ("   ", "needs a reason"),
+    ("false alarm\nrm -rf /", "one line of printable text"),
+    ("false alarm\x1b[2J", "one line of printable text"),
+    ("false \u202ealarm", "one line of printable text"),
+    ("x" * 501, "keep it to 500"),
+]
+
+
+def test_a_forced_restore_needs_a_bounded_printable_reason(env: Env) -> None:
+    """Each refusal changes nothing, so one world serves every case."""
     env.run(registry=TWO)
     alpha = principal("alpha")
     glass(env).revoke(alpha, "leak", ONCALL, True, env.clock.now())
     records, keys_in_iam = history_items(env, "alpha"), statuses(env, "alpha")
-    with pytest.raises(BreakGlassError, match=fragment):
-        glass(env).restore(alpha, ONCALL, env.clock.now(), force_reason=force_reason)
-    assert history_items(env, "alpha") == records and statuses(env, "alpha") == keys_in_iam
+    for force_reason, fragment in BAD_FORCE_REASONS:
+        with pytest.raises(BreakGlassError, match=fragment):
+            glass(env).restore(alpha, ONCALL, env.clock.now(), force_reason=force_reason)
+        assert history_items(env, "alpha") == records, force_reason
+        assert statuses(env, "alpha") == keys_in_iam, force_reason
 
 
 def test_force_is_refused_for_a_revoke_without_a_replacement(env: Env) -> None:
@@ -265,21 +265,21 @@ def test_a_restore_during_a_grace_keeps_the_previous_keys_grace(env: Env) -> Non
 # -- free text is bounded ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("reason", "fragment"),
-    [
-        ("leak\nsecond line", "one line of printable text"),
-        ("leak\x00", "one line of printable text"),
-        ("leak \u2028 more", "one line of printable text"),
-        ("y" * 501, "keep it to 500"),
-    ],
-)
-def test_a_hostile_reason_is_refused_before_any_key_is_touched(env: Env, reason: str, fragment: str) -> None:
+HOSTILE_REASONS = [
+    ("leak\nsecond line", "one line of printable text"),
+    ("leak\x00", "one line of printable text"),
+    ("leak \u2028 more", "one line of printable text"),
+    ("y" * 501, "keep it to 500"),
+]
+
+
+def test_a_hostile_reason_is_refused_before_any_key_is_touched(env: Env) -> None:
     env.run(registry=TWO)
     before = statuses(env, "alpha")
-    with pytest.raises(BreakGlassError, match=fragment):
-        glass(env).revoke(principal("alpha"), reason, ONCALL, True, env.clock.now())
-    assert statuses(env, "alpha") == before and history_items(env, "alpha") == []
+    for reason, fragment in HOSTILE_REASONS:
+        with pytest.raises(BreakGlassError, match=fragment):
+            glass(env).revoke(principal("alpha"), reason, ONCALL, True, env.clock.now())
+        assert statuses(env, "alpha") == before and history_items(env, "alpha") == [], reason
 
 
 # -- crash safety --------------------------------------------------------------------------------
@@ -421,51 +421,53 @@ def test_the_functions_record_requested_by_as_a_claim_with_the_invokes_request_i
     assert restored["actor"]["acted_as"].endswith(":function:tokenwarden-restore")
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"requested_by": "alice\n[INFO] approved by security"},
-        {"requested_by": "alice\x1b]0;pwned\x07"},
-        {"requested_by": "a" * 201},
-        {"requested_by": ""},
-        {"reason": "leak\r\nInjected: yes"},
-        {"reason": "r" * 501},
-        {"reason": "   "},
-        {"reason": 42},
-        {"surprise": True},
-    ],
-)
+HOSTILE_REVOKES: list[dict[str, object]] = [
+    {"requested_by": "alice\n[INFO] approved by security"},
+    {"requested_by": "alice\x1b]0;pwned\x07"},
+    {"requested_by": "a" * 201},
+    {"requested_by": ""},
+    {"reason": "leak\r\nInjected: yes"},
+    {"reason": "r" * 501},
+    {"reason": "   "},
+    {"reason": 42},
+    {"surprise": True},
+]
+
+
 def test_the_revoke_function_refuses_hostile_input_and_changes_nothing(
-    env: Env, monkeypatch: pytest.MonkeyPatch, changes: dict[str, object]
+    env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     revoke, _ = _functions(env, monkeypatch)
     before = statuses(env, "platform-eng")
-    with pytest.raises(ValidationError):
-        revoke.lambda_handler(_event("revoke.json", **changes), FakeContext())
-    assert statuses(env, "platform-eng") == before and history_items(env, "platform-eng") == []
+    for changes in HOSTILE_REVOKES:
+        with pytest.raises(ValidationError):
+            revoke.lambda_handler(_event("revoke.json", **changes), FakeContext())
+        assert statuses(env, "platform-eng") == before, changes
+        assert history_items(env, "platform-eng") == [], changes
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"force": True},
-        {"force_reason": "false alarm"},
-        {"force": True, "force_reason": "x" * 501},
-        {"force": True, "force_reason": "false\u0085alarm"},
-        {"requested_by": "bob\u200b\u202e"},
-        {"action": "revoke"},
-        {"reason": "restores take no reason"},
-    ],
-)
+BAD_RESTORES: list[dict[str, object]] = [
+    {"force": True},
+    {"force_reason": "false alarm"},
+    {"force": True, "force_reason": "x" * 501},
+    {"force": True, "force_reason": "false\u0085alarm"},
+    {"requested_by": "bob\u200b\u202e"},
+    {"action": "revoke"},
+    {"reason": "restores take no reason"},
+]
+
+
 def test_the_restore_function_refuses_bad_input_and_changes_nothing(
-    env: Env, monkeypatch: pytest.MonkeyPatch, changes: dict[str, object]
+    env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     revoke, restore = _functions(env, monkeypatch)
     revoke.lambda_handler(_event("revoke.json", reissue=False), FakeContext())
     before, records = statuses(env, "platform-eng"), history_items(env, "platform-eng")
-    with pytest.raises(ValidationError):
-        restore.lambda_handler(_event("restore.json", **changes), FakeContext())
-    assert statuses(env, "platform-eng") == before and history_items(env, "platform-eng") == records
+    for changes in BAD_RESTORES:
+        with pytest.raises(ValidationError):
+            restore.lambda_handler(_event("restore.json", **changes), FakeContext())
+        assert statuses(env, "platform-eng") == before, changes
+        assert history_items(env, "platform-eng") == records, changes
 
 
 def test_the_cli_records_its_callers_authenticated_identity(env: Env) -> None:

@@ -18,7 +18,7 @@ import json
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,12 @@ UNCALLED: dict[str, dict[str, str]] = {
     },
 }
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}
+CONDITIONED = {"secretsmanager:RotateSecret", "secretsmanager:PutResourcePolicy"}
+
+
+# The requests whose role statements hold conditions on the request itself (aws:RequestTag,
+# aws:TagKeys): what each of them sent, to be held to those conditions.
+TAGGING = {"iam:CreateUser", "iam:TagUser", "secretsmanager:CreateSecret", "secretsmanager:TagResource"}
 
 
 class Calls:
@@ -88,6 +94,8 @@ class Calls:
 
     def __init__(self) -> None:
         self.by_function: dict[str, set[str]] = defaultdict(set)
+        self.requests: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.settings: dict[str, str] = {}
         self._local = threading.local()
 
     def labelled(self, function: str, handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -111,7 +119,10 @@ class Calls:
                 for kind in item:
                     self.by_function[function].add(f"dynamodb:{kind}Item")
             return
-        self.by_function[function].add(f"{prefix}:{operation}")
+        action = f"{prefix}:{operation}"
+        self.by_function[function].add(action)
+        if action in TAGGING or action in CONDITIONED:
+            self.requests[action].append(dict(params))
 
 
 @contextlib.contextmanager
@@ -142,23 +153,53 @@ def _registry_without(tmp_path: Path, principal: str) -> Path:
     return path
 
 
+def _registry_moving(tmp_path: Path, principal: str, team: str) -> Path:
+    """teams.yaml with one developer principal moved to another team."""
+    text = (ROOT / "teams.yaml").read_text()
+    head, _, tail = text.partition(f"  - id: {principal}\n")
+    entry, sep, rest = tail.partition("\n  - id: ")
+    moved = "\n".join(
+        f"    team: {team}" if line.startswith("    team: ") else line for line in entry.split("\n")
+    )
+    path = tmp_path / "teams-moved.yaml"
+    path.write_text(head + f"  - id: {principal}\n" + moved + sep + rest)
+    return path
+
+
 @pytest.fixture(scope="module")
-def lifecycle(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Calls:
     """The calls each function made over a whole lifecycle in one moto world."""
     monkeypatch = pytest.MonkeyPatch()
     tmp_path = tmp_path_factory.mktemp("lifecycle")
     try:
         with open_env(monkeypatch) as env, recording(monkeypatch) as calls:
             _run_lifecycle(env, monkeypatch, calls, tmp_path)
-            return dict(calls.by_function)
+            return calls
     finally:
         monkeypatch.undo()
+
+
+@pytest.fixture(scope="module")
+def lifecycle(world: Calls) -> dict[str, set[str]]:
+    return dict(world.by_function)
 
 
 def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_path: Path) -> None:
     _handler_env(env, monkeypatch)
     # The handlers live in the world's simulated time, as the rotations and IAM's expiry do.
     monkeypatch.setattr(wiring, "build_clock", lambda settings: env.clock)
+    # As deployed, every user gets a permissions boundary (the stack's own by default).
+    boundary = env.client("iam").create_policy(
+        PolicyName="tokenwarden-user-boundary",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"}],
+            }
+        ),
+    )["Policy"]["Arn"]
+    monkeypatch.setenv("TOKENWARDEN_PERMISSIONS_BOUNDARY_ARN", boundary)
+    calls.settings = {**env.settings_environment(), "TOKENWARDEN_PERMISSIONS_BOUNDARY_ARN": boundary}
 
     def handler(name: str) -> Callable[..., Any]:
         """Loaded when it runs, as Lambda would, so that it reads the settings of that moment."""
@@ -191,6 +232,9 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
     for day in range(101, 141, 4):
         night(day, without_mobile)
     night(141, ROOT / "teams.yaml")
+    # A developer moves to another team: the user and the secret are tagged again.
+    night(145, _registry_moving(tmp_path, "jdoe", "data-science"))
+    night(149, ROOT / "teams.yaml")
     # The hourly health check.
     server = ThreadingHTTPServer(("127.0.0.1", 0), _FakePromQL)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -198,7 +242,9 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
         monkeypatch.setenv("TOKENWARDEN_PROMQL_URL", f"http://127.0.0.1:{server.server_address[1]}")
         monkeypatch.setenv("TOKENWARDEN_PROMQL_DIALECT", "prometheus")
         # platform-eng reports on a Monday morning, then falls silent for the rest of the day.
-        env.clock.advance_to(datetime(2027, 5, 31, 8, 0, tzinfo=UTC))
+        now = env.clock.now()
+        monday = (now + timedelta(days=7 - now.weekday())).replace(hour=8, minute=0, second=0, microsecond=0)
+        env.clock.advance_to(monday)
         sample = env.clock.now().timestamp()
         _FakePromQL.answer = {
             "status": "success",
@@ -208,7 +254,7 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
             },
         }
         handler("health")(_event("health.json"), FakeContext())
-        env.clock.advance_to(datetime(2027, 5, 31, 16, 0, tzinfo=UTC))
+        env.clock.advance_to(monday.replace(hour=16))
         handler("health")(_event("health.json"), FakeContext())
     finally:
         server.shutdown()
@@ -243,3 +289,35 @@ def test_the_role_grants_nothing_the_function_never_calls(
     assert not unused, f"{function}'s role grants what its code never calls: {unused}"
     stale = sorted(a for a in UNCALLED[function] if a not in granted_actions(cfn, function))
     assert not stale, f"UNCALLED lists actions {function}'s role no longer grants: {stale}"
+
+
+def _tags(request: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in request.get("Tags", [])}
+
+
+def test_every_tagging_request_meets_the_roles_request_conditions(world: Calls) -> None:
+    """The roles allow CreateUser, TagUser, CreateSecret and TagResource only with TokenWarden's
+    managed-by tag in the request and only tokenwarden:* keys (aws:RequestTag, aws:TagKeys):
+    moto does not enforce them, so what the code sends is held to them here."""
+    for action in sorted(TAGGING):
+        sent = world.requests[action]
+        assert sent, f"the lifecycle never made a {action} request"
+        for request in sent:
+            tags = _tags(request)
+            assert tags.get("tokenwarden:managed-by") == "tokenwarden", (action, sorted(tags))
+            assert all(key.startswith("tokenwarden:") for key in tags), (action, sorted(tags))
+
+
+def test_every_conditioned_request_names_what_the_role_requires(world: Calls) -> None:
+    """CreateSecret only with the secrets' key, RotateSecret only with the rotation function, a
+    resource policy only with BlockPublicPolicy, a user only with the boundary."""
+    env_key = world.settings["TOKENWARDEN_SECRETS_KMS_KEY_ID"]
+    rotation = world.settings["TOKENWARDEN_ROTATION_LAMBDA_ARN"]
+    boundary = world.settings["TOKENWARDEN_PERMISSIONS_BOUNDARY_ARN"]
+    assert all(r["KmsKeyId"] == env_key for r in world.requests["secretsmanager:CreateSecret"])
+    rotations = world.requests["secretsmanager:RotateSecret"]
+    assert rotations and all(r.get("RotationLambdaARN") == rotation for r in rotations)
+    policies = world.requests["secretsmanager:PutResourcePolicy"]
+    assert policies and all(r.get("BlockPublicPolicy") is True for r in policies)
+    users = world.requests["iam:CreateUser"]
+    assert users and all(r.get("PermissionsBoundary") == boundary for r in users)

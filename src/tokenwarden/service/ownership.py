@@ -119,7 +119,8 @@ class Custody:
             elif fix == Fix.PUT_BOUNDARY and self.rules.permissions_boundary_arn:
                 self.iam.put_boundary(name, self.rules.permissions_boundary_arn)
             elif fix == Fix.TAG:
-                self.iam.tag_user(name, {TEAM_TAG: principal.team})
+                # The managed-by tag travels with every TagUser: the role allows no other.
+                self.iam.tag_user(name, {TEAM_TAG: principal.team, MANAGED_TAG: MANAGED_VALUE})
         return tuple(f"user_{fix.value}" for fix in verdict.fixes)
 
     # -- the secret -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ from tokenwarden.adapters.iam import IamAdapter
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.local import realism
 from tokenwarden.local.stack import LocalStack, advance_clock, repo_root
+from tokenwarden.observability import logger
 from tokenwarden.settings import load_settings
 
 SETTLE_SECONDS = 120.0
@@ -168,6 +170,9 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
 
             _say(f"\nTotals over {days} nights: " + ", ".join(f"{k} x{v}" for k, v in sorted(totals.items())))
             code = _break_glass_story(registry, settings, sm, sqs, queue, endpoint, stack, session)
+            if code:
+                return code
+            code = _takeover_story(registry, settings, nightly, sm, sqs, queue, stack, session)
             if code:
                 return code
             if "TOKENWARDEN_PROMQL_URL" in exports:
@@ -343,4 +348,55 @@ def _break_glass_story(
     for finding in audit(registry, inventory, stack.clock.now()):
         _say(f"  {finding.kind}: {finding.detail}")
     _say("  (the audit only reports: the hand-made key is left alone)")
+    return 0
+
+
+def _takeover_story(
+    registry: Any,
+    settings: Any,
+    nightly: Any,
+    sm: Any,
+    sqs: Any,
+    queue: str,
+    stack: LocalStack,
+    session: Any,
+) -> int:
+    """A secret re-keyed with someone else's KMS key: the next run refuses it and says so."""
+    ids = [p.id for p in registry.principals]
+    victim = "mobile" if "mobile" in ids else ids[-1]
+    secret = settings.naming.secret_name(victim)
+    token = str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
+    own_key = str(sm.describe_secret(SecretId=secret)["KmsKeyId"])
+    other = session.client("kms").create_key(Description="a key TokenWarden does not know")["KeyMetadata"][
+        "Arn"
+    ]
+    _say(f"\nTakeover attempt: {secret} is re-keyed with a KMS key someone else controls, so that")
+    _say("they could decrypt the next token. (On AWS the secret's own policy denies UpdateSecret to")
+    _say("everyone but TokenWarden and its operators; here an administrator does it.)")
+    _say(f"  $ aws secretsmanager update-secret --secret-id {secret} --kms-key-id <their key>")
+    sm.update_secret(SecretId=secret, KmsKeyId=other)
+    at = stack.clock.now().replace(hour=2, minute=15, second=0, microsecond=0) + timedelta(days=1)
+    product = logging.getLogger(logger.name)
+    level = product.level
+    product.setLevel(logging.CRITICAL)  # the refusal is logged as an error; the notice below says it
+    try:
+        _, failed = nightly(at)
+    finally:
+        product.setLevel(level)
+    refusals = [m for m in _drain(sqs, queue) if m["metadata"]["eventType"] == "takeover_refused"]
+    _show(refusals)
+    current = str(sm.get_secret_value(SecretId=secret, VersionStage="AWSCURRENT")["SecretString"])
+    _say(
+        f"  {victim} refused by the run: {'yes' if any(f.startswith(victim) for f in failed) else 'NO'}; "
+        f"token in the secret unchanged: {'yes' if current == token else 'NO'}"
+    )
+    if not refusals or current != token or not any(f.startswith(victim) for f in failed):
+        return 1
+    _say("  The platform team puts the secret's key back; the next night the run goes on as before.")
+    sm.update_secret(SecretId=secret, KmsKeyId=own_key)
+    _, failed = nightly(at + timedelta(days=1))
+    _drain(sqs, queue)
+    if failed:
+        _say(f"  FAILED: {failed}")
+        return 1
     return 0

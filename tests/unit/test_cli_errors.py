@@ -203,11 +203,24 @@ def test_invalid_request_parameters_never_print_their_values(monkeypatch: pytest
     assert "(Bogus, SecretString)" in line and "nothing was sent" in line
 
 
-def test_an_unreachable_endpoint_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_endpoint_names_it_and_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
     plan_raises(monkeypatch, EndpointConnectionError(endpoint_url="https://iam.amazonaws.com/"))
     code, _, err = run("plan", "--registry", REGISTRY)
     assert code == EXIT_FAILED
-    assert one_line(err).startswith("an AWS call failed: Could not connect to the endpoint URL")
+    line = one_line(err)
+    assert line.startswith("cannot reach AWS at https://iam.amazonaws.com/: check the network")
+    assert "AWS_ENDPOINT_URL" in line and "tokenwarden local up" in line
+
+
+def test_throttling_after_every_retry_says_to_run_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "ListSecrets")
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err) == (
+        "AWS refused ListSecrets: ThrottlingException: Rate exceeded (AWS is throttling the account "
+        "after every retry: run the command again in a minute)"
+    )
 
 
 # -- revoke --reissue while the replacement's rotation still runs ---------------------------------

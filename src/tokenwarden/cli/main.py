@@ -891,11 +891,33 @@ def _settings_problem(exc: ValidationError) -> str:
 MAX_AWS_MESSAGE = 300
 
 
+# Error codes AWS answers when it throttles (botocore's standard retry mode retries them first).
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+
+
 def _aws_problem(exc: Exception) -> tuple[str, int]:
     """One line for a botocore error: the operation, AWS's error code and (cut) message. Never the
     request: botocore's parameter-validation errors quote parameter values (a secret's value, say),
     so only the names of the parameters are said."""
-    from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ParamValidationError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+    )
     from botocore.exceptions import ValidationError as BotoValidationError
 
     if isinstance(exc, NoCredentialsError | NoRegionError):
@@ -904,11 +926,21 @@ def _aws_problem(exc: Exception) -> tuple[str, int]:
             "or point at the embedded stack with `tokenwarden local up`",
             EXIT_BAD_INPUT,
         )
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError):
+        return (
+            f"cannot reach AWS at {_clipped(str(exc.kwargs.get('endpoint_url', '?')), 200)}: check the "
+            "network, AWS_REGION and AWS_ENDPOINT_URL (for the embedded stack, run `tokenwarden local up` "
+            "and source its exports); nothing was changed by this call",
+            EXIT_FAILED,
+        )
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         operation = getattr(exc, "operation_name", "an AWS call")
         message = _clipped(str(error.get("Message", "")), MAX_AWS_MESSAGE)
-        return f"AWS refused {operation}: {error.get('Code', 'error')}: {message}".rstrip(": "), EXIT_FAILED
+        line = f"AWS refused {operation}: {error.get('Code', 'error')}: {message}".rstrip(": ")
+        if str(error.get("Code", "")) in THROTTLING_CODES:
+            line += " (AWS is throttling the account after every retry: run the command again in a minute)"
+        return line, EXIT_FAILED
     if isinstance(exc, ParamValidationError | BotoValidationError):
         names = sorted(set(re.findall(r'param(?:eter)? (?:in [\w.\[\]]+: )?"?([\w.\[\]-]+)', str(exc))))
         return (

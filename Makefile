@@ -38,7 +38,7 @@ demo: setup ## Run the whole key lifecycle on the embedded local stack (no AWS a
 # Four workers on two cores: the end-to-end tests spend much of their time waiting on local
 # servers and subprocesses, and with two workers the cores sat idle 40 % of the run.
 test: setup ## Unit, integration, end-to-end and infrastructure tests
-	$(PY) -m pytest -q -n 4 --dist loadfile
+	$(PY) -m pytest -q -n 4 --dist loadfile --durations=15
 
 SOAK_STEPS ?= 10000
 

@@ -7,6 +7,7 @@ its output and the reconciler applies it, principal by principal.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -285,24 +286,54 @@ def _plan_offboard(principal: Principal, inv: PrincipalInventory, now: datetime)
     return PrincipalPlan(principal=p, actions=tuple(actions), upcoming=first, note="offboarding")
 
 
+@dataclass(frozen=True)
+class Step:
+    """What one step of a principal's plan decided: its actions, the next thing it waits for,
+    and a note for the operator."""
+
+    actions: tuple[Action, ...] = ()
+    upcoming: tuple[Upcoming, ...] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Unfinished(Step):
+    """The unfinished-rotations step, plus what the later steps need to know about it."""
+
+    resume: LedgerEntry | None = None  # the key issue onboarding picks up again
+    in_progress: bool = False  # a young rotation may still be running in Secrets Manager
+
+
 def _plan_principal(
     principal: Principal, inv: PrincipalInventory, now: datetime, config: PlanConfig
 ) -> PrincipalPlan:
+    """A registered principal's plan, step by step; each step reads the same inventory."""
     p = principal.id
-    life = principal.lifecycle
-    actions: list[Action] = []
-    findings: list[Finding] = []
-    upcoming: list[Upcoming] = []
-    note: str | None = None
+    unfinished = unfinished_rotations(p, inv, now)
+    current = current_key(principal, inv, now, unfinished)
+    setup = rotation_setup(principal, inv, config, in_progress=unfinished.in_progress)
+    others = other_keys(principal, inv, now)
 
-    secret = inv.secret
-    current_version = secret.current_version if secret else None
-    current_entry = inv.current_entry
+    actions = [*unfinished.actions, *current.actions, *(() if setup is None else (setup,)), *others.actions]
+    actions.sort(key=lambda a: ORDER[a.kind])
+    upcoming = [*current.upcoming, *others.upcoming]
+    first = min(upcoming, key=lambda u: u.at) if upcoming else None
+    # What holds the current key back (a revocation, a previous key's grace) outranks the
+    # rotation in progress.
+    note = current.note if current.note is not None else unfinished.note
+    return PrincipalPlan(
+        principal=p, actions=tuple(actions), findings=key_findings(p, inv), upcoming=first, note=note
+    )
 
-    # 1. Rotations that never finished. Without a current key the newest one is resumed by
-    # onboarding (only the reconciler starts those, under its lock); otherwise a young one may
-    # still be running in Secrets Manager and an old one is abandoned.
-    in_progress = False
+
+def unfinished_rotations(p: str, inv: PrincipalInventory, now: datetime) -> Unfinished:
+    """Step 1: rotations that never finished.
+
+    Without a current key the newest one is resumed by onboarding (only the reconciler starts
+    those, under its lock); otherwise a young one may still be running in Secrets Manager and
+    an old one is abandoned. AWSPENDING on a version the ledger never saw is abandoned too.
+    """
+    current_version = inv.secret.current_version if inv.secret else None
     unfinished = sorted(
         (
             e
@@ -312,6 +343,9 @@ def _plan_principal(
         key=lambda e: e.created_at,
     )
     resume = unfinished[-1] if unfinished and current_version is None else None
+    actions: list[Action] = []
+    in_progress = False
+    note: str | None = None
     for entry in unfinished:
         if entry is resume:
             continue
@@ -328,161 +362,239 @@ def _plan_principal(
                 reason=f"rotation started {entry.created_at:%Y-%m-%d %H:%M} never completed",
             )
         )
-    pending = secret.pending_version if secret else None
-    if pending and pending != current_version and inv.entry(pending) is None and current_version is not None:
-        actions.append(
-            Action(
-                principal=p,
-                kind=ActionKind.ABANDON_PENDING,
-                version_id=pending,
-                reason="AWSPENDING is on a version TokenWarden never recorded",
-            )
-        )
+    stray = _unrecorded_pending(p, inv)
+    if stray is not None:
+        actions.append(stray)
+    return Unfinished(actions=tuple(actions), note=note, resume=resume, in_progress=in_progress)
 
-    # 2. The current key.
-    current: Credential | None = None
-    if secret is None or inv.user is None or current_version is None or secret.deleted_at is not None:
-        missing = [
-            what
-            for what, absent in (
-                ("IAM user", inv.user is None),
-                ("secret", secret is None),
-                ("secret scheduled for deletion", secret is not None and secret.deleted_at is not None),
-                ("current key", secret is not None and current_version is None),
-            )
-            if absent
-        ]
-        reason = "no " + ", no ".join(missing)
-        if resume is not None:
-            reason += f"; resuming the unfinished key issue {resume.version_id}"
-        actions.append(
-            Action(
-                principal=p,
-                kind=ActionKind.ONBOARD,
-                version_id=resume.version_id if resume else None,
-                reason=reason,
-            )
+
+def _unrecorded_pending(p: str, inv: PrincipalInventory) -> Action | None:
+    """AWSPENDING left on a version TokenWarden never recorded, beside a current key."""
+    secret = inv.secret
+    if secret is None:
+        return None
+    pending = secret.pending_version
+    current_version = secret.current_version
+    if pending and pending != current_version and inv.entry(pending) is None and current_version is not None:
+        return Action(
+            principal=p,
+            kind=ActionKind.ABANDON_PENDING,
+            version_id=pending,
+            reason="AWSPENDING is on a version TokenWarden never recorded",
         )
-    elif current_entry is None:
-        actions.append(
-            Action(
-                principal=p,
-                kind=ActionKind.REPAIR,
-                reason="the AWSCURRENT version has no ledger record, so its key is unknown",
-            )
-        )
-    else:
-        current = inv.credential(current_entry.credential_id)
-        broken = _broken(current, now)
-        # Only a rotation whose finish was interrupted is resumed, and only with a key that can
-        # pass testSecret. A current version recorded retired (offboarded, then added back before
-        # its secret was deleted), or whose key broke, is repaired below.
-        if current_entry.state in (LedgerState.CREATING, LedgerState.PENDING) and not broken:
-            actions.append(
-                Action(
-                    principal=p,
-                    kind=ActionKind.RESUME_FINISH,
-                    version_id=current_entry.version_id,
-                    reason="AWSCURRENT moved but the ledger was not updated",
-                )
-            )
-        if broken and current_entry.revoked_at is not None and not current_entry.reissue_requested:
-            note = (
-                f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} by {current_entry.revoked_by or 'unknown'}: "
-                f"no new key until `tokenwarden revoke {p} --reason '...' --reissue` or `tokenwarden restore {p}`"
-            )
-        elif broken and not in_progress:
-            if current_entry.revoked_at is not None:
-                broken = (
-                    f"revoked {current_entry.revoked_at:%Y-%m-%d %H:%M} with --reissue, and the replacement "
-                    "was not issued yet"
-                )
-            actions.append(
+    return None
+
+
+def current_key(principal: Principal, inv: PrincipalInventory, now: datetime, unfinished: Unfinished) -> Step:
+    """Step 2: the current key.
+
+    A principal missing its user, its secret or a current version is onboarded; a current
+    version the ledger does not know is repaired; a recorded one is finished, repaired,
+    rotated or scheduled by `_recorded_key`.
+    """
+    p = principal.id
+    missing = _missing(inv)
+    if missing:
+        return Step(actions=(_onboard(p, missing, unfinished.resume),))
+    entry = inv.current_entry
+    if entry is None:
+        return Step(
+            actions=(
                 Action(
                     principal=p,
                     kind=ActionKind.REPAIR,
-                    credential_id=current_entry.credential_id,
-                    reason=broken,
-                )
+                    reason="the AWSCURRENT version has no ledger record, so its key is unknown",
+                ),
             )
-        elif current is not None and current.expires_at is not None and not broken:
-            due = rotation_due_at(p, life, current.expires_at)
-            remaining = current.expires_at - now
-            blocker = _rotation_blocker(inv, current, life, now)
-            if now >= due and not in_progress:
-                if blocker:
-                    note = blocker
-                else:
-                    actions.append(
-                        Action(
-                            principal=p,
-                            kind=ActionKind.ROTATE,
-                            credential_id=current.id,
-                            reason=f"key {current.alias} expires {current.expires_at:%Y-%m-%d} "
-                            f"(in {_days(remaining)}); rotation was due {due:%Y-%m-%d}",
-                        )
-                    )
-            else:
-                upcoming.append(Upcoming(kind=ActionKind.ROTATE, at=due, credential_id=current.id))
-            if (
-                remaining <= timedelta(days=life.expiry_alert_days)
-                and "expiring_soon" not in current_entry.notified
-            ):
-                actions.append(
-                    Action(
-                        principal=p,
-                        kind=ActionKind.EXPIRING_SOON,
-                        credential_id=current.id,
-                        reason=f"key {current.alias} expires {current.expires_at:%Y-%m-%d} (in {_days(remaining)})",
-                    )
-                )
-        if secret is not None and not in_progress:
-            wanted_days = rotation_days(life)
-            lambda_arn = config.rotation_lambda_arn
-            if (
-                not secret.rotation_enabled
-                or secret.rotation_days != wanted_days
-                or (lambda_arn is not None and secret.rotation_lambda_arn != lambda_arn)
-            ):
-                actions.append(
-                    Action(
-                        principal=p,
-                        kind=ActionKind.CONFIGURE_ROTATION,
-                        reason=f"rotation should be enabled every {wanted_days} days with the rotation function",
-                    )
-                )
+        )
+    return _recorded_key(principal, inv, entry, now, in_progress=unfinished.in_progress)
 
-    # 3. Every other key on the user.
+
+def _missing(inv: PrincipalInventory) -> list[str]:
+    """What a principal lacks before it has a usable current key; empty once it has one."""
+    secret = inv.secret
+    return [
+        what
+        for what, absent in (
+            ("IAM user", inv.user is None),
+            ("secret", secret is None),
+            ("secret scheduled for deletion", secret is not None and secret.deleted_at is not None),
+            ("current key", secret is not None and secret.current_version is None),
+        )
+        if absent
+    ]
+
+
+def _onboard(p: str, missing: list[str], resume: LedgerEntry | None) -> Action:
+    reason = "no " + ", no ".join(missing)
+    if resume is not None:
+        reason += f"; resuming the unfinished key issue {resume.version_id}"
+    return Action(
+        principal=p,
+        kind=ActionKind.ONBOARD,
+        version_id=resume.version_id if resume else None,
+        reason=reason,
+    )
+
+
+def _recorded_key(
+    principal: Principal, inv: PrincipalInventory, entry: LedgerEntry, now: datetime, *, in_progress: bool
+) -> Step:
+    """A current version the ledger knows.
+
+    Only a rotation whose finish was interrupted is resumed, and only with a key that can pass
+    testSecret. A current version recorded retired (offboarded, then added back before its
+    secret was deleted), or whose key broke, is repaired instead, unless it was revoked
+    without --reissue or a rotation is still running. A working key is rotated when due.
+    """
+    p = principal.id
+    current = inv.credential(entry.credential_id)
+    broken = _broken(current, now)
+    if broken and entry.revoked_at is not None and not entry.reissue_requested:
+        return Step(
+            note=f"revoked {entry.revoked_at:%Y-%m-%d %H:%M} by {entry.revoked_by or 'unknown'}: "
+            f"no new key until `tokenwarden revoke {p} --reason '...' --reissue` or `tokenwarden restore {p}`"
+        )
+    if broken:
+        return Step() if in_progress else Step(actions=(_repair(p, entry, broken),))
+    finish: tuple[Action, ...] = ()
+    if entry.state in (LedgerState.CREATING, LedgerState.PENDING):
+        finish = (
+            Action(
+                principal=p,
+                kind=ActionKind.RESUME_FINISH,
+                version_id=entry.version_id,
+                reason="AWSCURRENT moved but the ledger was not updated",
+            ),
+        )
+    if current is None or current.expires_at is None:  # never: `_broken` reports both
+        return Step(actions=finish)
+    schedule = _rotation_schedule(principal, inv, current, current.expires_at, now, in_progress=in_progress)
+    alert = _expiry_alert(principal, current, current.expires_at, entry, now)
+    return Step(
+        actions=(*finish, *schedule.actions, *(() if alert is None else (alert,))),
+        upcoming=schedule.upcoming,
+        note=schedule.note,
+    )
+
+
+def _repair(p: str, entry: LedgerEntry, broken: str) -> Action:
+    reason = broken
+    if entry.revoked_at is not None:
+        reason = f"revoked {entry.revoked_at:%Y-%m-%d %H:%M} with --reissue, and the replacement was not issued yet"
+    return Action(principal=p, kind=ActionKind.REPAIR, credential_id=entry.credential_id, reason=reason)
+
+
+def _rotation_schedule(
+    principal: Principal,
+    inv: PrincipalInventory,
+    current: Credential,
+    expires_at: datetime,
+    now: datetime,
+    *,
+    in_progress: bool,
+) -> Step:
+    """A working key is rotated once due, unless a rotation runs or the previous key's grace
+    would be cut short (then the note says why); before that, its rotation is upcoming."""
+    p = principal.id
+    life = principal.lifecycle
+    due = rotation_due_at(p, life, expires_at)
+    if now < due or in_progress:
+        return Step(upcoming=(Upcoming(kind=ActionKind.ROTATE, at=due, credential_id=current.id),))
+    blocker = _rotation_blocker(inv, current, life, now)
+    if blocker:
+        return Step(note=blocker)
+    return Step(
+        actions=(
+            Action(
+                principal=p,
+                kind=ActionKind.ROTATE,
+                credential_id=current.id,
+                reason=f"key {current.alias} expires {expires_at:%Y-%m-%d} "
+                f"(in {_days(expires_at - now)}); rotation was due {due:%Y-%m-%d}",
+            ),
+        )
+    )
+
+
+def _expiry_alert(
+    principal: Principal, current: Credential, expires_at: datetime, entry: LedgerEntry, now: datetime
+) -> Action | None:
+    """The owners hear once that their current key expires within the alert window."""
+    remaining = expires_at - now
+    if remaining > timedelta(days=principal.lifecycle.expiry_alert_days) or "expiring_soon" in entry.notified:
+        return None
+    return Action(
+        principal=principal.id,
+        kind=ActionKind.EXPIRING_SOON,
+        credential_id=current.id,
+        reason=f"key {current.alias} expires {expires_at:%Y-%m-%d} (in {_days(remaining)})",
+    )
+
+
+def rotation_setup(
+    principal: Principal, inv: PrincipalInventory, config: PlanConfig, *, in_progress: bool
+) -> Action | None:
+    """Step 3: Secrets Manager's rotation schedule and function, as the lifecycle wants them.
+
+    Checked only for a principal whose current version is recorded (onboarding and the repair
+    of an unknown current version come first) and never while a rotation may still be running.
+    """
+    secret = inv.secret
+    if secret is None or in_progress or _missing(inv) or inv.current_entry is None:
+        return None
+    wanted_days = rotation_days(principal.lifecycle)
+    lambda_arn = config.rotation_lambda_arn
+    if (
+        secret.rotation_enabled
+        and secret.rotation_days == wanted_days
+        and (lambda_arn is None or secret.rotation_lambda_arn == lambda_arn)
+    ):
+        return None
+    return Action(
+        principal=principal.id,
+        kind=ActionKind.CONFIGURE_ROTATION,
+        reason=f"rotation should be enabled every {wanted_days} days with the rotation function",
+    )
+
+
+def other_keys(principal: Principal, inv: PrincipalInventory, now: datetime) -> Step:
+    """Step 4: every key on the user but the current one is retired, deleted or waited for."""
+    current_entry = inv.current_entry
     current_id = current_entry.credential_id if current_entry else None
+    current_version = inv.secret.current_version if inv.secret else None
+    actions: list[Action] = []
+    upcoming: list[Upcoming] = []
     for cred in inv.credentials:
         if cred.id == current_id:
             continue
-        action, when = _other_key(p, cred, inv.entry_for_credential(cred.id), life, now, current_version)
+        action, when = _other_key(
+            principal.id, cred, inv.entry_for_credential(cred.id), principal.lifecycle, now, current_version
+        )
         if action is not None:
             actions.append(action)
         if when is not None:
             upcoming.append(when)
+    return Step(actions=tuple(actions), upcoming=tuple(upcoming))
 
-    # 4. Findings.
+
+def key_findings(p: str, inv: PrincipalInventory) -> tuple[Finding, ...]:
+    """Step 5: what a person should look at: a user at IAM's key limit, keys without an expiry."""
+    findings: list[Finding] = []
     if len(inv.credentials) >= MAX_KEYS_PER_USER:
         findings.append(
             Finding(principal=p, kind="user_at_key_limit", detail=f"{len(inv.credentials)} of 2 keys in use")
         )
-    for cred in inv.credentials:
-        if cred.expires_at is None:
-            findings.append(
-                Finding(
-                    principal=p,
-                    kind="key_without_expiry",
-                    detail=f"key {cred.alias} has no expiry IAM reports or TokenWarden recorded",
-                )
-            )
-
-    actions.sort(key=lambda a: ORDER[a.kind])
-    first = min(upcoming, key=lambda u: u.at) if upcoming else None
-    return PrincipalPlan(
-        principal=p, actions=tuple(actions), findings=tuple(findings), upcoming=first, note=note
-    )
+    findings += [
+        Finding(
+            principal=p,
+            kind="key_without_expiry",
+            detail=f"key {cred.alias} has no expiry IAM reports or TokenWarden recorded",
+        )
+        for cred in inv.credentials
+        if cred.expires_at is None
+    ]
+    return tuple(findings)
 
 
 def _broken(current: Credential | None, now: datetime) -> str | None:

@@ -137,6 +137,27 @@ class Env:
             "TOKENWARDEN_OPERATOR_ARNS": s.operator_arns,
         }
 
+    def use_handlers(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Set the variables the template gives every function (and the shipped registry) for this
+        world, and make the engines the handlers build wait on its simulated clock."""
+        from tokenwarden import wiring
+
+        for name, value in {
+            **self.settings_environment(),
+            "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
+        }.items():
+            monkeypatch.setenv(name, value)
+        real_build_engine = wiring.build_engine
+
+        def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
+            engine = real_build_engine(settings, adapters, clock)
+            engine.sleep = adapters.iam.sleep = self.wait
+            if engine.leases is not None:
+                engine.leases.sleep = self.wait
+            return engine
+
+        monkeypatch.setattr(wiring, "build_engine", build_engine)
+
     def wait(self, seconds: float) -> None:
         """A wait of the product's: the world's time is simulated, so it moves the clock instead
         (and lets the background rotations, on real threads, move a little too)."""

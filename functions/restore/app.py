@@ -14,46 +14,21 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from tokenwarden.domain.registry import SLUG, load_registry
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.breakglass import (
-    MAX_CLAIM_LENGTH,
-    MAX_REASON_LENGTH,
-    Actor,
-    BreakGlassError,
-    free_text,
-)
+from tokenwarden.service.breakglass import MAX_REASON_LENGTH, Actor, BreakGlassRequest, free_text
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_breakglass, build_clock
+from tokenwarden.wiring import breakglass_for
 
 SETTINGS: Settings = load_settings()
 
 
-class RestoreInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
-
+class RestoreInput(BreakGlassRequest):
     # Older payloads name the action; only "restore" is this function's.
     action: Literal["restore"] = "restore"
-    principal: str = Field(min_length=1, max_length=48)
-    requested_by: str = Field(
-        min_length=1, max_length=MAX_CLAIM_LENGTH, description="the person asking (recorded as a claim)"
-    )
     force: bool = False
     force_reason: str = Field(default="", max_length=MAX_REASON_LENGTH)
-
-    @field_validator("principal")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.fullmatch(value):
-            raise ValueError("not a principal id (lowercase letters, digits and '-')")
-        return value
-
-    @field_validator("requested_by")
-    @classmethod
-    def _claim(cls, value: str) -> str:
-        return free_text(value, "requested_by", MAX_CLAIM_LENGTH)
 
     @field_validator("force_reason")
     @classmethod
@@ -74,13 +49,7 @@ class RestoreInput(BaseModel):
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RestoreInput.model_validate(event)
-    registry = load_registry(SETTINGS.registry_path)
-    principal = registry.get(request.principal)
-    if principal is None:
-        raise BreakGlassError(f"unknown principal {request.principal!r}: not in {SETTINGS.registry_path}")
-    adapters = build_adapters(SETTINGS)
-    clock = build_clock(SETTINGS)
-    glass = build_breakglass(SETTINGS, adapters, clock)
+    principal, glass, clock = breakglass_for(SETTINGS, request.principal)
     actor = Actor.invoke(context.invoked_function_arn, context.aws_request_id, request.requested_by)
     force_reason = request.force_reason if request.force else None
     return glass.restore(principal, actor, clock.now(), force_reason).model_dump(mode="json")

@@ -13,35 +13,22 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from tokenwarden.domain.registry import SLUG, load_registry
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.breakglass import (
-    MAX_CLAIM_LENGTH,
-    MAX_REASON_LENGTH,
-    Actor,
-    BreakGlassError,
-    free_text,
-)
+from tokenwarden.service.breakglass import MAX_REASON_LENGTH, Actor, BreakGlassRequest, free_text
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_breakglass, build_clock
+from tokenwarden.wiring import breakglass_for
 
 SETTINGS: Settings = load_settings()
 
 
-class RevokeInput(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
-
+class RevokeInput(BreakGlassRequest):
     # Older payloads name the action. Restoring is the restore function's: refused here, so that
     # whoever may invoke this function cannot restore through it.
     action: Literal["revoke", "restore"] = "revoke"
-    principal: str = Field(min_length=1, max_length=48)
     reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
     reissue: bool = False
-    requested_by: str = Field(
-        min_length=1, max_length=MAX_CLAIM_LENGTH, description="the person asking (recorded as a claim)"
-    )
 
     @field_validator("action")
     @classmethod
@@ -53,22 +40,10 @@ class RevokeInput(BaseModel):
             )
         return value
 
-    @field_validator("principal")
-    @classmethod
-    def _slug(cls, value: str) -> str:
-        if not SLUG.fullmatch(value):
-            raise ValueError("not a principal id (lowercase letters, digits and '-')")
-        return value
-
     @field_validator("reason")
     @classmethod
     def _reason(cls, value: str) -> str:
         return free_text(value, "reason", MAX_REASON_LENGTH)
-
-    @field_validator("requested_by")
-    @classmethod
-    def _claim(cls, value: str) -> str:
-        return free_text(value, "requested_by", MAX_CLAIM_LENGTH)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -76,13 +51,7 @@ class RevokeInput(BaseModel):
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RevokeInput.model_validate(event)
-    registry = load_registry(SETTINGS.registry_path)
-    principal = registry.get(request.principal)
-    if principal is None:
-        raise BreakGlassError(f"unknown principal {request.principal!r}: not in {SETTINGS.registry_path}")
-    adapters = build_adapters(SETTINGS)
-    clock = build_clock(SETTINGS)
-    glass = build_breakglass(SETTINGS, adapters, clock)
+    principal, glass, clock = breakglass_for(SETTINGS, request.principal)
     actor = Actor.invoke(context.invoked_function_arn, context.aws_request_id, request.requested_by)
     return glass.revoke(principal, request.reason, actor, request.reissue, clock.now()).model_dump(
         mode="json"

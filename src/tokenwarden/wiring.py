@@ -17,8 +17,9 @@ from tokenwarden.adapters.otlp_probe import OtlpProbe
 from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
+from tokenwarden.domain.registry import Principal, load_registry
 from tokenwarden.observability import logger
-from tokenwarden.service.breakglass import BreakGlass
+from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
 from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
@@ -174,6 +175,18 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reco
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
     )
+
+
+def breakglass_for(
+    settings: Settings, principal_id: str
+) -> tuple[Principal, BreakGlass, SystemClock | StackClock]:
+    """A break-glass function's composition: the registered principal (BreakGlassError when the
+    registry does not name it), the BreakGlass object and the clock."""
+    principal = load_registry(settings.registry_path).get(principal_id)
+    if principal is None:
+        raise BreakGlassError(f"unknown principal {principal_id!r}: not in {settings.registry_path}")
+    clock = build_clock(settings)
+    return principal, build_breakglass(settings, build_adapters(settings), clock), clock
 
 
 def build_breakglass(settings: Settings, adapters: Adapters, clock: Any) -> BreakGlass:

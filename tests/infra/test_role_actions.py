@@ -28,7 +28,7 @@ from botocore.client import BaseClient
 
 from tests.conftest import ROOT, T0, Env, open_env
 from tests.infra.test_template import allowing, as_list, granted, role_of, statements
-from tests.integration.test_handlers import _FakePromQL, _handler_env
+from tests.integration.test_handlers import _FakePromQL
 from tokenwarden import wiring
 from tokenwarden.local import lambda_router
 from tokenwarden.local.fake_context import FakeContext
@@ -185,7 +185,7 @@ def lifecycle(world: Calls) -> dict[str, set[str]]:
 
 
 def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_path: Path) -> None:
-    _handler_env(env, monkeypatch)
+    env.use_handlers(monkeypatch)
     # The handlers live in the world's simulated time, as the rotations and IAM's expiry do.
     monkeypatch.setattr(wiring, "build_clock", lambda settings: env.clock)
     # As deployed, every user gets a permissions boundary (the stack's own by default).

@@ -13,7 +13,6 @@ import pytest
 from pydantic import ValidationError
 
 from tests.conftest import ROOT, T0, Env, check_invariants, days
-from tokenwarden import wiring
 from tokenwarden.domain.registry import Principal, parse_registry
 from tokenwarden.local import iam_ssc
 from tokenwarden.local.fake_context import FakeContext
@@ -357,21 +356,7 @@ def test_a_history_write_retried_after_it_landed_counts_as_written(env: Env) -> 
 
 
 def _functions(env: Env, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    for name, value in {
-        **env.settings_environment(),
-        "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    real_build_engine = wiring.build_engine
-
-    def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
-        engine = real_build_engine(settings, adapters, clock)
-        engine.sleep = adapters.iam.sleep = env.wait
-        if engine.leases is not None:
-            engine.leases.sleep = env.wait
-        return engine
-
-    monkeypatch.setattr(wiring, "build_engine", build_engine)
+    env.use_handlers(monkeypatch)
     load_function("reconcile").lambda_handler(_event("reconcile.json"), FakeContext())
     return load_function("revoke"), load_function("restore")
 

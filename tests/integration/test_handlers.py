@@ -6,12 +6,11 @@ import json
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 
 from tests.conftest import ROOT, Env
-from tokenwarden import wiring
 from tokenwarden.local.fake_context import FakeContext
 from tokenwarden.local.stack import load_function
 
@@ -21,7 +20,7 @@ def _event(name: str) -> dict[str, object]:
 
 
 def test_reconcile_handler_applies_the_shipped_registry(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    _handler_env(env, monkeypatch)
+    env.use_handlers(monkeypatch)
     reconcile = load_function("reconcile")
 
     planned = reconcile.lambda_handler(_event("reconcile-plan.json"), FakeContext())
@@ -53,28 +52,8 @@ def test_rotation_events_parse(step: str) -> None:
     assert parsed.secret_id.startswith("tokenwarden/")
 
 
-def _handler_env(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The variables the template gives every function, pointed at this moto world."""
-    for name, value in {
-        **env.settings_environment(),
-        "TOKENWARDEN_REGISTRY_PATH": str(ROOT / "teams.yaml"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    # The handlers' waits (IAM propagation, leases) move the world's simulated clock.
-    real_build_engine = wiring.build_engine
-
-    def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
-        engine = real_build_engine(settings, adapters, clock)
-        engine.sleep = adapters.iam.sleep = env.wait
-        if engine.leases is not None:
-            engine.leases.sleep = env.wait
-        return engine
-
-    monkeypatch.setattr(wiring, "build_engine", build_engine)
-
-
 def _onboard_with_handler(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    _handler_env(env, monkeypatch)
+    env.use_handlers(monkeypatch)
     load_function("reconcile").lambda_handler(_event("reconcile.json"), FakeContext())
 
 

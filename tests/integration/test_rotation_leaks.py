@@ -15,7 +15,6 @@ import pytest
 from aws_xray_sdk.core.models.throwable import Throwable
 
 from tests.conftest import T0, Env, days
-from tokenwarden import wiring
 from tokenwarden.local import iam_ssc, realism
 from tokenwarden.local.fake_context import FakeContext
 from tokenwarden.local.stack import load_function
@@ -81,18 +80,7 @@ def exception_texts(error: BaseException) -> list[str]:
 
 def rotation_function(env: Env, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The rotation function as Lambda loads it, configured for this world."""
-    for name, value in env.settings_environment().items():
-        monkeypatch.setenv(name, value)
-    real_build_engine = wiring.build_engine
-
-    def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
-        engine = real_build_engine(settings, adapters, clock)
-        engine.sleep = adapters.iam.sleep = env.wait
-        if engine.leases is not None:
-            engine.leases.sleep = env.wait
-        return engine
-
-    monkeypatch.setattr(wiring, "build_engine", build_engine)
+    env.use_handlers(monkeypatch)
     return load_function("rotate_secret")
 
 

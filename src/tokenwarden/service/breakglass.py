@@ -57,7 +57,7 @@ from tokenwarden.domain.model import (
 )
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import rotation_days
-from tokenwarden.domain.registry import Principal
+from tokenwarden.domain.registry import SLUG, Principal
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
@@ -88,6 +88,29 @@ def free_text(value: str, what: str, limit: int) -> str:
     if not text.isprintable():
         raise BreakGlassError(f"{what} must be one line of printable text (no control characters)")
     return text
+
+
+class BreakGlassRequest(BaseModel):
+    """What both break-glass functions are sent: which principal, and who says they ask."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    principal: str = Field(min_length=1, max_length=48)
+    requested_by: str = Field(
+        min_length=1, max_length=MAX_CLAIM_LENGTH, description="the person asking (recorded as a claim)"
+    )
+
+    @field_validator("principal")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.fullmatch(value):
+            raise ValueError("not a principal id (lowercase letters, digits and '-')")
+        return value
+
+    @field_validator("requested_by")
+    @classmethod
+    def _claim(cls, value: str) -> str:
+        return free_text(value, "requested_by", MAX_CLAIM_LENGTH)
 
 
 class Actor(BaseModel):

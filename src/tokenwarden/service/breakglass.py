@@ -191,6 +191,18 @@ class RevokedKey(_Record):
     superseded_at: datetime | None = None
     reason_before: str | None = None
 
+    def record_or_new(self, principal: str, found: LedgerEntry | None, revoked_at: datetime) -> LedgerEntry:
+        """The key's record as found, or (lost, or never written) one rebuilt from the revoke."""
+        return found or LedgerEntry(
+            principal=principal,
+            version_id=self.version_id,
+            state=LedgerState.RETIRED,
+            created_at=revoked_at,
+            credential_id=self.credential_id,
+            alias=self.alias,
+            expires_at=self.expires_at,
+        )
+
 
 class RevokeRecord(_Record):
     kind: Literal["revoke"] = "revoke"
@@ -487,15 +499,7 @@ class BreakGlass:
         # when run again, rather than never.
         self.notifier.publish(_revoked_notice(principal, record))
         for key in unmarked:
-            entry = by_credential.get(key.credential_id) or LedgerEntry(
-                principal=principal.id,
-                version_id=key.version_id,
-                state=LedgerState.RETIRED,
-                created_at=record.revoked_at,
-                credential_id=key.credential_id,
-                alias=key.alias,
-                expires_at=key.expires_at,
-            )
+            entry = key.record_or_new(principal.id, by_credential.get(key.credential_id), record.revoked_at)
             self.ledger.save(
                 entry.model_copy(
                     update={
@@ -761,15 +765,7 @@ class BreakGlass:
                 self.naming.user_name(principal.id), key.credential_id, active=True
             )
         revoked = next(k for k in revoke.keys if k.credential_id == key.credential_id)
-        entry = entry or LedgerEntry(
-            principal=principal.id,
-            version_id=key.version_id,
-            state=LedgerState.RETIRED,
-            created_at=revoke.revoked_at,
-            credential_id=key.credential_id,
-            alias=key.alias,
-            expires_at=revoked.expires_at,
-        )
+        entry = revoked.record_or_new(principal.id, entry, revoke.revoked_at)
         self.ledger.save(
             entry.model_copy(
                 update={

@@ -9,11 +9,26 @@ wall clock: ``now()`` is a simulated base plus the real time elapsed since that 
 
 from __future__ import annotations
 
+import ipaddress
+import json
+import os
 import threading
 import time
+import urllib.request
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
-__all__ = ["StackClock", "default_clock", "set_default_clock"]
+__all__ = [
+    "CLOCK_PATH",
+    "RemoteStackClock",
+    "StackClock",
+    "default_clock",
+    "embedded_stack_url",
+    "set_default_clock",
+]
+
+CLOCK_PATH = "/_tokenwarden/clock"  # the embedded stack's clock, served on its control URL
 
 
 def _require_aware(value: datetime, name: str) -> datetime:
@@ -85,3 +100,53 @@ def set_default_clock(clock: StackClock | None) -> None:
     global _default
     with _default_lock:
         _default = clock
+
+
+class RemoteStackClock:
+    """The embedded stack's clock, read (and moved) over its loopback control URL: what a process
+    other than the stack's own (the CLI, a handler run by hand) uses as its time."""
+
+    def __init__(self, stack_url: str) -> None:
+        self._url = stack_url.rstrip("/") + CLOCK_PATH
+
+    def now(self) -> datetime:
+        with urllib.request.urlopen(self._url, timeout=10) as response:  # noqa: S310 - loopback only
+            return datetime.fromisoformat(json.loads(response.read())["now"])
+
+    def advance_to(self, at: datetime) -> datetime:
+        """Move the stack's clock forward to `at` (never back); its time after the call."""
+        request = urllib.request.Request(  # noqa: S310 - loopback only
+            self._url,
+            data=json.dumps({"at": _require_aware(at, "at").isoformat()}).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return datetime.fromisoformat(json.loads(response.read())["now"])
+
+
+def embedded_stack_url(env: Mapping[str, str] | None = None) -> str | None:
+    """TOKENWARDEN_STACK_URL, only when boto3 really talks to the embedded stack: it and
+    AWS_ENDPOINT_URL both on loopback. A stack URL left over in a shell must never change the time
+    a run against a real account believes it is; such a run gets None."""
+    env = os.environ if env is None else env
+    stack_url = env.get("TOKENWARDEN_STACK_URL", "")
+    endpoint = env.get("AWS_ENDPOINT_URL", "")
+    if stack_url and endpoint and _loopback(stack_url) and _loopback(endpoint):
+        return stack_url.rstrip("/")
+    return None
+
+
+def _loopback(url: str) -> bool:
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -40,7 +40,7 @@ from types import ModuleType
 from typing import Any
 
 from tokenwarden.local import iam_ssc, lambda_router, realism
-from tokenwarden.local.clock import StackClock, set_default_clock
+from tokenwarden.local.clock import CLOCK_PATH, StackClock, set_default_clock
 from tokenwarden.local.realism import StackBehaviour
 
 REGION = "us-east-1"
@@ -54,7 +54,6 @@ SERVICE_ROLE_PATTERN = f"arn:aws:iam::{ACCOUNT}:role/tokenwarden/local/*"
 OPERATOR_ARNS = f"arn:aws:iam::{ACCOUNT}:user/moto"
 TOPIC_NAME = "tokenwarden-notifications"
 QUEUE_NAME = "tokenwarden-notifications-inbox"
-CLOCK_PATH = "/_tokenwarden/clock"
 SETTLE_PATH = "/_tokenwarden/settle"
 BEHAVIOUR_PATH = "/_tokenwarden/behaviour"
 FAULTS_PATH = "/_tokenwarden/faults"

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,9 +41,6 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     registry_path: Path = Path("teams.yaml")
     probe_attempts: int = Field(default=8, ge=1)
-    stack_url: str | None = None  # the embedded local stack's control URL, when running against it
-    # The endpoint boto3 talks to instead of AWS (the embedded stack exports it); None: AWS itself.
-    aws_endpoint_url: str | None = Field(default=None, validation_alias=AliasChoices("AWS_ENDPOINT_URL"))
     promql_url: str | None = None  # default: CloudWatch's PromQL API in this region
     promql_dialect: Literal["cloudwatch", "prometheus"] = "cloudwatch"
     promql_signing: Literal["auto", "monitoring", "aps", "none"] = "auto"
@@ -63,9 +58,7 @@ class Settings(BaseSettings):
         "legacy_kms_key_id",
         "service_role_arn_pattern",
         "permissions_boundary_arn",
-        "aws_endpoint_url",
         "otlp_endpoint",
-        "stack_url",
         "promql_url",
         mode="before",
     )
@@ -106,18 +99,6 @@ class Settings(BaseSettings):
         )
 
     @property
-    def embedded_stack_url(self) -> str | None:
-        """`stack_url`, only when boto3 really talks to the embedded stack (both on loopback).
-
-        A TOKENWARDEN_STACK_URL left over in a shell must never change the time a run against a
-        real account believes it is."""
-        if not self.stack_url or not self.aws_endpoint_url:
-            return None
-        if _loopback(self.stack_url) and _loopback(self.aws_endpoint_url):
-            return self.stack_url
-        return None
-
-    @property
     def naming(self) -> Naming:
         return Naming(
             user_prefix=self.user_prefix, user_path=self.user_path, secret_prefix=self.secret_prefix
@@ -146,21 +127,6 @@ class Settings(BaseSettings):
         if self.region.startswith("us-gov-"):
             return "aws-us-gov"
         return "aws"
-
-
-def _loopback(url: str) -> bool:
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    if host is None:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_settings() -> Settings:

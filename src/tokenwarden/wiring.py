@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,7 +16,7 @@ from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
 from tokenwarden.domain.registry import Principal, load_registry
-from tokenwarden.observability import logger
+from tokenwarden.ports import Clock
 from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
 from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
@@ -37,36 +35,11 @@ _RETRIES = Config(retries={"mode": "standard", "max_attempts": 8})
 
 
 class SystemClock:
+    """The time everywhere TokenWarden runs for real. The only other clock is the embedded stack's
+    simulated one, which the development tools pass in its place."""
+
     def now(self) -> datetime:
         return datetime.now(UTC)
-
-
-class StackClock:
-    """The embedded local stack's simulated time, read over loopback (development only)."""
-
-    def __init__(self, stack_url: str) -> None:
-        self._url = stack_url.rstrip("/") + "/_tokenwarden/clock"
-
-    def now(self) -> datetime:
-        with urllib.request.urlopen(self._url, timeout=10) as response:  # noqa: S310 - loopback
-            return datetime.fromisoformat(json.loads(response.read())["now"])
-
-
-def build_clock(settings: Settings) -> SystemClock | StackClock:
-    """The system clock, or the embedded stack's when boto3 talks to that stack (both on loopback).
-
-    A TOKENWARDEN_STACK_URL left over from a development shell is ignored (with a warning)
-    whenever AWS itself is in use: a run against a real account never takes its time from it."""
-    stack_url = settings.embedded_stack_url
-    if stack_url:
-        return StackClock(stack_url)
-    if settings.stack_url:
-        logger.warning(
-            "TOKENWARDEN_STACK_URL ignored: AWS_ENDPOINT_URL is not the embedded stack on loopback; "
-            "using the system clock",
-            extra={"stack_url": settings.stack_url[:200]},
-        )
-    return SystemClock()
 
 
 class DiscardNotifier:
@@ -103,7 +76,7 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
     )
 
 
-def build_engine(settings: Settings, adapters: Adapters, clock: Any) -> RotationEngine:
+def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> RotationEngine:
     """The rotation steps; they take the principal's lease in the same ledger table."""
     return RotationEngine(
         iam=adapters.iam,
@@ -162,7 +135,7 @@ def build_custody(settings: Settings, adapters: Adapters) -> Custody:
     )
 
 
-def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reconciler:
+def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Reconciler:
     engine = build_engine(settings, adapters, clock)
     return Reconciler(
         iam=adapters.iam,
@@ -177,19 +150,16 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reco
     )
 
 
-def breakglass_for(
-    settings: Settings, principal_id: str
-) -> tuple[Principal, BreakGlass, SystemClock | StackClock]:
-    """A break-glass function's composition: the registered principal (BreakGlassError when the
-    registry does not name it), the BreakGlass object and the clock."""
+def registered_principal(settings: Settings, principal_id: str) -> Principal:
+    """The principal a break-glass request names, read from the registry shipped with the
+    function; BreakGlassError when the registry does not name it."""
     principal = load_registry(settings.registry_path).get(principal_id)
     if principal is None:
         raise BreakGlassError(f"unknown principal {principal_id!r}: not in {settings.registry_path}")
-    clock = build_clock(settings)
-    return principal, build_breakglass(settings, build_adapters(settings), clock), clock
+    return principal
 
 
-def build_breakglass(settings: Settings, adapters: Adapters, clock: Any) -> BreakGlass:
+def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> BreakGlass:
     engine = build_engine(settings, adapters, clock)
     return BreakGlass(
         iam=adapters.iam,

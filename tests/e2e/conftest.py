@@ -166,10 +166,10 @@ class Stack:
 
     def advance(self, delta: timedelta) -> datetime:
         """Move the stack's clock forward (a person waiting a moment, or a night passing)."""
-        from tokenwarden.local.stack import advance_clock, stack_time
+        from tokenwarden.local.clock import RemoteStackClock
 
-        url = self.env["TOKENWARDEN_STACK_URL"]
-        return advance_clock(url, stack_time(url) + delta)
+        clock = RemoteStackClock(self.env["TOKENWARDEN_STACK_URL"])
+        return clock.advance_to(clock.now() + delta)
 
     def aws(self, *args: str, check: bool = True) -> Result:
         return self.run([*aws_command(), *args], check=check)

@@ -16,8 +16,8 @@ import pytest
 from tests.e2e.conftest import aws_command, in_process_stack
 from tokenwarden.cli.main import main
 from tokenwarden.local import realism
+from tokenwarden.local.clock import RemoteStackClock
 from tokenwarden.local.laptop import send_session
-from tokenwarden.local.stack import advance_clock, stack_time
 
 pytestmark = pytest.mark.e2e
 
@@ -167,7 +167,7 @@ def test_offboarding_leaves_no_active_key_then_no_key_then_no_user(cli, stack, t
     only_green = registry(tmp_path, "green")
     cli("apply", "--registry", both, "--quiet")
     amber = token("amber")
-    start = stack_time(stack["TOKENWARDEN_STACK_URL"])
+    start = RemoteStackClock(stack["TOKENWARDEN_STACK_URL"]).now()
 
     cli("apply", "--registry", only_green, "--at", (start + timedelta(days=1)).isoformat(), "--quiet")
     assert [k["Status"] for k in keys("amber")] == ["Inactive"]
@@ -193,10 +193,8 @@ def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_pa
     cli("apply", "--registry", teams, "--quiet")
     iam = boto3.client("iam")
     iam.create_user(UserName="clicked-in-console")
-    now = stack_time(stack["TOKENWARDEN_STACK_URL"])
-    advance_clock(
-        stack["TOKENWARDEN_STACK_URL"], now + timedelta(minutes=1)
-    )  # IAM: a new user, a moment later
+    clock = RemoteStackClock(stack["TOKENWARDEN_STACK_URL"])
+    clock.advance_to(clock.now() + timedelta(minutes=1))  # IAM: a new user, a moment later
     made = iam.create_service_specific_credential(
         UserName="clicked-in-console", ServiceName="cloudwatch.amazonaws.com"
     )
@@ -220,7 +218,7 @@ def test_a_principal_added_back_after_offboarding_gets_a_working_token_from_the_
     only_sage = registry(tmp_path, "sage")
     cli("apply", "--registry", both, "--quiet")
     offboarded = token("plum")
-    start = stack_time(stack["TOKENWARDEN_STACK_URL"])
+    start = RemoteStackClock(stack["TOKENWARDEN_STACK_URL"]).now()
     cli("apply", "--registry", only_sage, "--at", (start + timedelta(days=1)).isoformat(), "--quiet")
     assert not send_session(endpoint, offboarded, "plum")
 

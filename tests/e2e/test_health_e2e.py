@@ -77,9 +77,11 @@ def test_valid_retired_and_never_configured_teams(
     registry.write_text(REGISTRY)
     endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
     queue = stack["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
-    from tokenwarden.local.stack import stack_time
+    from tokenwarden.local.clock import RemoteStackClock
 
-    start = weekday(stack_time(stack["TOKENWARDEN_STACK_URL"]).replace(hour=10, minute=0) + timedelta(days=1))
+    start = weekday(
+        RemoteStackClock(stack["TOKENWARDEN_STACK_URL"]).now().replace(hour=10, minute=0) + timedelta(days=1)
+    )
 
     def at(moment: datetime, *argv: str) -> str:
         return run(*argv, "--registry", str(registry), "--at", moment.isoformat(), capsys=capsys)

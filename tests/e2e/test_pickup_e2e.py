@@ -23,8 +23,8 @@ import yaml
 from tests.e2e.conftest import in_process_stack
 from tokenwarden.cli.main import main
 from tokenwarden.local import realism
+from tokenwarden.local.clock import RemoteStackClock
 from tokenwarden.local.laptop import send_session
-from tokenwarden.local.stack import stack_time
 from tokenwarden.pickup import HELPER_FILE, SETTINGS_FILE, PickupKit, write_kit
 
 pytestmark = pytest.mark.e2e
@@ -168,7 +168,7 @@ def test_the_helper_keeps_a_laptop_accepted_across_two_rotations(
     endpoint = exports["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
     registry = write_registry(tmp_path / "teams.yaml")
     apply(registry)
-    onboarded_at = stack_time(exports["TOKENWARDEN_STACK_URL"])
+    onboarded_at = RemoteStackClock(exports["TOKENWARDEN_STACK_URL"]).now()
     laptop = Laptop(tmp_path, exports)
 
     # Claude Code starts: nothing cached yet, so no header (never a wait), and a refresh in the background.

@@ -1,7 +1,7 @@
 """Each function's role grants exactly what its code calls: no more, no less.
 
 The functions run their whole lifecycle in a moto world, as Lambda runs them (handlers loaded from
-functions/*/app.py, fed the documented events): onboarding, rotations, retirements, deletions, a
+functions/<name>/<name>_handler.py, fed the documented events): onboarding, rotations, retirements, deletions, a
 revoke with a reissue, a restore, an offboarding, a re-onboarding and a health check. Every AWS API
 call is recorded against the function that made it (the rotation function runs on Secrets Manager's
 background threads, and is labelled there). Then, per function:
@@ -29,7 +29,6 @@ from botocore.client import BaseClient
 from tests.conftest import ROOT, T0, Env, open_env
 from tests.infra.test_template import allowing, as_list, granted, role_of, statements
 from tests.integration.test_handlers import _FakePromQL
-from tokenwarden import wiring
 from tokenwarden.local import lambda_router
 from tokenwarden.local.fake_context import FakeContext
 from tokenwarden.local.stack import load_function
@@ -186,8 +185,6 @@ def lifecycle(world: Calls) -> dict[str, set[str]]:
 
 def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_path: Path) -> None:
     env.use_handlers(monkeypatch)
-    # The handlers live in the world's simulated time, as the rotations and IAM's expiry do.
-    monkeypatch.setattr(wiring, "build_clock", lambda settings: env.clock)
     # As deployed, every user gets a permissions boundary (the stack's own by default).
     boundary = env.client("iam").create_policy(
         PolicyName="tokenwarden-user-boundary",
@@ -202,8 +199,9 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
     calls.settings = {**env.settings_environment(), "TOKENWARDEN_PERMISSIONS_BOUNDARY_ARN": boundary}
 
     def handler(name: str) -> Callable[..., Any]:
-        """Loaded when it runs, as Lambda would, so that it reads the settings of that moment."""
-        return calls.labelled(FUNCTIONS[name], load_function(name).lambda_handler)
+        """Loaded when it runs, as Lambda would, so that it reads the settings of that moment; on
+        the world's simulated time, as the rotations and IAM's expiry are."""
+        return calls.labelled(FUNCTIONS[name], load_function(name, env.clock).lambda_handler)
 
     # The rotation function as Secrets Manager invokes it, in the background.
     rotate = load_function("rotate_secret")

@@ -176,7 +176,7 @@ def test_every_function_runs_python313_on_arm64_with_the_shared_layer(cfn: dict[
 def test_reconciler_runs_for_up_to_fifteen_minutes(cfn: dict[str, Any]) -> None:
     reconcile = props(cfn, "ReconcileFunction")
     assert reconcile["Timeout"] == 900
-    assert reconcile["Handler"] == "app.lambda_handler"
+    assert reconcile["Handler"] == "reconcile_handler.lambda_handler"
     assert env(cfn, "ReconcileFunction")["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
     assert env(cfn, "ReconcileFunction")["TOKENWARDEN_ROTATION_LAMBDA_ARN"] == {
         "Fn::GetAtt": ["RotateSecretFunction", "Arn"]
@@ -185,7 +185,7 @@ def test_reconciler_runs_for_up_to_fifteen_minutes(cfn: dict[str, Any]) -> None:
 
 def test_health_check_runs_with_its_promql_settings(cfn: dict[str, Any]) -> None:
     health = props(cfn, "HealthFunction")
-    assert health["Handler"] == "app.lambda_handler"
+    assert health["Handler"] == "health_handler.lambda_handler"
     assert (health["Timeout"], health["MemorySize"]) == (120, 256)
     variables = env(cfn, "HealthFunction")
     assert variables["TOKENWARDEN_REGISTRY_PATH"] == "teams.yaml"
@@ -201,7 +201,7 @@ def test_health_check_runs_with_its_promql_settings(cfn: dict[str, Any]) -> None
 
 def test_revoke_runs_by_hand_and_reissues_through_the_rotation_function(cfn: dict[str, Any]) -> None:
     revoke = props(cfn, "RevokeFunction")
-    assert revoke["Handler"] == "app.lambda_handler"
+    assert revoke["Handler"] == "revoke_handler.lambda_handler"
     assert revoke["Code"]["S3Key"] == "functions/revoke"
     # It may wait for a rotation in flight, then for the replacement's rotation: two rotation bounds.
     bound = ProbePolicy().rotation_bound_seconds()
@@ -214,7 +214,7 @@ def test_revoke_runs_by_hand_and_reissues_through_the_rotation_function(cfn: dic
 
 def test_restore_runs_by_hand_and_waits_one_rotation_for_the_lease(cfn: dict[str, Any]) -> None:
     restore = props(cfn, "RestoreFunction")
-    assert restore["Handler"] == "app.lambda_handler"
+    assert restore["Handler"] == "restore_handler.lambda_handler"
     assert restore["Code"]["S3Key"] == "functions/restore"
     assert restore["Timeout"] >= ProbePolicy().rotation_bound_seconds() + 30
     variables = env(cfn, "RestoreFunction")
@@ -861,9 +861,14 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
             )
     native = list((layer / "pydantic_core").glob("*.so"))
     assert native and all("aarch64" in so.name for so in native), "the layer must be built for arm64"
-    for function in ("ReconcileFunction", "HealthFunction", "RevokeFunction"):
+    for function, module in (
+        ("ReconcileFunction", "reconcile_handler"),
+        ("HealthFunction", "health_handler"),
+        ("RevokeFunction", "revoke_handler"),
+        ("RestoreFunction", "restore_handler"),
+    ):
         assert (BUILD_DIR / function / "teams.yaml").is_file(), function
-        assert (BUILD_DIR / function / "app.py").is_file(), function
+        assert (BUILD_DIR / function / f"{module}.py").is_file(), function
 
 
 ALLOWED_CHECKOV_WAIVERS = {"CKV_AWS_27", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"}

@@ -9,13 +9,11 @@ import pytest
 import yaml
 
 from tests.unit.builders import CONFIG, NOW, healthy, inventory, registry, secret, user
-from tokenwarden import wiring
 from tokenwarden.domain.model import PrincipalInventory
 from tokenwarden.domain.ownership import Readers
 from tokenwarden.domain.plan import ActionKind, build_plan
 from tokenwarden.domain.registry import RegistryError, parse_registry
 from tokenwarden.settings import Settings
-from tokenwarden.wiring import StackClock, SystemClock, build_clock
 
 READER = "arn:aws:iam::123456789012:role/ci/metrics-exporter"
 AUDITOR = "arn:aws:iam::123456789012:role/security/auditor"
@@ -138,50 +136,6 @@ def test_the_variables_are_read_from_the_environment(monkeypatch: pytest.MonkeyP
         "arn:aws:iam::123456789012:role/admin",
     )
     assert settings.ownership.legacy_kms_key_id == "arn:aws:kms:us-east-1:123456789012:key/old"
-
-
-# -- the clock --------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("endpoint", "stack"),
-    [
-        ("http://127.0.0.1:5000", True),
-        ("http://localhost:5000", True),
-        ("http://[::1]:5000", True),
-        (None, False),  # AWS itself
-        ("https://secretsmanager.us-east-1.amazonaws.com", False),
-        ("http://10.0.0.5:4566", False),
-    ],
-)
-def test_the_stack_clock_is_used_only_against_the_stack_itself(
-    monkeypatch: pytest.MonkeyPatch, endpoint: str | None, stack: bool
-) -> None:
-    monkeypatch.setenv("TOKENWARDEN_STACK_URL", "http://127.0.0.1:4999")
-    if endpoint is not None:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    else:
-        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    warnings: list[str] = []
-    # The Powertools logger's handlers depend on what ran before: record its warnings directly.
-    monkeypatch.setattr(wiring.logger, "warning", lambda message, *a, **k: warnings.append(message))
-    clock = build_clock(Settings())
-    assert isinstance(clock, StackClock if stack else SystemClock)
-    warned = any("TOKENWARDEN_STACK_URL ignored" in m for m in warnings)
-    assert warned is not stack
-
-
-def test_a_stack_url_off_loopback_is_ignored_even_with_a_loopback_endpoint(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
-    monkeypatch.setenv("TOKENWARDEN_STACK_URL", "https://clock.example.com")
-    assert isinstance(build_clock(Settings()), SystemClock)
-
-
-def test_no_stack_url_is_the_system_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
-    assert isinstance(build_clock(Settings()), SystemClock)
 
 
 # -- the blast-radius guard -------------------------------------------------------------------

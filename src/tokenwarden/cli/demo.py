@@ -13,7 +13,8 @@ from typing import Any
 from tokenwarden.adapters.iam import IamAdapter
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.local import realism
-from tokenwarden.local.stack import LocalStack, advance_clock, repo_root
+from tokenwarden.local.clock import RemoteStackClock
+from tokenwarden.local.stack import LocalStack, repo_root
 from tokenwarden.observability import logger
 from tokenwarden.settings import load_settings
 
@@ -102,7 +103,7 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
             _simulate_waits(reconciler, stack)
 
             def nightly(at: datetime) -> tuple[dict[str, int], list[str]]:
-                now = advance_clock(settings.stack_url or "", at)
+                now = RemoteStackClock(os.environ["TOKENWARDEN_STACK_URL"]).advance_to(at)
                 report = reconciler.run(registry, now)
                 # Secrets Manager rotates in the background; those rotations end long before the next night.
                 realism.wait_idle(SETTLE_SECONDS)

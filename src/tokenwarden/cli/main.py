@@ -157,21 +157,23 @@ class _FixedOrStackClock:
         self._at = at
 
     def now(self) -> datetime:
-        if self._settings.embedded_stack_url:
-            from tokenwarden.wiring import StackClock
+        from tokenwarden.local.clock import RemoteStackClock, embedded_stack_url
 
-            return StackClock(self._settings.embedded_stack_url).now()
+        stack_url = embedded_stack_url()
+        if stack_url:
+            return RemoteStackClock(stack_url).now()
         return self._at or SystemClock().now()
 
 
 def _now(settings: Settings, at: datetime | None, moving: bool) -> datetime:
     """The time a command runs at. Against the embedded stack `--at` moves its clock forward."""
-    if settings.embedded_stack_url:
-        from tokenwarden.local.stack import advance_clock, stack_time
+    from tokenwarden.local.clock import RemoteStackClock, embedded_stack_url
 
+    stack_url = embedded_stack_url()
+    if stack_url:
         if at is None:
-            return stack_time(settings.embedded_stack_url)
-        now = advance_clock(settings.embedded_stack_url, at)
+            return RemoteStackClock(stack_url).now()
+        now = RemoteStackClock(stack_url).advance_to(at)
         if now - at > timedelta(seconds=1):
             print(
                 f"note: the stack's clock is already at {now:%Y-%m-%d %H:%M} UTC and never goes back",

@@ -42,6 +42,7 @@ from typing import Any
 from tokenwarden.local import iam_ssc, lambda_router, realism
 from tokenwarden.local.clock import CLOCK_PATH, StackClock, set_default_clock
 from tokenwarden.local.realism import StackBehaviour
+from tokenwarden.ports import Clock
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -72,17 +73,30 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def load_function(name: str) -> ModuleType:
-    """Load `functions/<name>/app.py` of this checkout, as Lambda would load it."""
-    path = repo_root() / "functions" / name / "app.py"
-    if not path.exists():
-        raise StackError(f"{path} not found: the local stack runs from a TokenWarden checkout")
-    spec = importlib.util.spec_from_file_location(f"tokenwarden_function_{name}", path)
+def load_function(name: str, clock: Clock | None = None) -> ModuleType:
+    """A fresh instance of the Lambda function `name` of this checkout: its handler module,
+    `functions/<name>/<name>_handler.py`, imported by name as Lambda imports it (the function's
+    folder is the root of its package there, so it goes on the import path here), on `clock`
+    when given (the stack's simulated time) instead of the system clock.
+
+    Fresh, as a new Lambda container is: its settings are read from the environment again and its
+    clients are made again, so each test world gets its own."""
+    folder = repo_root() / "functions" / name
+    module_name = f"{name}_handler"
+    if not (folder / f"{module_name}.py").is_file():
+        raise StackError(
+            f"{folder} holds no {module_name}.py: the local stack runs from a TokenWarden checkout"
+        )
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
+    spec = importlib.util.find_spec(module_name)
     if spec is None or spec.loader is None:
-        raise StackError(f"cannot load {path}")
+        raise StackError(f"cannot import {module_name}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the handler's annotations through it
+    sys.modules[module_name] = module  # pydantic resolves the handler's annotations through it
     spec.loader.exec_module(module)
+    if clock is not None:
+        module.CLOCK = clock  # type: ignore[attr-defined]  # every handler module declares CLOCK
     return module
 
 
@@ -148,7 +162,7 @@ class LocalStack:
         os.environ.update(self.exports)
         with realism.setup_calls():
             self._create_resources()
-        rotate = load_function("rotate_secret")
+        rotate = load_function("rotate_secret", self.clock)
         simulate_waits(rotate, self.clock)
         lambda_router.register(ROTATION_ARN, rotate.lambda_handler)
         return self.exports
@@ -411,20 +425,3 @@ def _otlp_handler(
 
 # Loopback only: never through a proxy from the environment.
 _LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def advance_clock(stack_url: str, at: datetime) -> datetime:
-    """Move the embedded stack's clock forward (never back); return its time."""
-    request = urllib.request.Request(  # noqa: S310 - the stack's own loopback URL
-        stack_url + CLOCK_PATH,
-        data=json.dumps({"at": at.isoformat()}).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return datetime.fromisoformat(json.loads(response.read())["now"])
-
-
-def stack_time(stack_url: str) -> datetime:
-    with urllib.request.urlopen(stack_url + CLOCK_PATH, timeout=10) as response:  # noqa: S310
-        return datetime.fromisoformat(json.loads(response.read())["now"])

@@ -10,17 +10,28 @@ is in CloudTrail's data event for this invoke, found by the request id in the le
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import Field, field_validator
 
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.breakglass import MAX_REASON_LENGTH, Actor, BreakGlassRequest, free_text
+from tokenwarden.ports import Clock
+from tokenwarden.service.breakglass import MAX_REASON_LENGTH, Actor, BreakGlass, BreakGlassRequest, free_text
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import breakglass_for
+from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, registered_principal
 
 SETTINGS: Settings = load_settings()
+# The system clock; the embedded local stack runs this function on its simulated clock instead.
+CLOCK: Clock = SystemClock()
+
+
+@cache
+def _breakglass() -> BreakGlass:
+    """Built on the first invocation (not at import, so tests can mock AWS first), then reused by
+    every later invocation in this container: clients are made once."""
+    return build_breakglass(SETTINGS, build_adapters(SETTINGS), CLOCK)
 
 
 class RevokeInput(BreakGlassRequest):
@@ -51,8 +62,10 @@ class RevokeInput(BreakGlassRequest):
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = RevokeInput.model_validate(event)
-    principal, glass, clock = breakglass_for(SETTINGS, request.principal)
+    principal = registered_principal(SETTINGS, request.principal)
     actor = Actor.invoke(context.invoked_function_arn, context.aws_request_id, request.requested_by)
-    return glass.revoke(principal, request.reason, actor, request.reissue, clock.now()).model_dump(
-        mode="json"
+    return (
+        _breakglass()
+        .revoke(principal, request.reason, actor, request.reissue, CLOCK.now())
+        .model_dump(mode="json")
     )

@@ -16,9 +16,10 @@ from pydantic import BaseModel, ConfigDict
 from tokenwarden.domain.promql import Dialect, InvalidQueryError, check_last_sample_window, last_sample_query
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.ports import Clock
 from tokenwarden.service.health import METRICS_SETTING, WINDOW_SETTING, HealthChecker, HealthSettingsError
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_clock, build_health_checker
+from tokenwarden.wiring import SystemClock, build_adapters, build_health_checker
 
 
 def check_health_settings(settings: Settings) -> None:
@@ -41,6 +42,8 @@ def check_health_settings(settings: Settings) -> None:
 
 
 SETTINGS: Settings = load_settings()
+# The system clock; the embedded local stack runs this function on its simulated clock instead.
+CLOCK: Clock = SystemClock()
 check_health_settings(SETTINGS)
 
 
@@ -62,5 +65,5 @@ class HealthInput(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = HealthInput.model_validate({} if event is None else event)
     registry = load_registry(SETTINGS.registry_path)
-    report = _checker().run(registry, build_clock(SETTINGS).now(), commit=request.mode == "check")
+    report = _checker().run(registry, CLOCK.now(), commit=request.mode == "check")
     return report.model_dump(mode="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -9,10 +10,21 @@ from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.ports import Clock
+from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_clock, build_reconciler
+from tokenwarden.wiring import SystemClock, build_adapters, build_reconciler
 
 SETTINGS: Settings = load_settings()
+# The system clock; the embedded local stack runs this function on its simulated clock instead.
+CLOCK: Clock = SystemClock()
+
+
+@cache
+def _reconciler() -> Reconciler:
+    """Built on the first invocation (not at import, so tests can mock AWS first), then reused by
+    every later invocation in this container: clients are made once."""
+    return build_reconciler(SETTINGS, build_adapters(SETTINGS), CLOCK)
 
 
 class ReconcileInput(BaseModel):
@@ -30,10 +42,8 @@ class ReconcileInput(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = ReconcileInput.model_validate({} if event is None else event)
     registry = load_registry(SETTINGS.registry_path)
-    adapters = build_adapters(SETTINGS)
-    clock = build_clock(SETTINGS)
-    reconciler = build_reconciler(SETTINGS, adapters, clock)
-    now = clock.now()
+    reconciler = _reconciler()
+    now = CLOCK.now()
     inventory = reconciler.inventory()
     plan = reconciler.plan(registry, now, inventory, allow_mass_revoke=request.allow_mass_revoke)
     if request.mode == "plan":

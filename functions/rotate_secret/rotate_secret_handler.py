@@ -15,17 +15,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenwarden.observability import logger, metrics, tracer
+from tokenwarden.ports import Clock
 from tokenwarden.service.rotation import RotationEngine
 from tokenwarden.settings import Settings, load_settings
-from tokenwarden.wiring import build_adapters, build_clock, build_engine
+from tokenwarden.wiring import SystemClock, build_adapters, build_engine
 
 SETTINGS: Settings = load_settings()
+# The system clock; the embedded local stack runs this function on its simulated clock instead.
+CLOCK: Clock = SystemClock()
 
 
 @cache
 def _engine() -> RotationEngine:
     """Built on the first invocation (not at import, so tests can mock AWS first), then reused."""
-    return build_engine(SETTINGS, build_adapters(SETTINGS), build_clock(SETTINGS))
+    return build_engine(SETTINGS, build_adapters(SETTINGS), CLOCK)
 
 
 class RotationEvent(BaseModel):

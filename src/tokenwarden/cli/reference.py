@@ -8,6 +8,7 @@ documentation behind."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -146,6 +147,12 @@ def severity_text(runbook: Runbook) -> str:
     return f"{text} ({runbook.severity_rule})" if runbook.severity_rule else text
 
 
+def labelled(label: str, text: str) -> str:
+    """`**Do:** text`, or the label on a line of its own when the text opens with a list."""
+    opens_a_list = re.match(r"(- |\d+\. )", text) is not None
+    return f"**{label}:**\n\n{text}" if opens_a_list else f"**{label}:** {text}"
+
+
 def notification_section(kind: EventType, runbook: Runbook) -> str:
     return "\n".join(
         [
@@ -153,9 +160,9 @@ def notification_section(kind: EventType, runbook: Runbook) -> str:
             "",
             f"**Severity:** {severity_text(runbook)}",
             "",
-            f"**Meaning:** {runbook.meaning}",
+            labelled("Meaning", runbook.meaning),
             "",
-            f"**Do:** {runbook.action}",
+            labelled("Do", runbook.action),
         ]
     )
 

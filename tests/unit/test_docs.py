@@ -91,6 +91,8 @@ def path_problems(document: Path, root: Path = ROOT) -> list[str]:
     for line in prose_lines(document):
         for span in CODE_SPAN.findall(line):
             path, _, test = span.partition("::")
+            if path.startswith("../") and not (document.parent / path).resolve().is_relative_to(root):
+                problems.append(f"{document.name}: `{span}` is outside the repository")
             if not path.startswith(TRACKED):
                 continue
             pattern = re.sub(r"<[^>]+>", "*", path).rstrip("/")
@@ -127,10 +129,10 @@ def test_the_checks_see_a_missing_file_heading_or_test_and_a_way_out(tmp_path: P
         "# Here\n\n[ok](cli.md#cli) [ok](#here) [ok](https://example.com/x.md)\n"
         "[a](nowhere.md) [b](cli.md#no-such-heading) [c](../../shared/STYLE.md) [d](#there)\n"
         "```sh\n# There\n```\n"
-        "`src/app.py::test_real` `src/nowhere.py` `src/app.py::test_nothing`\n"
+        "`src/app.py::test_real` `src/nowhere.py` `src/app.py::test_nothing` `../../shared/DESIGN.md`\n"
     )
     assert len(link_problems(page, tmp_path)) == 4
-    assert len(path_problems(page, tmp_path)) == 2
+    assert len(path_problems(page, tmp_path)) == 3
 
 
 def test_every_notification_kind_has_a_runbook_entry() -> None:

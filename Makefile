@@ -18,7 +18,7 @@ SAM_TOOL        := .tools/sam/.installed-aws-sam-cli-$(SAM_CLI_VERSION)
 CHECKOV_TOOL    := .tools/checkov/.installed-checkov-$(CHECKOV_VERSION)
 UV_TOOL         := .tools/uv/.installed-uv-$(UV_VERSION)
 
-.PHONY: help setup demo test test-fast soak lint format typecheck validate build lock bench invoke deploy pr clean
+.PHONY: help setup demo test test-fast soak lint format typecheck validate build lock bench invoke deploy pr clean docs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ soak: setup ## The lifecycle property machine, deep: SOAK_STEPS steps (default 1
 
 test-fast: setup ## Unit tests only
 	$(PY) -m pytest -q tests/unit
+
+docs: setup ## Regenerate the references in docs/ from the code (CLI, notifications)
+	$(PY) -m tokenwarden.cli.reference
 
 lint: setup ## ruff and mypy
 	$(PY) -m ruff check src tests functions benchmarks scripts/invoke

@@ -392,3 +392,200 @@ def takeover_refused(principal: str, team: str, found: str, at: datetime) -> Not
             f"{principal} --reason '...' --reissue` once it is TokenWarden's again.",
         ),
     )
+
+
+class Runbook(BaseModel):
+    """What one kind of notification means and what the person reading it does next.
+
+    This is the single source of the notification catalogue (docs/notifications.md is generated
+    from it), so the catalogue cannot name a kind the code does not send or miss one it does."""
+
+    model_config = ConfigDict(frozen=True)
+
+    severities: tuple[Severity, ...]
+    meaning: str
+    action: str
+    # When the severity depends on what happened, which one is sent when.
+    severity_rule: str = ""
+
+
+RUNBOOKS: dict[EventType, Runbook] = {
+    EventType.ONBOARDED: Runbook(
+        severities=("info",),
+        meaning="A principal got its first key, stored in `tokenwarden/<p>`.",
+        action="Give the team's developers read access ([deploy.md](deploy.md#give-developers-access)), "
+        "and ship the pickup kit (`tokenwarden pickup <p>`) to their laptops.",
+    ),
+    EventType.ROTATED: Runbook(
+        severities=("info",),
+        meaning="A new key is `AWSCURRENT`. The previous key stays Active for `grace_days` (7 by default), "
+        "unless it was revoked (the message then says so).",
+        action="Nothing for laptops with the pickup kit. Anything that copied the token (CI jobs, "
+        "hand-written settings files, shells started before the rotation) must re-read it before the grace "
+        "ends.",
+    ),
+    EventType.RETIRED: Runbook(
+        severities=("info",),
+        meaning="The previous key was set to `Inactive` after its grace. It is deleted `retention_days` "
+        "(7 by default) later.",
+        action="If someone's telemetry stopped just now, their laptop still has the old key: install the "
+        "pickup kit, or have them re-read the secret. Reactivating a retired key by hand "
+        "(`aws iam update-service-specific-credential --user-name tw-<p> --service-specific-credential-id "
+        "<key_id> --status Active`) only helps until the next nightly run, which retires it again: fix the "
+        "laptop instead. `tokenwarden restore` is for revoked keys, not retired ones.",
+    ),
+    EventType.DELETED: Runbook(
+        severities=("info",),
+        meaning="A key was deleted. The reason in the message is one of:\n\n"
+        '- "its rollback window is over": the normal end of a key;\n'
+        '- "it was untracked (a crash leftover)": a key on a managed user that no ledger record knows, '
+        "older than `untracked_safety_hours`.",
+        action="Nothing for the first reason. For an untracked key, look in the reconciler and rotation "
+        "logs around the key's creation time for a crash or timeout, and check CloudTrail for someone "
+        "creating keys by hand on a `/tokenwarden/` user.",
+    ),
+    EventType.REVOKED: Runbook(
+        severities=("critical",),
+        meaning="Someone ran a break-glass revoke. The message names the keys, the actor and the reason, "
+        "and says whether a replacement is being issued.",
+        action="If no replacement was issued, the principal has no working key until "
+        "`tokenwarden revoke <p> --reason … --reissue` or `tokenwarden restore <p>`. A mistake can be "
+        "undone with `restore` within `retention_days` (after `--reissue`, only with `--force --reason`).",
+    ),
+    EventType.RESTORED: Runbook(
+        severities=("warning", "critical"),
+        severity_rule="critical when the restore was forced with `--force --reason`",
+        meaning="A revoked key was re-activated: the current key again, or a previous key until the end "
+        "of the grace it had.",
+        action="Check that the restore was intended. The ledger records who asked, and for a forced "
+        "restore why.",
+    ),
+    EventType.REPAIRED: Runbook(
+        severities=("warning",),
+        meaning="The current key had been deleted, deactivated or had expired outside TokenWarden, had no "
+        "expiry, or the current secret version had no ledger record; or a revoke with `--reissue` was "
+        "interrupted before it issued the replacement. A new key is being issued into the secret now; "
+        "`rotated` follows when it is current (`rotation_failed` if it cannot be).",
+        action="Laptops with the pickup kit recover within about an hour. Others are cut off until they "
+        "re-read the secret. To find out who changed the key, search CloudTrail for "
+        "`DeleteServiceSpecificCredential` or `UpdateServiceSpecificCredential` on `tw-<p>`.",
+    ),
+    EventType.OFFBOARDED: Runbook(
+        severities=("warning",),
+        meaning="The principal is no longer in `teams.yaml`. Its keys were deactivated now and are deleted "
+        "`retention_days` later. Its secret is scheduled for deletion with a 30-day recovery window, and "
+        "the IAM user is deleted once it holds no key.",
+        action="If it was a mistake, put the principal back in the registry, deploy, and run "
+        "`tokenwarden apply`: the secret is restored and a new key is issued.",
+    ),
+    EventType.ROTATION_FAILED: Runbook(
+        severities=("critical",),
+        meaning="A rotation step failed. The message names the step and the error. It is sent once per "
+        "rotation, however often Secrets Manager retries it. The current key is unchanged and keeps "
+        "working.",
+        action="Read the rotation function's log for the step. Common causes:\n\n"
+        "- `testSecret: the OTLP endpoint refused the new key … (HTTP 401/403 after 8 attempt(s))`: IAM "
+        "propagation took unusually long, the user lacks `CloudWatchAPIKeyAccess`, the permissions "
+        "boundary does not allow `cloudwatch:CallWithBearerToken`/`cloudwatch:PutMetricData`, or "
+        "`OtlpEndpoint` is wrong. HTTP 429 or 5xx after every attempt means the endpoint was throttling or "
+        "failing the whole time; HTTP 599 means no answer came back at all.\n"
+        "- `… the token holds characters a bearer token cannot have`: the version does not hold a usable "
+        "token (someone wrote the secret by hand). It was never sent anywhere.\n"
+        "- `… has two keys and both look current; refusing to delete either`: the key slots are in a "
+        "state TokenWarden will not resolve on its own. Inspect them with `tokenwarden status`, and delete "
+        "the wrong one by hand.\n"
+        "- `… another run is working on <p>; Secrets Manager retries`: the step could not get the "
+        "principal's lease within 60 s. Secrets Manager's retries or the next run usually get through.\n"
+        "- `… answered AccessDenied`: the boundary, path or prefix differ from what the stack was deployed "
+        "with.\n\n"
+        "Secrets Manager retries the whole rotation a few times by itself. A rotation still unfinished "
+        "after an hour is abandoned by the next nightly run (its `AWSPENDING` is removed and its key "
+        "deleted) and started again. To retry now, run `tokenwarden apply` or invoke the reconciler.",
+    ),
+    EventType.EXPIRING_SOON: Runbook(
+        severities=("warning",),
+        meaning="The current key expires within `expiry_alert_days` (7 by default) and has not been "
+        "rotated. It is sent once per key. When the key expires, that team's telemetry stops.",
+        action="1. Run `tokenwarden plan` and read the principal's note, for example \"rotation waits "
+        'until the previous key\'s grace ends", "rotation … in progress", or "revoked … no new key '
+        'until …".\n'
+        "2. Look for `rotation_failed` messages for that principal.\n"
+        "3. Fix the cause, and run `tokenwarden apply` (or invoke the reconciler).\n\n"
+        "If the key does expire, the next run issues a new one at once (`repaired`).",
+    ),
+    EventType.DRIFT: Runbook(
+        severities=(),
+        meaning="Reserved: not sent today. Drift shows up as findings in `run_summary` and in "
+        "`tokenwarden audit`.",
+        action="See the drift audit in [operate.md](operate.md#drift-audit).",
+    ),
+    EventType.GUARD_TRIPPED: Runbook(
+        severities=("critical",),
+        meaning="The run would have deactivated the keys of more than `max(2, 20 %)` of the managed "
+        "principals. None of them was touched; rotations went on. `team` and `principal` are `-`.",
+        action="Look for a truncated file or a bad merge in `teams.yaml`, and run `tokenwarden plan` to see "
+        "what is held. If the removals are intended, run `tokenwarden apply --allow-mass-revoke`, or invoke "
+        'the reconciler with `{"mode": "apply", "allow_mass_revoke": true}`.',
+    ),
+    EventType.TAKEOVER_REFUSED: Runbook(
+        severities=("critical",),
+        meaning="A user or secret under TokenWarden's names (`<UserPrefix><id>` on the user path, "
+        "`<SecretPrefix><id>`) is not TokenWarden's, or was changed so that it no longer is: the secret "
+        "has another KMS key, another resource policy or no `tokenwarden:managed-by` tag, or the user has "
+        "another path, extra policies, a group, an access key, a console password or another boundary. "
+        "Nothing was done for that principal: no key was created, stored or read. Every run refuses again "
+        "until it is resolved; the other principals go on.",
+        action="Find who created or changed it in CloudTrail (`CreateSecret`, `UpdateSecret`, "
+        "`PutResourcePolicy`, `DeleteResourcePolicy`, `CreateUser`, `AttachUserPolicy`, `PutUserPolicy`, "
+        "`AddUserToGroup`, `CreateAccessKey`). If it is not TokenWarden's, delete it (or remove what was "
+        "added) and run `tokenwarden apply`, which makes the principal's own. Treat a token it may have "
+        "held as leaked: `tokenwarden revoke <p> --reason '...' --reissue` once the principal is "
+        "TokenWarden's again.",
+    ),
+    EventType.TEAM_SILENT: Runbook(
+        severities=("warning",),
+        meaning="No sample from the team for `silent_after_hours` working hours. The message lists the "
+        "likely causes from the ledger. While the team stays silent, the alert is repeated every 24 hours "
+        '(`TOKENWARDEN_HEALTH_REMINDER_HOURS`), titled "is still silent".',
+        action="- If the cause is a rotation or a retired key, the laptops never picked up the new key: "
+        "install the pickup kit, or have them re-read the secret.\n"
+        "- If the cause is a revoke, reissue.\n"
+        "- Otherwise, check a laptop: an export with the current token must be accepted.",
+    ),
+    EventType.TEAM_RECOVERED: Runbook(
+        severities=("info",),
+        meaning="Samples are arriving again after a silence (or after a `team_never_reported`).",
+        action="Nothing.",
+    ),
+    EventType.TEAM_NEVER_REPORTED: Runbook(
+        severities=("warning",),
+        meaning="Since the health check first saw the team, `silent_after_hours` working hours have passed "
+        "without a single sample. It is sent once.",
+        action="Check the laptops' Claude Code settings: `CLAUDE_CODE_ENABLE_TELEMETRY=1`, the OTLP "
+        "endpoint, and `team.id=<team>` in `OTEL_RESOURCE_ATTRIBUTES`. The pickup kit sets all three.",
+    ),
+    EventType.RUN_SUMMARY: Runbook(
+        severities=("info", "warning", "critical"),
+        severity_rule="warning with findings, critical with failures",
+        meaning="One message per reconciler run; `team` and `principal` are `-`. It counts principals by "
+        "outcome, and lists the actions taken and the number of findings:\n\n"
+        "- `ok`: actions applied.\n"
+        "- `unchanged`: nothing to do.\n"
+        "- `failed`: a step raised an error; the message lists `principal (action: error)`.\n"
+        "- `locked`: another run (or a revoke, or a rotation running in the background) held the "
+        "principal's lease, or Secrets Manager was still running an earlier rotation of its secret. The "
+        "run changed nothing for it. Leases expire by themselves (a run's after 5 minutes, a rotation's "
+        "after about 215 s), and the next run picks the principal up.\n"
+        "- `deferred`: the Lambda ran out of time; the next run continues.",
+        action="- **With failures:** each failed principal is retried every night, and the other principals "
+        "were not affected. Read the error, fix the cause, and run `tokenwarden apply` or invoke the "
+        "reconciler.\n"
+        "- **With findings**, run `tokenwarden audit` and `tokenwarden plan` to see them:\n"
+        "  - `user_at_key_limit` is normal for about two weeks after each rotation, while the previous key "
+        "is in its grace and retention. Outside that window, look at `tokenwarden status`.\n"
+        "  - `key_without_expiry`, `key_lifetime_over_90_days` and `key_outside_tokenwarden` are keys made "
+        "by hand: see the drift audit in [operate.md](operate.md#drift-audit).\n"
+        "  - `managed_user_not_in_registry` is expected while an offboarding runs its course.\n"
+        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).",
+    ),
+}

@@ -236,7 +236,7 @@ def open_env(
     from tokenwarden.domain.registry import load_registry
     from tokenwarden.local import iam_ssc, lambda_router, realism
     from tokenwarden.local.clock import StackClock, set_default_clock
-    from tokenwarden.local.stack import _otlp_handler, load_function
+    from tokenwarden.local.stack import load_function, stack_http_handler
     from tokenwarden.settings import Settings
     from tokenwarden.wiring import build_adapters, build_breakglass, build_engine, build_reconciler
 
@@ -248,7 +248,7 @@ def open_env(
         _real_time.sleep(0.005)  # background rotations run on real threads: let them move too
 
     iam_ssc.install(clock)
-    otlp = ThreadingHTTPServer(("127.0.0.1", 0), _otlp_handler(clock, None))
+    otlp = ThreadingHTTPServer(("127.0.0.1", 0), stack_http_handler(clock, None))
     threading.Thread(target=otlp.serve_forever, daemon=True).start()
     otlp_url = f"http://127.0.0.1:{otlp.server_address[1]}/v1/metrics"
     log = CallLog()

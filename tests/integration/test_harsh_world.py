@@ -35,7 +35,7 @@ from tokenwarden.local.async_rotation import PREVIOUS_ROTATION_MESSAGE, Rotation
 from tokenwarden.local.clock import StackClock, set_default_clock
 from tokenwarden.local.faults import FAULTED_SERVICES, FaultInjector, HttpThrottle
 from tokenwarden.local.realism import StackBehaviour
-from tokenwarden.local.stack import _otlp_handler, simulate_waits
+from tokenwarden.local.stack import simulate_waits, stack_http_handler
 
 T0 = datetime(2027, 1, 4, 2, 15, tzinfo=UTC)
 REGION = "us-east-1"
@@ -440,7 +440,7 @@ def test_the_new_user_delay_can_be_longer_or_off(delay: float, wait: int, visibl
 
 @contextmanager
 def stack_server(clock: StackClock, promql: str | None = None) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _otlp_handler(clock, None, promql))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), stack_http_handler(clock, None, promql))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

@@ -16,7 +16,7 @@ from http.server import ThreadingHTTPServer
 import pytest
 
 from tokenwarden.local.clock import RemoteStackClock, StackClock, embedded_stack_url
-from tokenwarden.local.stack import _otlp_handler
+from tokenwarden.local.stack import stack_http_handler
 
 STACK = "http://127.0.0.1:4999"
 
@@ -56,7 +56,7 @@ def test_no_stack_url_is_no_stack(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def served() -> Iterator[tuple[StackClock, str]]:
     clock = StackClock(start=datetime(2027, 3, 1, 9, 0, tzinfo=UTC))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _otlp_handler(clock, None))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), stack_http_handler(clock, None))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield clock, f"http://127.0.0.1:{server.server_address[1]}"

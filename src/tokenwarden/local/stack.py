@@ -134,7 +134,7 @@ class LocalStack:
         forward = self._start_victoriametrics()
         promql = self._vm.base_url if self._vm is not None else None
         self._otlp = ThreadingHTTPServer(
-            (self.host, self.otlp_port), _otlp_handler(self.clock, forward, promql)
+            (self.host, self.otlp_port), stack_http_handler(self.clock, forward, promql)
         )
         threading.Thread(target=self._otlp.serve_forever, daemon=True).start()
         otlp_host, otlp_port = self._otlp.server_address[:2]
@@ -281,146 +281,159 @@ def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
     return bytes(request.SerializeToString())
 
 
-def _otlp_handler(
+def stack_http_handler(
     clock: StackClock, forward: Callable[[bytes, str], None] | None, promql: str | None = None
 ) -> type[BaseHTTPRequestHandler]:
-    """The stack's HTTP server: OTLP ``/v1/metrics``, the PromQL path to ``promql`` (VictoriaMetrics'
-    base URL, None: no PromQL) and the ``/_tokenwarden/*`` control endpoints."""
+    """The stack's HTTP server: OTLP ``/v1/metrics`` (passed to `forward`, None: accepted and
+    dropped), the PromQL path to ``promql`` (VictoriaMetrics' base URL, None: no PromQL) and the
+    ``/_tokenwarden/*`` control endpoints, all on `clock`."""
+    return type(
+        "StackRequestHandler",
+        (StackRequestHandler,),
+        {"clock": clock, "forward": staticmethod(forward) if forward else None, "promql": promql},
+    )
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "tokenwarden-local"
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return None  # the default logs to stderr; nothing here is worth a line
+class StackRequestHandler(BaseHTTPRequestHandler):
+    """One request to the stack's HTTP server; `stack_http_handler` binds the clock, the metrics
+    store and the PromQL server it answers with."""
 
-        def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
+    server_version = "tokenwarden-local"
+    clock: StackClock
+    forward: Callable[[bytes, str], None] | None
+    promql: str | None
 
-        def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(body).encode(), "application/json", headers or {})
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # the default logs to stderr; nothing here is worth a line
 
-        def _throttled(self, endpoint: str, body: dict[str, Any]) -> bool:
-            if not realism.http_throttled(endpoint):
-                return False
-            self._reply(429, body, {"Retry-After": str(realism.retry_after_seconds())})
-            return True
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
+    def _reply(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(body).encode(), "application/json", headers or {})
 
-        def do_GET(self) -> None:
-            if self.path.startswith(PROMQL_PREFIX + "/"):
-                self._promql(None)
-                return
-            current = realism.behaviour()
-            answers: dict[str, Callable[[], Any]] = {
-                CLOCK_PATH: lambda: {"now": clock.now().isoformat()},
-                "/health": lambda: {"status": "ok"},
-                BEHAVIOUR_PATH: lambda: current.describe() if current else {"installed": False},
-                FAULTS_PATH: realism.injected_faults,
-                ROTATIONS_PATH: lambda: [r.as_dict() for r in realism.rotation_records()],
-            }
-            answer = answers.get(self.path)
-            if answer is None:
-                self._reply(404, {"error": "not found"})
-            else:
-                self._reply(200, answer())
+    def _throttled(self, endpoint: str, body: dict[str, Any]) -> bool:
+        if not realism.http_throttled(endpoint):
+            return False
+        self._reply(429, body, {"Retry-After": str(realism.retry_after_seconds())})
+        return True
 
-        def do_POST(self) -> None:
-            body = self._body()
-            if self.path.startswith(PROMQL_PREFIX + "/"):
-                self._promql(body)
-            elif self.path == CLOCK_PATH:
-                self._set_clock(body)
-            elif self.path == SETTLE_PATH:
-                self._settle(body)
-            elif self.path.rstrip("/") == "/v1/metrics":
-                self._metrics(body)
-            else:
-                self._reply(404, {"error": "not found"})
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
 
-        def _set_clock(self, body: bytes) -> None:
+    def do_GET(self) -> None:
+        if self.path.startswith(PROMQL_PREFIX + "/"):
+            self._promql(None)
+            return
+        current = realism.behaviour()
+        answers: dict[str, Callable[[], Any]] = {
+            CLOCK_PATH: lambda: {"now": self.clock.now().isoformat()},
+            "/health": lambda: {"status": "ok"},
+            BEHAVIOUR_PATH: lambda: current.describe() if current else {"installed": False},
+            FAULTS_PATH: realism.injected_faults,
+            ROTATIONS_PATH: lambda: [r.as_dict() for r in realism.rotation_records()],
+        }
+        answer = answers.get(self.path)
+        if answer is None:
+            self._reply(404, {"error": "not found"})
+        else:
+            self._reply(200, answer())
+
+    def do_POST(self) -> None:
+        body = self._body()
+        if self.path.startswith(PROMQL_PREFIX + "/"):
+            self._promql(body)
+        elif self.path == CLOCK_PATH:
+            self._set_clock(body)
+        elif self.path == SETTLE_PATH:
+            self._settle(body)
+        elif self.path.rstrip("/") == "/v1/metrics":
+            self._metrics(body)
+        else:
+            self._reply(404, {"error": "not found"})
+
+    def _set_clock(self, body: bytes) -> None:
+        try:
+            at = datetime.fromisoformat(json.loads(body)["at"])
+        except (ValueError, KeyError, TypeError):
+            self._reply(400, {"error": 'send {"at": "<ISO-8601 with offset>"}'})
+            return
+        if at.tzinfo is None:
+            self._reply(400, {"error": "the time needs a UTC offset"})
+            return
+        self._reply(200, {"now": self.clock.advance_to(at).isoformat()})
+
+    def _settle(self, body: bytes) -> None:
+        try:
+            request = json.loads(body) if body.strip() else {}
+            timeout = float(request.get("timeout", DEFAULT_SETTLE_SECONDS))
+        except (ValueError, TypeError, AttributeError):
+            self._reply(400, {"error": 'send {"timeout": <seconds>}'})
+            return
+        timeout = min(max(timeout, 0.0), MAX_SETTLE_SECONDS)
+        self._reply(200, {"idle": realism.wait_idle(timeout)})
+
+    def _refused_key(self) -> tuple[int, str] | None:
+        """Why the request's bearer key is refused, as the OTLP endpoint answers; None: accepted."""
+        scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return 401, "missing bearer token"
+        result = iam_ssc.authenticate(token.strip())
+        if result.accepted:
+            return None
+        # A key IAM has not propagated yet is as unknown to the service as a wrong one.
+        if result.reason in ("unknown", "propagating"):
+            return 401, "key unknown"
+        return 403, f"key {result.reason}"
+
+    def _metrics(self, body: bytes) -> None:
+        if self._throttled("otlp", {"error": "too many requests"}):
+            return
+        refused = self._refused_key()
+        if refused is not None:
+            self._reply(refused[0], {"error": refused[1]})
+            return
+        content_type = self.headers.get("Content-Type") or "application/x-protobuf"
+        if self.forward is not None and body:
             try:
-                at = datetime.fromisoformat(json.loads(body)["at"])
-            except (ValueError, KeyError, TypeError):
-                self._reply(400, {"error": 'send {"at": "<ISO-8601 with offset>"}'})
+                self.forward(body, content_type)
+            except ValueError as exc:
+                self._reply(400, {"error": f"not an OTLP metrics export: {type(exc).__name__}"})
                 return
-            if at.tzinfo is None:
-                self._reply(400, {"error": "the time needs a UTC offset"})
+            except OSError as exc:
+                self._reply(502, {"error": f"metrics store refused the export: {exc}"})
                 return
-            self._reply(200, {"now": clock.advance_to(at).isoformat()})
+        self._reply(200, {})
 
-        def _settle(self, body: bytes) -> None:
-            try:
-                request = json.loads(body) if body.strip() else {}
-                timeout = float(request.get("timeout", DEFAULT_SETTLE_SECONDS))
-            except (ValueError, TypeError, AttributeError):
-                self._reply(400, {"error": 'send {"timeout": <seconds>}'})
-                return
-            timeout = min(max(timeout, 0.0), MAX_SETTLE_SECONDS)
-            self._reply(200, {"idle": realism.wait_idle(timeout)})
-
-        def _metrics(self, body: bytes) -> None:
-            if self._throttled("otlp", {"error": "too many requests"}):
-                return
-            header = self.headers.get("Authorization") or ""
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                self._reply(401, {"error": "missing bearer token"})
-                return
-            result = iam_ssc.authenticate(token.strip())
-            if not result.accepted:
-                # A key IAM has not propagated yet is as unknown to the service as a wrong one.
-                unknown = result.reason in ("unknown", "propagating")
-                self._reply(
-                    401 if unknown else 403, {"error": f"key {'unknown' if unknown else result.reason}"}
-                )
-                return
-            content_type = self.headers.get("Content-Type") or "application/x-protobuf"
-            if forward is not None and body:
-                try:
-                    forward(body, content_type)
-                except ValueError as exc:
-                    self._reply(400, {"error": f"not an OTLP metrics export: {type(exc).__name__}"})
-                    return
-                except OSError as exc:
-                    self._reply(502, {"error": f"metrics store refused the export: {exc}"})
-                    return
-            self._reply(200, {})
-
-        def _promql(self, body: bytes | None) -> None:
-            path, _, query = self.path[len(PROMQL_PREFIX) :].partition("?")
-            if promql is None or path.rstrip("/") not in PROMQL_PATHS:
-                self._reply(404, {"status": "error", "errorType": "not_found", "error": "not found"})
-                return
-            throttled = {"status": "error", "errorType": "throttled", "error": "rate exceeded"}
-            if self._throttled("promql", throttled):
-                return
-            url = promql.rstrip("/") + path + (f"?{query}" if query else "")
-            headers = {
-                "Content-Type": self.headers.get("Content-Type") or "application/x-www-form-urlencoded"
-            }
-            upstream = urllib.request.Request(  # noqa: S310 - VictoriaMetrics on loopback, started by us
-                url, data=body, method="GET" if body is None else "POST", headers=headers if body else {}
-            )
-            try:
-                with _LOOPBACK.open(upstream, timeout=30) as answer:
-                    status, data, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
-            except urllib.error.HTTPError as exc:
-                status, data, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
-            except (urllib.error.URLError, OSError) as exc:
-                self._reply(502, {"status": "error", "errorType": "unavailable", "error": str(exc)})
-                return
-            self._send(status, data, kind or "application/json", {})
-
-    return Handler
+    def _promql(self, body: bytes | None) -> None:
+        path, _, query = self.path[len(PROMQL_PREFIX) :].partition("?")
+        if self.promql is None or path.rstrip("/") not in PROMQL_PATHS:
+            self._reply(404, {"status": "error", "errorType": "not_found", "error": "not found"})
+            return
+        throttled = {"status": "error", "errorType": "throttled", "error": "rate exceeded"}
+        if self._throttled("promql", throttled):
+            return
+        url = self.promql.rstrip("/") + path + (f"?{query}" if query else "")
+        headers = {"Content-Type": self.headers.get("Content-Type") or "application/x-www-form-urlencoded"}
+        upstream = urllib.request.Request(  # noqa: S310 - VictoriaMetrics on loopback, started by us
+            url, data=body, method="GET" if body is None else "POST", headers=headers if body else {}
+        )
+        try:
+            with _LOOPBACK.open(upstream, timeout=30) as answer:
+                status, data, kind = answer.status, answer.read(), answer.headers.get("Content-Type")
+        except urllib.error.HTTPError as exc:
+            status, data, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+        except (urllib.error.URLError, OSError) as exc:
+            self._reply(502, {"status": "error", "errorType": "unavailable", "error": str(exc)})
+            return
+        self._send(status, data, kind or "application/json", {})
 
 
 # Loopback only: never through a proxy from the environment.

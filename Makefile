@@ -22,7 +22,7 @@ UV_TOOL         := .tools/uv/.installed-uv-$(UV_VERSION)
 	deploy pr clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 # The development environment installs from its hashed lock (every package, the transitive ones too,
 # pinned with sha256), then the package itself without dependencies: what the tests import is what
@@ -43,7 +43,7 @@ venv: $(STAMP) ## Create .venv from requirements-dev.lock.txt (the package and i
 victoriametrics: ## Find or fetch VictoriaMetrics (PATH, else Debian package, go install or Homebrew)
 	@scripts/fetch-victoriametrics
 
-setup: venv victoriametrics ## Both: the venv and VictoriaMetrics
+setup: venv victoriametrics ## The venv and VictoriaMetrics: what demo and test need
 
 demo: setup ## Run the whole key lifecycle on the embedded local stack (no AWS account)
 	$(VENV)/bin/tokenwarden demo

@@ -345,6 +345,14 @@ class PromQLClient:
             headers = self._signer.sign("POST", self.query_url, headers, body)
         return HttpRequest("POST", self.query_url, headers, body, self._timeout)
 
+    # The retry loop is the client's own, not urllib3's ``Retry`` (which botocore ships), because:
+    # - every attempt is signed anew (SigV4 covers ``X-Amz-Date``), while ``Retry`` resends the request
+    #   it was given from inside urllib3's connection pool;
+    # - a 422 is retried or final depending on its body (CloudWatch's throttling or a limit of the
+    #   query), while ``Retry.is_retry`` sees only the method, the status and whether Retry-After came;
+    # - urllib3 2's backoff waits nothing before the first retry (``get_backoff_time`` is 0 after one
+    #   error), and a throttled endpoint needs that pause;
+    # - the transport is a plain callable over the standard library, so tests run without a network.
     def _send(self, body: bytes) -> HttpResponse:
         host = urllib.parse.urlsplit(self.query_url).netloc
         for attempt in range(1, self._max_attempts + 1):

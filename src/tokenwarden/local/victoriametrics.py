@@ -1,10 +1,13 @@
 """VictoriaMetrics on loopback: the PromQL engine of the embedded stack, the integration tests and the
 demo (DESIGN §1 "A real PromQL engine for tests and the demo").
 
-``scripts/fetch-victoriametrics`` (run by ``make setup``) puts Debian's binary at
-``.cache/victoriametrics/victoria-metrics``; :func:`find_binary` finds it (``TOKENWARDEN_VICTORIAMETRICS``
-overrides) and :class:`VictoriaMetrics` runs it on ``127.0.0.1`` with a free port and a throw-away
-storage directory::
+``scripts/fetch-victoriametrics`` (run by ``make setup``) takes a ``victoria-metrics`` already on PATH,
+or puts one at ``.cache/victoriametrics/victoria-metrics`` (Debian's package, or ``go install`` of the
+pinned release), or has Homebrew install it. :func:`find_binary` finds it in the same order
+(``TOKENWARDEN_VICTORIAMETRICS`` first) and raises :class:`VictoriaMetricsNotFoundError`, which says how
+to add it, when there is none: callers that can do without (the demo) catch that one error.
+:class:`VictoriaMetrics` runs the binary on ``127.0.0.1`` with a free port and a throw-away storage
+directory::
 
     with VictoriaMetrics() as vm:
         exporter = OTLPMetricExporter(endpoint=vm.otlp_url)      # protobuf only; JSON gets a 400
@@ -42,6 +45,7 @@ from types import TracebackType
 
 __all__ = [
     "BINARY_ENV",
+    "HOW_TO_ADD",
     "VictoriaMetrics",
     "VictoriaMetricsError",
     "VictoriaMetricsNotFoundError",
@@ -52,6 +56,15 @@ __all__ = [
 
 BINARY_ENV = "TOKENWARDEN_VICTORIAMETRICS"
 _RELATIVE_BINARY = Path(".cache") / "victoriametrics" / "victoria-metrics"
+_PATH_NAMES = ("victoria-metrics", "victoria-metrics-prod")
+"""Debian's and Homebrew's name, and the name in VictoriaMetrics' release archives."""
+
+HOW_TO_ADD = (
+    "run `make setup` (it takes a victoria-metrics on PATH, else fetches Debian's package where apt "
+    "exists, builds the pinned release with `go install` where Go exists, or runs `brew install "
+    "victoriametrics` on macOS), put a victoria-metrics or victoria-metrics-prod binary on PATH "
+    f"yourself, or set {BINARY_ENV} to one"
+)
 
 _FLAGS = (
     "-search.latencyOffset=0s",
@@ -68,7 +81,8 @@ class VictoriaMetricsError(RuntimeError):
 
 
 class VictoriaMetricsNotFoundError(VictoriaMetricsError, FileNotFoundError):
-    """The binary is not installed: run ``make setup``."""
+    """No victoria-metrics binary: the message says how to add one (:data:`HOW_TO_ADD`). The demo and
+    ``tokenwarden local up`` can run without VictoriaMetrics; this is the error that tells them so."""
 
 
 def _repo_root() -> Path:
@@ -84,8 +98,18 @@ def _executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+def _on_path() -> Path | None:
+    for name in _PATH_NAMES:
+        found = shutil.which(name)
+        if found is not None:
+            return Path(found)
+    return None
+
+
 def find_binary(repo_root: Path | None = None) -> Path:
-    """The victoria-metrics binary: ``$TOKENWARDEN_VICTORIAMETRICS``, else the repository's .cache copy."""
+    """The victoria-metrics binary: ``$TOKENWARDEN_VICTORIAMETRICS``, else one on PATH, else the
+    repository's .cache copy; the order ``scripts/fetch-victoriametrics`` checks them in, so the binary it
+    reported is the one that runs."""
     override = os.environ.get(BINARY_ENV)
     if override:
         path = Path(override).expanduser()
@@ -95,11 +119,14 @@ def find_binary(repo_root: Path | None = None) -> Path:
                 "binary, or unset it and run `make setup`"
             )
         return path
+    on_path = _on_path()
+    if on_path is not None:
+        return on_path
     path = default_binary_path(repo_root)
     if not _executable(path):
         raise VictoriaMetricsNotFoundError(
-            f"VictoriaMetrics is not installed at {path}: run `make setup` (it fetches Debian's "
-            f"victoria-metrics package), or set {BINARY_ENV} to a victoria-metrics binary"
+            f"VictoriaMetrics is not installed: not at {path} and neither of {', '.join(_PATH_NAMES)} "
+            f"is on PATH. To add it, {HOW_TO_ADD}"
         )
     return path
 
@@ -108,9 +135,10 @@ def installed_version(binary: Path) -> str | None:
     """What ``scripts/fetch-victoriametrics`` recorded next to the binary (Debian's build prints none)."""
     version_file = binary.parent / "VERSION"
     try:
-        return version_file.read_text(encoding="utf-8").strip() or None
+        recorded = version_file.read_text(encoding="utf-8").strip()
     except OSError:
         return None
+    return recorded if recorded.startswith("victoria-metrics ") else None
 
 
 def _free_port() -> int:
@@ -137,7 +165,9 @@ class VictoriaMetrics:
     ) -> None:
         self.binary = binary if binary is not None else find_binary()
         if not _executable(self.binary):
-            raise VictoriaMetricsNotFoundError(f"{self.binary} is not an executable file: run `make setup`")
+            raise VictoriaMetricsNotFoundError(
+                f"{self.binary} is not an executable file. To add one, {HOW_TO_ADD}"
+            )
         self._storage_dir = storage_dir
         self._owns_storage = False
         self._requested_port = port

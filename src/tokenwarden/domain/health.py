@@ -456,6 +456,25 @@ def retirement_causes(
     ]
 
 
+def rotation_cause(
+    entry: LedgerEntry, activated: datetime, entries: Iterable[LedgerEntry], window: CauseWindow
+) -> Cause | None:
+    """``entry``'s key became current in the window, replacing its principal's key before it."""
+    rotated = window.relevant(activated)
+    if rotated is None:
+        return None
+    old = _previous_key(entry, activated, entries)
+    was = (
+        f"key {_name(old)} was rotated to {_name(entry)}"
+        if old is not None
+        else f"key {_name(entry)} was rotated in"
+    )
+    return (
+        rotated,
+        f"{was} at {_when(rotated)}, {window.relative(rotated)}: laptops may still use the old key",
+    )
+
+
 def rotation_causes(entries: Sequence[LedgerEntry], window: CauseWindow | None) -> list[Cause]:
     """Keys that became current in the window, each principal's first key excepted."""
     if window is None:
@@ -469,20 +488,9 @@ def rotation_causes(entries: Sequence[LedgerEntry], window: CauseWindow | None) 
         activated = entry.activated_at
         if activated is None or activated == first_activation.get(entry.principal):
             continue
-        rotated = window.relevant(activated)
-        if rotated is not None:
-            old = _previous_key(entry, activated, entries)
-            was = (
-                f"key {_name(old)} was rotated to {_name(entry)}"
-                if old
-                else f"key {_name(entry)} was rotated in"
-            )
-            causes.append(
-                (
-                    rotated,
-                    f"{was} at {_when(rotated)}, {window.relative(rotated)}: laptops may still use the old key",
-                )
-            )
+        cause = rotation_cause(entry, activated, entries, window)
+        if cause is not None:
+            causes.append(cause)
     return causes
 
 

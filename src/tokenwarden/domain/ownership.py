@@ -272,12 +272,12 @@ def is_tokenwarden_policy(document: Mapping[str, Any]) -> bool:
 _STATEMENT_KEYS = frozenset({"Sid", "Effect", "Principal", "Action", "Resource", "Condition"})
 
 
-def _only_statement_keys(statement: Mapping[str, Any]) -> bool:
+def only_statement_keys(statement: Mapping[str, Any]) -> bool:
     """No key beyond the ones TokenWarden writes (a NotAction or NotPrincipal would change the meaning)."""
     return not set(statement) - _STATEMENT_KEYS
 
 
-def _denies_everyone(statement: Mapping[str, Any], actions: tuple[str, ...]) -> bool:
+def denies_everyone(statement: Mapping[str, Any], actions: tuple[str, ...]) -> bool:
     """A Deny of exactly ``actions`` on the secret, to every principal."""
     return (
         statement.get("Effect") == "Deny"
@@ -287,7 +287,7 @@ def _denies_everyone(statement: Mapping[str, Any], actions: tuple[str, ...]) -> 
     )
 
 
-def _has_required_conditions(condition: Mapping[str, Any], required: Mapping[str, set[str]]) -> bool:
+def has_required_conditions(condition: Mapping[str, Any], required: Mapping[str, set[str]]) -> bool:
     """Every required operator, on exactly its keys, each with a value."""
     for operator, keys in required.items():
         values = condition.get(operator)
@@ -296,7 +296,7 @@ def _has_required_conditions(condition: Mapping[str, Any], required: Mapping[str
     return True
 
 
-def _only_optional_conditions(
+def only_optional_conditions(
     condition: Mapping[str, Any], required: Mapping[str, set[str]], optional: Mapping[str, set[str]]
 ) -> bool:
     """Any other operator is an allowed optional one, on exactly its keys, each with one value."""
@@ -320,11 +320,11 @@ def _is_deny(
     conditions (the exceptions) and at most the ``optional`` ones."""
     condition = statement.get("Condition")
     return (
-        _only_statement_keys(statement)
-        and _denies_everyone(statement, actions)
+        only_statement_keys(statement)
+        and denies_everyone(statement, actions)
         and isinstance(condition, dict)
-        and _has_required_conditions(condition, required)
-        and _only_optional_conditions(condition, required, optional)
+        and has_required_conditions(condition, required)
+        and only_optional_conditions(condition, required, optional)
     )
 
 

@@ -320,6 +320,26 @@ class History:
     def numbered(self, number: int | None) -> RevokeRecord | None:
         return next((r for r in self.revokes if r.number == number), None)
 
+    def next_revoke(
+        self,
+        principal: str,
+        now: datetime,
+        actor: Actor,
+        reason: str,
+        reissue: bool,
+        keys: Iterable[RevokedKey],
+    ) -> RevokeRecord:
+        """The record of a new revoke, numbered after the latest."""
+        return RevokeRecord(
+            principal=principal,
+            number=self.next_number,
+            revoked_at=now,
+            actor=actor,
+            reason=reason,
+            reissue=reissue,
+            keys=tuple(keys),
+        )
+
 
 # -- results ----------------------------------------------------------------------------------
 
@@ -426,17 +446,8 @@ class BreakGlass:
         keys = [_revoked_key(c, by_credential.get(c.id), current_version) for c in targets]
         if decision.takes_held_off(reissue):
             keys += _held_off(history, creds, by_credential, current_version, {c.id for c in targets})
-        record = None
-        if keys:
-            record = RevokeRecord(
-                principal=principal.id,
-                number=history.next_number,
-                revoked_at=now,
-                actor=actor,
-                reason=reason,
-                reissue=reissue,
-                keys=tuple(keys),
-            )
+        record = history.next_revoke(principal.id, now, actor, reason, reissue, keys) if keys else None
+        if record is not None:
             self._append_revoke(record)
         if targets:
             count("KeysRevoked", len(targets))
@@ -665,49 +676,16 @@ class BreakGlass:
         force_reason: str | None,
     ) -> RestoreRecord:
         """Which of the revoke's keys come back, and until when; refused when nothing may."""
-        name = _revoke_name(principal.id, revoke)
-        if revoke.reissue and force_reason is None:
-            raise BreakGlassError(
-                f"{name} issued a replacement (--reissue), so its key is treated as leaked and stays off; "
-                "nothing was changed. To re-activate it anyway, until the grace it had ends: "
-                f"`tokenwarden restore {principal.id} --force --reason '...'`"
-            )
-        if force_reason is not None and not revoke.reissue:
-            raise BreakGlassError(
-                f"--force is for a revoke that issued a replacement, and {name} did not; "
-                "nothing was changed. Run the restore without --force"
-            )
-        retention = timedelta(days=principal.lifecycle.retention_days)
-        if now - revoke.revoked_at >= retention:
-            raise BreakGlassError(
-                f"{name} is older than the {principal.lifecycle.retention_days}-day retention: its keys "
-                "are deleted (or about to be); nothing was changed"
-            )
-        keys: list[RestoredKey] = []
-        for key in revoke.keys:
-            cred = creds.get(key.credential_id)
-            if cred is None or cred.status == "Expired":
-                continue  # deleted or expired since: nothing to bring back
-            current = key.version_id == current_version
-            until = cred.expires_at
-            if not current:
-                grace_end = self._grace_end(principal, revoke, key)
-                if grace_end <= now:
-                    continue  # its grace, as recorded, is over: it stays off
-                until = min(grace_end, until) if until is not None else grace_end
-            keys.append(
-                RestoredKey(
-                    credential_id=key.credential_id,
-                    alias=key.alias,
-                    version_id=key.version_id,
-                    current=current,
-                    active_until=until,
-                )
-            )
+        _check_restorable(principal, revoke, now, force_reason)
+        found = (
+            self._restorable(principal, revoke, key, creds.get(key.credential_id), current_version, now)
+            for key in revoke.keys
+        )
+        keys = [key for key in found if key is not None]
         if not keys:
             raise BreakGlassError(
-                f"{name} has no key left to restore (deleted, expired, or past the grace it had); "
-                "nothing was changed"
+                f"{_revoke_name(principal.id, revoke)} has no key left to restore (deleted, expired, or past "
+                "the grace it had); nothing was changed"
             )
         keys.sort(key=lambda k: not k.current)  # the current key first
         return RestoreRecord(
@@ -718,6 +696,33 @@ class BreakGlass:
             forced=force_reason is not None,
             force_reason=force_reason,
             keys=tuple(keys),
+        )
+
+    def _restorable(
+        self,
+        principal: Principal,
+        revoke: RevokeRecord,
+        key: RevokedKey,
+        cred: Credential | None,
+        current_version: str | None,
+        now: datetime,
+    ) -> RestoredKey | None:
+        """The key as it comes back, or None: deleted or expired since, or (not current) past its grace."""
+        if cred is None or cred.status == "Expired":
+            return None  # deleted or expired since: nothing to bring back
+        current = key.version_id == current_version
+        until = cred.expires_at
+        if not current:
+            grace_end = self._grace_end(principal, revoke, key)
+            if grace_end <= now:
+                return None  # its grace, as recorded, is over: it stays off
+            until = min(grace_end, until) if until is not None else grace_end
+        return RestoredKey(
+            credential_id=key.credential_id,
+            alias=key.alias,
+            version_id=key.version_id,
+            current=current,
+            active_until=until,
         )
 
     def _grace_end(self, principal: Principal, revoke: RevokeRecord, key: RevokedKey) -> datetime:
@@ -774,6 +779,30 @@ class BreakGlass:
                     "reason": revoked.reason_before,
                 }
             )
+        )
+
+
+def _check_restorable(
+    principal: Principal, revoke: RevokeRecord, now: datetime, force_reason: str | None
+) -> None:
+    """Refuse a restore the revoke does not allow: a leaked key without --force, --force without a
+    leaked key, or a revoke past the retention (its keys are deleted)."""
+    name = _revoke_name(principal.id, revoke)
+    if revoke.reissue and force_reason is None:
+        raise BreakGlassError(
+            f"{name} issued a replacement (--reissue), so its key is treated as leaked and stays off; "
+            "nothing was changed. To re-activate it anyway, until the grace it had ends: "
+            f"`tokenwarden restore {principal.id} --force --reason '...'`"
+        )
+    if force_reason is not None and not revoke.reissue:
+        raise BreakGlassError(
+            f"--force is for a revoke that issued a replacement, and {name} did not; "
+            "nothing was changed. Run the restore without --force"
+        )
+    if now - revoke.revoked_at >= timedelta(days=principal.lifecycle.retention_days):
+        raise BreakGlassError(
+            f"{name} is older than the {principal.lifecycle.retention_days}-day retention: its keys "
+            "are deleted (or about to be); nothing was changed"
         )
 
 

@@ -1,5 +1,6 @@
 """What a revoke does when it meets a revoke already made or still under way, decided without AWS:
-whether it repeats an earlier revoke, what becomes of each key, and whether a key record is marked."""
+whether it repeats an earlier revoke, what becomes of each key, and whether a key record is marked;
+then what the service hands those decisions, and what a restore refuses before it looks at a key."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ from tokenwarden.domain.breakglass import (
     is_stranded,
 )
 from tokenwarden.domain.model import Credential, KeyStatus, LedgerEntry, LedgerState
+from tokenwarden.domain.registry import ActivityProfile, Lifecycle, Principal
+from tokenwarden.service.breakglass import (
+    Actor,
+    BreakGlassError,
+    History,
+    RestoreRecord,
+    RevokedKey,
+    RevokeRecord,
+    _check_restorable,
+)
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 REVOKED_AT = NOW - timedelta(hours=1)
@@ -201,3 +212,73 @@ def test_a_key_record_is_marked_only_by_the_revoke_that_took_it() -> None:
     assert not is_marked(record(revoked_at=REVOKED_AT - timedelta(days=2)), REVOKED_AT)  # an older revoke
     assert not is_marked(record(), REVOKED_AT)
     assert not is_marked(None, REVOKED_AT)  # lost between the revoke's writes
+
+
+# -- the service's records, as the decisions read them ------------------------------------------------
+
+ONCALL = Actor.caller("arn:aws:sts::123456789012:assumed-role/Oncall/carol")
+ALPHA = Principal(
+    id="alpha",
+    kind="team",
+    team="alpha",
+    owners=(),
+    notify=None,
+    activity=ActivityProfile(),
+    lifecycle=Lifecycle(),
+)
+
+
+def revoke_record(
+    number: int, reason: str = "leak", reissue: bool = False, keys: tuple[str, ...] = ()
+) -> RevokeRecord:
+    return RevokeRecord(
+        principal="alpha",
+        number=number,
+        revoked_at=REVOKED_AT,
+        actor=ONCALL,
+        reason=reason,
+        reissue=reissue,
+        keys=tuple(RevokedKey(credential_id=k, alias=f"a-{k}", version_id=f"v-{k}") for k in keys),
+    )
+
+
+def test_the_history_hands_the_decision_its_revokes_with_their_keys_and_restores() -> None:
+    history = History(
+        revokes=(revoke_record(1, keys=("K1",)), revoke_record(2, keys=("K2", "K3"))),
+        restores={1: RestoreRecord(principal="alpha", revoke=1, restored_at=NOW, actor=ONCALL, keys=())},
+    )
+    assert history.earlier() == [
+        earlier(number=1, restored=True, keys=frozenset({"K1"})),
+        earlier(number=2, keys=frozenset({"K2", "K3"})),
+    ]
+    assert history.repeat_decision("leak", NOW).repeats == 2
+    repeated = history.repeat_of("leak", NOW)
+    assert repeated is not None and repeated.number == 2
+    assert history.numbered(None) is None
+
+
+def test_a_new_revoke_is_numbered_after_the_latest() -> None:
+    record = History(revokes=(revoke_record(4),)).next_revoke("alpha", NOW, ONCALL, "other", True, [])
+    assert (record.number, record.revoked_at, record.reason, record.reissue) == (5, NOW, "other", True)
+
+
+@pytest.mark.parametrize(
+    ("reissue", "force_reason", "at", "refusal"),
+    [
+        (True, None, NOW, "issued a replacement"),
+        (False, "sure", NOW, "--force is for a revoke that issued a replacement"),
+        (False, None, REVOKED_AT + timedelta(days=7), "older than the 7-day retention"),
+        (True, "sure", REVOKED_AT + timedelta(days=7), "older than the 7-day retention"),
+    ],
+)
+def test_a_restore_the_revoke_does_not_allow_is_refused(
+    reissue: bool, force_reason: str | None, at: datetime, refusal: str
+) -> None:
+    with pytest.raises(BreakGlassError, match=refusal):
+        _check_restorable(ALPHA, revoke_record(1, reissue=reissue), at, force_reason)
+
+
+@pytest.mark.parametrize(("reissue", "force_reason"), [(False, None), (True, "leaked key needed back")])
+def test_a_restore_within_the_retention_is_allowed(reissue: bool, force_reason: str | None) -> None:
+    just_in_time = REVOKED_AT + timedelta(days=7) - timedelta(seconds=1)
+    _check_restorable(ALPHA, revoke_record(1, reissue=reissue), just_in_time, force_reason)

@@ -29,12 +29,16 @@ from tokenwarden.domain.plan import (
     PlanConfig,
     Unfinished,
     current_key,
+    delete_after_retention,
+    grace_ends_at,
     key_findings,
     other_keys,
+    retire_after_grace,
     rotation_days,
     rotation_due_at,
     rotation_setup,
     unfinished_rotations,
+    untracked_key,
 )
 
 ALPHA = principal("alpha")
@@ -306,6 +310,63 @@ def test_every_other_key_gets_its_own_decision():
     step = other_keys(ALPHA, inv, NOW)
     assert [(a.kind, a.credential_id) for a in step.actions] == [(ActionKind.RETIRE, "K1")]
     assert [(u.kind, u.credential_id) for u in step.upcoming] == [(ActionKind.DELETE_UNTRACKED, "K3")]
+
+
+def test_an_untracked_key_is_deleted_once_it_is_older_than_the_safety_hours():
+    young = credential("K9", created_at=NOW - hours(23))
+    action, upcoming = untracked_key("alpha", young, DEFAULT_LIFECYCLE, NOW)
+    assert action is None and upcoming is not None
+    assert (upcoming.kind, upcoming.at, upcoming.credential_id) == (
+        ActionKind.DELETE_UNTRACKED,
+        NOW + hours(1),
+        "K9",
+    )
+    action, upcoming = untracked_key("alpha", young, DEFAULT_LIFECYCLE, NOW + hours(1))
+    assert upcoming is None and action is not None
+    assert (action.kind, action.credential_id) == (ActionKind.DELETE_UNTRACKED, "K9")
+    assert (
+        action.reason == f"key {young.alias} is in no ledger record (a crash leftover) and is older than 24 h"
+    )
+
+
+def test_the_grace_counts_from_the_hand_over_or_else_from_the_switch_off():
+    superseded = entry("v1", LedgerState.PREVIOUS, superseded_at=NOW - days(3), deactivated_at=NOW - days(1))
+    assert grace_ends_at(superseded, DEFAULT_LIFECYCLE, NOW) == NOW + days(4)
+    switched_off = entry("v1", LedgerState.RETIRED, deactivated_at=NOW - days(1))
+    assert grace_ends_at(switched_off, DEFAULT_LIFECYCLE, NOW) == NOW + days(6)
+
+
+def test_a_replaced_key_is_retired_exactly_when_its_grace_ends():
+    k1 = credential("K1")
+    record = entry("v1", LedgerState.PREVIOUS, cred=k1, superseded_at=NOW - days(7))
+    action, upcoming = retire_after_grace("alpha", k1, record, DEFAULT_LIFECYCLE, NOW)
+    assert upcoming is None and action is not None
+    assert (action.kind, action.credential_id) == (ActionKind.RETIRE, "K1")
+    assert action.reason == f"key {k1.alias} was replaced {NOW - days(7):%Y-%m-%d}; its 7-day grace is over"
+    action, upcoming = retire_after_grace("alpha", k1, record, DEFAULT_LIFECYCLE, NOW - hours(1))
+    assert action is None and upcoming is not None and upcoming.at == NOW
+
+
+def test_a_switched_off_key_is_deleted_when_its_rollback_window_ends():
+    k1 = credential("K1", status="Inactive")
+    record = entry(
+        "v1", LedgerState.RETIRED, cred=k1, superseded_at=NOW - days(20), deactivated_at=NOW - days(6)
+    )
+    action, upcoming = delete_after_retention("alpha", k1, record, DEFAULT_LIFECYCLE, NOW)
+    assert action is None and upcoming is not None
+    assert (upcoming.kind, upcoming.at) == (ActionKind.DELETE, NOW + days(1))
+    action, _ = delete_after_retention("alpha", k1, record, DEFAULT_LIFECYCLE, NOW + days(1))
+    assert action is not None and action.kind is ActionKind.DELETE
+    assert action.reason == (
+        f"key {k1.alias} has been inactive since {NOW - days(6):%Y-%m-%d}; its 7-day rollback window is over"
+    )
+
+
+def test_a_key_that_expired_without_a_switch_off_is_deleted_a_retention_after_its_grace():
+    k1 = credential("K1", status="Expired")
+    record = entry("v1", LedgerState.PREVIOUS, cred=k1, superseded_at=NOW - days(10))
+    _, upcoming = delete_after_retention("alpha", k1, record, DEFAULT_LIFECYCLE, NOW)
+    assert upcoming is not None and upcoming.at == NOW - days(10) + days(7) + days(7)
 
 
 # -- step 5: findings --------------------------------------------------------------------------------

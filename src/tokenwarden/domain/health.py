@@ -32,6 +32,7 @@ record; if it keeps sending, it shows up in ``unregistered_teams`` (drift).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
@@ -220,6 +221,89 @@ def _judge(
     return HealthState.HEALTHY, None
 
 
+def _checked_record(team: str, before: TeamRecord | None) -> TeamRecord | None:
+    """The saved record, refused when a time in it is naive (it would be read in the wrong zone)."""
+    if before is not None:
+        for what, value in (("since", before.since), ("first_seen_at", before.first_seen_at)):
+            _aware(value, f"the saved {what} of {team!r}")
+    return before
+
+
+def last_sample(team: str, before: TeamRecord | None, observed: datetime | None) -> datetime | None:
+    """The newer of the saved and the observed last sample: a query window shorter than a silence
+    must not make the team forget when it last reported."""
+    saved = before.last_sample_at if before is not None else None
+    return _newest(_aware(saved, f"the saved last sample of {team!r}") if saved else None, observed)
+
+
+def next_record(
+    team: str,
+    before: TeamRecord | None,
+    state: HealthState,
+    event: TransitionEvent | None,
+    last_sample_at: datetime | None,
+    now: datetime,
+) -> TeamRecord:
+    """The record to save: ``since`` moves only with the state, ``last_alert_at`` only with an alert."""
+    if before is None:
+        return TeamRecord(
+            team=team,
+            state=state,
+            since=now,
+            first_seen_at=now,
+            last_sample_at=last_sample_at,
+            last_alert_at=now if event is not None else None,
+        )
+    return TeamRecord(
+        team=team,
+        state=state,
+        since=before.since if before.state is state else now,
+        first_seen_at=before.first_seen_at,
+        last_sample_at=last_sample_at,
+        last_alert_at=now if event is not None else before.last_alert_at,
+    )
+
+
+def minutes_since(last_sample_at: datetime | None, now: datetime) -> float | None:
+    """Minutes since the newest sample (never negative); None for a team that never reported."""
+    if last_sample_at is None:
+        return None
+    return max(0.0, (now - last_sample_at).total_seconds() / 60)
+
+
+def judge_team(
+    team: str,
+    profile: ActivityProfile,
+    before: TeamRecord | None,
+    observed: datetime | None,
+    now: datetime,
+    policy: HealthPolicy = DEFAULT_POLICY,
+) -> tuple[TeamRecord, Transition | None]:
+    """One team's new record, and the transition to announce (if any), at ``now`` (aware, UTC)."""
+    before = _checked_record(team, before)
+    newest = last_sample(team, before, observed)
+    first_seen_at = before.first_seen_at if before is not None else now
+    quiet_hours = active_hours(profile, newest or first_seen_at, now)
+    state, event = _judge(
+        before,
+        has_sample=newest is not None,
+        over_threshold=quiet_hours >= profile.silent_after_hours,
+        now=now,
+        policy=policy,
+    )
+    transition = None
+    if event is not None:
+        transition = Transition(
+            team=team,
+            event=event,
+            previous=before.state if before is not None else None,
+            current=state,
+            last_sample_at=newest,
+            silent_active_hours=quiet_hours,
+        )
+    return next_record(team, before, state, event, newest, now), transition
+
+
 def evaluate(
     registry: Registry,
     last_samples: Mapping[str, datetime],
@@ -237,62 +321,42 @@ def evaluate(
     now_utc = _aware(now, "now")
     observed = {team: _aware(at, f"the last sample of {team!r}") for team, at in last_samples.items()}
     profiles = team_profiles(registry)
-    records: dict[str, TeamRecord] = {}
-    transitions: list[Transition] = []
-    minutes: dict[str, float | None] = {}
-    for team in sorted(profiles):
-        profile = profiles[team]
-        before = previous.get(team)
-        if before is not None:
-            for what, value in (("since", before.since), ("first_seen_at", before.first_seen_at)):
-                _aware(value, f"the saved {what} of {team!r}")
-        saved_sample = before.last_sample_at if before is not None else None
-        last_sample = _newest(
-            _aware(saved_sample, f"the saved last sample of {team!r}") if saved_sample else None,
-            observed.get(team),
-        )
-        first_seen_at = before.first_seen_at if before is not None else now_utc
-        quiet_hours = active_hours(profile, last_sample or first_seen_at, now_utc)
-        state, event = _judge(
-            before,
-            has_sample=last_sample is not None,
-            over_threshold=quiet_hours >= profile.silent_after_hours,
-            now=now_utc,
-            policy=policy,
-        )
-        if event is not None:
-            transitions.append(
-                Transition(
-                    team=team,
-                    event=event,
-                    previous=before.state if before is not None else None,
-                    current=state,
-                    last_sample_at=last_sample,
-                    silent_active_hours=quiet_hours,
-                )
-            )
-        keep_since = before is not None and before.state is state
-        records[team] = TeamRecord(
-            team=team,
-            state=state,
-            since=before.since if before is not None and keep_since else now_utc,
-            first_seen_at=first_seen_at,
-            last_sample_at=last_sample,
-            last_alert_at=now_utc if event is not None else (before.last_alert_at if before else None),
-        )
-        minutes[team] = (
-            max(0.0, (now_utc - last_sample).total_seconds() / 60) if last_sample is not None else None
-        )
-    unregistered = sorted(set(observed) - set(profiles) - {UNATTRIBUTED})
+    judged = [
+        judge_team(team, profiles[team], previous.get(team), observed.get(team), now_utc, policy)
+        for team in sorted(profiles)
+    ]
     return Evaluation(
-        records=records,
-        transitions=tuple(transitions),
-        unregistered_teams=tuple(unregistered),
-        minutes_since_last_sample=minutes,
+        records={record.team: record for record, _ in judged},
+        transitions=tuple(transition for _, transition in judged if transition is not None),
+        unregistered_teams=tuple(sorted(set(observed) - set(profiles) - {UNATTRIBUTED})),
+        minutes_since_last_sample={
+            record.team: minutes_since(record.last_sample_at, now_utc) for record, _ in judged
+        },
     )
 
 
 # --- Likely causes ------------------------------------------------------------------------------------
+
+Cause = tuple[datetime, str]
+"""A key event that may explain a silence: when it happened, and what to tell the team."""
+
+
+@dataclass(frozen=True)
+class CauseWindow:
+    """Which key events count as causes: those after the last sample or at most ``window`` before it."""
+
+    last_sample_at: datetime
+    window: timedelta
+
+    def relevant(self, at: datetime | None) -> datetime | None:
+        """``at`` in UTC when it falls in the window, else None."""
+        if at is None:
+            return None
+        at_utc = _aware(at, "a ledger time")
+        return at_utc if at_utc >= self.last_sample_at - self.window else None
+
+    def relative(self, at: datetime) -> str:
+        return _relative(at, self.last_sample_at)
 
 
 def _when(at: datetime) -> str:
@@ -313,6 +377,10 @@ def _is_revoke(entry: LedgerEntry) -> bool:
     return entry.revoked_at is not None or (entry.reason is not None and "revoke" in entry.reason.lower())
 
 
+def _is_current(entry: LedgerEntry, current: Credential | None) -> bool:
+    return current is not None and entry.credential_id == current.id
+
+
 def _previous_key(
     entry: LedgerEntry, activated_at: datetime, entries: Iterable[LedgerEntry]
 ) -> LedgerEntry | None:
@@ -323,6 +391,149 @@ def _previous_key(
         if e.principal == entry.principal and e.activated_at is not None and e.activated_at < activated_at
     ]
     return max(earlier, key=lambda item: item[0])[1] if earlier else None
+
+
+def revoke_cause(entry: LedgerEntry, window: CauseWindow) -> Cause | None:
+    """A person cut this key off (``tokenwarden revoke``) in the window."""
+    at = window.relevant(entry.revoked_at or entry.deactivated_at or entry.deleted_at)
+    if at is None:
+        return None
+    by = f" by {entry.revoked_by}" if entry.revoked_by else ""
+    why = f" ({entry.reason})" if entry.reason else ""
+    return (
+        at,
+        f"key {_name(entry)} was revoked{by}{why} at {_when(at)}, {window.relative(at)}: "
+        "every export with it is refused",
+    )
+
+
+def revoke_causes(entries: Iterable[LedgerEntry], window: CauseWindow | None) -> list[Cause]:
+    if window is None:
+        return []
+    return [cause for e in entries if _is_revoke(e) and (cause := revoke_cause(e, window)) is not None]
+
+
+def current_revoked(
+    entries: Iterable[LedgerEntry], current: Credential | None, window: CauseWindow | None
+) -> bool:
+    """The current key's own revoke is a cause: its being Inactive says nothing more."""
+    if window is None:
+        return False
+    return any(_is_revoke(e) and _is_current(e, current) and revoke_cause(e, window) for e in entries)
+
+
+def retirement_cause(entry: LedgerEntry, window: CauseWindow) -> Cause | None:
+    """A key that is not current was deactivated, or deleted while still active, in the window."""
+    deactivated = window.relevant(entry.deactivated_at)
+    if deactivated is not None:
+        return (
+            deactivated,
+            f"previous key {_name(entry)} was deactivated at {_when(deactivated)} "
+            f"({window.relative(deactivated)}): laptops that never picked up the new key "
+            "are now refused",
+        )
+    deleted = window.relevant(entry.deleted_at) if entry.deactivated_at is None else None
+    if deleted is not None:
+        return (
+            deleted,
+            f"key {_name(entry)} was deleted while still active at {_when(deleted)} "
+            f"({window.relative(deleted)}): laptops still using it are refused",
+        )
+    return None
+
+
+def retirement_causes(
+    entries: Iterable[LedgerEntry], current: Credential | None, window: CauseWindow | None
+) -> list[Cause]:
+    """Retired or deleted keys other than the current one (revokes are their own cause)."""
+    if window is None:
+        return []
+    return [
+        cause
+        for e in entries
+        if not _is_revoke(e) and not _is_current(e, current) and e.activated_at is not None
+        if (cause := retirement_cause(e, window)) is not None
+    ]
+
+
+def rotation_cause(
+    entry: LedgerEntry, activated: datetime, entries: Iterable[LedgerEntry], window: CauseWindow
+) -> Cause | None:
+    """``entry``'s key became current in the window, replacing its principal's key before it."""
+    rotated = window.relevant(activated)
+    if rotated is None:
+        return None
+    old = _previous_key(entry, activated, entries)
+    was = (
+        f"key {_name(old)} was rotated to {_name(entry)}"
+        if old is not None
+        else f"key {_name(entry)} was rotated in"
+    )
+    return (
+        rotated,
+        f"{was} at {_when(rotated)}, {window.relative(rotated)}: laptops may still use the old key",
+    )
+
+
+def rotation_causes(entries: Sequence[LedgerEntry], window: CauseWindow | None) -> list[Cause]:
+    """Keys that became current in the window, each principal's first key excepted."""
+    if window is None:
+        return []
+    first_activation = {
+        principal: min(e.activated_at for e in entries if e.principal == principal and e.activated_at)
+        for principal in {e.principal for e in entries if e.activated_at is not None}
+    }
+    causes: list[Cause] = []
+    for entry in entries:
+        activated = entry.activated_at
+        if activated is None or activated == first_activation.get(entry.principal):
+            continue
+        cause = rotation_cause(entry, activated, entries, window)
+        if cause is not None:
+            causes.append(cause)
+    return causes
+
+
+def unusable_key_cause(current: Credential | None, revoked: bool, now: datetime) -> str | None:
+    """The current key cannot be used: missing, expired, or Inactive (unless a revoke already said so)."""
+    if current is None:
+        return "no current key: nothing the team sends can be accepted"
+    expires_at = _aware(current.expires_at, "the key's expiry") if current.expires_at else None
+    if current.status == "Expired" or (expires_at is not None and expires_at <= now):
+        when = f" at {_when(expires_at)}" if expires_at is not None else ""
+        return f"current key {current.alias} expired{when}: every export with it is refused"
+    if current.status == "Inactive" and not revoked:
+        return f"current key {current.alias} is Inactive: every export with it is refused"
+    return None
+
+
+def expiring_key_cause(current: Credential | None, now: datetime, window: timedelta) -> str | None:
+    """The current key still works, but expires within ``window``."""
+    if current is None or current.status == "Expired" or current.expires_at is None:
+        return None
+    expires_at = _aware(current.expires_at, "the key's expiry")
+    if expires_at <= now or expires_at - now > window:
+        return None
+    hours = (expires_at - now).total_seconds() / 3600
+    return (
+        f"current key {current.alias} expires at {_when(expires_at)} (in {hours:.1f} h): "
+        "it needs a rotation now"
+    )
+
+
+def current_key_causes(
+    current: Credential | None, revoked: bool, now: datetime, window: timedelta
+) -> tuple[list[str], list[str]]:
+    """What the current key's own state explains: (unusable, expiring), at most one of them."""
+    unusable = unusable_key_cause(current, revoked, now)
+    if unusable is not None:
+        return [unusable], []
+    expiring = expiring_key_cause(current, now, window)
+    return [], [expiring] if expiring is not None else []
+
+
+def _newest_first(found: list[Cause]) -> list[str]:
+    return [text for _, text in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
 def likely_causes(
@@ -344,101 +555,21 @@ def likely_causes(
     old key), then a current key about to expire. Within a kind, the newest event first.
     """
     now_utc = _aware(now, "now")
-    reference = _aware(last_sample_at, "last_sample_at") if last_sample_at is not None else None
-    window = timedelta(hours=policy.cause_window_hours)
-
-    def relevant(at: datetime | None) -> datetime | None:
-        if at is None or reference is None:
-            return None
-        at_utc = _aware(at, "a ledger time")
-        return at_utc if at_utc >= reference - window else None
-
-    revokes: list[tuple[datetime, str]] = []
-    retirements: list[tuple[datetime, str]] = []
-    rotations: list[tuple[datetime, str]] = []
-    revoked_current = False
-    first_activation = {
-        principal: min(e.activated_at for e in entries if e.principal == principal and e.activated_at)
-        for principal in {e.principal for e in entries if e.activated_at is not None}
-    }
-    for entry in entries:
-        is_current = current is not None and entry.credential_id == current.id
-        if _is_revoke(entry):
-            at = relevant(entry.revoked_at or entry.deactivated_at or entry.deleted_at)
-            if at is not None and reference is not None:
-                by = f" by {entry.revoked_by}" if entry.revoked_by else ""
-                why = f" ({entry.reason})" if entry.reason else ""
-                revokes.append(
-                    (
-                        at,
-                        f"key {_name(entry)} was revoked{by}{why} at {_when(at)}, {_relative(at, reference)}: "
-                        "every export with it is refused",
-                    )
-                )
-                revoked_current = revoked_current or is_current
-        elif not is_current and entry.activated_at is not None:
-            deactivated = relevant(entry.deactivated_at)
-            deleted = relevant(entry.deleted_at) if entry.deactivated_at is None else None
-            if deactivated is not None and reference is not None:
-                retirements.append(
-                    (
-                        deactivated,
-                        f"previous key {_name(entry)} was deactivated at {_when(deactivated)} "
-                        f"({_relative(deactivated, reference)}): laptops that never picked up the new key "
-                        "are now refused",
-                    )
-                )
-            elif deleted is not None and reference is not None:
-                retirements.append(
-                    (
-                        deleted,
-                        f"key {_name(entry)} was deleted while still active at {_when(deleted)} "
-                        f"({_relative(deleted, reference)}): laptops still using it are refused",
-                    )
-                )
-        activated = entry.activated_at
-        if activated is not None and activated != first_activation.get(entry.principal):
-            rotated = relevant(activated)
-            if rotated is not None and reference is not None:
-                old = _previous_key(entry, activated, entries)
-                was = (
-                    f"key {_name(old)} was rotated to {_name(entry)}"
-                    if old is not None
-                    else f"key {_name(entry)} was rotated in"
-                )
-                rotations.append(
-                    (
-                        rotated,
-                        f"{was} at {_when(rotated)}, {_relative(rotated, reference)}: "
-                        "laptops may still use the old key",
-                    )
-                )
-
-    unusable: list[str] = []
-    expiring: list[str] = []
-    if current is None:
-        unusable.append("no current key: nothing the team sends can be accepted")
-    else:
-        expires_at = _aware(current.expires_at, "the key's expiry") if current.expires_at else None
-        if current.status == "Expired" or (expires_at is not None and expires_at <= now_utc):
-            when = f" at {_when(expires_at)}" if expires_at is not None else ""
-            unusable.append(f"current key {current.alias} expired{when}: every export with it is refused")
-        elif current.status == "Inactive" and not revoked_current:
-            unusable.append(f"current key {current.alias} is Inactive: every export with it is refused")
-        elif expires_at is not None and expires_at - now_utc <= window:
-            hours = (expires_at - now_utc).total_seconds() / 3600
-            expiring.append(
-                f"current key {current.alias} expires at {_when(expires_at)} (in {hours:.1f} h): "
-                "it needs a rotation now"
-            )
-
-    def newest_first(found: list[tuple[datetime, str]]) -> list[str]:
-        return [text for _, text in sorted(found, key=lambda item: item[0], reverse=True)]
-
+    span = timedelta(hours=policy.cause_window_hours)
+    window = (
+        CauseWindow(last_sample_at=_aware(last_sample_at, "last_sample_at"), window=span)
+        if last_sample_at is not None
+        else None
+    )
+    revokes = revoke_causes(entries, window)
+    retirements = retirement_causes(entries, current, window)
+    rotations = rotation_causes(entries, window)
+    revoked = current_revoked(entries, current, window)
+    unusable, expiring = current_key_causes(current, revoked, now_utc, span)
     return [
-        *newest_first(revokes),
+        *_newest_first(revokes),
         *unusable,
-        *newest_first(retirements),
-        *newest_first(rotations),
+        *_newest_first(retirements),
+        *_newest_first(rotations),
         *expiring,
     ]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -269,25 +269,37 @@ def is_tokenwarden_policy(document: Mapping[str, Any]) -> bool:
     ) and (_is_deny(change, CHANGE_ACTIONS, {"ArnNotLike": {PRINCIPAL_ARN}}, {}))
 
 
-def _is_deny(
-    statement: Mapping[str, Any],
-    actions: tuple[str, ...],
-    required: Mapping[str, set[str]],
-    optional: Mapping[str, set[str]],
-) -> bool:
-    if set(statement) - {"Sid", "Effect", "Principal", "Action", "Resource", "Condition"}:
-        return False
-    if statement.get("Effect") != "Deny" or statement.get("Principal") != ["*"]:
-        return False
-    if statement.get("Action") != sorted(actions) or statement.get("Resource") != ["*"]:
-        return False
-    condition = statement.get("Condition")
-    if not isinstance(condition, dict):
-        return False
+_STATEMENT_KEYS = frozenset({"Sid", "Effect", "Principal", "Action", "Resource", "Condition"})
+
+
+def only_statement_keys(statement: Mapping[str, Any]) -> bool:
+    """No key beyond the ones TokenWarden writes (a NotAction or NotPrincipal would change the meaning)."""
+    return not set(statement) - _STATEMENT_KEYS
+
+
+def denies_everyone(statement: Mapping[str, Any], actions: tuple[str, ...]) -> bool:
+    """A Deny of exactly ``actions`` on the secret, to every principal."""
+    return (
+        statement.get("Effect") == "Deny"
+        and statement.get("Principal") == ["*"]
+        and statement.get("Action") == sorted(actions)
+        and statement.get("Resource") == ["*"]
+    )
+
+
+def has_required_conditions(condition: Mapping[str, Any], required: Mapping[str, set[str]]) -> bool:
+    """Every required operator, on exactly its keys, each with a value."""
     for operator, keys in required.items():
         values = condition.get(operator)
         if not isinstance(values, dict) or set(values) != keys or any(v is None for v in values.values()):
             return False
+    return True
+
+
+def only_optional_conditions(
+    condition: Mapping[str, Any], required: Mapping[str, set[str]], optional: Mapping[str, set[str]]
+) -> bool:
+    """Any other operator is an allowed optional one, on exactly its keys, each with one value."""
     for operator, values in condition.items():
         if operator in required:
             continue
@@ -296,6 +308,24 @@ def _is_deny(
         if any(v is None or len(v) != 1 for v in values.values()):
             return False
     return True
+
+
+def _is_deny(
+    statement: Mapping[str, Any],
+    actions: tuple[str, ...],
+    required: Mapping[str, set[str]],
+    optional: Mapping[str, set[str]],
+) -> bool:
+    """A statement of TokenWarden's shape: denies ``actions`` to everyone under the ``required``
+    conditions (the exceptions) and at most the ``optional`` ones."""
+    condition = statement.get("Condition")
+    return (
+        only_statement_keys(statement)
+        and denies_everyone(statement, actions)
+        and isinstance(condition, dict)
+        and has_required_conditions(condition, required)
+        and only_optional_conditions(condition, required, optional)
+    )
 
 
 def same_policy(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
@@ -450,43 +480,94 @@ def _judge_policy(
     return []
 
 
+def _off_path(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    if facts.path != rules.user_path:
+        return f"it is on path {facts.path[:128]}, not {rules.user_path}"
+    return None
+
+
+def _not_managed(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    if facts.tags.get(MANAGED_TAG) != MANAGED_VALUE:
+        return f"it is not tagged {MANAGED_TAG}={MANAGED_VALUE}"
+    return None
+
+
+def _another_principal(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    if facts.tags.get(PRINCIPAL_TAG) != principal:
+        return f"its tag {PRINCIPAL_TAG} does not name {principal}"
+    return None
+
+
+def _extra_managed_policies(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    extra = [p for p in facts.attached_policies if p != rules.api_key_policy_arn]
+    if extra:
+        return f"managed policies other than CloudWatchAPIKeyAccess are attached: {_shown(extra)}"
+    return None
+
+
+def _inline_policies(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    return f"it has inline policies: {_shown(facts.inline_policies)}" if facts.inline_policies else None
+
+
+def _in_groups(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    return f"it is in groups: {_shown(facts.groups)}" if facts.groups else None
+
+
+def _access_keys(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    return f"it has {facts.access_keys} access key(s)" if facts.access_keys else None
+
+
+def _console_password(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    return "it has a console password (login profile)" if facts.login_profile else None
+
+
+def _other_boundary(facts: UserFacts, principal: str, rules: OwnershipRules) -> str | None:
+    wanted = rules.permissions_boundary_arn
+    if wanted and facts.permissions_boundary not in (None, wanted):
+        return f"its permissions boundary is {facts.permissions_boundary[:160]}, not {wanted}"
+    return None
+
+
+UserCheck = Callable[[UserFacts, str, OwnershipRules], str | None]
+
+USER_CHECKS: tuple[UserCheck, ...] = (
+    _off_path,
+    _not_managed,
+    _another_principal,
+    _extra_managed_policies,
+    _inline_policies,
+    _in_groups,
+    _access_keys,
+    _console_password,
+    _other_boundary,
+)
+"""What makes a user under TokenWarden's name someone else's, in the order a refusal lists it."""
+
+
+def user_problems(facts: UserFacts, principal: str, rules: OwnershipRules) -> list[str]:
+    return [problem for check in USER_CHECKS if (problem := check(facts, principal, rules)) is not None]
+
+
+def user_fixes(facts: UserFacts, team: str | None, rules: OwnershipRules) -> list[Fix]:
+    """What TokenWarden left unfinished on its own user."""
+    fixes: list[Fix] = []
+    if rules.api_key_policy_arn not in facts.attached_policies:
+        fixes.append(Fix.ATTACH_API_KEY_POLICY)  # a run that crashed between CreateUser and AttachUserPolicy
+    if rules.permissions_boundary_arn and facts.permissions_boundary is None:
+        fixes.append(Fix.PUT_BOUNDARY)  # made before a boundary was configured: it only narrows
+    if team is not None and facts.tags.get(TEAM_TAG) != team:
+        fixes.append(Fix.TAG)
+    return fixes
+
+
 def judge_user(facts: UserFacts, principal: str, team: str | None, rules: OwnershipRules) -> Verdict:
     """Whether a user under TokenWarden's name is the one TokenWarden made: on its path, tagged,
     with the API key policy and nothing else that could use or widen a token's reach.
     `team` None: only verify (the rotation function does not know the registry)."""
-    problems: list[str] = []
-    fixes: list[Fix] = []
-    if facts.path != rules.user_path:
-        problems.append(f"it is on path {facts.path[:128]}, not {rules.user_path}")
-    if facts.tags.get(MANAGED_TAG) != MANAGED_VALUE:
-        problems.append(f"it is not tagged {MANAGED_TAG}={MANAGED_VALUE}")
-    if facts.tags.get(PRINCIPAL_TAG) != principal:
-        problems.append(f"its tag {PRINCIPAL_TAG} does not name {principal}")
-    extra = [p for p in facts.attached_policies if p != rules.api_key_policy_arn]
-    if extra:
-        problems.append(f"managed policies other than CloudWatchAPIKeyAccess are attached: {_shown(extra)}")
-    if facts.inline_policies:
-        problems.append(f"it has inline policies: {_shown(facts.inline_policies)}")
-    if facts.groups:
-        problems.append(f"it is in groups: {_shown(facts.groups)}")
-    if facts.access_keys:
-        problems.append(f"it has {facts.access_keys} access key(s)")
-    if facts.login_profile:
-        problems.append("it has a console password (login profile)")
-    wanted_boundary = rules.permissions_boundary_arn
-    if wanted_boundary and facts.permissions_boundary not in (None, wanted_boundary):
-        problems.append(
-            f"its permissions boundary is {facts.permissions_boundary[:160]}, not {wanted_boundary}"
-        )
+    problems = user_problems(facts, principal, rules)
     if problems:
         return Verdict(problems=tuple(problems))
-    if rules.api_key_policy_arn not in facts.attached_policies:
-        fixes.append(Fix.ATTACH_API_KEY_POLICY)  # a run that crashed between CreateUser and AttachUserPolicy
-    if wanted_boundary and facts.permissions_boundary is None:
-        fixes.append(Fix.PUT_BOUNDARY)  # made before a boundary was configured: it only narrows
-    if team is not None and facts.tags.get(TEAM_TAG) != team:
-        fixes.append(Fix.TAG)
-    return Verdict(fixes=tuple(fixes))
+    return Verdict(fixes=tuple(user_fixes(facts, team, rules)))
 
 
 def refusal(kind: str, name: str, verdict: Verdict) -> str:

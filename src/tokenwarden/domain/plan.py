@@ -624,6 +624,58 @@ def _rotation_blocker(
     return None
 
 
+KeyDecision = tuple[Action | None, Upcoming | None]
+"""What becomes of one key that is not the current one: the action now, or when it comes."""
+
+
+def _when_due(
+    p: str, kind: ActionKind, cred: Credential, at: datetime, now: datetime, reason: str
+) -> KeyDecision:
+    """The action once ``at`` has come, until then the upcoming one."""
+    if now >= at:
+        return Action(principal=p, kind=kind, credential_id=cred.id, reason=reason), None
+    return None, Upcoming(kind=kind, at=at, credential_id=cred.id)
+
+
+def untracked_key(p: str, cred: Credential, life: Lifecycle, now: datetime) -> KeyDecision:
+    """A key no ledger record knows (a crash leftover) is deleted once no rotation can still record it."""
+    safe_at = cred.created_at + timedelta(hours=life.untracked_safety_hours)
+    reason = (
+        f"key {cred.alias} is in no ledger record (a crash leftover) and is older than "
+        f"{life.untracked_safety_hours} h"
+    )
+    return _when_due(p, ActionKind.DELETE_UNTRACKED, cred, safe_at, now, reason)
+
+
+def grace_ends_at(entry: LedgerEntry, life: Lifecycle, now: datetime) -> datetime:
+    """When a replaced key's grace ends: ``grace_days`` after it was superseded (or switched off)."""
+    superseded = entry.superseded_at or entry.deactivated_at or now
+    return superseded + timedelta(days=life.grace_days)
+
+
+def retire_after_grace(
+    p: str, cred: Credential, entry: LedgerEntry, life: Lifecycle, now: datetime
+) -> KeyDecision:
+    """A replaced key that still works is switched off when its grace is over."""
+    superseded = entry.superseded_at or entry.deactivated_at or now
+    reason = f"key {cred.alias} was replaced {superseded:%Y-%m-%d}; its {life.grace_days}-day grace is over"
+    return _when_due(p, ActionKind.RETIRE, cred, grace_ends_at(entry, life, now), now, reason)
+
+
+def delete_after_retention(
+    p: str, cred: Credential, entry: LedgerEntry, life: Lifecycle, now: datetime
+) -> KeyDecision:
+    """A key switched off (or expired) is deleted when its rollback window is over."""
+    deactivated = entry.deactivated_at or grace_ends_at(entry, life, now)
+    reason = (
+        f"key {cred.alias} has been {cred.status.lower()} since {deactivated:%Y-%m-%d}; "
+        f"its {life.retention_days}-day rollback window is over"
+    )
+    return _when_due(
+        p, ActionKind.DELETE, cred, deactivated + timedelta(days=life.retention_days), now, reason
+    )
+
+
 def _other_key(
     p: str,
     cred: Credential,
@@ -631,65 +683,26 @@ def _other_key(
     life: Lifecycle,
     now: datetime,
     current_version: str | None,
-) -> tuple[Action | None, Upcoming | None]:
+) -> KeyDecision:
     if entry is None:
-        safe_at = cred.created_at + timedelta(hours=life.untracked_safety_hours)
-        if now >= safe_at:
-            return (
-                Action(
-                    principal=p,
-                    kind=ActionKind.DELETE_UNTRACKED,
-                    credential_id=cred.id,
-                    reason=f"key {cred.alias} is in no ledger record (a crash leftover) and is older than "
-                    f"{life.untracked_safety_hours} h",
-                ),
-                None,
-            )
-        return None, Upcoming(kind=ActionKind.DELETE_UNTRACKED, at=safe_at, credential_id=cred.id)
+        return untracked_key(p, cred, life, now)
     if entry.state in (LedgerState.CREATING, LedgerState.PENDING):
         return None, None  # an unfinished rotation: abandoned above once it times out
     if entry.state in (LedgerState.DELETED, LedgerState.ABANDONED):
-        return (
-            Action(
-                principal=p,
-                kind=ActionKind.DELETE,
-                credential_id=cred.id,
-                reason=f"key {cred.alias} should be gone",
-            ),
-            None,
+        gone = Action(
+            principal=p,
+            kind=ActionKind.DELETE,
+            credential_id=cred.id,
+            reason=f"key {cred.alias} should be gone",
         )
+        return gone, None
     if entry.superseded_at is None and entry.deactivated_at is None:
         # Still recorded as current: a rotation's finish step has not updated the ledger yet.
         # Its grace starts when RESUME_FINISH records the hand-over, never earlier.
         return None, None
-    superseded = entry.superseded_at or entry.deactivated_at or now
-    grace_end = superseded + timedelta(days=life.grace_days)
     if cred.status == "Active":
-        if now >= grace_end:
-            return (
-                Action(
-                    principal=p,
-                    kind=ActionKind.RETIRE,
-                    credential_id=cred.id,
-                    reason=f"key {cred.alias} was replaced {superseded:%Y-%m-%d}; its {life.grace_days}-day grace is over",
-                ),
-                None,
-            )
-        return None, Upcoming(kind=ActionKind.RETIRE, at=grace_end, credential_id=cred.id)
-    deactivated = entry.deactivated_at or grace_end
-    delete_at = deactivated + timedelta(days=life.retention_days)
-    if now >= delete_at:
-        return (
-            Action(
-                principal=p,
-                kind=ActionKind.DELETE,
-                credential_id=cred.id,
-                reason=f"key {cred.alias} has been {cred.status.lower()} since {deactivated:%Y-%m-%d}; "
-                f"its {life.retention_days}-day rollback window is over",
-            ),
-            None,
-        )
-    return None, Upcoming(kind=ActionKind.DELETE, at=delete_at, credential_id=cred.id)
+        return retire_after_grace(p, cred, entry, life, now)
+    return delete_after_retention(p, cred, entry, life, now)
 
 
 def _days(delta: timedelta) -> str:

@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -436,39 +436,47 @@ def _team_of(labels: Mapping[str, str], dialect: Dialect | None) -> str | None:
     return None
 
 
-def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult:
-    """Read a ``/api/v1/query`` answer whose result is an instant vector grouped by team.
-
-    With a ``dialect`` the team is read from that dialect's label only; without one,
-    ``@resource.team.id`` (CloudWatch) is tried first, then ``team.id``.
-    Raises :class:`PromQLQueryError` for ``status: error`` and :class:`PromQLResponseError` for
-    anything that is not a well-formed success answer.
-    """
+def answer_data(payload: object) -> tuple[Mapping[str, object], tuple[str, ...]]:
+    """The ``data`` of a success answer and its warnings; the server's own error as
+    :class:`PromQLQueryError`, anything else as :class:`PromQLResponseError`."""
     if not isinstance(payload, Mapping):
         raise PromQLResponseError(
             f"malformed PromQL answer: expected a JSON object, got {type(payload).__name__}"
         )
     status = payload.get("status")
     if status == "error":
-        error_type = payload.get("errorType")
-        error = payload.get("error")
-        raise PromQLQueryError(
-            error_type if isinstance(error_type, str) and error_type else "unknown",
-            error if isinstance(error, str) and error else "no error message in the answer",
-        )
+        raise query_error(payload)
     if status != "success":
         raise PromQLResponseError(
             f"malformed PromQL answer: status is {_shown(status)}, not 'success' or 'error'"
         )
-
-    raw_warnings = payload.get("warnings") or []
-    if not isinstance(raw_warnings, list):
-        raise PromQLResponseError("malformed PromQL answer: warnings is not a list")
-    warnings = tuple(_clip(w, 1000) if isinstance(w, str) else _shown(w) for w in raw_warnings)
-
+    warnings = answer_warnings(payload)
     data = payload.get("data")
     if not isinstance(data, Mapping):
         raise PromQLResponseError("malformed PromQL answer: data is missing or not an object")
+    return data, warnings
+
+
+def query_error(payload: Mapping[str, object]) -> PromQLQueryError:
+    """The refusal a ``status: error`` answer carries, with placeholders for what it leaves out."""
+    error_type = payload.get("errorType")
+    error = payload.get("error")
+    return PromQLQueryError(
+        error_type if isinstance(error_type, str) and error_type else "unknown",
+        error if isinstance(error, str) and error else "no error message in the answer",
+    )
+
+
+def answer_warnings(payload: Mapping[str, object]) -> tuple[str, ...]:
+    """The answer's warnings (CloudWatch's sign of a truncated answer), each clipped for a message."""
+    raw_warnings = payload.get("warnings") or []
+    if not isinstance(raw_warnings, list):
+        raise PromQLResponseError("malformed PromQL answer: warnings is not a list")
+    return tuple(_clip(w, 1000) if isinstance(w, str) else _shown(w) for w in raw_warnings)
+
+
+def vector_items(data: Mapping[str, object]) -> list[object]:
+    """The series of an instant-vector answer; any other result type is refused."""
     result_type = data.get("resultType")
     if result_type != "vector":
         raise PromQLResponseError(
@@ -477,48 +485,72 @@ def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult
     result = data.get("result")
     if not isinstance(result, list):
         raise PromQLResponseError("malformed PromQL answer: data.result is not a list")
+    return result
 
+
+def series_labels(item: Mapping[str, object], where: str) -> dict[str, str]:
+    """A series' labels; a missing ``metric`` is a series without labels."""
+    metric = item.get("metric", {})
+    if not isinstance(metric, Mapping):
+        raise PromQLResponseError(f"malformed PromQL answer: {where}.metric is not an object")
+    return {
+        _text(k, f"a label name in {where}"): _text(v, f"label {_shown(k)} in {where}")
+        for k, v in metric.items()
+    }
+
+
+def series_sample(
+    item: object, where: str, dialect: Dialect | None, seen: Collection[str | None] = ()
+) -> TeamSample:
+    """One series of the answer as a team's sample: labels, a time in range, and a number.
+    A team already in ``seen`` (an earlier series') is refused before the value is read."""
+    if not isinstance(item, Mapping):
+        raise PromQLResponseError(f"malformed PromQL answer: {where} is not an object")
+    labels = series_labels(item, where)
+    value = item.get("value")
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise PromQLResponseError(f"malformed PromQL answer: {where}.value is not a [time, value] pair")
+    stamp = _number(value[0], f"{where}.value[0]")
+    at = _unix_time(stamp)
+    if at is None:
+        raise PromQLResponseError(f"malformed PromQL answer: {where} has timestamp {stamp:g}, {_TIME_RANGE}")
+    team = _team_of(labels, dialect)
+    check_one_series_per_team(team, seen, dialect)
+    return TeamSample(team=team, value=_number(value[1], f"{where}.value[1]"), timestamp=at, labels=labels)
+
+
+def check_one_series_per_team(
+    team: str | None, seen: Collection[str | None], dialect: Dialect | None
+) -> None:
+    """Refuse a second series for a team (or a second without one): the query was not grouped by
+    this dialect's team label, so no series can be read as a team's."""
+    if team not in seen:
+        return
+    if team is None:
+        expected = team_label(dialect) if dialect is not None else "a team label"
+        raise PromQLResponseError(
+            f"several series of the PromQL answer lack {expected!r}: the query is not grouped "
+            "by this dialect's team label (is the dialect right for this endpoint?)"
+        )
+    raise PromQLResponseError(
+        f"the PromQL answer has two series for team {_shown(team)}: "
+        "the query is not grouped by the team label"
+    )
+
+
+def parse_vector(payload: object, dialect: Dialect | None = None) -> QueryResult:
+    """Read a ``/api/v1/query`` answer whose result is an instant vector grouped by team.
+
+    With a ``dialect`` the team is read from that dialect's label only; without one,
+    ``@resource.team.id`` (CloudWatch) is tried first, then ``team.id``.
+    Raises :class:`PromQLQueryError` for ``status: error`` and :class:`PromQLResponseError` for
+    anything that is not a well-formed success answer.
+    """
+    data, warnings = answer_data(payload)
     samples: list[TeamSample] = []
     seen: set[str | None] = set()
-    for index, item in enumerate(result):
-        where = f"data.result[{index}]"
-        if not isinstance(item, Mapping):
-            raise PromQLResponseError(f"malformed PromQL answer: {where} is not an object")
-        metric = item.get("metric", {})
-        if not isinstance(metric, Mapping):
-            raise PromQLResponseError(f"malformed PromQL answer: {where}.metric is not an object")
-        labels = {
-            _text(k, f"a label name in {where}"): _text(v, f"label {_shown(k)} in {where}")
-            for k, v in metric.items()
-        }
-        value = item.get("value")
-        if not isinstance(value, list | tuple) or len(value) != 2:
-            raise PromQLResponseError(f"malformed PromQL answer: {where}.value is not a [time, value] pair")
-        stamp = _number(value[0], f"{where}.value[0]")
-        at = _unix_time(stamp)
-        if at is None:
-            raise PromQLResponseError(
-                f"malformed PromQL answer: {where} has timestamp {stamp:g}, {_TIME_RANGE}"
-            )
-        team = _team_of(labels, dialect)
-        if team in seen:
-            if team is None:
-                expected = team_label(dialect) if dialect is not None else "a team label"
-                raise PromQLResponseError(
-                    f"several series of the PromQL answer lack {expected!r}: the query is not grouped "
-                    "by this dialect's team label (is the dialect right for this endpoint?)"
-                )
-            raise PromQLResponseError(
-                f"the PromQL answer has two series for team {_shown(team)}: "
-                "the query is not grouped by the team label"
-            )
-        seen.add(team)
-        samples.append(
-            TeamSample(
-                team=team,
-                value=_number(value[1], f"{where}.value[1]"),
-                timestamp=at,
-                labels=labels,
-            )
-        )
+    for index, item in enumerate(vector_items(data)):
+        sample = series_sample(item, f"data.result[{index}]", dialect, seen)
+        seen.add(sample.team)
+        samples.append(sample)
     return QueryResult(samples=tuple(samples), warnings=warnings, truncated=bool(warnings))

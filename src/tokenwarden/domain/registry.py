@@ -442,10 +442,12 @@ def _entry_problems(where: str, exc: ValidationError, prefix: str = "") -> list[
     return problems
 
 
-def _resolve(source: str, parsed: RegistryFile) -> Registry:
-    problems: list[str] = []
+def parse_entries(parsed: RegistryFile) -> tuple[list[tuple[int, PrincipalSpec]], set[str], list[str]]:
+    """Each entry parsed on its own: the ones that parse (with their position), the ids of those
+    that do not (a developer naming one is not reported again), and what is wrong with them."""
     specs: list[tuple[int, PrincipalSpec]] = []
     unparsed: set[str] = set()
+    problems: list[str] = []
     for index, raw in enumerate(parsed.principals):
         try:
             specs.append((index, PrincipalSpec.model_validate(raw)))
@@ -454,6 +456,12 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
             if isinstance(name, str):
                 unparsed.add(name)
             problems += _entry_problems(_entry_label(index, raw), exc)
+    return specs, unparsed, problems
+
+
+def duplicate_ids(specs: list[tuple[int, PrincipalSpec]]) -> list[str]:
+    """Every entry whose id an earlier entry already has, naming the first."""
+    problems: list[str] = []
     seen: dict[str, int] = {}
     for index, spec in specs:
         if spec.id in seen:
@@ -462,48 +470,76 @@ def _resolve(source: str, parsed: RegistryFile) -> Registry:
             )
         else:
             seen[spec.id] = index
+    return problems
+
+
+def team_problem(spec: PrincipalSpec, teams: set[str], unparsed: set[str]) -> str | None:
+    """What is wrong with the entry's `team` (a developer's names a team of the registry)."""
+    if spec.kind == "developer" and not spec.team:
+        return "a developer must name its team"
+    if spec.kind == "team" and spec.team not in (None, spec.id):
+        return "a team's `team`, if given, must be its own id"
+    if spec.kind == "developer" and spec.team not in teams and spec.team not in unparsed:
+        return f"names unknown team {_show(spec.team or '')}"
+    return None
+
+
+def effective_policy(
+    where: str, spec: PrincipalSpec, defaults: Defaults
+) -> tuple[tuple[Lifecycle, ActivityProfile, Readers] | None, list[str]]:
+    """The entry's lifecycle, activity and readers merged field by field over the defaults; the
+    first section that is invalid stops there, with its problems."""
+    try:
+        lifecycle = Lifecycle.model_validate({**defaults.lifecycle.model_dump(), **spec.lifecycle})
+    except ValidationError as exc:
+        return None, _entry_problems(where, exc, prefix="lifecycle.")
+    try:
+        activity = ActivityProfile.model_validate({**defaults.activity.model_dump(), **spec.activity})
+    except ValidationError as exc:
+        return None, _entry_problems(where, exc, prefix="activity.")
+    try:
+        readers = Readers.model_validate({**defaults.readers.model_dump(), **spec.readers})
+    except ValidationError as exc:
+        return None, _entry_problems(where, exc, prefix="readers.")
+    return (lifecycle, activity, readers), []
+
+
+def resolve_principal(
+    index: int, spec: PrincipalSpec, defaults: Defaults, teams: set[str], unparsed: set[str]
+) -> tuple[Principal | None, list[str]]:
+    """One entry as a registered principal, or what is wrong with it."""
+    where = f"principals[{index}] (id {spec.id!r})"
+    wrong_team = team_problem(spec, teams, unparsed)
+    if wrong_team is not None:
+        return None, [f"{where}, field team: {wrong_team}"]
+    policy, problems = effective_policy(where, spec, defaults)
+    if policy is None:
+        return None, problems
+    lifecycle, activity, readers = policy
+    principal = Principal(
+        id=spec.id,
+        kind=spec.kind,
+        team=spec.team or spec.id,
+        owners=spec.owners,
+        notify=spec.notify,
+        activity=activity,
+        lifecycle=lifecycle,
+        readers=readers,
+    )
+    return principal, []
+
+
+def _resolve(source: str, parsed: RegistryFile) -> Registry:
+    """The registry the file describes, or every problem found in it at once."""
+    specs, unparsed, problems = parse_entries(parsed)
+    problems += duplicate_ids(specs)
     teams = {spec.id for _, spec in specs if spec.kind == "team"}
     principals: list[Principal] = []
     for index, spec in specs:
-        where = f"principals[{index}] (id {spec.id!r})"
-        if spec.kind == "developer" and not spec.team:
-            problems.append(f"{where}, field team: a developer must name its team")
-            continue
-        if spec.kind == "team" and spec.team not in (None, spec.id):
-            problems.append(f"{where}, field team: a team's `team`, if given, must be its own id")
-            continue
-        if spec.kind == "developer" and spec.team not in teams and spec.team not in unparsed:
-            problems.append(f"{where}, field team: names unknown team {_show(spec.team or '')}")
-            continue
-        try:
-            lifecycle = Lifecycle.model_validate({**parsed.defaults.lifecycle.model_dump(), **spec.lifecycle})
-        except ValidationError as exc:
-            problems += _entry_problems(where, exc, prefix="lifecycle.")
-            continue
-        try:
-            activity = ActivityProfile.model_validate(
-                {**parsed.defaults.activity.model_dump(), **spec.activity}
-            )
-        except ValidationError as exc:
-            problems += _entry_problems(where, exc, prefix="activity.")
-            continue
-        try:
-            readers = Readers.model_validate({**parsed.defaults.readers.model_dump(), **spec.readers})
-        except ValidationError as exc:
-            problems += _entry_problems(where, exc, prefix="readers.")
-            continue
-        principals.append(
-            Principal(
-                id=spec.id,
-                kind=spec.kind,
-                team=spec.team or spec.id,
-                owners=spec.owners,
-                notify=spec.notify,
-                activity=activity,
-                lifecycle=lifecycle,
-                readers=readers,
-            )
-        )
+        principal, found = resolve_principal(index, spec, parsed.defaults, teams, unparsed)
+        problems += found
+        if principal is not None:
+            principals.append(principal)
     if problems:
         raise RegistryError(_problem_list(source, problems))
     return Registry(source=source, principals=tuple(principals), defaults=parsed.defaults)

@@ -47,6 +47,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.breakglass import EarlierRevoke, RepeatDecision, decide_key, decide_repeat, is_marked
 from tokenwarden.domain.model import (
     AWSPENDING,
     Credential,
@@ -63,8 +64,6 @@ from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.rotation import RotationEngine
 
-# A second revoke with the same reason within this window is the same revoke, run again.
-REPEAT_WINDOW = timedelta(hours=24)
 # Free text (a reason, a name typed by the caller) is one printable line of at most this many characters.
 MAX_REASON_LENGTH = 500
 MAX_CLAIM_LENGTH = 200
@@ -218,6 +217,16 @@ class RevokeRecord(_Record):
     def key(self) -> str:
         return revoke_key(self.number)
 
+    def earlier(self, restored: bool = False) -> EarlierRevoke:
+        """This revoke as the decisions about a later one read it."""
+        return EarlierRevoke(
+            number=self.number,
+            reason=self.reason,
+            revoked_at=self.revoked_at,
+            restored=restored,
+            credential_ids=frozenset(k.credential_id for k in self.keys),
+        )
+
 
 class RestoredKey(_Record):
     credential_id: str
@@ -297,12 +306,39 @@ class History:
     def restore_of(self, revoke: RevokeRecord) -> RestoreRecord | None:
         return self.restores.get(revoke.number)
 
+    def earlier(self) -> list[EarlierRevoke]:
+        """The revokes as the repeat decision reads them, in number order."""
+        return [r.earlier(restored=r.number in self.restores) for r in self.revokes]
+
+    def repeat_decision(self, reason: str, now: datetime) -> RepeatDecision:
+        return decide_repeat(self.earlier(), reason, now)
+
     def repeat_of(self, reason: str, now: datetime) -> RevokeRecord | None:
         """The revoke this one repeats: the latest with the same reason, recent and not restored."""
-        same = [r for r in self.revokes if r.reason == reason]
-        if not same or same[-1].number in self.restores or now - same[-1].revoked_at >= REPEAT_WINDOW:
-            return None
-        return same[-1]
+        return self.numbered(self.repeat_decision(reason, now).repeats)
+
+    def numbered(self, number: int | None) -> RevokeRecord | None:
+        return next((r for r in self.revokes if r.number == number), None)
+
+    def next_revoke(
+        self,
+        principal: str,
+        now: datetime,
+        actor: Actor,
+        reason: str,
+        reissue: bool,
+        keys: Iterable[RevokedKey],
+    ) -> RevokeRecord:
+        """The record of a new revoke, numbered after the latest."""
+        return RevokeRecord(
+            principal=principal,
+            number=self.next_number,
+            revoked_at=now,
+            actor=actor,
+            reason=reason,
+            reissue=reissue,
+            keys=tuple(keys),
+        )
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -340,9 +376,6 @@ class RestoreResult(BaseModel):
     forced: bool = False
     force_reason: str | None = None
     provenance: Actor | None = None
-
-
-_LIVE_STATES = (LedgerState.CURRENT, LedgerState.PREVIOUS)
 
 
 @dataclass
@@ -405,46 +438,23 @@ class BreakGlass:
         current_version = secret.current_version if secret else None
         by_credential = {e.credential_id: e for e in self.ledger.entries(principal.id) if e.credential_id}
         history = self._history(principal.id)
-        repeat = history.repeat_of(reason, now)
+        decision = history.repeat_decision(reason, now)
+        repeat = history.numbered(decision.repeats)
         creds = self.iam.list_user_credentials(user)
         targets = self._targets(creds, by_credential, repeat)
-        for cred in targets:
-            if cred.status == "Active":
-                self.iam.set_credential_status(user, cred.id, active=False)
+        self._switch_off(user, targets)
         keys = [_revoked_key(c, by_credential.get(c.id), current_version) for c in targets]
-        if reissue and repeat is None:
+        if decision.takes_held_off(reissue):
             keys += _held_off(history, creds, by_credential, current_version, {c.id for c in targets})
-        record = None
-        if keys:
-            record = RevokeRecord(
-                principal=principal.id,
-                number=history.next_number,
-                revoked_at=now,
-                actor=actor,
-                reason=reason,
-                reissue=reissue,
-                keys=tuple(keys),
-            )
-            if not self._append(principal.id, record):
-                raise BreakGlassFailed(
-                    f"the keys of {principal.id} are switched off, but another run recorded a revoke at the "
-                    "same moment. Run this revoke again: it records what is missing"
-                )
-            if targets:
-                count("KeysRevoked", len(targets))
+        record = history.next_revoke(principal.id, now, actor, reason, reissue, keys) if keys else None
+        if record is not None:
+            self._append_revoke(record)
+        if targets:
+            count("KeysRevoked", len(targets))
         for rec in (r for r in (record, repeat) if r is not None):
             self._finish_revoke(principal, rec, by_credential)
         done = record or repeat
-        logger.warning(
-            "revoke",
-            extra={
-                "principal": principal.id,
-                "actor": actor.model_dump(exclude_none=True),
-                "reason": reason,
-                "revoke": done.number if done else None,
-                "keys": [c.id for c in targets],
-            },
-        )
+        _log_revoke(principal, actor, reason, done, targets)
         reissued, in_progress = self._reissue(principal, owner, now) if reissue else (None, False)
         return RevokeResult(
             principal=principal.id,
@@ -453,45 +463,40 @@ class BreakGlass:
             revoked=tuple(c.id for c in targets),
             reissued=reissued,
             reissue_in_progress=in_progress,
-            repeated=repeat is not None and not targets,
+            repeated=decision.reports_repeated(len(targets)),
             revoke=done.number if done else None,
             provenance=actor,
         )
+
+    def _switch_off(self, user: str, targets: Iterable[Credential]) -> None:
+        """Switch the keys off first: a leaked key must stop working even if the process dies next."""
+        for cred in targets:
+            if cred.status == "Active":
+                self.iam.set_credential_status(user, cred.id, active=False)
+
+    def _append_revoke(self, record: RevokeRecord) -> None:
+        if not self._append(record.principal, record):
+            raise BreakGlassFailed(
+                f"the keys of {record.principal} are switched off, but another run recorded a revoke at the "
+                "same moment. Run this revoke again: it records what is missing"
+            )
 
     @staticmethod
     def _targets(
         creds: list[Credential], by_credential: Mapping[str, LedgerEntry], repeat: RevokeRecord | None
     ) -> list[Credential]:
         """The keys this revoke takes: every Active key, and every key a run killed after switching
-        it off left unrecorded (Inactive, yet recorded live and not revoked). A repeat leaves alone
-        the keys it already took and the replacement its first run issued."""
-        listed = {k.credential_id for k in repeat.keys} if repeat else set()
-        taken: list[Credential] = []
-        for cred in creds:
-            known = by_credential.get(cred.id)
-            if cred.id in listed:
-                continue
-            if repeat is not None and (known.created_at if known else cred.created_at) >= repeat.revoked_at:
-                continue  # issued by the first run's reissue: the same revoke must not take it
-            stranded = (
-                cred.status == "Inactive"
-                and known is not None
-                and known.state in _LIVE_STATES
-                and known.revoked_at is None
-                and known.deactivated_at is None
-            )
-            if cred.status == "Active" or stranded:
-                taken.append(cred)
-        return taken
+        it off left unrecorded. A repeat leaves alone the keys it already took and the replacement
+        its first run issued (domain/breakglass.py decides each key)."""
+        earlier = repeat.earlier() if repeat is not None else None
+        return [cred for cred in creds if decide_key(cred, by_credential.get(cred.id), earlier).taken]
 
     def _finish_revoke(
         self, principal: Principal, record: RevokeRecord, by_credential: Mapping[str, LedgerEntry]
     ) -> None:
         """Announce the revoke and mark its key records, unless an earlier run already did."""
         unmarked = [
-            k
-            for k in record.keys
-            if (e := by_credential.get(k.credential_id)) is None or e.revoked_at != record.revoked_at
+            k for k in record.keys if not is_marked(by_credential.get(k.credential_id), record.revoked_at)
         ]
         if not unmarked:
             return
@@ -671,49 +676,16 @@ class BreakGlass:
         force_reason: str | None,
     ) -> RestoreRecord:
         """Which of the revoke's keys come back, and until when; refused when nothing may."""
-        name = _revoke_name(principal.id, revoke)
-        if revoke.reissue and force_reason is None:
-            raise BreakGlassError(
-                f"{name} issued a replacement (--reissue), so its key is treated as leaked and stays off; "
-                "nothing was changed. To re-activate it anyway, until the grace it had ends: "
-                f"`tokenwarden restore {principal.id} --force --reason '...'`"
-            )
-        if force_reason is not None and not revoke.reissue:
-            raise BreakGlassError(
-                f"--force is for a revoke that issued a replacement, and {name} did not; "
-                "nothing was changed. Run the restore without --force"
-            )
-        retention = timedelta(days=principal.lifecycle.retention_days)
-        if now - revoke.revoked_at >= retention:
-            raise BreakGlassError(
-                f"{name} is older than the {principal.lifecycle.retention_days}-day retention: its keys "
-                "are deleted (or about to be); nothing was changed"
-            )
-        keys: list[RestoredKey] = []
-        for key in revoke.keys:
-            cred = creds.get(key.credential_id)
-            if cred is None or cred.status == "Expired":
-                continue  # deleted or expired since: nothing to bring back
-            current = key.version_id == current_version
-            until = cred.expires_at
-            if not current:
-                grace_end = self._grace_end(principal, revoke, key)
-                if grace_end <= now:
-                    continue  # its grace, as recorded, is over: it stays off
-                until = min(grace_end, until) if until is not None else grace_end
-            keys.append(
-                RestoredKey(
-                    credential_id=key.credential_id,
-                    alias=key.alias,
-                    version_id=key.version_id,
-                    current=current,
-                    active_until=until,
-                )
-            )
+        _check_restorable(principal, revoke, now, force_reason)
+        found = (
+            self._restorable(principal, revoke, key, creds.get(key.credential_id), current_version, now)
+            for key in revoke.keys
+        )
+        keys = [key for key in found if key is not None]
         if not keys:
             raise BreakGlassError(
-                f"{name} has no key left to restore (deleted, expired, or past the grace it had); "
-                "nothing was changed"
+                f"{_revoke_name(principal.id, revoke)} has no key left to restore (deleted, expired, or past "
+                "the grace it had); nothing was changed"
             )
         keys.sort(key=lambda k: not k.current)  # the current key first
         return RestoreRecord(
@@ -724,6 +696,33 @@ class BreakGlass:
             forced=force_reason is not None,
             force_reason=force_reason,
             keys=tuple(keys),
+        )
+
+    def _restorable(
+        self,
+        principal: Principal,
+        revoke: RevokeRecord,
+        key: RevokedKey,
+        cred: Credential | None,
+        current_version: str | None,
+        now: datetime,
+    ) -> RestoredKey | None:
+        """The key as it comes back, or None: deleted or expired since, or (not current) past its grace."""
+        if cred is None or cred.status == "Expired":
+            return None  # deleted or expired since: nothing to bring back
+        current = key.version_id == current_version
+        until = cred.expires_at
+        if not current:
+            grace_end = self._grace_end(principal, revoke, key)
+            if grace_end <= now:
+                return None  # its grace, as recorded, is over: it stays off
+            until = min(grace_end, until) if until is not None else grace_end
+        return RestoredKey(
+            credential_id=key.credential_id,
+            alias=key.alias,
+            version_id=key.version_id,
+            current=current,
+            active_until=until,
         )
 
     def _grace_end(self, principal: Principal, revoke: RevokeRecord, key: RevokedKey) -> datetime:
@@ -783,6 +782,30 @@ class BreakGlass:
         )
 
 
+def _check_restorable(
+    principal: Principal, revoke: RevokeRecord, now: datetime, force_reason: str | None
+) -> None:
+    """Refuse a restore the revoke does not allow: a leaked key without --force, --force without a
+    leaked key, or a revoke past the retention (its keys are deleted)."""
+    name = _revoke_name(principal.id, revoke)
+    if revoke.reissue and force_reason is None:
+        raise BreakGlassError(
+            f"{name} issued a replacement (--reissue), so its key is treated as leaked and stays off; "
+            "nothing was changed. To re-activate it anyway, until the grace it had ends: "
+            f"`tokenwarden restore {principal.id} --force --reason '...'`"
+        )
+    if force_reason is not None and not revoke.reissue:
+        raise BreakGlassError(
+            f"--force is for a revoke that issued a replacement, and {name} did not; "
+            "nothing was changed. Run the restore without --force"
+        )
+    if now - revoke.revoked_at >= timedelta(days=principal.lifecycle.retention_days):
+        raise BreakGlassError(
+            f"{name} is older than the {principal.lifecycle.retention_days}-day retention: its keys "
+            "are deleted (or about to be); nothing was changed"
+        )
+
+
 def _revoke_name(principal: str, revoke: RevokeRecord) -> str:
     return (
         f"revoke #{revoke.number} of {principal} ({revoke.revoked_at:%Y-%m-%d %H:%M} UTC by "
@@ -811,6 +834,21 @@ def _held_off(
         and (entry := by_credential.get(key.credential_id)) is not None
         and entry.revoked_at == latest.revoked_at
     ]
+
+
+def _log_revoke(
+    principal: Principal, actor: Actor, reason: str, done: RevokeRecord | None, targets: Iterable[Credential]
+) -> None:
+    logger.warning(
+        "revoke",
+        extra={
+            "principal": principal.id,
+            "actor": actor.model_dump(exclude_none=True),
+            "reason": reason,
+            "revoke": done.number if done else None,
+            "keys": [c.id for c in targets],
+        },
+    )
 
 
 def _revoked_key(cred: Credential, entry: LedgerEntry | None, current_version: str | None) -> RevokedKey:

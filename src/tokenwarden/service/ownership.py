@@ -94,15 +94,8 @@ class Custody:
 
     def _secure_user(self, principal: Principal, create: bool, repair: bool) -> tuple[str, ...]:
         name = self.naming.user_name(principal.id)
-        if create:
-            tags = {
-                "tokenwarden:principal": principal.id,
-                TEAM_TAG: principal.team,
-                MANAGED_TAG: MANAGED_VALUE,
-            }
-            if self.iam.create_user(name, self.naming.user_path, tags, self.rules.permissions_boundary_arn):
-                self.iam.attach_api_key_policy(name)
-                return ("create_user",)
+        if create and self._create_user(name, principal):
+            return ("create_user",)
         facts = self.iam.inspect_user(name)
         if facts is None:
             if create:
@@ -114,14 +107,29 @@ class Custody:
         if not repair:
             return ()
         for fix in verdict.fixes:
-            if fix == Fix.ATTACH_API_KEY_POLICY:
-                self.iam.attach_api_key_policy(name)
-            elif fix == Fix.PUT_BOUNDARY and self.rules.permissions_boundary_arn:
-                self.iam.put_boundary(name, self.rules.permissions_boundary_arn)
-            elif fix == Fix.TAG:
-                # The managed-by tag travels with every TagUser: the role allows no other.
-                self.iam.tag_user(name, {TEAM_TAG: principal.team, MANAGED_TAG: MANAGED_VALUE})
+            self._fix_user(name, principal, fix)
         return tuple(f"user_{fix.value}" for fix in verdict.fixes)
+
+    def _create_user(self, name: str, principal: Principal) -> bool:
+        """Create the user with its tags, boundary and API key policy; False when it already exists."""
+        tags = {
+            "tokenwarden:principal": principal.id,
+            TEAM_TAG: principal.team,
+            MANAGED_TAG: MANAGED_VALUE,
+        }
+        if not self.iam.create_user(name, self.naming.user_path, tags, self.rules.permissions_boundary_arn):
+            return False
+        self.iam.attach_api_key_policy(name)
+        return True
+
+    def _fix_user(self, name: str, principal: Principal, fix: Fix) -> None:
+        if fix == Fix.ATTACH_API_KEY_POLICY:
+            self.iam.attach_api_key_policy(name)
+        elif fix == Fix.PUT_BOUNDARY and self.rules.permissions_boundary_arn:
+            self.iam.put_boundary(name, self.rules.permissions_boundary_arn)
+        elif fix == Fix.TAG:
+            # The managed-by tag travels with every TagUser: the role allows no other.
+            self.iam.tag_user(name, {TEAM_TAG: principal.team, MANAGED_TAG: MANAGED_VALUE})
 
     # -- the secret -------------------------------------------------------------------------
 
@@ -137,41 +145,60 @@ class Custody:
         name = self.naming.secret_name(principal.id)
         wanted = self.wanted_policy(principal)
         done: list[str] = []
-        if create and self.secrets.create(
-            name,
-            {**secret_tags, MANAGED_TAG: MANAGED_VALUE},
-            self.rules.secrets_kms_key_id or "",
-            description,
-        ):
+        if create and self._create_secret(name, secret_tags, description):
             done.append("create_secret")
-        facts = self.secrets.inspect(name)
+        facts = self._inspect_secret(name, create)
         if facts is None:
-            if create:
-                raise RuntimeError(f"secret {name} vanished right after it was found; next run")
             return ()
         if facts.deleted:
             self._judged(facts, principal, wanted, history)  # tag and key, before restoring anything
             if not create:
                 return ()  # offboarding: it stays scheduled for deletion
-            self.secrets.restore(facts.arn)
+            facts = self._restore_secret(name, facts.arn)
             done.append("restore_secret")
-            facts = self.secrets.inspect(name)
-            if facts is None:
-                raise RuntimeError(f"secret {name} vanished right after it was restored; next run")
         verdict = self._judged(facts, principal, wanted, history)
         if not repair:
             return tuple(done)
-        for fix in verdict.fixes:
-            if fix == Fix.REKEY_SECRET and self.rules.secrets_kms_key_id:
-                self.secrets.rekey(facts.arn, self.rules.secrets_kms_key_id)
-            elif fix == Fix.PUT_POLICY:
-                self.secrets.put_policy(facts.arn, wanted)
-            done.append(f"secret_{fix.value}")
-        # The digest last: it says the policy was verified (a crash before it only costs a re-check).
+        done += [self._fix_secret(facts.arn, fix, wanted) for fix in verdict.fixes]
+        self._tag_secret(facts, secret_tags, wanted)
+        return tuple(done)
+
+    def _create_secret(self, name: str, secret_tags: Mapping[str, str], description: str) -> bool:
+        """Create the secret, tagged and under the secrets key; False when it already exists."""
+        return self.secrets.create(
+            name,
+            {**secret_tags, MANAGED_TAG: MANAGED_VALUE},
+            self.rules.secrets_kms_key_id or "",
+            description,
+        )
+
+    def _inspect_secret(self, name: str, create: bool) -> SecretFacts | None:
+        """The secret's facts; one that was just made (or found by CreateSecret) and is gone stops the run."""
+        facts = self.secrets.inspect(name)
+        if facts is None and create:
+            raise RuntimeError(f"secret {name} vanished right after it was found; next run")
+        return facts
+
+    def _restore_secret(self, name: str, arn: str) -> SecretFacts:
+        """Cancel the secret's scheduled deletion (onboarding again), and read it back."""
+        self.secrets.restore(arn)
+        facts = self.secrets.inspect(name)
+        if facts is None:
+            raise RuntimeError(f"secret {name} vanished right after it was restored; next run")
+        return facts
+
+    def _fix_secret(self, arn: str, fix: Fix, wanted: dict[str, Any]) -> str:
+        if fix == Fix.REKEY_SECRET and self.rules.secrets_kms_key_id:
+            self.secrets.rekey(arn, self.rules.secrets_kms_key_id)
+        elif fix == Fix.PUT_POLICY:
+            self.secrets.put_policy(arn, wanted)
+        return f"secret_{fix.value}"
+
+    def _tag_secret(self, facts: SecretFacts, secret_tags: Mapping[str, str], wanted: dict[str, Any]) -> None:
+        """The digest last: it says the policy was verified (a crash before it only costs a re-check)."""
         tags = {**secret_tags, MANAGED_TAG: MANAGED_VALUE, POLICY_TAG: policy_digest(wanted)}
         if any(facts.tags.get(k) != v for k, v in tags.items()):
             self.secrets.tag(facts.arn, tags)
-        return tuple(done)
 
     def _judged(
         self, facts: SecretFacts, principal: Principal, wanted: dict[str, Any], history: bool

@@ -19,7 +19,7 @@ from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
 from tokenwarden.domain.registry import Principal, load_registry
 from tokenwarden.observability import logger
-from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
+from tokenwarden.service.breakglass import BreakGlass
 from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
@@ -180,11 +180,9 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Any) -> Reco
 def breakglass_for(
     settings: Settings, principal_id: str
 ) -> tuple[Principal, BreakGlass, SystemClock | StackClock]:
-    """A break-glass function's composition: the registered principal (BreakGlassError when the
+    """A break-glass function's composition: the registered principal (RegistryError when the
     registry does not name it), the BreakGlass object and the clock."""
-    principal = load_registry(settings.registry_path).get(principal_id)
-    if principal is None:
-        raise BreakGlassError(f"unknown principal {principal_id!r}: not in {settings.registry_path}")
+    principal = load_registry(settings.registry_path).require(principal_id)
     clock = build_clock(settings)
     return principal, build_breakglass(settings, build_adapters(settings), clock), clock
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from tokenwarden.cli import commands, demo
+from tokenwarden.cli import commands
 from tokenwarden.cli.context import Context
 from tokenwarden.cli.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, fail, guarded, settings_problem
 from tokenwarden.cli.parser import build_parser, command_name
@@ -21,7 +21,15 @@ from tokenwarden.settings import Settings, load_settings
 
 __all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "build_parser", "main"]
 
-COMMANDS: dict[str, commands.Command] = {**commands.COMMANDS, "demo": demo.command}
+
+def _demo(args: argparse.Namespace, ctx: Context) -> int:
+    """The demo loads the embedded stack (moto and the rest) only when it runs."""
+    from tokenwarden.cli.demo import command
+
+    return command(args, ctx)
+
+
+COMMANDS: dict[str, commands.Command] = {**commands.COMMANDS, "demo": _demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

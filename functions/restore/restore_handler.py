@@ -15,11 +15,12 @@ from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
+from tokenwarden.domain.reason import checked_reason
 from tokenwarden.observability import logger, metrics, tracer
 from tokenwarden.ports import Clock
-from tokenwarden.service.breakglass import MAX_REASON_LENGTH, Actor, BreakGlass, BreakGlassRequest, free_text
+from tokenwarden.service.breakglass import Actor, BreakGlass, BreakGlassRequest
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, registered_principal
 
@@ -39,12 +40,13 @@ class RestoreInput(BreakGlassRequest):
     # Older payloads name the action; only "restore" is this function's.
     action: Literal["restore"] = "restore"
     force: bool = False
-    force_reason: str = Field(default="", max_length=MAX_REASON_LENGTH)
+    force_reason: str = ""
 
     @field_validator("force_reason")
     @classmethod
     def _force_reason(cls, value: str) -> str:
-        return free_text(value, "force_reason", MAX_REASON_LENGTH)
+        """The one rule for a break-glass reason (domain/reason.py); empty: no forced restore."""
+        return checked_reason(value, "force_reason") if value.strip() else ""
 
     @model_validator(mode="after")
     def _force_with_its_reason(self) -> RestoreInput:

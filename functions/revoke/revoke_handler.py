@@ -14,11 +14,12 @@ from functools import cache
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import Field, field_validator
+from pydantic import field_validator
 
+from tokenwarden.domain.reason import Reason
 from tokenwarden.observability import logger, metrics, tracer
 from tokenwarden.ports import Clock
-from tokenwarden.service.breakglass import MAX_REASON_LENGTH, Actor, BreakGlass, BreakGlassRequest, free_text
+from tokenwarden.service.breakglass import Actor, BreakGlass, BreakGlassRequest
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, registered_principal
 
@@ -38,7 +39,7 @@ class RevokeInput(BreakGlassRequest):
     # Older payloads name the action. Restoring is the restore function's: refused here, so that
     # whoever may invoke this function cannot restore through it.
     action: Literal["revoke", "restore"] = "revoke"
-    reason: str = Field(min_length=1, max_length=MAX_REASON_LENGTH)
+    reason: Reason
     reissue: bool = False
 
     @field_validator("action")
@@ -50,11 +51,6 @@ class RevokeInput(BreakGlassRequest):
                 "with events/restore.json to restore"
             )
         return value
-
-    @field_validator("reason")
-    @classmethod
-    def _reason(cls, value: str) -> str:
-        return free_text(value, "reason", MAX_REASON_LENGTH)
 
 
 @logger.inject_lambda_context(log_event=False)

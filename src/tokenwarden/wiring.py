@@ -17,7 +17,7 @@ from tokenwarden.adapters.sns import SnsNotifier
 from tokenwarden.domain.notifications import Notification
 from tokenwarden.domain.registry import Principal, load_registry
 from tokenwarden.ports import Clock
-from tokenwarden.service.breakglass import BreakGlass, BreakGlassError
+from tokenwarden.service.breakglass import BreakGlass
 from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
@@ -152,11 +152,8 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
 
 def registered_principal(settings: Settings, principal_id: str) -> Principal:
     """The principal a break-glass request names, read from the registry shipped with the
-    function; BreakGlassError when the registry does not name it."""
-    principal = load_registry(settings.registry_path).get(principal_id)
-    if principal is None:
-        raise BreakGlassError(f"unknown principal {principal_id!r}: not in {settings.registry_path}")
-    return principal
+    function; RegistryError when the registry does not name it."""
+    return load_registry(settings.registry_path).require(principal_id)
 
 
 def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> BreakGlass:

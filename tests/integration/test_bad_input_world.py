@@ -196,10 +196,10 @@ def test_revoke_refuses_a_malformed_input(
 def test_revoke_of_a_principal_not_in_the_registry_is_a_typed_error(
     onboarded: Env, aws_calls: list[str]
 ) -> None:
-    from tokenwarden.service.breakglass import BreakGlassError
+    from tokenwarden.domain.registry import RegistryError
 
     error = refuses(onboarded, aws_calls, "revoke", {**REVOKE, "principal": "nobody"}, ("nobody",))
-    assert isinstance(error, BreakGlassError)
+    assert isinstance(error, RegistryError)
 
 
 def test_revoke_with_a_broken_registry_names_the_file(

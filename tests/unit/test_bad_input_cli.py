@@ -121,11 +121,11 @@ def test_a_bad_at_exits_2_naming_it(command: str, at: str) -> None:
 
 
 def test_an_at_with_an_offset_is_read_as_that_instant() -> None:
-    from tokenwarden.cli.main import _parse_at
+    from tokenwarden.cli.parser import parse_at
 
-    at = _parse_at("2027-03-01T04:15:00+02:00")
+    at = parse_at("2027-03-01T04:15:00+02:00")
     assert at is not None and at.isoformat() == "2027-03-01T02:15:00+00:00"
-    assert _parse_at(" 2027-03-01 ") is not None
+    assert parse_at(" 2027-03-01 ") is not None
 
 
 @pytest.mark.parametrize(

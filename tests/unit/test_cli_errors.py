@@ -12,12 +12,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    ReadTimeoutError,
+)
 
 from tests.conftest import ROOT
 from tokenwarden.cli import main as cli
+from tokenwarden.cli.context import Context
 from tokenwarden.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from tokenwarden.domain.promql import PromQLError
+from tokenwarden.errors import AwsError, AwsUnavailable
 from tokenwarden.service.breakglass import Actor, BreakGlassFailed, RestoreResult, RevokeResult
 from tokenwarden.service.health import HealthSettingsError
 from tokenwarden.service.lease import PrincipalBusy
@@ -61,7 +70,7 @@ def plan_raises(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
     def cmd_plan(args: Any, settings: Any) -> int:
         raise error
 
-    monkeypatch.setattr(cli, "cmd_plan", cmd_plan)
+    monkeypatch.setitem(cli.COMMANDS, "plan", cmd_plan)
 
 
 def failing(error: BaseException) -> Callable[..., Any]:
@@ -94,7 +103,7 @@ def test_a_revoke_that_fails_is_one_line_and_exit_1(
     monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     glass = type("Glass", (), {"revoke": failing(error), "restore": failing(error)})()
-    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, OPERATOR))
+    monkeypatch.setattr(Context, "breakglass", lambda self: (glass, OPERATOR))
 
     for argv in (
         ["revoke", "platform-eng", "--reason", "leaked", "--reissue"],
@@ -108,7 +117,7 @@ def test_a_revoke_that_fails_is_one_line_and_exit_1(
 
 def test_a_busy_principal_during_apply_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        cli, "_reconciler", failing(PrincipalBusy("another run holds jdoe; nothing was changed"))
+        Context, "reconciler", failing(PrincipalBusy("another run holds jdoe; nothing was changed"))
     )
     code, _, err = run("apply", "--registry", REGISTRY)
     assert code == EXIT_FAILED
@@ -158,25 +167,63 @@ def test_a_failed_metrics_query_is_exit_1(monkeypatch: pytest.MonkeyPatch) -> No
     assert one_line(err) == "the metrics query failed: no answer from monitoring within 25 s"
 
 
-# -- AWS errors ---------------------------------------------------------------------------------
+# -- AWS errors: raised by botocore (STS, moto) or translated by the adapters -------------------------
+
+ACCESS_DENIED_MESSAGE = "User is not authorized\nto perform iam:ListUsers"
 
 
-def test_an_aws_refusal_is_one_line_with_the_operation_and_code(monkeypatch: pytest.MonkeyPatch) -> None:
-    error = ClientError(
-        {"Error": {"Code": "AccessDenied", "Message": "User is not authorized\nto perform iam:ListUsers"}},
-        "ListUsers",
-    )
+def client_error(code: str, message: str, operation: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("AccessDenied", ACCESS_DENIED_MESSAGE, "ListUsers"),
+        AwsError("ListUsers", "AccessDenied", ACCESS_DENIED_MESSAGE, 403),
+    ],
+    ids=["botocore", "translated"],
+)
+def test_access_denied_names_the_operation_and_says_whose_permission_is_missing(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
     plan_raises(monkeypatch, error)
     code, _, err = run("plan", "--registry", REGISTRY)
     assert code == EXIT_FAILED
-    assert (
-        one_line(err)
-        == "AWS refused ListUsers: AccessDenied: User is not authorized to perform iam:ListUsers"
+    line = one_line(err)
+    assert line.startswith(
+        "AWS refused ListUsers: AccessDenied: User is not authorized to perform iam:ListUsers ("
     )
+    assert "lack this permission" in line and "aws sts get-caller-identity" in line
+    assert "throttling" not in line
 
 
-def test_a_long_aws_message_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    error = ClientError({"Error": {"Code": "ValidationException", "Message": "x" * 50_000}}, "PutSecretValue")
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("ResourceExistsException", "the secret exists", "CreateSecret"),
+        AwsError("CreateSecret", "ResourceExistsException", "the secret exists"),
+    ],
+    ids=["botocore", "translated"],
+)
+def test_an_aws_refusal_is_one_line_with_the_operation_and_code(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err) == "AWS refused CreateSecret: ResourceExistsException: the secret exists"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("ValidationException", "x" * 50_000, "PutSecretValue"),
+        AwsError("PutSecretValue", "ValidationException", "x" * 50_000),
+    ],
+    ids=["botocore", "translated"],
+)
+def test_a_long_aws_message_is_cut(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:
     plan_raises(monkeypatch, error)
     code, _, err = run("plan", "--registry", REGISTRY)
     assert code == EXIT_FAILED
@@ -203,8 +250,26 @@ def test_invalid_request_parameters_never_print_their_values(monkeypatch: pytest
     assert "(Bogus, SecretString)" in line and "nothing was sent" in line
 
 
-def test_an_unreachable_endpoint_names_it_and_what_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    plan_raises(monkeypatch, EndpointConnectionError(endpoint_url="https://iam.amazonaws.com/"))
+def test_a_request_the_adapter_could_not_send_is_reported_as_a_bug(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan_raises(monkeypatch, AwsUnavailable("client", "ParamValidationError"))
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    line = one_line(err)
+    assert "nothing was sent" in line and "please report it" in line
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        EndpointConnectionError(endpoint_url="https://iam.amazonaws.com/"),
+        AwsUnavailable("unreachable", "EndpointConnectionError", "https://iam.amazonaws.com/"),
+    ],
+    ids=["botocore", "translated"],
+)
+def test_an_unreachable_endpoint_names_it_and_what_to_check(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    plan_raises(monkeypatch, error)
     code, _, err = run("plan", "--registry", REGISTRY)
     assert code == EXIT_FAILED
     line = one_line(err)
@@ -212,8 +277,17 @@ def test_an_unreachable_endpoint_names_it_and_what_to_check(monkeypatch: pytest.
     assert "AWS_ENDPOINT_URL" in line and "tokenwarden local up" in line
 
 
-def test_throttling_after_every_retry_says_to_run_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
-    error = ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "ListSecrets")
+@pytest.mark.parametrize(
+    "error",
+    [
+        client_error("ThrottlingException", "Rate exceeded", "ListSecrets"),
+        AwsError("ListSecrets", "ThrottlingException", "Rate exceeded", 400),
+    ],
+    ids=["botocore", "translated"],
+)
+def test_throttling_after_every_retry_says_to_run_again_later(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
     plan_raises(monkeypatch, error)
     code, _, err = run("plan", "--registry", REGISTRY)
     assert code == EXIT_FAILED
@@ -223,12 +297,78 @@ def test_throttling_after_every_retry_says_to_run_again_later(monkeypatch: pytes
     )
 
 
+@pytest.mark.parametrize(
+    "error",
+    [NoCredentialsError(), AwsUnavailable("no-credentials", "NoCredentialsError")],
+    ids=["botocore", "translated"],
+)
+def test_no_credentials_is_bad_input_saying_how_to_configure_them(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_BAD_INPUT
+    line = one_line(err)
+    assert line.startswith("no AWS credentials found: configure them")
+    assert "AWS_PROFILE" in line and "tokenwarden local up" in line
+    assert "region" not in line
+
+
+@pytest.mark.parametrize(
+    "error",
+    [NoRegionError(), AwsUnavailable("no-region", "NoRegionError")],
+    ids=["botocore", "translated"],
+)
+def test_no_region_is_bad_input_saying_which_variable_to_set(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_BAD_INPUT
+    line = one_line(err)
+    assert line.startswith("no AWS region configured: set AWS_REGION")
+    assert "credentials" not in line
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ReadTimeoutError(endpoint_url="https://iam.amazonaws.com/"),
+        AwsUnavailable("client", "ReadTimeoutError"),
+    ],
+    ids=["botocore", "translated"],
+)
+def test_another_client_side_failure_names_its_kind_and_says_to_retry(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    plan_raises(monkeypatch, error)
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err).startswith("an AWS call failed on this side (ReadTimeoutError): check the network")
+
+
+def test_an_unexpected_error_says_only_its_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan_raises(monkeypatch, RuntimeError(f"request was {{'SecretString': '{SECRET_VALUE}'}}"))
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    line = one_line(err)
+    assert SECRET_VALUE not in line
+    assert line.startswith("unexpected error (RuntimeError)")
+
+
+def test_an_interrupt_is_one_line_saying_what_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    plan_raises(monkeypatch, KeyboardInterrupt())
+    code, _, err = run("plan", "--registry", REGISTRY)
+    assert code == EXIT_FAILED
+    assert one_line(err).startswith("interrupted: what was done stays done")
+
+
 # -- revoke --reissue while the replacement's rotation still runs ---------------------------------
 
 
 def reissue_glass(monkeypatch: pytest.MonkeyPatch, result: RevokeResult) -> None:
     glass = type("Glass", (), {"revoke": lambda self, *args: result})()
-    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, OPERATOR))
+    monkeypatch.setattr(Context, "breakglass", lambda self: (glass, OPERATOR))
 
 
 IN_PROGRESS = RevokeResult(
@@ -308,7 +448,7 @@ def restore_glass(monkeypatch: pytest.MonkeyPatch, result: RestoreResult) -> lis
         return result
 
     glass = type("Glass", (), {"restore": restore})()
-    monkeypatch.setattr(cli, "_breakglass", lambda settings, now: (glass, OPERATOR))
+    monkeypatch.setattr(Context, "breakglass", lambda self: (glass, OPERATOR))
     return calls
 
 

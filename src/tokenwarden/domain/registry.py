@@ -239,6 +239,19 @@ class Registry(_Strict):
     def get(self, principal_id: str) -> Principal | None:
         return next((p for p in self.principals if p.id == principal_id), None)
 
+    def require(self, principal_id: str) -> Principal:
+        """The registered principal `principal_id`; a RegistryError naming the registry and what it
+        lists when there is none (a typo, or a principal already removed)."""
+        principal = self.get(principal_id)
+        if principal is None:
+            ids = sorted(self.ids)
+            listed = ", ".join(ids[:20]) + (", ..." if len(ids) > 20 else "")
+            raise RegistryError(
+                f"unknown principal {_show(principal_id)}: not in {self.source} (it has: {listed}); "
+                "`tokenwarden status` lists every principal"
+            )
+        return principal
+
     @property
     def ids(self) -> frozenset[str]:
         return frozenset(p.id for p in self.principals)

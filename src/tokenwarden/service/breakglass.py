@@ -58,14 +58,14 @@ from tokenwarden.domain.model import (
 )
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import rotation_days
+from tokenwarden.domain.reason import ReasonError, checked_reason
 from tokenwarden.domain.registry import SLUG, Principal
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.rotation import RotationEngine
 
-# Free text (a reason, a name typed by the caller) is one printable line of at most this many characters.
-MAX_REASON_LENGTH = 500
+# Free text (a name typed by the caller) is one printable line of at most this many characters.
 MAX_CLAIM_LENGTH = 200
 MAX_IDENTITY_LENGTH = 2048
 
@@ -87,6 +87,14 @@ def free_text(value: str, what: str, limit: int) -> str:
     if not text.isprintable():
         raise BreakGlassError(f"{what} must be one line of printable text (no control characters)")
     return text
+
+
+def _reason(value: str, what: str) -> str:
+    """The domain's rule for a reason, refused as bad input for a revoke or restore."""
+    try:
+        return checked_reason(value, what)
+    except ReasonError as exc:
+        raise BreakGlassError(str(exc)) from None
 
 
 class BreakGlassRequest(BaseModel):
@@ -423,9 +431,7 @@ class BreakGlass:
     def revoke(
         self, principal: Principal, reason: str, actor: Actor | str, reissue: bool, now: datetime
     ) -> RevokeResult:
-        reason = free_text(reason, "the reason", MAX_REASON_LENGTH)
-        if not reason:
-            raise BreakGlassError("a revoke needs a reason (--reason): it goes into the ledger and the alert")
+        reason = _reason(reason, "the reason")
         who = Actor.of(actor)
         with self._lease(principal.id) as owner:
             return self._revoke(principal, reason, who, reissue, now, owner)
@@ -601,11 +607,7 @@ class BreakGlass:
         """Undo the principal's latest revoke, once. A revoke that issued a replacement is undone
         only with `force_reason` (its key is treated as leaked)."""
         if force_reason is not None:
-            force_reason = free_text(force_reason, "the reason for --force", MAX_REASON_LENGTH)
-            if not force_reason:
-                raise BreakGlassError(
-                    "--force needs a reason of its own (--reason): it goes into the ledger and the alert"
-                )
+            force_reason = _reason(force_reason, "the reason for --force")
         who = Actor.of(actor)
         with self._lease(principal.id):
             return self._restore(principal, who, now, force_reason)

@@ -1,0 +1,325 @@
+"""The demo's stories, each told on the same embedded stack: the key lifecycle over many nights, a
+leaked token revoked at 3 a.m., a takeover refused, and a team whose telemetry goes silent.
+
+Each story returns an exit code: 0 when what it shows held, 1 (having said why) when it did not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from tokenwarden.cli import commands, rendering
+from tokenwarden.cli.context import Context
+from tokenwarden.cli.demo_world import DemoWorld, Message, about, counted, event_type, say, show
+from tokenwarden.cli.errors import guarded
+from tokenwarden.cli.parser import build_parser
+from tokenwarden.cli.views import status_rows
+from tokenwarden.domain.audit import audit
+from tokenwarden.domain.registry import ActivityProfile, Principal
+from tokenwarden.observability import logger
+
+if TYPE_CHECKING:
+    from tokenwarden.service.health import HealthChecker
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+LEAK_REASON = "token pasted in #general"
+
+# -- the lifecycle, night after night ---------------------------------------------------------------
+
+
+@dataclass
+class Lifecycle:
+    """What the nightly story remembers: the first principal's day-0 token, checked once retired."""
+
+    first: Principal
+    day0_token: str
+    totals: dict[str, int] = field(default_factory=dict)
+    old_token_checked: bool = False
+
+
+def lifecycle(world: DemoWorld, days: int) -> int:
+    t0 = world.next_night()
+    say(f"\nDay 0 ({t0:%Y-%m-%d}): onboarding")
+    _, failed = world.nightly(t0)
+    show(world.drain())
+    if failed:
+        say(f"  FAILED: {failed}")
+        return 1
+    first = world.registry.principals[0]
+    story = Lifecycle(first=first, day0_token=world.token_of(first.id))
+    accepted = world.send(story.day0_token, first.team, "jdoe")
+    say(
+        f"\n  A laptop of {first.id} exports with the token it read today: {'accepted' if accepted else 'REFUSED'}"
+    )
+    say(f"\nSimulating {days} nightly runs (only nights with changes are shown)...")
+    for day in range(1, days + 1):
+        code = _night(world, story, day, t0 + timedelta(days=day))
+        if code:
+            return code
+    say(f"\nTotals over {days} nights: " + counted(story.totals))
+    return 0
+
+
+def _night(world: DemoWorld, story: Lifecycle, day: int, at: datetime) -> int:
+    counts, failed = world.nightly(at)
+    for k, v in counts.items():
+        story.totals[k] = story.totals.get(k, 0) + v
+    messages = [m for m in world.drain() if event_type(m) != "run_summary"]
+    if day % 50 == 0 and not (messages or failed):
+        say(f"  ... day {day} ({at:%Y-%m-%d}): nothing due")
+    if messages or failed:
+        say(f"\n  Day {day} ({at:%Y-%m-%d}): " + counted(counts))
+        show(messages)
+    if failed:
+        say(f"  FAILED: {failed}")
+        return 1
+    if not story.old_token_checked and any(
+        event_type(m) == "retired" and about(m, story.first.id) for m in messages
+    ):
+        story.old_token_checked = True
+        return _retired_token_refused(world, story)
+    return 0
+
+
+def _retired_token_refused(world: DemoWorld, story: Lifecycle) -> int:
+    """Once the day-0 key is retired, a laptop with the current token works and one with the old does not."""
+    first = story.first
+    new_ok = world.send(world.token_of(first.id), first.team, "jdoe")
+    old_ok = world.send(story.day0_token, first.team, "jdoe")
+    say(f"\n  OpenTelemetry exporter as a laptop of {first.id}:")
+    say(f"    with the current token (re-read from Secrets Manager): {'accepted' if new_ok else 'REFUSED'}")
+    say(f"    with the day-0 token, now retired:                       {'accepted' if old_ok else 'refused'}")
+    if not new_ok or old_ok:
+        say("  UNEXPECTED: the endpoint should accept the current key and refuse the retired one")
+        return 1
+    return 0
+
+
+# -- break-glass and the drift audit --------------------------------------------------------------
+
+
+def break_glass(world: DemoWorld) -> int:
+    """A leaked token at 3 a.m.: one command revokes it and puts a verified replacement in place."""
+    victim = world.registry.principals[0]
+    leaked = world.token_of(victim.id)
+    say(f"\nBreak-glass: {victim.id}'s token was pasted in a public channel.")
+    say(f"  $ tokenwarden revoke {victim.id} --reason '{LEAK_REASON}' --reissue")
+    code = run_command(
+        world,
+        ["revoke", victim.id, "--reason", LEAK_REASON, "--reissue", "--registry", world.registry.source],
+    )
+    if code:
+        return code
+    show(world.drain())
+    old_ok = world.send(leaked, victim.team, "attacker")
+    new_ok = world.send(world.token_of(victim.id), victim.team, "jdoe")
+    say(
+        f"  export with the leaked token: {'ACCEPTED' if old_ok else 'refused'}; "
+        f"with the reissued one: {'accepted' if new_ok else 'REFUSED'}"
+    )
+    if old_ok or not new_ok:
+        return 1
+    drift_audit(world)
+    return 0
+
+
+def run_command(world: DemoWorld, argv: list[str]) -> int:
+    """A `tokenwarden` command, run as the operator would type it, against the demo's stack."""
+    args = build_parser().parse_args(argv)
+    command = commands.COMMANDS[args.command]
+    return guarded(lambda: command(args, Context(world.settings, args)))
+
+
+def drift_audit(world: DemoWorld) -> None:
+    say(
+        "\nDrift audit: someone made an API key by hand in the console (an IAM user outside TokenWarden's path)."
+    )
+    iam = world.session.client("iam")
+    iam.create_user(UserName="console-cloudwatch-user")
+    world.clock.advance(timedelta(minutes=1))  # IAM is eventually consistent: a new user, a moment later
+    iam.create_service_specific_credential(
+        UserName="console-cloudwatch-user", ServiceName="cloudwatch.amazonaws.com"
+    )
+    for finding in audit(world.registry, world.reconciler.inventory(), world.clock.now()):
+        say(f"  {finding.kind}: {finding.detail}")
+    say("  (the audit only reports: the hand-made key is left alone)")
+
+
+# -- a takeover refused ---------------------------------------------------------------------------
+
+
+def takeover(world: DemoWorld) -> int:
+    """A secret re-keyed with someone else's KMS key: the next run refuses it and says so."""
+    ids = [p.id for p in world.registry.principals]
+    victim = "mobile" if "mobile" in ids else ids[-1]
+    secret = world.settings.naming.secret_name(victim)
+    token = world.token_of(victim)
+    own_key = str(world.secrets.describe_secret(SecretId=secret)["KmsKeyId"])
+    other = world.session.client("kms").create_key(Description="a key TokenWarden does not know")
+    say(f"\nTakeover attempt: {secret} is re-keyed with a KMS key someone else controls, so that")
+    say("they could decrypt the next token. (On AWS the secret's own policy denies UpdateSecret to")
+    say("everyone but TokenWarden and its operators; here an administrator does it.)")
+    say(f"  $ aws secretsmanager update-secret --secret-id {secret} --kms-key-id <their key>")
+    world.secrets.update_secret(SecretId=secret, KmsKeyId=other["KeyMetadata"]["Arn"])
+    at = world.next_night()
+    with _quiet_product():  # the refusal is logged as an error; the notice below says it
+        _, failed = world.nightly(at)
+    refusals = [m for m in world.drain() if event_type(m) == "takeover_refused"]
+    show(refusals)
+    refused = any(f.startswith(victim) for f in failed)
+    unchanged = world.token_of(victim) == token
+    say(
+        f"  {victim} refused by the run: {'yes' if refused else 'NO'}; "
+        f"token in the secret unchanged: {'yes' if unchanged else 'NO'}"
+    )
+    if not (refusals and unchanged and refused):
+        return 1
+    say("  The platform team puts the secret's key back; the next night the run goes on as before.")
+    world.secrets.update_secret(SecretId=secret, KmsKeyId=own_key)
+    return _night_without_failure(world, at + timedelta(days=1))
+
+
+@contextmanager
+def _quiet_product() -> Iterator[None]:
+    product = logging.getLogger(logger.name)
+    level = product.level
+    product.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        product.setLevel(level)
+
+
+def _night_without_failure(world: DemoWorld, at: datetime) -> int:
+    _, failed = world.nightly(at)
+    world.drain()
+    if failed:
+        say(f"  FAILED: {failed}")
+        return 1
+    return 0
+
+
+# -- a team's telemetry goes silent ---------------------------------------------------------------
+
+
+@dataclass
+class Fleet:
+    """Every team's laptops: the token each team's laptops hold, and which team never re-reads it."""
+
+    victim: str
+    owners: dict[str, str]
+    profiles: dict[str, ActivityProfile]
+    tokens: dict[str, str]
+    refused_shown: bool = False
+    silent_seen: bool = False
+    recovered: bool = False
+
+    @classmethod
+    def of(cls, world: DemoWorld) -> Fleet:
+        principals = world.registry.principals
+        teams = sorted({p.team for p in principals})
+        owners = {team: next(p for p in principals if p.team == team and p.kind == "team") for team in teams}
+        return cls(
+            victim="data-science" if "data-science" in teams else teams[-1],
+            owners={team: owner.id for team, owner in owners.items()},
+            profiles={team: owner.activity for team, owner in owners.items()},
+            tokens={team: world.token_of(owner.id) for team, owner in owners.items()},
+        )
+
+
+def silent_team(world: DemoWorld) -> int:
+    """A team's key is rotated and retired while its laptops keep the old token."""
+    from tokenwarden.wiring import build_adapters, build_health_checker
+
+    checker = build_health_checker(world.settings, build_adapters(world.settings))
+    fleet = Fleet.of(world)
+    say("\nTelemetry health: every team's laptops send Claude Code metrics on working days;")
+    say(f"{fleet.victim}'s laptops never pick up a new key (they keep the token they read once).")
+    owner = fleet.owners[fleet.victim]
+    end = _rotation_day(world, owner) + timedelta(days=12)
+    day = world.clock.now().replace(hour=2, minute=15) + timedelta(days=1)
+    while day <= end + timedelta(days=7) and not fleet.recovered:
+        world.nightly(day)
+        show([m for m in world.drain() if event_type(m) in ("rotated", "retired") and about(m, owner)])
+        if day.weekday() < 5:
+            _working_day(world, fleet, checker, day)
+        day += timedelta(days=1)
+    if not (fleet.refused_shown and fleet.silent_seen and fleet.recovered):
+        say(
+            f"  UNEXPECTED: refused={fleet.refused_shown} silent={fleet.silent_seen} recovered={fleet.recovered}"
+        )
+        return 1
+    final = checker.run(world.registry, world.clock.now(), commit=False)
+    say("\n  Health now: " + rendering.render_team_health(final))
+    return 0
+
+
+def _rotation_day(world: DemoWorld, owner: str) -> datetime:
+    """When the owner's key rotates next (now, when the plan has no rotation coming)."""
+    now = world.clock.now()
+    pplan = world.reconciler.plan(world.registry, now).for_principal(owner)
+    upcoming = pplan.upcoming if pplan else None
+    return upcoming.at if upcoming is not None and upcoming.kind.value == "rotate" else now
+
+
+def _working_day(world: DemoWorld, fleet: Fleet, checker: HealthChecker, day: datetime) -> None:
+    """Laptops export every two hours of the working day; the evening's health check reports."""
+    for hour in range(7, 23, 2):
+        world.clock.advance_to(day.replace(hour=hour, minute=0))
+        _laptops_export(world, fleet)
+    world.clock.advance_to(day.replace(hour=23, minute=30))
+    checker.run(world.registry, world.clock.now())
+    for message in world.drain():
+        _health_notice(world, fleet, message)
+    if fleet.silent_seen and not fleet.recovered:
+        say(
+            f"  -> {fleet.victim} re-reads its secret (the seed's get-secret-value recipe) on the next working day"
+        )
+
+
+def _laptops_export(world: DemoWorld, fleet: Fleet) -> None:
+    for team, owner in fleet.owners.items():
+        if not working(fleet.profiles[team], world.clock.now()):
+            continue
+        if team != fleet.victim or fleet.silent_seen:
+            fleet.tokens[team] = world.token_of(owner)
+        accepted = world.send(fleet.tokens[team], team, f"dev-{team}")
+        if not accepted and team == fleet.victim and not fleet.refused_shown:
+            fleet.refused_shown = True
+            say(
+                f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC: {fleet.victim}'s laptops export with the "
+                "old token: refused"
+            )
+
+
+def _health_notice(world: DemoWorld, fleet: Fleet, message: Message) -> None:
+    kind = event_type(message)
+    if not kind.startswith("team_"):
+        return
+    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check:")
+    show([message])
+    fleet.silent_seen = fleet.silent_seen or kind == "team_silent"
+    fleet.recovered = fleet.recovered or kind == "team_recovered"
+
+
+def working(profile: ActivityProfile, at: datetime) -> bool:
+    """Whether `at` falls in the profile's working hours, in the team's own time zone."""
+    local = at.astimezone(ZoneInfo(profile.timezone))
+    return WEEKDAYS[local.weekday()] in profile.working_days and profile.start <= local.time() < profile.end
+
+
+# -- the end ----------------------------------------------------------------------------------------
+
+
+def final_status(world: DemoWorld) -> None:
+    now = world.clock.now()
+    inventory = world.reconciler.inventory()
+    plan = world.reconciler.plan(world.registry, now, inventory)
+    say(f"\nStatus on {now:%Y-%m-%d}:")
+    say(rendering.render_status(status_rows(world.registry, inventory, plan, world.settings.naming)))

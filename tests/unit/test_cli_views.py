@@ -1,0 +1,56 @@
+"""`tokenwarden status` rows: typed models whose JSON keeps the shape scripts read."""
+
+from __future__ import annotations
+
+import json
+
+from tests.unit.builders import CONFIG, NOW, days, inventory, registry, rotated
+from tokenwarden.cli.rendering import render_status
+from tokenwarden.cli.views import status_rows
+from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.plan import build_plan
+
+KEYS = [
+    "principal",
+    "state",
+    "in_registry",
+    "team",
+    "kind",
+    "secret_id",
+    "secret_deleted_at",
+    "user_name",
+    "user_exists",
+    "current_credential_id",
+    "current_alias",
+    "current_expires_at",
+    "days_to_expiry",
+    "credentials",
+    "pending_actions",
+    "next_action",
+    "note",
+    "last_event",
+]
+
+
+def test_a_registered_principals_row_keeps_its_json_shape() -> None:
+    reg, inv = registry("alpha"), inventory(rotated("alpha", superseded=days(2)))
+    [status] = status_rows(reg, inv, build_plan(reg, inv, NOW, CONFIG), Naming())
+    row = json.loads(json.dumps(status.model_dump(mode="json")))
+    assert list(row) == KEYS
+    assert row["state"] == "registered" and row["in_registry"] is True
+    assert row["current_credential_id"] == "K2"
+    assert row["last_event"] == {"kind": "rotated", "at": "2025-05-31T03:00:00+00:00"}
+    assert [c["role"] for c in row["credentials"]] == ["previous", "current"]
+    assert row["credentials"][0]["created_at"].endswith("+00:00")
+    assert row["days_to_expiry"] == 88.0
+
+
+def test_a_principal_only_in_the_account_is_listed_after_the_registered_ones() -> None:
+    reg = registry("alpha")
+    inv = inventory(rotated("alpha", superseded=days(2)), rotated("beta", superseded=days(2)))
+    rows = status_rows(reg, inv, build_plan(reg, inv, NOW, CONFIG), Naming())
+    assert [(r.principal, r.state) for r in rows] == [("alpha", "registered"), ("beta", "offboarding")]
+    assert rows[1].current_credential_id is None
+    text = render_status(rows, "teams.yaml")
+    assert "In the account but not in teams.yaml:" in text
+    assert "IAM user tw-beta, secret tokenwarden/beta, 2 key(s)" in text

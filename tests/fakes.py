@@ -46,10 +46,10 @@ from tokenwarden.domain.ownership import (
     judge_secret,
     refusal,
 )
-from tokenwarden.domain.promql import PromQLQuerier, QueryResult, TeamSample
+from tokenwarden.domain.promql import Dialect, PromQLQuerier, QueryResult, TeamSample
 from tokenwarden.errors import AwsError
 from tokenwarden.service.breakglass import BreakGlass, BreakGlassLedger
-from tokenwarden.service.health import HealthStore
+from tokenwarden.service.health import HealthChecker, HealthStore
 from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
@@ -726,19 +726,26 @@ class FakeHealthStore:
 
 
 class FakePromQL:
-    """Answers every last-sample query with the newest sample time of each team in `last_seen`."""
+    """Answers a last-sample query with each team's newest sample time: from `by_metric` for a query
+    naming that metric, else from `last_seen`."""
 
-    def __init__(self, last_seen: Mapping[str, datetime] | None = None) -> None:
+    def __init__(
+        self,
+        last_seen: Mapping[str, datetime] | None = None,
+        by_metric: Mapping[str, Mapping[str, datetime]] | None = None,
+    ) -> None:
         self.last_seen = dict(last_seen or {})
+        self.by_metric = {metric: dict(seen) for metric, seen in (by_metric or {}).items()}
         self.queries: list[tuple[str, datetime | None]] = []
 
     def query(self, query: str, *, time: datetime | None = None) -> QueryResult:
         self.queries.append((query, time))
         at = time or datetime.now(UTC)
+        seen = next((s for metric, s in self.by_metric.items() if metric in query), self.last_seen)
         return QueryResult(
             samples=tuple(
-                TeamSample(team=team, value=seen.timestamp(), timestamp=at, labels={"team.id": team})
-                for team, seen in self.last_seen.items()
+                TeamSample(team=team, value=when.timestamp(), timestamp=at, labels={"team.id": team})
+                for team, when in seen.items()
             )
         )
 
@@ -799,6 +806,17 @@ class FakeWorld:
             rotation_lambda_arn=rotation_lambda_arn,
             custody=Custody(self.iam, self.secrets, self.naming, self.rules) if custody else None,
             leases=engine.leases,
+        )
+
+    def health(self, querier: FakePromQL, store: FakeHealthStore | None = None) -> HealthChecker:
+        return HealthChecker(
+            querier=querier,
+            dialect=Dialect.CLOUDWATCH,
+            store=store or FakeHealthStore(),
+            ledger=self.ledger,
+            iam=self.iam,
+            notifier=self.notifier,
+            naming=self.naming,
         )
 
     def breakglass(self, rotation_lambda_arn: str | None = None) -> BreakGlass:

@@ -240,3 +240,43 @@ def test_a_restore_killed_before_its_keys_were_back_is_finished_by_the_next_one(
 
     assert result.restored == key and world.iam.key(key).status == "Active"
     assert [r["kind"] for r in world.ledger.history("alpha")] == ["revoke", "restore"]
+
+
+def test_a_replacement_gives_up_the_rotation_left_unfinished_and_its_key(world: FakeWorld) -> None:
+    glass = world.breakglass()
+    stuck = "33333333-3333-4333-8333-333333333333"
+    world.secrets.rotate(SECRET, stuck, ROTATION_ARN, 30)
+    glass.engine.run_step("createSecret", SECRET, stuck, leased=True)  # then its rotation died
+    made = world.ledger.get("alpha", stuck)
+    assert made is not None and made.credential_id is not None
+
+    result = glass.revoke(ALPHA, "leaked", OPERATOR, True, T0)
+
+    assert result.reissued is not None
+    assert made.credential_id not in world.iam.keys
+    entry = world.ledger.get("alpha", stuck)
+    assert entry is not None and entry.state == LedgerState.ABANDONED
+
+
+def test_a_revoke_that_finds_its_replacement_working_issues_no_other(world: FakeWorld) -> None:
+    glass = world.breakglass()
+    first = glass.revoke(ALPHA, "leaked", OPERATOR, True, T0)
+    keys = set(world.iam.keys)
+
+    again = glass.revoke(ALPHA, "leaked", OPERATOR, True, T0 + timedelta(minutes=5))
+
+    assert again.repeated and again.reissued is None and first.reissued in keys
+    assert set(world.iam.keys) == keys
+
+
+def test_a_replacement_for_a_secret_without_a_current_version_says_to_apply(world: FakeWorld) -> None:
+    world.secrets.secret(SECRET).stages.clear()
+    with pytest.raises(BreakGlassFailed, match="run `tokenwarden apply`"):
+        world.breakglass().revoke(ALPHA, "leaked", OPERATOR, True, T0)
+
+
+def test_an_unreadable_history_record_stops_break_glass_before_it_changes_anything(world: FakeWorld) -> None:
+    world.ledger.append_history("alpha", "revoke#000001", {"kind": "revoke", "number": "edited by hand"})
+    with pytest.raises(BreakGlassFailed, match="unreadable"):
+        world.breakglass().revoke(ALPHA, "leaked", OPERATOR, False, T0)
+    assert world.iam.key(current_key(world)).status == "Active"

@@ -328,3 +328,47 @@ def test_without_ownership_rules_nothing_is_made(world: FakeWorld) -> None:
     status, _, error = outcome(report)
     assert status == "failed" and error is not None and "without ownership rules" in error
     assert world.iam.users == {}
+
+
+def test_a_rotation_whose_finish_died_after_moving_awscurrent_is_finished(world: FakeWorld) -> None:
+    reconciler = onboarded(world)
+    version = "22222222-2222-4222-8222-222222222222"
+    world.secrets.rotate(SECRET, version, ROTATION_ARN, 30)
+    for step in ("createSecret", "testSecret"):
+        reconciler.engine.run_step(step, SECRET, version, leased=True)
+    world.secrets.move_stage(
+        SECRET, AWSCURRENT, version, world.secrets.secret(SECRET).version_with(AWSCURRENT)
+    )
+    world.secrets.remove_stage(SECRET, AWSPENDING, version)  # then the finish step died
+
+    report = run(world, reconciler)
+
+    assert "resume_finish" in outcome(report)[1]
+    entry = world.ledger.get("alpha", version)
+    assert entry is not None and entry.state == LedgerState.CURRENT
+    assert world.notifier.events()[0] == "rotated"
+
+
+def test_a_key_about_to_expire_is_announced_once(world: FakeWorld) -> None:
+    reconciler = onboarded(world)
+    world.clock.advance(timedelta(days=85))
+
+    report = run(world, reconciler)
+
+    assert "expiring_soon" in outcome(report)[1]
+    assert world.notifier.events().count("expiring_soon") == 1
+    entries = world.ledger.entries("alpha")
+    assert any("expiring_soon" in e.notified for e in entries)
+
+
+def test_a_key_nobody_recorded_is_deleted_once_it_is_old_enough(world: FakeWorld) -> None:
+    reconciler = onboarded(world)
+    stray = world.iam.create_credential(USER, 30).credential  # made outside TokenWarden
+    world.clock.advance(timedelta(hours=25))
+
+    report = run(world, reconciler)
+
+    assert "delete_untracked" in outcome(report)[1]
+    assert stray.id not in world.iam.keys and len(world.iam.keys_of(USER)) == 1
+    (deleted,) = [n for n in world.notifier.published if n.event_type.value == "deleted"]
+    assert "untracked" in deleted.description

@@ -794,19 +794,23 @@ class FakeWorld:
             **options,
         )
 
-    def reconciler(self, rotation_lambda_arn: str | None = ROTATION_ARN, custody: bool = True) -> Reconciler:
+    def _services(self, rotation_lambda_arn: str | None) -> dict[str, Any]:
+        """What the reconciler and break-glass share: the ports, one engine and its leases."""
         engine = self.engine()
-        return Reconciler(
-            iam=self.iam,
-            secrets=self.secrets,
-            ledger=self.ledger,
-            notifier=self.notifier,
-            engine=engine,
-            naming=self.naming,
-            rotation_lambda_arn=rotation_lambda_arn,
-            custody=Custody(self.iam, self.secrets, self.naming, self.rules) if custody else None,
-            leases=engine.leases,
-        )
+        return {
+            "iam": self.iam,
+            "secrets": self.secrets,
+            "ledger": self.ledger,
+            "notifier": self.notifier,
+            "engine": engine,
+            "naming": self.naming,
+            "rotation_lambda_arn": rotation_lambda_arn,
+            "leases": engine.leases,
+        }
+
+    def reconciler(self, rotation_lambda_arn: str | None = ROTATION_ARN, custody: bool = True) -> Reconciler:
+        rules = Custody(self.iam, self.secrets, self.naming, self.rules) if custody else None
+        return Reconciler(**self._services(rotation_lambda_arn), custody=rules)
 
     def health(self, querier: FakePromQL, store: FakeHealthStore | None = None) -> HealthChecker:
         return HealthChecker(
@@ -820,18 +824,7 @@ class FakeWorld:
         )
 
     def breakglass(self, rotation_lambda_arn: str | None = None) -> BreakGlass:
-        engine = self.engine()
-        return BreakGlass(
-            iam=self.iam,
-            secrets=self.secrets,
-            ledger=self.ledger,
-            notifier=self.notifier,
-            engine=engine,
-            naming=self.naming,
-            rotation_lambda_arn=rotation_lambda_arn,
-            leases=engine.leases,
-            sleep=self.clock.sleep,
-        )
+        return BreakGlass(**self._services(rotation_lambda_arn), sleep=self.clock.sleep)
 
     def rotate_in_background(self, engine: RotationEngine) -> list[str]:
         """Make RotateSecret run the four steps at once, as the rotation function would (as

@@ -151,10 +151,8 @@ class Env:
 
         def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
             engine = real_build_engine(settings, adapters, clock)
-            engine.sleep = adapters.iam.sleep = self.wait
-            if engine.leases is not None:
-                engine.leases.sleep = self.wait
-            return engine
+            adapters.iam.sleep = self.wait
+            return simulate_waits(engine, self.wait)
 
         monkeypatch.setattr(wiring, "build_engine", build_engine)
 
@@ -220,6 +218,14 @@ class Env:
                 return out
 
 
+def simulate_waits(engine: Any, wait: Any) -> Any:
+    """The engine (and its leases) waiting with `wait`: on the world's simulated clock."""
+    engine.sleep = wait
+    if engine.leases is not None:
+        engine.leases.sleep = wait
+    return engine
+
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     with open_env(monkeypatch) as world:
@@ -238,7 +244,7 @@ def open_env(
     from tokenwarden.local.clock import StackClock, set_default_clock
     from tokenwarden.local.stack import load_function, stack_http_handler
     from tokenwarden.settings import Settings
-    from tokenwarden.wiring import build_adapters, build_breakglass, build_engine, build_reconciler
+    from tokenwarden.wiring import build_adapters, build_breakglass, build_reconciler
 
     clock = StackClock(start=T0)
     set_default_clock(clock)
@@ -287,20 +293,16 @@ def open_env(
                 }
             )
             adapters = build_adapters(settings, session)
-            engine = build_engine(settings, adapters, clock)
-            # The world's time is simulated: every wait of the product moves the clock instead.
-            engine.sleep = wait
-            adapters.iam.sleep = wait
-            if engine.leases is not None:
-                engine.leases.sleep = wait
-            rotate = load_function("rotate_secret")
-            monkeypatch.setattr(rotate, "_engine", lambda: engine)
-            lambda_router.register(rotation_arn, rotate.lambda_handler)
-            # The composition roots' own objects, sharing the engine the rotation function runs.
+            # The composition root's own objects. The world's time is simulated: every wait of the
+            # product moves the clock instead. The rotation function runs the reconciler's engine.
             reconciler = build_reconciler(settings, adapters, clock)
-            reconciler.engine, reconciler.leases = engine, engine.leases
             glass = build_breakglass(settings, adapters, clock)
-            glass.engine, glass.leases, glass.sleep = engine, engine.leases, wait
+            adapters.iam.sleep = glass.sleep = wait
+            for engine in (reconciler.engine, glass.engine):
+                simulate_waits(engine, wait)
+            rotate = load_function("rotate_secret")
+            monkeypatch.setattr(rotate, "_engine", lambda: reconciler.engine)
+            lambda_router.register(rotation_arn, rotate.lambda_handler)
             log.calls.clear()
             setup.__exit__(None, None, None)  # the world's own set-up is never faulted; the product is
             yield Env(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +19,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import in_process_stack
+from tests.unit.test_pickup import group_running, run_in_own_group, wait_for
 from tokenwarden.cli.main import main
 from tokenwarden.local import realism
 from tokenwarden.local.clock import RemoteStackClock
@@ -75,6 +74,7 @@ class Laptop:
         self.settings = json.loads((self.kit_dir / SETTINGS_FILE).read_text())
         self.home = root / "home"
         self.home.mkdir()
+        self.groups: list[int] = []
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.home),
@@ -89,22 +89,18 @@ class Laptop:
             "no_proxy": "127.0.0.1,localhost",
         }
 
-    def helper(self) -> tuple[dict[str, str], float]:
+    def helper(self) -> dict[str, str]:
         """Run `otelHeadersHelper` exactly as Claude Code does: `sh -c <setting>`, wait for stdout."""
-        start = time.perf_counter()
-        done = subprocess.run(
-            ["sh", "-c", self.settings["otelHeadersHelper"]],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-        elapsed = time.perf_counter() - start
+        done, group = run_in_own_group(["sh", "-c", self.settings["otelHeadersHelper"]], self.env)
+        self.groups.append(group)
         assert done.returncode == 0 and done.stderr == "", done
         headers = json.loads(done.stdout)
         assert isinstance(headers, dict), done.stdout
-        return headers, elapsed
+        return headers
+
+    def wait_idle(self) -> None:
+        """Until every background refresh the helper started has exited."""
+        assert wait_for(lambda: not any(group_running(g) for g in self.groups), timeout=REFRESH_TIMEOUT)
 
     def cached_token(self) -> str | None:
         try:
@@ -171,24 +167,18 @@ def test_the_helper_keeps_a_laptop_accepted_across_two_rotations(
     onboarded_at = RemoteStackClock(exports["TOKENWARDEN_STACK_URL"]).now()
     laptop = Laptop(tmp_path, exports)
 
-    # Claude Code starts: nothing cached yet, so no header (never a wait), and a refresh in the background.
-    headers, first_answer = laptop.helper()
-    assert headers == {}
-    assert first_answer < 1.0
+    # Claude Code starts: nothing cached yet, so no header (never a wait: benchmarks/test_pickup_speed.py
+    # holds the helper to its speed), and a refresh in the background.
+    assert laptop.helper() == {}
     token = current_secret()
-    laptop.wait_for_cache(token)
-    headers, _ = laptop.helper()
+    waited = laptop.wait_for_cache(token)
+    record_property("helper_first_refresh_s", round(waited, 2))
+    headers = laptop.helper()
     assert token_of(headers) == token
     assert send_session(endpoint, token_of(headers), TEAM)
 
-    # The cached answer, as Claude Code waits for it (a fresh cache starts no refresh).
-    times = [laptop.helper()[1] for _ in range(20)]
-    median = statistics.median(times)
-    record_property("helper_cached_median_ms", round(median * 1000, 2))
-    print(
-        f"\nhelper answer from cache: median {median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms (20 runs)"
-    )
-    assert median < 0.5
+    # The cached answer, as Claude Code gets it again and again: a fresh cache starts no refresh.
+    assert all(laptop.helper() == headers for _ in range(5))
 
     previous_rotation = onboarded_at
     for rotation in (1, 2):
@@ -201,21 +191,20 @@ def test_the_helper_keeps_a_laptop_accepted_across_two_rotations(
         # ~29 minutes later Claude Code calls the helper again: a stale cache still answers at once with
         # the old token (valid through its grace) and starts the refresh...
         laptop.make_stale()
-        headers, elapsed = laptop.helper()
+        headers = laptop.helper()
         assert token_of(headers) == old
-        assert elapsed < 1.0
         assert send_session(endpoint, old, TEAM), "the previous key must stay valid during its grace"
         # ...so the next call serves the new one, with no restart and nobody touching the laptop.
         waited = laptop.wait_for_cache(token)
         print(f"rotation {rotation}: the background refresh delivered the new token in {waited:.2f} s")
-        headers, _ = laptop.helper()
+        headers = laptop.helper()
         assert token_of(headers) == token
         assert send_session(endpoint, token_of(headers), TEAM)
 
         # After the grace the old key is retired: refused, while the helper's header keeps working.
         apply(registry, rotated_at + timedelta(days=8))
         assert not send_session(endpoint, old, TEAM), "the retired key must be refused"
-        headers, _ = laptop.helper()
+        headers = laptop.helper()
         assert token_of(headers) == token
         assert send_session(endpoint, token_of(headers), TEAM)
         previous_rotation = rotated_at
@@ -284,18 +273,18 @@ def test_nothing_in_the_environment_redirects_the_helper_and_others_cannot_plant
     laptop.cache.parent.mkdir(mode=0o777)
     laptop.cache.parent.chmod(0o777)
     laptop.cache.write_text('{"Authorization": "Bearer planted-token"}\n')
-    headers, _ = laptop.helper()
+    headers = laptop.helper()
     assert headers == {}
-    time.sleep(2)
+    laptop.wait_idle()
     assert laptop.cache.read_text() == '{"Authorization": "Bearer planted-token"}\n'
 
     # Once it is private, the helper fills it with the real CLI, from the secret's ARN.
     laptop.cache.unlink()
     laptop.cache.parent.chmod(0o700)
-    headers, _ = laptop.helper()
+    headers = laptop.helper()
     assert headers == {}
     token = current_secret()
     laptop.wait_for_cache(token)
-    assert token_of(laptop.helper()[0]) == token
+    assert token_of(laptop.helper()) == token
     assert not (tmp_path / "decoy-ran").exists()
     assert not (tmp_path / "redirected").exists() and not (tmp_path / "xdg").exists()

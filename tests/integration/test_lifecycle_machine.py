@@ -23,13 +23,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from tests.conftest import Crash, check_invariants, open_env
 from tokenwarden.domain.registry import Registry
+from tokenwarden.errors import AwsError, AwsUnavailable
 from tokenwarden.local import faults, iam_ssc
 from tokenwarden.local.realism import StackBehaviour
 from tokenwarden.service.breakglass import BreakGlassError, BreakGlassFailed
@@ -141,7 +142,7 @@ class Lifecycle(RuleBasedStateMachine):
         before, injector.rate = injector.rate, rate
         try:
             self._night(24)
-        except (ClientError, BotoCoreError):
+        except (AwsError, AwsUnavailable):
             # A call still refused after every retry ends the run with the error (the Lambda
             # fails and alarms); what it finished stays finished, the rest waits for a later run.
             TOTALS["runs_failed_on_aws"] += 1
@@ -182,7 +183,7 @@ class Lifecycle(RuleBasedStateMachine):
             result = self.env.glass.revoke(
                 principal, "leaked in a log", "machine", reissue, self.env.clock.now()
             )
-        except (BreakGlassError, PrincipalBusy, BreakGlassFailed, ClientError, BotoCoreError):
+        except (BreakGlassError, PrincipalBusy, BreakGlassFailed, AwsError, AwsUnavailable):
             # Nothing, or part of the revoke, happened; the operator is told. A revoke is never
             # undone by a later run, so the principal may be left without a key on purpose.
             if not reissue:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import T0, Env, days
+from tests.conftest import T0, Env, days, simulate_waits
 from tokenwarden import wiring
 from tokenwarden.domain.model import LedgerState
 from tokenwarden.local import lambda_router
@@ -37,11 +37,8 @@ def rotation_function(env: Env, monkeypatch: pytest.MonkeyPatch) -> Any:
         return real_build_adapters(settings, session or env.session)
 
     def build_engine(settings: Any, adapters: Any, clock: Any) -> Any:
-        engine = real_build_engine(settings, adapters, clock)
-        engine.sleep = adapters.iam.sleep = env.wait
-        if engine.leases is not None:
-            engine.leases.sleep = env.wait
-        return engine
+        adapters.iam.sleep = env.wait
+        return simulate_waits(real_build_engine(settings, adapters, clock), env.wait)
 
     monkeypatch.setattr(wiring, "build_adapters", build_adapters)
     monkeypatch.setattr(wiring, "build_engine", build_engine)

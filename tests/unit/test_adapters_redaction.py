@@ -79,3 +79,103 @@ def test_what_the_rotation_function_raises_for_a_response_botocore_cannot_parse_
     texts = [str(replacement), repr(replacement), "".join(traceback.format_exception(replacement))]
     assert not any(TOKEN in text for text in texts)
     assert replacement.__cause__ is None and replacement.__context__ is None
+
+
+# -- botocore's errors become TokenWarden's at the boundary --------------------------------------
+
+
+class FailingClient:
+    """A boto3 client stand-in whose every call, and every page, raises `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get_user(self, **_: Any) -> Any:
+        raise self.error
+
+    def get_paginator(self, operation: str) -> Any:
+        client = self
+
+        class Paginator:
+            def paginate(self, **_: Any) -> Any:
+                yield {"Users": [{"UserName": "tw-alpha", "Path": "/tokenwarden/", "Arn": "arn"}]}
+                raise client.error
+
+        return Paginator()
+
+
+def raised_by(call: Any) -> BaseException:
+    with pytest.raises(Exception) as caught:
+        call()
+    return caught.value
+
+
+def test_an_aws_refusal_becomes_an_aws_error_with_its_operation_code_message_and_status() -> None:
+    from tokenwarden.errors import AwsError
+
+    refusal = ClientError(
+        {
+            "Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "GetUser",
+    )
+    error = raised_by(lambda: IamAdapter(FailingClient(refusal)).get_user("tw-alpha"))
+
+    assert isinstance(error, AwsError)
+    assert (error.operation, error.code, error.message, error.http_status) == (
+        "GetUser",
+        "ThrottlingException",
+        "Rate exceeded",
+        400,
+    )
+    assert error.throttled and not error.access_denied
+    assert error.__cause__ is None and error.__context__ is None
+
+
+def test_a_failure_on_a_later_page_is_translated_too() -> None:
+    from tokenwarden.errors import AwsError
+
+    refusal = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListUsers")
+    error = raised_by(lambda: IamAdapter(FailingClient(refusal)).list_users("/tokenwarden/"))
+
+    assert isinstance(error, AwsError) and error.access_denied
+    assert error.__cause__ is None and error.__context__ is None
+
+
+@pytest.mark.parametrize(
+    ("make", "reason", "endpoint"),
+    [
+        ("no_credentials", "no-credentials", None),
+        ("no_region", "no-region", None),
+        ("unreachable", "unreachable", "https://iam.amazonaws.com"),
+        ("unparsable", "client", None),
+        ("invalid_parameter", "client", None),
+    ],
+)
+def test_a_failure_to_ask_aws_becomes_aws_unavailable_naming_its_kind_never_its_text(
+    make: str, reason: str, endpoint: str | None
+) -> None:
+    from botocore.exceptions import (
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ParamValidationError,
+    )
+    from botocore.parsers import ResponseParserError
+
+    from tokenwarden.errors import AwsUnavailable
+
+    original: Exception = {
+        "no_credentials": lambda: NoCredentialsError(),
+        "no_region": lambda: NoRegionError(),
+        "unreachable": lambda: EndpointConnectionError(endpoint_url="https://iam.amazonaws.com"),
+        "unparsable": lambda: ResponseParserError(f"Unable to parse response: b'<Secret>{TOKEN}</Secret>'"),
+        "invalid_parameter": lambda: ParamValidationError(report=f"Invalid value {TOKEN}"),
+    }[make]()
+    error = raised_by(lambda: IamAdapter(FailingClient(original)).get_user("tw-alpha"))
+
+    assert isinstance(error, AwsUnavailable)
+    assert (error.reason, error.kind, error.endpoint) == (reason, type(original).__name__, endpoint)
+    assert TOKEN not in str(error) and TOKEN not in repr(error)
+    assert error.__cause__ is None and error.__context__ is None

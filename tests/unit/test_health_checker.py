@@ -16,8 +16,9 @@ import boto3
 import pytest
 from pydantic import ValidationError
 
+from tests.fakes import FakePromQL
 from tokenwarden.domain.naming import Naming
-from tokenwarden.domain.promql import LOOKBACK, MAX_RANGE, Dialect, PromQLError, QueryResult
+from tokenwarden.domain.promql import LOOKBACK, MAX_RANGE, Dialect, PromQLError
 from tokenwarden.service.health import HealthChecker, HealthSettingsError
 from tokenwarden.settings import Settings
 from tokenwarden.wiring import build_health_checker
@@ -26,21 +27,10 @@ NOW = datetime(2030, 3, 4, 10, 17, 42, tzinfo=UTC)
 _UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 
 
-class RecordingQuerier:
-    """Answers every query with an empty vector and keeps the queries."""
-
-    def __init__(self) -> None:
-        self.queries: list[str] = []
-
-    def query(self, query: str, *, time: datetime | None = None) -> QueryResult:
-        self.queries.append(query)
-        return QueryResult(samples=())
-
-
 def checker(
     window: timedelta, metric_names: tuple[str, ...] = ("claude_code.session.count",)
-) -> tuple[HealthChecker, RecordingQuerier]:
-    querier = RecordingQuerier()
+) -> tuple[HealthChecker, FakePromQL]:
+    querier = FakePromQL()  # an empty vector for every query
     unused: Any = None  # the store, ledger, IAM and notifier are not reached by these tests
     built = HealthChecker(
         querier=querier,
@@ -69,7 +59,7 @@ def test_every_query_of_an_accepted_window_reads_at_most_seven_days(hours: float
     built.last_samples(NOW)
 
     assert len(querier.queries) == 2
-    for query in querier.queries:
+    for query, _ in querier.queries:
         assert read_span(query) <= MAX_RANGE, query
 
 

@@ -9,7 +9,6 @@ import pwd
 import re
 import shutil
 import stat
-import statistics
 import subprocess
 import time
 from collections.abc import Callable
@@ -89,6 +88,36 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     return predicate()
 
 
+def run_in_own_group(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], int]:
+    """Run `command` as Claude Code does (pipes on stdout and stderr, waiting for them to close), as
+    the leader of a process group of its own; returns what it did and the group, which the
+    helper's background refresh stays in."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    out, err = process.communicate(timeout=10)
+    return subprocess.CompletedProcess(command, process.returncode, out, err), process.pid
+
+
+def group_running(group: int) -> bool:
+    """Whether a live process (a zombie is not one) is left in the process group."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat_file in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False
+
+
 class Laptop:
     """One developer's machine: the installed helper, generated with its cache directory and a fake
     AWS CLI under `root`, and the environment Claude Code would give it."""
@@ -111,6 +140,7 @@ class Laptop:
         self.log = root / "aws.log"
         self.cache = self.cache_dir / f"{kit.principal}.json"
         self.lock = self.cache_dir / f".{kit.principal}.lock"
+        self.groups: list[int] = []
         self.env: dict[str, str] = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(root / "home"),
@@ -118,20 +148,27 @@ class Laptop:
             "FAKE_AWS_OUTPUT": TOKEN,
         }
 
-    def run(self, **env: str) -> tuple[str, float]:
+    def run(self, **env: str) -> str:
         """Run the helper as Claude Code does (pipes on stdout/stderr, waits for them to close)."""
         command = [*self.shell, str(self.script)] if self.shell else [str(self.script)]
-        start = time.perf_counter()
-        done = subprocess.run(
-            command, env={**self.env, **env}, capture_output=True, text=True, timeout=10, check=False
-        )
-        elapsed = time.perf_counter() - start
+        done, group = run_in_own_group(command, {**self.env, **env})
+        self.groups.append(group)
         assert done.returncode == 0, done
         assert done.stderr == "", done.stderr
-        return done.stdout, elapsed
+        return done.stdout
+
+    def refreshing(self) -> bool:
+        """Whether a refresh any run started (or anything it runs) is still going."""
+        return any(group_running(g) for g in self.groups)
+
+    def wait_idle(self) -> None:
+        """Until everything the runs started has exited (each background refresh, its EXIT trap)."""
+        assert wait_for(lambda: not self.refreshing(), timeout=10), (
+            f"refresh still running: {self.aws_calls()}"
+        )
 
     def headers(self, **env: str) -> dict[str, str]:
-        out, _ = self.run(**env)
+        out = self.run(**env)
         parsed = json.loads(out)
         assert isinstance(parsed, dict)
         return parsed
@@ -139,13 +176,10 @@ class Laptop:
     def aws_calls(self) -> list[str]:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
-    def settled(self, calls: int) -> bool:
-        """`calls` refreshes started and none still running."""
-        return len(self.aws_calls()) >= calls and not self.lock.exists()
-
     def wait_settled(self, calls: int) -> None:
-        assert wait_for(lambda: self.settled(calls)), f"refresh did not finish: {self.aws_calls()}"
-        time.sleep(0.05)  # the EXIT trap (temp file, lock) runs after the lock check can see it gone
+        """Every refresh started has finished, and `calls` of them called AWS."""
+        self.wait_idle()
+        assert len(self.aws_calls()) >= calls, self.aws_calls()
 
     def filled(self, token: str = TOKEN, **env: str) -> None:
         """First run prints {}; the background refresh fills the cache within a couple of seconds."""
@@ -356,10 +390,9 @@ def test_an_empty_cache_answers_braces_at_once_then_the_background_refresh_fills
     shell: tuple[str, ...], tmp_path: Path
 ) -> None:
     laptop = Laptop(tmp_path, make_kit(aws_profile="dev-sso"), shell)
-    out, elapsed = laptop.run()
+    out = laptop.run(FAKE_AWS_SLEEP="1")
     assert out == "{}\n"
-    assert elapsed < 1.0
-    assert wait_for(lambda: laptop.cache.exists()), laptop.aws_calls()
+    assert not laptop.cache.exists(), "answered before its refresh finished"
     laptop.wait_settled(1)
     assert laptop.headers() == {"Authorization": f"Bearer {TOKEN}"}
     assert stat.S_IMODE(laptop.cache.stat().st_mode) == 0o600
@@ -392,7 +425,7 @@ def test_a_fresh_cache_is_served_without_calling_aws_and_a_stale_one_is_refreshe
     laptop.filled()
     for _ in range(3):
         assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {"Authorization": f"Bearer {TOKEN}"}
-    time.sleep(0.3)
+    laptop.wait_idle()
     assert len(laptop.aws_calls()) == 1, "a fresh cache must not start a refresh"
 
     laptop.make_stale()
@@ -418,9 +451,8 @@ def test_a_failing_aws_leaves_the_previous_cache_untouched(laptop: Laptop) -> No
 
 def test_no_aws_cli_at_all_still_answers(tmp_path: Path) -> None:
     laptop = Laptop(tmp_path, make_kit(aws_cli=(str(tmp_path / "missing"), str(tmp_path / "also-missing"))))
-    out, _ = laptop.run()
-    assert out == "{}\n"
-    time.sleep(0.3)
+    assert laptop.run() == "{}\n"
+    laptop.wait_idle()
     assert not laptop.cache_dir.exists(), "nothing to fetch with: nothing is created"
 
 
@@ -467,10 +499,12 @@ def test_a_corrupt_cache_answers_braces_and_is_replaced(content: str, laptop: La
 
 
 def test_a_slow_aws_never_holds_claude_code(laptop: Laptop) -> None:
-    out, elapsed = laptop.run(FAKE_AWS_SLEEP="3")
-    assert out == "{}\n"
-    assert elapsed < 1.0, f"the helper waited for its background refresh ({elapsed:.2f} s)"
-    assert wait_for(lambda: laptop.cache.exists(), timeout=10)
+    """How fast it answers is a benchmark (benchmarks/test_pickup_speed.py); here, that it answers
+    while its refresh is still running."""
+    assert laptop.run(FAKE_AWS_SLEEP="3") == "{}\n"
+    assert laptop.refreshing() and not laptop.cache.exists()
+    laptop.wait_settled(1)
+    assert laptop.cache.exists()
 
 
 def test_concurrent_calls_start_one_refresh(laptop: Laptop) -> None:
@@ -480,7 +514,6 @@ def test_concurrent_calls_start_one_refresh(laptop: Laptop) -> None:
         assert laptop.headers(FAKE_AWS_SLEEP="1") == {}
     assert wait_for(lambda: laptop.cache.exists(), timeout=10)
     laptop.wait_settled(1)
-    time.sleep(0.2)
     assert len(laptop.aws_calls()) == 1, laptop.aws_calls()
 
 
@@ -488,7 +521,7 @@ def test_a_lock_left_by_a_dead_refresh_is_taken_over_and_a_live_one_respected(la
     laptop.cache_dir.mkdir(mode=0o700)
     laptop.lock.mkdir()
     assert laptop.headers() == {}
-    time.sleep(0.5)
+    laptop.wait_idle()
     assert laptop.aws_calls() == [], "a fresh lock belongs to a running refresh"
     past = time.time() - 600
     os.utime(laptop.lock, (past, past))
@@ -530,7 +563,7 @@ def test_a_cache_directory_others_can_reach_is_neither_read_nor_written(mode: in
     planted = laptop.cache.read_text()
 
     assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
-    time.sleep(0.5)
+    laptop.wait_idle()
 
     assert laptop.aws_calls() == [], "no token is fetched into a directory others can reach"
     assert laptop.cache.read_text() == planted
@@ -545,7 +578,7 @@ def test_a_cache_directory_that_is_a_symlink_is_neither_read_nor_written(laptop:
     laptop.cache_dir.symlink_to(target)
 
     assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
-    time.sleep(0.5)
+    laptop.wait_idle()
 
     assert laptop.aws_calls() == []
     assert sorted(p.name for p in target.iterdir()) == [laptop.cache.name]
@@ -559,7 +592,7 @@ def test_a_cache_directory_owned_by_someone_else_is_neither_read_nor_written(lap
     os.chown(laptop.cache_dir, 65534, 65534)  # nobody, or an id no account has
 
     assert laptop.headers(FAKE_AWS_OUTPUT=NEW_TOKEN) == {}
-    time.sleep(0.5)
+    laptop.wait_idle()
 
     assert laptop.aws_calls() == []
     assert laptop.cache.read_text() == f'{PREFIX}{TOKEN}"}}\n'
@@ -609,7 +642,7 @@ def test_a_home_relative_cache_is_not_found_through_home(tmp_path: Path) -> None
     real = Path(pwd.getpwuid(os.getuid()).pw_dir) / relative
 
     assert laptop.headers() == {}
-    time.sleep(0.3)
+    laptop.wait_idle()
     assert not real.exists()
 
 
@@ -636,14 +669,6 @@ def test_the_token_reaches_no_argv_and_no_other_file(laptop: Laptop) -> None:
         if p.is_file() and NEW_TOKEN.encode() in p.read_bytes()
     ]
     assert holders == [laptop.cache.relative_to(laptop.root)]
-
-
-def test_the_cached_answer_takes_milliseconds(laptop: Laptop) -> None:
-    laptop.filled()
-    times = [laptop.run()[1] for _ in range(20)]
-    median = statistics.median(times)
-    print(f"\ncached answer: median {median * 1000:.1f} ms, max {max(times) * 1000:.1f} ms over 20 runs")
-    assert median < 0.5  # generous: real numbers are in the closing note, not a test
 
 
 # -- write_kit -------------------------------------------------------------------------------------

@@ -6,16 +6,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
+from tokenwarden.adapters._aws import AwsClient
 from tokenwarden.domain.model import SERVICE_NAME, Credential, IssuedCredential, User
 from tokenwarden.domain.ownership import UserFacts
+from tokenwarden.errors import AwsError
 
 API_KEY_POLICY = "arn:{partition}:iam::aws:policy/CloudWatchAPIKeyAccess"
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _credential(item: Mapping[str, Any]) -> Credential:
@@ -45,16 +41,16 @@ class IamAdapter:
         sts: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._iam = client
-        self._sts = sts
+        self._iam = AwsClient(client)
+        self._sts = AwsClient(sts) if sts is not None else None
         self._policy_arn = API_KEY_POLICY.format(partition=partition)
         self.sleep = sleep
 
     def get_user(self, name: str) -> User | None:
         try:
             user = self._iam.get_user(UserName=name)["User"]
-        except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
                 return None
             raise
         return User(name=user["UserName"], path=user["Path"], arn=user["Arn"])
@@ -67,13 +63,13 @@ class IamAdapter:
     def delete_user(self, user_name: str) -> bool:
         try:
             self._iam.detach_user_policy(UserName=user_name, PolicyArn=self._policy_arn)
-        except ClientError as exc:
-            if _code(exc) != "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code != "NoSuchEntity":
                 raise
         try:
             self._iam.delete_user(UserName=user_name)
-        except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
                 return False
             raise
         return True
@@ -108,8 +104,8 @@ class IamAdapter:
                 for page in self._pages(UserName=user_name)
                 for c in page["ServiceSpecificCredentials"]
             ]
-        except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
                 return []
             raise
 
@@ -127,8 +123,8 @@ class IamAdapter:
             kwargs["PermissionsBoundary"] = permissions_boundary
         try:
             self._iam.create_user(**kwargs)
-        except ClientError as exc:
-            if _code(exc) == "EntityAlreadyExists":
+        except AwsError as exc:
+            if exc.code == "EntityAlreadyExists":
                 return False
             raise
         return True
@@ -152,8 +148,8 @@ class IamAdapter:
                 access_keys=len(self._all("list_access_keys", "AccessKeyMetadata", name)),
                 login_profile=self._has_login_profile(name),
             )
-        except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
                 return None
             raise
         return facts
@@ -167,8 +163,8 @@ class IamAdapter:
     def _has_login_profile(self, user_name: str) -> bool:
         try:
             self._iam.get_login_profile(UserName=user_name)
-        except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
                 return False
             raise
         return True
@@ -198,8 +194,8 @@ class IamAdapter:
                 answer: dict[str, Any] = self._iam.create_service_specific_credential(
                     UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
                 )["ServiceSpecificCredential"]
-            except ClientError as exc:
-                if _code(exc) != "NoSuchEntity" or wait is None:
+            except AwsError as exc:
+                if exc.code != "NoSuchEntity" or wait is None:
                     raise
                 self.sleep(wait)  # a new user is not visible everywhere yet
                 continue
@@ -218,8 +214,8 @@ class IamAdapter:
             self._iam.delete_service_specific_credential(
                 UserName=user_name, ServiceSpecificCredentialId=credential_id
             )
-        except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
                 return False
             raise
         return True

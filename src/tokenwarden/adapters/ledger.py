@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
 
+from tokenwarden.adapters._aws import AwsClient
 from tokenwarden.domain.model import LedgerEntry
+from tokenwarden.errors import AwsError
 
 _SER = TypeSerializer()
 _DE = TypeDeserializer()
@@ -46,7 +47,7 @@ def _from_item(item: dict[str, Any]) -> LedgerEntry:
 
 class DynamoLedger:
     def __init__(self, client: Any, table: str) -> None:
-        self._db = client
+        self._db = AwsClient(client)
         self._table = table
 
     def scan(self) -> list[LedgerEntry]:
@@ -81,8 +82,8 @@ class DynamoLedger:
             self._db.put_item(
                 TableName=self._table, Item=_to_item(entry), ConditionExpression="attribute_not_exists(pk)"
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        except AwsError as exc:
+            if exc.code != "ConditionalCheckFailedException":
                 raise
             existing = self.get(entry.principal, entry.version_id)
             if existing is None:
@@ -102,8 +103,8 @@ class DynamoLedger:
             self._db.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        except AwsError as exc:
+            if exc.code != "ConditionalCheckFailedException":
                 raise
             # A retried write (the first answered 5xx after it landed) finds its own record: written.
             existing = self._db.get_item(
@@ -163,8 +164,8 @@ class DynamoLedger:
                     ":new": {"S": new_owner},
                 },
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+        except AwsError as exc:
+            if exc.code == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -185,15 +186,15 @@ class DynamoLedger:
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":owner": {"S": owner}},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        except AwsError as exc:
+            if exc.code != "ConditionalCheckFailedException":
                 raise
 
 
 def create_table(client: Any, table: str) -> None:
     """Create the ledger table as the template declares it (local stack and tests)."""
     try:
-        client.create_table(
+        AwsClient(client).create_table(
             TableName=table,
             KeySchema=[
                 {"AttributeName": "pk", "KeyType": "HASH"},
@@ -205,8 +206,8 @@ def create_table(client: Any, table: str) -> None:
             ],
             BillingMode="PAY_PER_REQUEST",
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceInUseException":
+    except AwsError as exc:
+        if exc.code != "ResourceInUseException":
             raise
 
 
@@ -217,7 +218,7 @@ class DynamoHealthStore:
     """Every team's health record in one item: one read and one write per health run."""
 
     def __init__(self, client: Any, table: str) -> None:
-        self._db = client
+        self._db = AwsClient(client)
         self._table = table
 
     def load(self) -> dict[str, dict[str, Any]]:

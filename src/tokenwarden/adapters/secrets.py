@@ -6,8 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from tokenwarden.adapters._aws import AwsClient
 from tokenwarden.domain.model import AWSCURRENT, AWSPENDING, SecretState
 from tokenwarden.domain.ownership import (
     NotTokenWardens,
@@ -17,23 +16,18 @@ from tokenwarden.domain.ownership import (
     policy_text,
     refusal,
 )
-
-# Roles reach only secrets tagged as TokenWarden's (aws:ResourceTag conditions): a secret under
-# the prefix that answers AccessDenied is someone else's.
-ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
+from tokenwarden.errors import AwsError, AwsUnavailable
 
 
 class SecretWriteError(RuntimeError):
     """Storing a token failed. The message never carries the token or the request that held it."""
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _denied(secret_id: str, exc: ClientError) -> NotTokenWardens:
+def _denied(secret_id: str, exc: AwsError) -> NotTokenWardens:
+    """Roles reach only secrets tagged as TokenWarden's (aws:ResourceTag conditions): a secret under
+    the prefix that answers AccessDenied is someone else's."""
     return NotTokenWardens(
-        f"secret {secret_id} is not TokenWarden's: {exc.operation_name} answered {_code(exc)} "
+        f"secret {secret_id} is not TokenWarden's: {exc.operation} answered {exc.code} "
         "(TokenWarden's roles reach only secrets tagged as its own)"
     )
 
@@ -60,7 +54,7 @@ class SecretsAdapter:
     (its key, its tag, its resource policy), whoever asks for the write."""
 
     def __init__(self, client: Any, rules: OwnershipRules | None = None) -> None:
-        self._sm = client
+        self._sm = AwsClient(client)
         self._rules = rules
 
     def list_secrets(self, prefix: str) -> list[SecretState]:
@@ -75,10 +69,10 @@ class SecretsAdapter:
     def _describe_raw(self, secret_id: str) -> dict[str, Any] | None:
         try:
             answer: dict[str, Any] = self._sm.describe_secret(SecretId=secret_id)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+        except AwsError as exc:
+            if exc.code == "ResourceNotFoundException":
                 return None
-            if _code(exc) in ACCESS_DENIED:
+            if exc.access_denied:
                 raise _denied(secret_id, exc) from None
             raise
         return answer
@@ -102,8 +96,8 @@ class SecretsAdapter:
         if policy_read:
             try:
                 raw = self._sm.get_resource_policy(SecretId=state.arn).get("ResourcePolicy")
-            except ClientError as exc:
-                if _code(exc) in ACCESS_DENIED:
+            except AwsError as exc:
+                if exc.access_denied:
                     raise _denied(secret_id, exc) from None
                 raise
             policy = _parsed_policy(raw)
@@ -128,8 +122,8 @@ class SecretsAdapter:
                 KmsKeyId=kms_key_id,
                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             )
-        except ClientError as exc:
-            if _code(exc) == "ResourceExistsException":
+        except AwsError as exc:
+            if exc.code == "ResourceExistsException":
                 return False
             raise
         return True
@@ -166,8 +160,8 @@ class SecretsAdapter:
     def version_token(self, secret_id: str, version_id: str) -> str | None:
         try:
             answer = self._sm.get_secret_value(SecretId=secret_id, VersionId=version_id)
-        except ClientError as exc:
-            if _code(exc) in ("ResourceNotFoundException", "InvalidRequestException"):
+        except AwsError as exc:
+            if exc.code in ("ResourceNotFoundException", "InvalidRequestException"):
                 return None
             raise
         value = answer.get("SecretString")
@@ -176,8 +170,8 @@ class SecretsAdapter:
     def current_token(self, secret_id: str) -> str | None:
         try:
             answer = self._sm.get_secret_value(SecretId=secret_id, VersionStage=AWSCURRENT)
-        except ClientError as exc:
-            if _code(exc) == "ResourceNotFoundException":
+        except AwsError as exc:
+            if exc.code == "ResourceNotFoundException":
                 return None
             raise
         value = answer.get("SecretString")
@@ -195,9 +189,9 @@ class SecretsAdapter:
                 SecretString=token,
                 VersionStages=[AWSPENDING],
             )
-        except (ClientError, BotoCoreError) as exc:
+        except (AwsError, AwsUnavailable) as exc:
             # Raised without its cause: a service or client message may quote the request it refused.
-            code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+            code = exc.code if isinstance(exc, AwsError) else exc.kind
             raise SecretWriteError(
                 f"PutSecretValue of version {version_id} to {secret_id} failed ({code or type(exc).__name__})"
             ) from None
@@ -215,8 +209,8 @@ class SecretsAdapter:
             self._sm.update_secret_version_stage(
                 SecretId=secret_id, VersionStage=stage, RemoveFromVersionId=from_version
             )
-        except ClientError as exc:
-            if _code(exc) not in ("InvalidParameterException", "ResourceNotFoundException"):
+        except AwsError as exc:
+            if exc.code not in ("InvalidParameterException", "ResourceNotFoundException"):
                 raise
             state = self.describe(secret_id)
             if state is not None and stage in state.versions.get(from_version, ()):
@@ -244,8 +238,8 @@ class SecretsAdapter:
     def schedule_deletion(self, secret_id: str, recovery_days: int) -> None:
         try:
             self._sm.delete_secret(SecretId=secret_id, RecoveryWindowInDays=max(7, min(30, recovery_days)))
-        except ClientError as exc:
-            if _code(exc) not in ("ResourceNotFoundException",):
+        except AwsError as exc:
+            if exc.code not in ("ResourceNotFoundException",):
                 raise
 
 

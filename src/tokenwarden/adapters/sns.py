@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenwarden.adapters._aws import AwsClient
 from tokenwarden.domain.notifications import Notification
 
 
 class SnsNotifier:
     def __init__(self, client: Any, topic_arn: str) -> None:
-        self._sns = client
+        self._sns = AwsClient(client)
         self._topic = topic_arn
 
     def publish(self, notification: Notification) -> None:

@@ -43,7 +43,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tokenwarden.domain import notifications as notes
@@ -60,6 +59,7 @@ from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import rotation_days
 from tokenwarden.domain.reason import ReasonError, checked_reason
 from tokenwarden.domain.registry import SLUG, Principal
+from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
@@ -554,12 +554,11 @@ class BreakGlass:
             self.secrets.rotate(
                 secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
             )
-        except ClientError as exc:
+        except AwsError as exc:
             if self.leases is not None:
                 self.leases.release(principal.id, rotation_owner(token))
-            code = exc.response.get("Error", {}).get("Code", "")
             raise BreakGlassFailed(
-                f"the key is revoked, but Secrets Manager refused to start the replacement ({code}). "
+                f"the key is revoked, but Secrets Manager refused to start the replacement ({exc.code}). "
                 f"The nightly run issues it; to do it now, run `tokenwarden apply` or this revoke again"
             ) from None
         if self._wait_until_current(secret.arn, token):

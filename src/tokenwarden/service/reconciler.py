@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
@@ -46,6 +45,7 @@ from tokenwarden.domain.plan import (
     rotation_days,
 )
 from tokenwarden.domain.registry import Principal, Registry
+from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
@@ -254,7 +254,7 @@ class Reconciler:
             )
         except Exception as exc:
             # Whatever one principal's work raised is reported (a foreign exception by its type
-            # only: botocore quotes a response it cannot parse, token included) and the run goes on.
+            # only: its text may quote a response, token included) and the run goes on.
             return self._failed(principal, exc, progress, now)
         finally:
             if self.leases is not None:
@@ -440,7 +440,7 @@ class Reconciler:
             self.secrets.rotate(
                 secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
             )
-        except ClientError as exc:
+        except AwsError as exc:
             if self.leases is not None:
                 self.leases.release(principal.id, rotation_owner(token))
             if _rotation_already_running(exc):
@@ -564,10 +564,9 @@ class RotationInProgress(RuntimeError):
     """Secrets Manager refused to start a rotation because one is still running."""
 
 
-def _rotation_already_running(exc: ClientError) -> bool:
-    error = exc.response.get("Error", {})
-    message = str(error.get("Message", "")).lower()
-    return error.get("Code") == "InvalidRequestException" and (
+def _rotation_already_running(exc: AwsError) -> bool:
+    message = exc.message.lower()
+    return exc.code == "InvalidRequestException" and (
         "previous rotation" in message or "in progress" in message
     )
 

@@ -35,8 +35,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NoReturn
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from tokenwarden.domain.model import (
     AWSCURRENT,
     AWSPENDING,
@@ -50,6 +48,7 @@ from tokenwarden.domain.model import (
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.notifications import KeyRef, onboarded, rotated, rotation_failed
 from tokenwarden.domain.ownership import NotTokenWardens, OwnershipNotConfigured
+from tokenwarden.errors import AwsError, AwsUnavailable
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import Clock, IamPort, LedgerPort, Notifier, SecretsPort, TokenProbe
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
@@ -125,11 +124,10 @@ def describe_error(exc: BaseException) -> str:
     codes and exception types, never the text of a foreign exception."""
     if isinstance(exc, RotationError | PrincipalBusy | MalformedToken):
         return str(exc)
-    if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "") or "error"
-        return f"{exc.operation_name} answered {code}"
-    if isinstance(exc, BotoCoreError):
-        return f"AWS client error ({type(exc).__name__})"
+    if isinstance(exc, AwsError):
+        return f"{exc.operation} answered {exc.code or 'error'}"
+    if isinstance(exc, AwsUnavailable):
+        return f"AWS client error ({exc.kind})"
     return type(exc).__name__
 
 
@@ -205,8 +203,8 @@ class RotationEngine:
 
         What leaves the function is what Lambda logs, returns to Secrets Manager and X-Ray
         records: a failure is raised as `token_free(exc)`, after the original is gone, so
-        that neither a foreign exception's text (botocore quotes a response it cannot parse;
-        http.client quotes a header it refuses) nor its traceback can carry a token out.
+        that neither a foreign exception's text (http.client quotes a header it refuses; AWS's own
+        message may quote a request) nor its traceback can carry a token out.
         """
         failure: Exception | None = None
         try:
@@ -285,15 +283,15 @@ class RotationEngine:
     def run_all(self, secret_id: str, token: str) -> None:
         """The four steps in-process, by a caller that holds the principal's lease.
 
-        As with `run_invoked`, a foreign exception (botocore quotes a response it cannot parse,
-        with the token in it) leaves as `token_free(exc)`, raised after the original is gone.
-        AWS's own errors (ClientError: a code and AWS's message) and TokenWarden's keep their
-        type, since callers act on them (a refusal is announced, a code is reported)."""
+        As with `run_invoked`, a foreign exception (one whose text may quote a token) leaves as
+        `token_free(exc)`, raised after the original is gone. AWS's own answers (AwsError: a code
+        and AWS's message) and TokenWarden's refusals keep their type, since callers act on them
+        (a refusal is announced, a code is reported)."""
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
             failure: Exception | None = None
             try:
                 self.run_step(step, secret_id, token, leased=True)
-            except (ClientError, NotTokenWardens, OwnershipNotConfigured):
+            except (AwsError, NotTokenWardens, OwnershipNotConfigured):
                 raise
             except Exception as exc:
                 failure = token_free(exc)
@@ -446,7 +444,7 @@ class RotationEngine:
             )
             if entry is not None:
                 self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"rotation_failed"}}))
-        except (ClientError, BotoCoreError) as report_error:
+        except (AwsError, AwsUnavailable) as report_error:
             # The step's own error is what matters; the report is best effort (AWS may be throttling).
             logger.error(
                 "could not report a failed rotation step",

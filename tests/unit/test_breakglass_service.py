@@ -207,7 +207,7 @@ def test_force_on_a_revoke_without_a_replacement_is_refused(world: FakeWorld) ->
     glass.revoke(ALPHA, "leaked", OPERATOR, False, T0)
     with pytest.raises(BreakGlassError, match="without --force"):
         glass.restore(ALPHA, OPERATOR, T0, force_reason="because")
-    with pytest.raises(BreakGlassError, match="needs a reason of its own"):
+    with pytest.raises(BreakGlassError, match="must say why"):
         glass.restore(ALPHA, OPERATOR, T0, force_reason="  ")
 
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from tokenwarden.adapters._aws import AwsClient
+from tokenwarden.adapters.aws import AwsClient
 from tokenwarden.domain.model import SERVICE_NAME, Credential, IssuedCredential, User
 from tokenwarden.domain.ownership import UserFacts
 from tokenwarden.errors import AwsError

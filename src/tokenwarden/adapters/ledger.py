@@ -17,7 +17,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from tokenwarden.adapters._aws import AwsClient
+from tokenwarden.adapters.aws import AwsClient
 from tokenwarden.domain.model import LedgerEntry
 from tokenwarden.errors import AwsError
 

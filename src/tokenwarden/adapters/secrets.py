@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tokenwarden.adapters._aws import AwsClient
+from tokenwarden.adapters.aws import AwsClient
 from tokenwarden.domain.model import AWSCURRENT, AWSPENDING, SecretState
 from tokenwarden.domain.ownership import (
     NotTokenWardens,

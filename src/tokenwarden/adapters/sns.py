@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenwarden.adapters._aws import AwsClient
+from tokenwarden.adapters.aws import AwsClient
 from tokenwarden.domain.notifications import Notification
 
 

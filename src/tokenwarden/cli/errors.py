@@ -134,23 +134,16 @@ def refusal_failure(exc: AwsError) -> Failure:
 
 def from_botocore(exc: Exception) -> AwsError | AwsUnavailable | None:
     """A botocore exception (from a place no adapter wraps: STS, a test's moto) as TokenWarden's
-    own AWS error; None for anything else. Parameter values are never carried, only their names."""
-    if not _is_botocore(exc):
-        return None
-    from botocore import exceptions as boto
+    own AWS error, by the adapters' one translation; None for anything else."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    if isinstance(exc, boto.ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        operation = str(getattr(exc, "operation_name", None) or "an AWS call")
-        return AwsError(operation, str(error.get("Code", "error")), str(error.get("Message", "")), status)
-    if isinstance(exc, boto.NoCredentialsError | boto.PartialCredentialsError):
-        return AwsUnavailable("no-credentials", type(exc).__name__)
-    if isinstance(exc, boto.NoRegionError):
-        return AwsUnavailable("no-region", type(exc).__name__)
-    if isinstance(exc, boto.EndpointConnectionError | boto.ConnectTimeoutError):
-        return AwsUnavailable("unreachable", type(exc).__name__, str(exc.kwargs.get("endpoint_url", "?")))
-    return AwsUnavailable("client", type(exc).__name__)
+    from tokenwarden.adapters.aws import aws_error, aws_unavailable
+
+    if isinstance(exc, ClientError):
+        return aws_error(exc)
+    if isinstance(exc, BotoCoreError):
+        return aws_unavailable(exc)
+    return None
 
 
 def invalid_request_failure(names: list[str]) -> Failure:
@@ -172,12 +165,6 @@ def _invalid_parameters(exc: Exception) -> bool:
     from botocore.exceptions import ParamValidationError, ValidationError
 
     return isinstance(exc, ParamValidationError | ValidationError)
-
-
-def _is_botocore(exc: Exception) -> bool:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return isinstance(exc, BotoCoreError | ClientError)
 
 
 def clipped(text: str, limit: int) -> str:

@@ -15,13 +15,11 @@ from typing import Any, TypeVar
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
-    ReadTimeoutError,
 )
 from botocore.parsers import ResponseParserError
 
@@ -29,7 +27,9 @@ from tokenwarden.errors import AwsError, AwsUnavailable
 
 T = TypeVar("T")
 
-_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+# The request never left: nothing was changed. A read timeout or a closed connection is not here:
+# AWS may have received the request and acted on it.
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError)
 
 
 def aws_error(exc: ClientError) -> AwsError:

@@ -10,7 +10,7 @@ request they refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -26,6 +26,7 @@ from botocore.parsers import ResponseParserError
 from tokenwarden.errors import AwsError, AwsUnavailable
 
 T = TypeVar("T")
+C = TypeVar("C")
 
 # The request never left: nothing was changed. A read timeout or a closed connection is not here:
 # AWS may have received the request and acted on it.
@@ -93,3 +94,9 @@ class _Paginator:
         pages = translated(lambda: iter(self._paginator.paginate(**kwargs)))
         while (page := translated(next, pages, None)) is not None:
             yield page
+
+
+def translating(client: C) -> C:
+    """`client` behind `AwsClient`, typed as the client itself (its mypy-boto3 type), so that every
+    call an adapter makes is checked against the service's API and raises only TokenWarden's errors."""
+    return cast(C, AwsClient(client))

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from tokenwarden.adapters.aws import AwsClient
+from tokenwarden.adapters.aws import translating
 from tokenwarden.domain.model import SERVICE_NAME, Credential, IssuedCredential, User
 from tokenwarden.domain.ownership import UserFacts
 from tokenwarden.errors import AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+    from mypy_boto3_iam.type_defs import (
+        ListServiceSpecificCredentialsRequestTypeDef,
+        ListServiceSpecificCredentialsResponseTypeDef,
+    )
+    from mypy_boto3_sts import STSClient
 
 API_KEY_POLICY = "arn:{partition}:iam::aws:policy/CloudWatchAPIKeyAccess"
 
@@ -33,16 +41,22 @@ def _credential(item: Mapping[str, Any]) -> Credential:
 NEW_USER_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0)
 
 
+# The listings of what else a user has, each read to its last page.
+UserListing = Literal[
+    "list_attached_user_policies", "list_user_policies", "list_groups_for_user", "list_access_keys"
+]
+
+
 class IamAdapter:
     def __init__(
         self,
-        client: Any,
+        client: IAMClient,
         partition: str = "aws",
-        sts: Any | None = None,
+        sts: STSClient | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._iam = AwsClient(client)
-        self._sts = AwsClient(sts) if sts is not None else None
+        self._iam = translating(client)
+        self._sts = translating(sts) if sts is not None else None
         self._policy_arn = API_KEY_POLICY.format(partition=partition)
         self.sleep = sleep
 
@@ -80,28 +94,33 @@ class IamAdapter:
             users += [User(name=u["UserName"], path=u["Path"], arn=u["Arn"]) for u in page["Users"]]
         return users
 
-    def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        # boto3 has no paginator for ListServiceSpecificCredentials: follow Marker by hand.
-        marker: str | None = None
+    def _pages(self, user_name: str | None) -> Iterator[ListServiceSpecificCredentialsResponseTypeDef]:
+        """The pages of one user's keys, or of every user's (None). boto3 has no paginator for
+        ListServiceSpecificCredentials: Marker is followed by hand."""
+        request: ListServiceSpecificCredentialsRequestTypeDef = {
+            "ServiceName": SERVICE_NAME,
+            "MaxItems": 1000,
+        }
+        if user_name is None:
+            request["AllUsers"] = True
+        else:
+            request["UserName"] = user_name
         while True:
-            page = self._iam.list_service_specific_credentials(
-                ServiceName=SERVICE_NAME, MaxItems=1000, **kwargs, **({"Marker": marker} if marker else {})
-            )
+            page = self._iam.list_service_specific_credentials(**request)
             yield page
             marker = page.get("Marker")
             if not page.get("IsTruncated") or not marker:
                 return
+            request["Marker"] = marker
 
     def list_all_credentials(self) -> list[Credential]:
-        return [
-            _credential(c) for page in self._pages(AllUsers=True) for c in page["ServiceSpecificCredentials"]
-        ]
+        return [_credential(c) for page in self._pages(None) for c in page["ServiceSpecificCredentials"]]
 
     def list_user_credentials(self, user_name: str) -> list[Credential]:
         try:
             return [
                 _credential({"UserName": user_name, **c})
-                for page in self._pages(UserName=user_name)
+                for page in self._pages(user_name)
                 for c in page["ServiceSpecificCredentials"]
             ]
         except AwsError as exc:
@@ -154,7 +173,7 @@ class IamAdapter:
             raise
         return facts
 
-    def _all(self, operation: str, key: str, user_name: str) -> list[Any]:
+    def _all(self, operation: UserListing, key: str, user_name: str) -> list[Any]:
         items: list[Any] = []
         for page in self._iam.get_paginator(operation).paginate(UserName=user_name):
             items += page[key]
@@ -191,9 +210,11 @@ class IamAdapter:
     def _create_when_visible(self, user_name: str, age_days: int) -> dict[str, Any]:
         for wait in (*NEW_USER_WAITS, None):
             try:
-                answer: dict[str, Any] = self._iam.create_service_specific_credential(
-                    UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
-                )["ServiceSpecificCredential"]
+                answer: dict[str, Any] = dict(
+                    self._iam.create_service_specific_credential(
+                        UserName=user_name, ServiceName=SERVICE_NAME, CredentialAgeDays=age_days
+                    )["ServiceSpecificCredential"]
+                )
             except AwsError as exc:
                 if exc.code != "NoSuchEntity" or wait is None:
                     raise

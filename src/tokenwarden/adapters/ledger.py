@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from tokenwarden.adapters.aws import AwsClient
+from tokenwarden.adapters.aws import translating
 from tokenwarden.domain.model import LedgerEntry
 from tokenwarden.errors import AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 _SER = TypeSerializer()
 _DE = TypeDeserializer()
@@ -46,8 +49,8 @@ def _from_item(item: dict[str, Any]) -> LedgerEntry:
 
 
 class DynamoLedger:
-    def __init__(self, client: Any, table: str) -> None:
-        self._db = AwsClient(client)
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = translating(client)
         self._table = table
 
     def scan(self) -> list[LedgerEntry]:
@@ -191,10 +194,10 @@ class DynamoLedger:
                 raise
 
 
-def create_table(client: Any, table: str) -> None:
+def create_table(client: DynamoDBClient, table: str) -> None:
     """Create the ledger table as the template declares it (local stack and tests)."""
     try:
-        AwsClient(client).create_table(
+        translating(client).create_table(
             TableName=table,
             KeySchema=[
                 {"AttributeName": "pk", "KeyType": "HASH"},
@@ -217,8 +220,8 @@ HEALTH_KEY = {"pk": {"S": "HEALTH"}, "sk": {"S": "TEAMS"}}
 class DynamoHealthStore:
     """Every team's health record in one item: one read and one write per health run."""
 
-    def __init__(self, client: Any, table: str) -> None:
-        self._db = AwsClient(client)
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._db = translating(client)
         self._table = table
 
     def load(self) -> dict[str, dict[str, Any]]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokenwarden.adapters.aws import AwsClient
+from tokenwarden.adapters.aws import translating
 from tokenwarden.domain.model import AWSCURRENT, AWSPENDING, SecretState
 from tokenwarden.domain.ownership import (
     NotTokenWardens,
@@ -17,6 +17,9 @@ from tokenwarden.domain.ownership import (
     refusal,
 )
 from tokenwarden.errors import AwsError, AwsUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 class SecretWriteError(RuntimeError):
@@ -53,8 +56,8 @@ class SecretsAdapter:
     """With `rules`, no token is ever written into a secret that is not verifiably TokenWarden's
     (its key, its tag, its resource policy), whoever asks for the write."""
 
-    def __init__(self, client: Any, rules: OwnershipRules | None = None) -> None:
-        self._sm = AwsClient(client)
+    def __init__(self, client: SecretsManagerClient, rules: OwnershipRules | None = None) -> None:
+        self._sm = translating(client)
         self._rules = rules
 
     def list_secrets(self, prefix: str) -> list[SecretState]:
@@ -68,7 +71,7 @@ class SecretsAdapter:
 
     def _describe_raw(self, secret_id: str) -> dict[str, Any] | None:
         try:
-            answer: dict[str, Any] = self._sm.describe_secret(SecretId=secret_id)
+            answer: dict[str, Any] = dict(self._sm.describe_secret(SecretId=secret_id))
         except AwsError as exc:
             if exc.code == "ResourceNotFoundException":
                 return None

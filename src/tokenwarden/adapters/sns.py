@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from tokenwarden.adapters.aws import AwsClient
+from tokenwarden.adapters.aws import translating
 from tokenwarden.domain.notifications import Notification
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
 
 
 class SnsNotifier:
-    def __init__(self, client: Any, topic_arn: str) -> None:
-        self._sns = AwsClient(client)
+    def __init__(self, client: SNSClient, topic_arn: str) -> None:
+        self._sns = translating(client)
         self._topic = topic_arn
 
     def publish(self, notification: Notification) -> None:

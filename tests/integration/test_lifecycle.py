@@ -9,7 +9,6 @@ import pytest
 from tests.conftest import T0, Env, check_invariants, days
 from tokenwarden.domain.registry import parse_registry
 from tokenwarden.local import iam_ssc
-from tokenwarden.service.breakglass import BreakGlass
 
 READS = ("List", "Get", "Describe", "Scan", "Query", "Receive", "DeleteMessage")
 
@@ -147,7 +146,7 @@ def test_no_token_reaches_logs_messages_results_or_errors(
     )
     results.append(env.run(T0 + days(121)))
     r = env.reconciler
-    glass = BreakGlass(r.iam, r.secrets, r.ledger, r.notifier, r.engine, r.naming, r.rotation_lambda_arn)
+    glass = env.glass  # as build_breakglass composes it
     jdoe = env.registry.get("jdoe")
     assert jdoe is not None
     results.append(glass.revoke(jdoe, "leak drill", "oncall", True, env.clock.now()))

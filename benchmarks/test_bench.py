@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from pytest_benchmark.fixture import BenchmarkFixture
 from tests.unit.builders import NOW, healthy, inventory, registry, rotated
 
 from tokenwarden.domain.health import evaluate
@@ -17,7 +18,7 @@ from tokenwarden.domain.registry import parse_registry
 N = 500
 
 
-def test_plan_500_principals(benchmark) -> None:  # type: ignore[no-untyped-def]
+def test_plan_500_principals(benchmark: BenchmarkFixture) -> None:
     names = [f"team-{i:03d}" for i in range(N)]
     world = inventory(
         *(healthy(n) if i % 3 else rotated(n, superseded=timedelta(days=8)) for i, n in enumerate(names))
@@ -29,7 +30,7 @@ def test_plan_500_principals(benchmark) -> None:  # type: ignore[no-untyped-def]
     assert len(plan.principals) == N
 
 
-def test_health_evaluate_500_teams(benchmark) -> None:  # type: ignore[no-untyped-def]
+def test_health_evaluate_500_teams(benchmark: BenchmarkFixture) -> None:
     text = "principals:\n" + "".join(f"  - {{id: team-{i:03d}}}\n" for i in range(N))
     reg = parse_registry(text, "bench")
     samples = {f"team-{i:03d}": NOW - timedelta(minutes=i % 300) for i in range(N) if i % 7}

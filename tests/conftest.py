@@ -13,11 +13,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from tokenwarden.domain.registry import Registry
+    from tokenwarden.local.clock import StackClock
+    from tokenwarden.service.breakglass import BreakGlass
+    from tokenwarden.service.reconciler import Reconciler
+    from tokenwarden.settings import Settings
+    from tokenwarden.wiring import Adapters
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = datetime(2027, 1, 4, 2, 15, tzinfo=UTC)
@@ -107,14 +115,15 @@ class Env:
     """One moto world with TokenWarden deployed in it."""
 
     session: boto3.session.Session
-    settings: Any
-    clock: Any
+    settings: Settings
+    clock: StackClock
     log: CallLog
-    reconciler: Any
-    registry: Any
+    adapters: Adapters
+    reconciler: Reconciler
+    registry: Registry
     queue_url: str
     otlp_url: str
-    glass: Any = None
+    glass: BreakGlass
 
     def run(self, at: datetime | None = None, registry: Any = None, settle: bool = True) -> Any:
         """One reconciler run; then (unless `settle` is False) the rotations it started in the
@@ -265,7 +274,7 @@ def open_env(
             setup = realism.setup_calls()
             setup.__enter__()
             session = boto3.session.Session(region_name="us-east-1")
-            session._session.register("after-call", log.after_call)  # type: ignore[attr-defined]
+            session._session.register("after-call", log.after_call)
             kms_key = session.client("kms").create_key()["KeyMetadata"]["Arn"]
             topic = session.client("sns").create_topic(Name="tokenwarden")["TopicArn"]
             sqs = session.client("sqs")
@@ -310,6 +319,7 @@ def open_env(
                 settings=settings,
                 clock=clock,
                 log=log,
+                adapters=adapters,
                 reconciler=reconciler,
                 registry=load_registry(ROOT / "teams.yaml"),
                 queue_url=queue_url,

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import pytest
 import yaml
@@ -99,6 +99,13 @@ def parse_exports(lines: Sequence[str]) -> dict[str, str]:
             name, _, value = words[1].partition("=")
             exports[name] = value
     return exports
+
+
+class Cli(Protocol):
+    """The `tokenwarden` CLI run in the test's process: what it printed (stdout, then stderr), once it
+    has exited with `expect` and the background rotations it started have finished."""
+
+    def __call__(self, *argv: str, expect: int = 0) -> str: ...
 
 
 @dataclass

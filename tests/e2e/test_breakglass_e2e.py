@@ -9,11 +9,12 @@ import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
-from tests.e2e.conftest import aws_command, in_process_stack
+from tests.e2e.conftest import Cli, aws_command, in_process_stack
 from tokenwarden.cli.main import main
 from tokenwarden.local import realism
 from tokenwarden.local.clock import RemoteStackClock
@@ -31,7 +32,7 @@ def stack() -> Iterator[dict[str, str]]:
 @pytest.fixture
 def cli(
     stack: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Iterator[object]:
+) -> Iterator[Cli]:
     for name, value in stack.items():
         monkeypatch.setenv(name, value)
 
@@ -69,7 +70,9 @@ def registry(tmp_path: Path, *ids: str) -> str:
     return str(path)
 
 
-def test_revoke_refuses_the_leaked_token_at_once_and_the_reissued_one_works(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_revoke_refuses_the_leaked_token_at_once_and_the_reissued_one_works(
+    cli: Cli, stack: dict[str, str], tmp_path: Path
+) -> None:
     endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
     teams = registry(tmp_path, "red", "blue")
     cli("apply", "--registry", teams, "--quiet")
@@ -90,7 +93,7 @@ def test_revoke_refuses_the_leaked_token_at_once_and_the_reissued_one_works(cli,
     assert send_session(endpoint, token("blue"), "blue")
 
 
-def history(principal: str) -> list[dict[str, object]]:
+def history(principal: str) -> list[dict[str, Any]]:
     """The principal's break-glass records as the ledger stores them."""
     answer = boto3.client("dynamodb").query(
         TableName=os.environ["TOKENWARDEN_LEDGER_TABLE"],
@@ -102,8 +105,8 @@ def history(principal: str) -> list[dict[str, object]]:
 
 
 def test_a_leaked_key_comes_back_only_when_forced_and_the_revoke_stays_on_record(
-    cli, stack, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, stack: dict[str, str], tmp_path: Path
+) -> None:
     endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
     teams = registry(tmp_path, "coral")
     cli("apply", "--registry", teams, "--quiet")
@@ -143,7 +146,9 @@ def test_a_leaked_key_comes_back_only_when_forced_and_the_revoke_stays_on_record
     assert "already restored" in again and len(history("coral")) == 2
 
 
-def test_a_restored_revoke_is_not_restored_twice_and_a_new_revoke_is(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_restored_revoke_is_not_restored_twice_and_a_new_revoke_is(
+    cli: Cli, stack: dict[str, str], tmp_path: Path
+) -> None:
     endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
     teams = registry(tmp_path, "jade")
     cli("apply", "--registry", teams, "--quiet")
@@ -162,7 +167,9 @@ def test_a_restored_revoke_is_not_restored_twice_and_a_new_revoke_is(cli, stack,
     assert [r["kind"] for r in history("jade")] == ["revoke", "restore", "revoke", "restore"]
 
 
-def test_offboarding_leaves_no_active_key_then_no_key_then_no_user(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_offboarding_leaves_no_active_key_then_no_key_then_no_user(
+    cli: Cli, stack: dict[str, str], tmp_path: Path
+) -> None:
     both = registry(tmp_path, "green", "amber")
     only_green = registry(tmp_path, "green")
     cli("apply", "--registry", both, "--quiet")
@@ -179,7 +186,7 @@ def test_offboarding_leaves_no_active_key_then_no_key_then_no_user(cli, stack, t
     assert "tw-amber" not in [u["UserName"] for u in users]
 
 
-def test_an_empty_registry_revokes_nobody(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_registry_revokes_nobody(cli: Cli, stack: dict[str, str], tmp_path: Path) -> None:
     teams = registry(tmp_path, "violet")
     cli("apply", "--registry", teams, "--quiet")
     before = token("violet")
@@ -188,7 +195,9 @@ def test_an_empty_registry_revokes_nobody(cli, stack, tmp_path) -> None:  # type
     assert send_session(stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"], before, "violet")
 
 
-def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(
+    cli: Cli, stack: dict[str, str], tmp_path: Path
+) -> None:
     teams = registry(tmp_path, "teal")
     cli("apply", "--registry", teams, "--quiet")
     iam = boto3.client("iam")
@@ -211,8 +220,8 @@ def test_a_hand_made_key_shows_in_the_audit_and_is_left_alone(cli, stack, tmp_pa
 
 
 def test_a_principal_added_back_after_offboarding_gets_a_working_token_from_the_recipe(
-    cli, stack, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+    cli: Cli, stack: dict[str, str], tmp_path: Path
+) -> None:
     endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
     both = registry(tmp_path, "plum", "sage")
     only_sage = registry(tmp_path, "sage")

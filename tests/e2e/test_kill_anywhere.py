@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from tests.e2e.conftest import ROOT, Stack, parse_time, tokenwarden_command, wri
 
 pytestmark = pytest.mark.e2e
 
-PRINCIPALS = [
+PRINCIPALS: list[dict[str, Any]] = [
     {"id": "red", "kind": "team", "owners": ["red@example.com"]},
     {"id": "green", "kind": "team", "owners": ["green@example.com"]},
     {"id": "blue", "kind": "team", "owners": ["blue@example.com"]},
@@ -82,7 +83,8 @@ def _accepted(stack: Stack, token: str) -> bool:
         )
         try:
             with _LOOPBACK.open(request, timeout=10) as answer:
-                return 200 <= answer.status < 300
+                status: int = answer.status
+                return 200 <= status < 300
         except urllib.error.HTTPError as exc:
             if exc.code not in (401, 429):
                 return False

@@ -206,6 +206,7 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
     # The rotation function as Secrets Manager invokes it, in the background.
     rotate = load_function("rotate_secret")
     monkeypatch.setattr(rotate, "_engine", lambda: env.reconciler.engine)
+    assert env.settings.rotation_lambda_arn is not None
     lambda_router.register(
         env.settings.rotation_lambda_arn, calls.labelled("RotateSecretFunction", rotate.lambda_handler)
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -97,10 +98,10 @@ def test_a_function_runs_on_the_system_clock_unless_given_another(
     assert isinstance(load_function(folder).CLOCK, SystemClock)
 
     class Fixed:
-        def now(self) -> object:
-            return None
+        def now(self) -> datetime:
+            return datetime(2030, 1, 1, tzinfo=UTC)
 
-    given: Clock = Fixed()  # type: ignore[assignment]
+    given: Clock = Fixed()
     assert load_function(folder, given).CLOCK is given
 
 

@@ -861,14 +861,14 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
             )
     native = list((layer / "pydantic_core").glob("*.so"))
     assert native and all("aarch64" in so.name for so in native), "the layer must be built for arm64"
-    for function, module in (
+    for function, handler in (
         ("ReconcileFunction", "reconcile_handler"),
         ("HealthFunction", "health_handler"),
         ("RevokeFunction", "revoke_handler"),
         ("RestoreFunction", "restore_handler"),
     ):
         assert (BUILD_DIR / function / "teams.yaml").is_file(), function
-        assert (BUILD_DIR / function / f"{module}.py").is_file(), function
+        assert (BUILD_DIR / function / f"{handler}.py").is_file(), function
 
 
 ALLOWED_CHECKOV_WAIVERS = {"CKV_AWS_27", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173"}

@@ -17,7 +17,7 @@ SIX = parse_registry("principals: [" + ", ".join(f"{{id: p{i}}}" for i in range(
 
 
 def glass(env: Env) -> BreakGlass:
-    return env.glass  # type: ignore[no-any-return]
+    return env.glass
 
 
 def events(env: Env) -> list[str]:

@@ -30,7 +30,7 @@ def principal(pid: str) -> Principal:
 
 
 def glass(env: Env) -> BreakGlass:
-    return env.glass  # type: ignore[no-any-return]
+    return env.glass
 
 
 def history_items(env: Env, pid: str) -> list[dict[str, Any]]:

@@ -754,7 +754,7 @@ def test_the_rotation_function_waits_on_the_stack_clock() -> None:
     clock = StackClock(start=T0)
     engine = SimpleNamespace(sleep=lambda seconds: pytest.fail("slept for real"))
     rotate = SimpleNamespace(_engine=lambda: engine)
-    simulate_waits(rotate, clock)  # type: ignore[arg-type]
+    simulate_waits(rotate, clock)  # type: ignore[arg-type]  # a stand-in for the loaded module
     assert rotate._engine() is engine
     before = clock.now()
     rotate._engine().sleep(90)

@@ -208,7 +208,7 @@ def test_an_unparsable_answer_quoting_a_new_token_stays_inside_the_reconciler(
             f"Unable to parse response, invalid XML received:\nb'<Secret>{MARK}</Secret>'"
         )
 
-    monkeypatch.setattr(env.reconciler.iam._iam, "create_service_specific_credential", unparsable)
+    monkeypatch.setattr(env.adapters.iam._iam, "create_service_specific_credential", unparsable)
     try:
         report = env.run()
     except Exception as error:  # the test fails below, naming what escaped, without the token

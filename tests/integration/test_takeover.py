@@ -173,10 +173,10 @@ def test_a_secret_rekeyed_later_is_refused_on_the_next_run_and_by_every_token_wr
 
     # Whoever asks (the rotation function on Secrets Manager's own schedule, a retry), no token
     # goes into it: the adapter checks before every write.
+    alpha = env.reconciler.secrets.describe("tokenwarden/alpha")
+    assert alpha is not None
     with pytest.raises(SecretWriteError, match="not TokenWarden's"):
-        env.reconciler.secrets.put_pending(
-            env.reconciler.secrets.describe("tokenwarden/alpha").arn, "v-later", "some-token"
-        )
+        env.reconciler.secrets.put_pending(alpha.arn, "v-later", "some-token")
     keys = {c["ServiceSpecificCredentialId"] for c in env.credentials("alpha")}
     with setup(env):
         sm.rotate_secret(SecretId="tokenwarden/alpha")
@@ -193,7 +193,7 @@ def test_accessdenied_on_a_secret_under_the_prefix_means_not_ours(
     """The roles will reach only secrets tagged as TokenWarden's: a foreign secret answers AccessDenied."""
     with setup(env):
         env.client("secretsmanager").create_secret(Name="tokenwarden/alpha")
-    client = env.reconciler.secrets._sm
+    client = env.adapters.secrets._sm
 
     def deny(params: dict[str, Any], **_: Any) -> Any:
         if "tokenwarden/alpha" in str(params.get("body", "")):  # the request as it would be sent
@@ -330,7 +330,7 @@ def test_a_user_with_another_permissions_boundary_is_refused(monkeypatch: pytest
 
 def test_a_crash_between_create_secret_and_its_policy_is_finished_by_the_next_run(env: Env) -> None:
     registry = parse_registry("principals: [{id: solo}]", "t")
-    client = env.reconciler.secrets._sm
+    client = env.adapters.secrets._sm
 
     def crash(**_: Any) -> None:
         raise Crash("killed right after CreateSecret")
@@ -355,7 +355,7 @@ def test_a_crash_between_create_secret_and_its_policy_is_finished_by_the_next_ru
 
 def test_a_crash_between_create_user_and_its_policy_is_finished_by_the_next_run(env: Env) -> None:
     registry = parse_registry("principals: [{id: solo}]", "t")
-    client = env.reconciler.iam._iam
+    client = env.adapters.iam._iam
 
     def crash(**_: Any) -> None:
         raise Crash("killed right after CreateUser")

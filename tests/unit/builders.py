@@ -57,7 +57,7 @@ def principal(
     life = lifecycle or Lifecycle(**lifecycle_overrides)
     return Principal(
         id=pid,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         team=team or pid,
         owners=(f"{pid}@example.com",),
         notify=f"#{pid}",

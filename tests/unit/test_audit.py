@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from tests.unit.builders import NOW, credential, days, healthy, inventory, registry, rotated
 from tokenwarden.domain.audit import audit
+from tokenwarden.domain.plan import Finding
 
 
-def kinds(findings: tuple[object, ...]) -> list[tuple[str, str | None]]:
-    return [(f.kind, f.principal) for f in findings]  # type: ignore[attr-defined]
+def kinds(findings: tuple[Finding, ...]) -> list[tuple[str, str | None]]:
+    return [(f.kind, f.principal) for f in findings]
 
 
 def test_a_clean_account_has_no_findings() -> None:

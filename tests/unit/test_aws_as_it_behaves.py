@@ -104,14 +104,15 @@ def engine(probe: ScriptedProbe) -> RotationEngine:
     from tokenwarden.domain.naming import Naming
 
     waits: list[float] = []
+    unused: Any = None  # IAM, the ledger, the notifier and the clock are not reached by a probe's verdict
     built = RotationEngine(
-        iam=None,  # type: ignore[arg-type]
-        secrets=OneVersionSecrets(),  # type: ignore[arg-type]
-        ledger=None,  # type: ignore[arg-type]
-        notifier=None,  # type: ignore[arg-type]
+        iam=unused,
+        secrets=OneVersionSecrets(),  # type: ignore[arg-type]  # only the two reads the verdict makes
+        ledger=unused,
+        notifier=unused,
         probe=probe,
         naming=Naming(user_prefix="tw-", user_path="/tokenwarden/", secret_prefix="tokenwarden/"),
-        clock=None,  # type: ignore[arg-type]
+        clock=unused,
         probe_policy=ProbePolicy(attempts=5),
         sleep=waits.append,
     )
@@ -224,7 +225,8 @@ class Clock:
 
 def leases() -> tuple[Leases, Clock, MemoryLeases]:
     clock, store = Clock(), MemoryLeases()
-    return Leases(store, clock, ttl_seconds=300, sleep=clock.sleep), clock, store  # type: ignore[arg-type]
+    leases = Leases(store, clock, ttl_seconds=300, sleep=clock.sleep)  # type: ignore[arg-type]  # leases only
+    return leases, clock, store
 
 
 def test_a_second_holder_waits_then_is_told_the_principal_is_busy() -> None:

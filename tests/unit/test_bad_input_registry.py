@@ -104,7 +104,7 @@ not_a_string = st.one_of(
     st.binary(min_size=1, max_size=5),
 )
 odd_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
     max_size=300,
 )
 known_zones = sorted(zoneinfo.available_timezones())

@@ -211,7 +211,9 @@ def test_developers_roll_up_to_their_team() -> None:
     reg = registry()
     profiles = team_profiles(reg)
     assert set(profiles) == {"alpha", "beta"}
-    assert profiles["alpha"] == reg.get("alpha").activity  # type: ignore[union-attr]
+    alpha = reg.get("alpha")
+    assert alpha is not None
+    assert profiles["alpha"] == alpha.activity
     assert profiles["alpha"].timezone == "Europe/Berlin"  # not the developer's Tokyo weekend profile
     assert profiles["beta"].silent_after_hours == 6
 

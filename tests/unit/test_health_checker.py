@@ -48,7 +48,9 @@ def checker(
 
 def read_span(query: str) -> timedelta:
     """How far back a last-sample query reads: its subquery range plus the lookback of its first instant."""
-    (number, unit) = re.search(r"\[(\d+)([smhd]):\d+[smhd]\]", query).groups()  # type: ignore[union-attr]
+    span = re.search(r"\[(\d+)([smhd]):\d+[smhd]\]", query)
+    assert span is not None, query
+    (number, unit) = span.groups()
     return timedelta(seconds=int(number) * _UNITS[unit]) + LOOKBACK
 
 

@@ -150,7 +150,7 @@ def test_tokenwardens_policy_is_recognised_as_aws_gives_it_back() -> None:
 
 
 def _with(change: Any) -> dict[str, Any]:
-    document = json.loads(json.dumps(wanted()))
+    document: dict[str, Any] = json.loads(json.dumps(wanted()))
     change(document)
     return document
 

@@ -122,8 +122,9 @@ def test_operators_and_service_roles_are_parsed_and_validated() -> None:
     ],
 )
 def test_a_malformed_arn_setting_is_refused_at_start(name: str, value: str) -> None:
+    setting: dict[str, Any] = {name: value}
     with pytest.raises(ValueError, match="not an IAM ARN"):
-        Settings(**{name: value})
+        Settings(**setting)
 
 
 def test_the_variables_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

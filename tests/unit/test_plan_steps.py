@@ -64,7 +64,7 @@ def revoked(inv: PrincipalInventory, *, reissue: bool) -> PrincipalInventory:
 # -- step 1: unfinished rotations --------------------------------------------------------------------
 
 
-def test_a_young_rotation_is_reported_in_progress_and_not_abandoned():
+def test_a_young_rotation_is_reported_in_progress_and_not_abandoned() -> None:
     step = unfinished_rotations("alpha", rotation_started(timedelta(minutes=30)), NOW)
     assert step.in_progress
     assert step.actions == ()
@@ -72,7 +72,7 @@ def test_a_young_rotation_is_reported_in_progress_and_not_abandoned():
     assert step.resume is None
 
 
-def test_a_rotation_is_abandoned_exactly_at_the_timeout():
+def test_a_rotation_is_abandoned_exactly_at_the_timeout() -> None:
     step = unfinished_rotations("alpha", rotation_started(ROTATION_TIMEOUT), NOW)
     assert not step.in_progress
     assert step.note is None
@@ -85,7 +85,7 @@ def test_a_rotation_is_abandoned_exactly_at_the_timeout():
     assert abandon.reason == f"rotation started {NOW - ROTATION_TIMEOUT:%Y-%m-%d %H:%M} never completed"
 
 
-def test_without_a_current_key_the_newest_key_issue_is_resumed_and_the_older_abandoned():
+def test_without_a_current_key_the_newest_key_issue_is_resumed_and_the_older_abandoned() -> None:
     inv = PrincipalInventory(
         principal="alpha",
         user=user(),
@@ -103,7 +103,7 @@ def test_without_a_current_key_the_newest_key_issue_is_resumed_and_the_older_aba
     assert [a.version_id for a in step.actions] == ["v1"]
 
 
-def test_the_current_versions_own_record_is_not_an_unfinished_rotation():
+def test_the_current_versions_own_record_is_not_an_unfinished_rotation() -> None:
     inv = healthy()
     inv = inv.model_copy(
         update={"ledger": (inv.ledger[0].model_copy(update={"state": LedgerState.PENDING}),)}
@@ -112,7 +112,7 @@ def test_the_current_versions_own_record_is_not_an_unfinished_rotation():
     assert step == Unfinished()
 
 
-def test_awspending_on_an_unrecorded_version_is_abandoned_beside_a_current_key():
+def test_awspending_on_an_unrecorded_version_is_abandoned_beside_a_current_key() -> None:
     inv = healthy()
     assert inv.secret is not None
     stray = inv.secret.model_copy(update={"versions": {"v1": (AWSCURRENT,), "vX": (AWSPENDING,)}})
@@ -126,7 +126,7 @@ def test_awspending_on_an_unrecorded_version_is_abandoned_beside_a_current_key()
     assert abandon.reason == "AWSPENDING is on a version TokenWarden never recorded"
 
 
-def test_awspending_without_a_current_key_is_left_to_onboarding():
+def test_awspending_without_a_current_key_is_left_to_onboarding() -> None:
     inv = PrincipalInventory(principal="alpha", user=user(), secret=secret(versions={"vX": (AWSPENDING,)}))
     assert unfinished_rotations("alpha", inv, NOW).actions == ()
 
@@ -134,7 +134,7 @@ def test_awspending_without_a_current_key_is_left_to_onboarding():
 # -- step 2: the current key -------------------------------------------------------------------------
 
 
-def test_onboarding_names_everything_missing_in_order_and_the_key_issue_it_resumes():
+def test_onboarding_names_everything_missing_in_order_and_the_key_issue_it_resumes() -> None:
     inv = healthy()
     assert inv.secret is not None
     gone = inv.secret.model_copy(update={"deleted_at": NOW - hours(1), "versions": {}})
@@ -150,14 +150,14 @@ def test_onboarding_names_everything_missing_in_order_and_the_key_issue_it_resum
     )
 
 
-def test_a_current_version_without_a_ledger_record_is_repaired():
+def test_a_current_version_without_a_ledger_record_is_repaired() -> None:
     inv = healthy().model_copy(update={"ledger": ()})
     [repair] = current_key(ALPHA, inv, NOW, NOTHING_UNFINISHED).actions
     assert (repair.kind, repair.credential_id) == (ActionKind.REPAIR, None)
     assert "no ledger record" in repair.reason
 
 
-def test_a_key_revoked_without_reissue_gets_a_note_and_no_new_key():
+def test_a_key_revoked_without_reissue_gets_a_note_and_no_new_key() -> None:
     step = current_key(ALPHA, revoked(healthy(), reissue=False), NOW, NOTHING_UNFINISHED)
     assert step.actions == ()
     assert step.note is not None
@@ -165,19 +165,19 @@ def test_a_key_revoked_without_reissue_gets_a_note_and_no_new_key():
     assert "tokenwarden restore alpha" in step.note
 
 
-def test_a_key_revoked_with_reissue_is_repaired_with_the_revocation_as_reason():
+def test_a_key_revoked_with_reissue_is_repaired_with_the_revocation_as_reason() -> None:
     [repair] = current_key(ALPHA, revoked(healthy(), reissue=True), NOW, NOTHING_UNFINISHED).actions
     assert (repair.kind, repair.credential_id) == (ActionKind.REPAIR, "K1")
     assert repair.reason.startswith(f"revoked {NOW - hours(2):%Y-%m-%d %H:%M} with --reissue")
 
 
-def test_a_broken_key_waits_for_a_rotation_in_progress():
+def test_a_broken_key_waits_for_a_rotation_in_progress() -> None:
     step = current_key(ALPHA, healthy(status="Inactive"), NOW, IN_PROGRESS)
     assert step.actions == ()
     assert step.note is None  # the unfinished-rotations step says why
 
 
-def test_an_interrupted_finish_is_resumed_only_with_a_working_key():
+def test_an_interrupted_finish_is_resumed_only_with_a_working_key() -> None:
     inv = healthy()
     finishing = inv.model_copy(
         update={"ledger": (inv.ledger[0].model_copy(update={"state": LedgerState.PENDING}),)}
@@ -193,7 +193,7 @@ def test_an_interrupted_finish_is_resumed_only_with_a_working_key():
     ]
 
 
-def test_a_key_not_yet_due_is_upcoming_at_its_due_date():
+def test_a_key_not_yet_due_is_upcoming_at_its_due_date() -> None:
     inv = healthy(age=days(10))
     step = current_key(ALPHA, inv, NOW, NOTHING_UNFINISHED)
     expires_at = inv.credentials[0].expires_at
@@ -204,7 +204,7 @@ def test_a_key_not_yet_due_is_upcoming_at_its_due_date():
     assert upcoming.at == rotation_due_at("alpha", DEFAULT_LIFECYCLE, expires_at)
 
 
-def test_a_due_key_is_rotated_and_its_owners_alerted_once():
+def test_a_due_key_is_rotated_and_its_owners_alerted_once() -> None:
     step = current_key(ALPHA, healthy(expires_in=days(5)), NOW, NOTHING_UNFINISHED)
     assert [a.kind for a in step.actions] == [ActionKind.ROTATE, ActionKind.EXPIRING_SOON]
     assert step.actions[1].reason.endswith("(in 5 days)")
@@ -214,13 +214,13 @@ def test_a_due_key_is_rotated_and_its_owners_alerted_once():
     assert [a.kind for a in current_key(ALPHA, told, NOW, NOTHING_UNFINISHED).actions] == [ActionKind.ROTATE]
 
 
-def test_a_due_key_is_not_rotated_again_while_a_rotation_runs_but_still_alerted():
+def test_a_due_key_is_not_rotated_again_while_a_rotation_runs_but_still_alerted() -> None:
     step = current_key(ALPHA, healthy(expires_in=days(5)), NOW, IN_PROGRESS)
     assert [a.kind for a in step.actions] == [ActionKind.EXPIRING_SOON]
     assert [u.kind for u in step.upcoming] == [ActionKind.ROTATE]
 
 
-def test_a_due_rotation_waits_for_the_previous_keys_grace():
+def test_a_due_rotation_waits_for_the_previous_keys_grace() -> None:
     inv = rotated(superseded=days(2), current_expires_in=days(5))
     step = current_key(ALPHA, inv, NOW, NOTHING_UNFINISHED)
     assert ActionKind.ROTATE not in [a.kind for a in step.actions]
@@ -233,7 +233,7 @@ def test_a_due_rotation_waits_for_the_previous_keys_grace():
 # -- step 3: rotation set-up -------------------------------------------------------------------------
 
 
-def test_rotation_configured_as_wanted_needs_nothing():
+def test_rotation_configured_as_wanted_needs_nothing() -> None:
     assert rotation_setup(ALPHA, healthy(), CONFIG, in_progress=False) is None
 
 
@@ -245,7 +245,7 @@ def test_rotation_configured_as_wanted_needs_nothing():
         {"rotation_lambda_arn": ROTATION_ARN + "-old"},
     ],
 )
-def test_rotation_drifted_from_the_lifecycle_is_configured(change):
+def test_rotation_drifted_from_the_lifecycle_is_configured(change: dict[str, object]) -> None:
     inv = healthy()
     assert inv.secret is not None
     drifted = inv.model_copy(update={"secret": inv.secret.model_copy(update=change)})
@@ -257,7 +257,7 @@ def test_rotation_drifted_from_the_lifecycle_is_configured(change):
     assert rotation_setup(ALPHA, drifted, CONFIG, in_progress=True) is None
 
 
-def test_without_a_configured_rotation_function_its_arn_is_not_compared():
+def test_without_a_configured_rotation_function_its_arn_is_not_compared() -> None:
     inv = healthy()
     assert inv.secret is not None
     other = inv.model_copy(
@@ -266,7 +266,7 @@ def test_without_a_configured_rotation_function_its_arn_is_not_compared():
     assert rotation_setup(ALPHA, other, PlanConfig(), in_progress=False) is None
 
 
-def test_rotation_is_not_configured_before_the_current_key_is_known():
+def test_rotation_is_not_configured_before_the_current_key_is_known() -> None:
     unconfigured = secret(rotation_enabled=False)
     onboarding = PrincipalInventory(principal="alpha", secret=unconfigured)
     unrecorded = healthy().model_copy(update={"secret": unconfigured, "ledger": ()})
@@ -277,7 +277,7 @@ def test_rotation_is_not_configured_before_the_current_key_is_known():
 # -- step 4: the other keys --------------------------------------------------------------------------
 
 
-def test_other_keys_leave_the_current_key_alone_even_when_its_record_says_retired():
+def test_other_keys_leave_the_current_key_alone_even_when_its_record_says_retired() -> None:
     # Offboarded, then added back before its secret was deleted: the current key's record says
     # retired long ago. Deciding that is the current-key step's job; this step must not delete it.
     inv = healthy(expires_in=days(1))
@@ -293,7 +293,7 @@ def test_other_keys_leave_the_current_key_alone_even_when_its_record_says_retire
     assert step.upcoming == ()
 
 
-def test_a_previous_key_in_grace_is_upcoming_and_retired_after_it():
+def test_a_previous_key_in_grace_is_upcoming_and_retired_after_it() -> None:
     inv = rotated(superseded=days(2))
     step = other_keys(ALPHA, inv, NOW)
     assert step.actions == ()
@@ -304,7 +304,7 @@ def test_a_previous_key_in_grace_is_upcoming_and_retired_after_it():
     assert (retire.kind, retire.credential_id) == (ActionKind.RETIRE, "K1")
 
 
-def test_every_other_key_gets_its_own_decision():
+def test_every_other_key_gets_its_own_decision() -> None:
     k3 = credential("K3", created_at=NOW - hours(2))
     inv = with_key(rotated(superseded=days(8)), k3)
     step = other_keys(ALPHA, inv, NOW)
@@ -372,7 +372,7 @@ def test_a_key_that_expired_without_a_switch_off_is_deleted_a_retention_after_it
 # -- step 5: findings --------------------------------------------------------------------------------
 
 
-def test_findings_name_a_user_at_the_key_limit_and_each_key_without_expiry():
+def test_findings_name_a_user_at_the_key_limit_and_each_key_without_expiry() -> None:
     inv = with_key(healthy(), credential("K2", age_days=None, alias="laptop"))
     findings = key_findings("alpha", inv)
     assert [(f.kind, f.detail) for f in findings] == [
@@ -382,5 +382,5 @@ def test_findings_name_a_user_at_the_key_limit_and_each_key_without_expiry():
     assert {f.principal for f in findings} == {"alpha"}
 
 
-def test_a_healthy_principal_has_no_findings():
+def test_a_healthy_principal_has_no_findings() -> None:
     assert key_findings("alpha", healthy()) == ()

@@ -10,6 +10,7 @@ import ssl
 import threading
 import traceback
 import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -133,7 +134,7 @@ def _quoting(kind: type[BaseException]) -> Callable[..., Any]:
 def test_any_other_failure_becomes_a_probe_error_naming_its_type_only(
     kind: type[BaseException], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(otlp_probe.urllib.request, "urlopen", _quoting(kind))
+    monkeypatch.setattr(urllib.request, "urlopen", _quoting(kind))
 
     error = raised(lambda: OtlpProbe("https://monitoring.us-east-1.amazonaws.com/v1/metrics").check(TOKEN))
 
@@ -173,7 +174,7 @@ def test_no_usable_answer_is_reported_as_no_answer(
             raise http.client.IncompleteRead(header.encode())
         raise kind(header)
 
-    monkeypatch.setattr(otlp_probe.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
 
     assert OtlpProbe("https://monitoring.us-east-1.amazonaws.com/v1/metrics").check(TOKEN) == NO_ANSWER
 

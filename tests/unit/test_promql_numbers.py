@@ -129,9 +129,9 @@ def test_a_python_integer_beyond_a_float_is_refused_without_printing_it(where: i
     "stamp",
     [0, 1_795_823_100, 1_795_823_100.25, "1795823100.25", LATEST_TIME.timestamp() - 1],
 )
-def test_an_evaluation_time_in_range_is_read(stamp: object) -> None:
+def test_an_evaluation_time_in_range_is_read(stamp: float | str) -> None:
     (read,) = parse(vector(sample("1", stamp=stamp))).samples
-    assert read.timestamp == datetime.fromtimestamp(float(stamp), tz=UTC)  # type: ignore[arg-type]
+    assert read.timestamp == datetime.fromtimestamp(float(stamp), tz=UTC)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,12 @@ from tokenwarden.adapters.secrets import SecretsAdapter, SecretWriteError
 TOKEN = "cw-bearer-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
 
 
+def stand_in(client: object) -> Any:
+    """A stand-in for a boto3 client with only the calls the test makes, passed where the adapter
+    takes the real client's type."""
+    return client
+
+
 class EchoingSecretsManager:
     """A client whose error quotes the request, as some services and client validators do."""
 
@@ -24,7 +30,7 @@ class EchoingSecretsManager:
 
 def test_a_failed_put_names_the_version_and_code_but_not_the_token() -> None:
     with pytest.raises(SecretWriteError) as caught:
-        SecretsAdapter(EchoingSecretsManager()).put_pending("tokenwarden/alpha", "v-1", TOKEN)
+        SecretsAdapter(stand_in(EchoingSecretsManager())).put_pending("tokenwarden/alpha", "v-1", TOKEN)
 
     error = caught.value
     assert TOKEN not in str(error) and TOKEN not in repr(error)
@@ -48,7 +54,7 @@ class NoSecretIam:
 
 def test_an_unusable_secret_in_the_answer_is_refused_without_quoting_it() -> None:
     with pytest.raises(RuntimeError, match="no usable secret") as caught:
-        IamAdapter(NoSecretIam()).create_credential("tw-alpha", 90)
+        IamAdapter(stand_in(NoSecretIam())).create_credential("tw-alpha", 90)
     assert "12345" not in str(caught.value)
 
 
@@ -120,7 +126,7 @@ def test_an_aws_refusal_becomes_an_aws_error_with_its_operation_code_message_and
         },
         "GetUser",
     )
-    error = raised_by(lambda: IamAdapter(FailingClient(refusal)).get_user("tw-alpha"))
+    error = raised_by(lambda: IamAdapter(stand_in(FailingClient(refusal))).get_user("tw-alpha"))
 
     assert isinstance(error, AwsError)
     assert (error.operation, error.code, error.message, error.http_status) == (
@@ -137,7 +143,7 @@ def test_a_failure_on_a_later_page_is_translated_too() -> None:
     from tokenwarden.errors import AwsError
 
     refusal = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "ListUsers")
-    error = raised_by(lambda: IamAdapter(FailingClient(refusal)).list_users("/tokenwarden/"))
+    error = raised_by(lambda: IamAdapter(stand_in(FailingClient(refusal))).list_users("/tokenwarden/"))
 
     assert isinstance(error, AwsError) and error.access_denied
     assert error.__cause__ is None and error.__context__ is None
@@ -173,7 +179,7 @@ def test_a_failure_to_ask_aws_becomes_aws_unavailable_naming_its_kind_never_its_
         "unparsable": lambda: ResponseParserError(f"Unable to parse response: b'<Secret>{TOKEN}</Secret>'"),
         "invalid_parameter": lambda: ParamValidationError(report=f"Invalid value {TOKEN}"),
     }[make]()
-    error = raised_by(lambda: IamAdapter(FailingClient(original)).get_user("tw-alpha"))
+    error = raised_by(lambda: IamAdapter(stand_in(FailingClient(original))).get_user("tw-alpha"))
 
     assert isinstance(error, AwsUnavailable)
     assert (error.reason, error.kind, error.endpoint) == (reason, type(original).__name__, endpoint)

@@ -5,6 +5,7 @@ then what the service hands those decisions, and what a restore refuses before i
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -125,7 +126,7 @@ def test_only_the_latest_revoke_with_the_reason_counts() -> None:
     ],
 )
 def test_what_a_decision_means_for_held_off_keys_and_the_result(
-    outcome_args: dict[str, bool], reissue: bool, takes_held_off: bool, taken: int, reported_repeated: bool
+    outcome_args: dict[str, Any], reissue: bool, takes_held_off: bool, taken: int, reported_repeated: bool
 ) -> None:
     decision = decide_repeat([earlier(**outcome_args)], "leak", NOW)
     assert decision.takes_held_off(reissue) is takes_held_off

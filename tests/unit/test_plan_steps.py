@@ -312,7 +312,7 @@ def test_every_other_key_gets_its_own_decision() -> None:
     assert [(u.kind, u.credential_id) for u in step.upcoming] == [(ActionKind.DELETE_UNTRACKED, "K3")]
 
 
-def test_an_untracked_key_is_deleted_once_it_is_older_than_the_safety_hours():
+def test_an_untracked_key_is_deleted_once_it_is_older_than_the_safety_hours() -> None:
     young = credential("K9", created_at=NOW - hours(23))
     action, upcoming = untracked_key("alpha", young, DEFAULT_LIFECYCLE, NOW)
     assert action is None and upcoming is not None
@@ -329,14 +329,14 @@ def test_an_untracked_key_is_deleted_once_it_is_older_than_the_safety_hours():
     )
 
 
-def test_the_grace_counts_from_the_hand_over_or_else_from_the_switch_off():
+def test_the_grace_counts_from_the_hand_over_or_else_from_the_switch_off() -> None:
     superseded = entry("v1", LedgerState.PREVIOUS, superseded_at=NOW - days(3), deactivated_at=NOW - days(1))
     assert grace_ends_at(superseded, DEFAULT_LIFECYCLE, NOW) == NOW + days(4)
     switched_off = entry("v1", LedgerState.RETIRED, deactivated_at=NOW - days(1))
     assert grace_ends_at(switched_off, DEFAULT_LIFECYCLE, NOW) == NOW + days(6)
 
 
-def test_a_replaced_key_is_retired_exactly_when_its_grace_ends():
+def test_a_replaced_key_is_retired_exactly_when_its_grace_ends() -> None:
     k1 = credential("K1")
     record = entry("v1", LedgerState.PREVIOUS, cred=k1, superseded_at=NOW - days(7))
     action, upcoming = retire_after_grace("alpha", k1, record, DEFAULT_LIFECYCLE, NOW)
@@ -347,7 +347,7 @@ def test_a_replaced_key_is_retired_exactly_when_its_grace_ends():
     assert action is None and upcoming is not None and upcoming.at == NOW
 
 
-def test_a_switched_off_key_is_deleted_when_its_rollback_window_ends():
+def test_a_switched_off_key_is_deleted_when_its_rollback_window_ends() -> None:
     k1 = credential("K1", status="Inactive")
     record = entry(
         "v1", LedgerState.RETIRED, cred=k1, superseded_at=NOW - days(20), deactivated_at=NOW - days(6)
@@ -362,7 +362,7 @@ def test_a_switched_off_key_is_deleted_when_its_rollback_window_ends():
     )
 
 
-def test_a_key_that_expired_without_a_switch_off_is_deleted_a_retention_after_its_grace():
+def test_a_key_that_expired_without_a_switch_off_is_deleted_a_retention_after_its_grace() -> None:
     k1 = credential("K1", status="Expired")
     record = entry("v1", LedgerState.PREVIOUS, cred=k1, superseded_at=NOW - days(10))
     _, upcoming = delete_after_retention("alpha", k1, record, DEFAULT_LIFECYCLE, NOW)

@@ -81,7 +81,8 @@ def test_the_policy_is_merged_field_by_field_over_the_defaults() -> None:
     ],
 )
 def test_an_invalid_section_is_named_with_its_field(section: str, value: dict[str, Any], field: str) -> None:
-    policy, problems = effective_policy(WHERE, spec(**{section: value}), Defaults())
+    fields: dict[str, Any] = {section: value}
+    policy, problems = effective_policy(WHERE, spec(**fields), Defaults())
     assert policy is None
     assert [p.split(":")[0] for p in problems] == [f"{WHERE}, field {field}"]
 

@@ -14,7 +14,8 @@ attribute of the moto IAM backend object (``iam_backends[account_id]["aws"]``), 
 reset wipes them together with the users. This module's name must not start with ``moto``: moto
 derives a service name from the module path of a raising frame.
 
-Behaviour (AWS's documented rules, plus the project's assumptions from DESIGN.md §1):
+Behaviour (AWS's documented rules, plus the assumptions the project makes where AWS says nothing; see
+docs/develop.md, "moto and service-specific credentials"):
 
 - Create: the user must exist (``NoSuchEntity``, 404). ``CredentialAgeDays`` is 1..36600
   (``ValidationError``, 400; botocore only checks the minimum client-side); when omitted the key has no

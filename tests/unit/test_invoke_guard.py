@@ -4,17 +4,15 @@ before any connection: the script runs with every socket blocked and a host that
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tests.conftest import ROOT
+from tokenwarden.local import invoke
 
 SCRIPT = ROOT / "scripts" / "invoke"
 FAR = "https://aws.tokenwarden-test.invalid"
@@ -46,18 +44,6 @@ socket.create_connection = _blocked
 socket.socket.connect = _blocked
 socket.socket.connect_ex = _blocked
 """
-
-
-def _load_invoke() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("tokenwarden_invoke_script", str(SCRIPT))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
-invoke = _load_invoke()
 
 
 # ------------------------------------------------------------------------------- where it would go

@@ -132,12 +132,13 @@ def embedded_stack_url(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     stack_url = env.get("TOKENWARDEN_STACK_URL", "")
     endpoint = env.get("AWS_ENDPOINT_URL", "")
-    if stack_url and endpoint and _loopback(stack_url) and _loopback(endpoint):
+    if stack_url and endpoint and loopback(stack_url) and loopback(endpoint):
         return stack_url.rstrip("/")
     return None
 
 
-def _loopback(url: str) -> bool:
+def loopback(url: str) -> bool:
+    """Whether `url`'s host is this machine (localhost or a loopback address)."""
     try:
         host = urlsplit(url).hostname
     except ValueError:

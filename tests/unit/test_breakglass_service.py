@@ -93,15 +93,15 @@ def test_a_revoke_waits_for_a_busy_principal_then_changes_nothing(world: FakeWor
     assert world.iam.key(current_key(world)).status == "Active"
 
 
-def test_a_revoke_another_run_recorded_at_the_same_moment_says_to_run_it_again(world: FakeWorld) -> None:
+def test_a_revoke_another_run_recorded_at_the_same_moment_says_to_run_it_again(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
     glass = world.breakglass()
-    original = world.ledger.append_history
-    world.ledger.append_history = lambda principal, key, record: False  # type: ignore[method-assign]
+    with monkeypatch.context() as patched:
+        patched.setattr(world.ledger, "append_history", lambda principal, key, record: False)
+        with pytest.raises(BreakGlassFailed, match="Run this revoke again"):
+            glass.revoke(ALPHA, "leaked", OPERATOR, False, T0)
 
-    with pytest.raises(BreakGlassFailed, match="Run this revoke again"):
-        glass.revoke(ALPHA, "leaked", OPERATOR, False, T0)
-
-    world.ledger.append_history = original  # type: ignore[method-assign]
     assert world.iam.key(current_key(world)).status == "Inactive"  # switched off first, whatever follows
     result = glass.revoke(ALPHA, "leaked", OPERATOR, False, T0)
     assert result.revoke == 1 and world.notifier.events() == ["revoked"]

@@ -10,6 +10,7 @@ import pytest
 from tests.fakes import FakeClock, FakeHealthStore, FakePromQL, FakeWorld
 from tests.unit.builders import registry
 from tokenwarden.domain.health import HealthState
+from tokenwarden.service.health import HealthReport
 
 MONDAY_4PM = datetime(2030, 5, 6, 16, 0, tzinfo=UTC)  # working hours are 9-18 UTC, Monday to Friday
 TUESDAY_4PM = MONDAY_4PM + timedelta(days=1)
@@ -22,8 +23,8 @@ def world() -> FakeWorld:
     return FakeWorld(clock=FakeClock(MONDAY_4PM))
 
 
-def states(report: object) -> dict[str, HealthState]:
-    return {t.team: t.state for t in report.teams}  # type: ignore[attr-defined]
+def states(report: HealthReport) -> dict[str, HealthState]:
+    return {t.team: t.state for t in report.teams}
 
 
 def test_teams_that_report_are_healthy_and_nobody_is_told(world: FakeWorld) -> None:

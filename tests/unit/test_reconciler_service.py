@@ -4,6 +4,7 @@ own, what each action writes and announces, and how a principal's failure is rep
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,8 @@ def world() -> FakeWorld:
     return FakeWorld(clock=FakeClock(T0))
 
 
-def run(world: FakeWorld, reconciler: Reconciler, reg: Registry = ALPHA, **options: object) -> RunReport:
-    return reconciler.run(reg, world.clock.now(), **options)  # type: ignore[arg-type]
+def run(world: FakeWorld, reconciler: Reconciler, reg: Registry = ALPHA, **options: Any) -> RunReport:
+    return reconciler.run(reg, world.clock.now(), **options)
 
 
 def statuses(report: RunReport) -> dict[str, str]:

@@ -4,7 +4,9 @@ leaves it when something fails."""
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -206,10 +208,10 @@ def test_iam_refuses_a_third_key(world: FakeWorld) -> None:
     ids=["rotation-off", "other-function", "no-function", "not-pending", "unknown-version"],
 )
 def test_an_invocation_that_is_not_this_functions_rotation_is_refused(
-    world: FakeWorld, arrange: object, invoked_as: str | None, reason: str
+    world: FakeWorld, arrange: Callable[[Any], None], invoked_as: str | None, reason: str
 ) -> None:
     engine, secret = onboarded(world)
-    arrange(secret)  # type: ignore[operator]
+    arrange(secret)
     writes = len(world.ledger.calls)
 
     with pytest.raises(RotationRefused, match=reason):
@@ -357,7 +359,9 @@ def test_a_failing_rotation_is_announced_once_however_often_it_is_retried(world:
     engine, secret = onboarded(world)
     world.secrets.rotate(secret.arn, V2, ROTATION_ARN, 30)
     engine.run_invoked("createSecret", secret.arn, V2, ROTATION_ARN)
-    world.iam.set_credential_status(USER, str(world.ledger.get("alpha", V2).credential_id), active=False)  # type: ignore[union-attr]
+    pending = world.ledger.get("alpha", V2)
+    assert pending is not None
+    world.iam.set_credential_status(USER, str(pending.credential_id), active=False)
     engine.probe_policy = ProbePolicy(attempts=1)
 
     for _ in range(3):

@@ -751,12 +751,11 @@ class FakePromQL:
     def query(self, query: str, *, time: datetime | None = None) -> QueryResult:
         self.queries.append((query, time))
         at = time or datetime.now(UTC)
-        seen: dict[str | None, datetime] = {
-            **next((s for metric, s in self.by_metric.items() if metric in query), self.last_seen)
-        }
+        teams = next((s for metric, s in self.by_metric.items() if metric in query), self.last_seen)
+        seen: list[tuple[str | None, datetime]] = list(teams.items())
         if self.unattributed is not None:
-            seen[None] = self.unattributed
-        selected = [(team, when) for team, when in seen.items() if _team_matches(query, team)]
+            seen.append((None, self.unattributed))
+        selected = [(team, when) for team, when in seen if _team_matches(query, team)]
         samples = tuple(
             TeamSample(
                 team=team,

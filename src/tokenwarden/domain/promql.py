@@ -15,8 +15,9 @@ costs O(metrics) queries, not O(teams)) — up to :data:`MAX_SERIES` teams, the 
 answers for one query. Beyond that the query is sharded: :func:`team_shards` cuts the sorted team ids
 into :class:`TeamRange` slices of at most :data:`MAX_SERIES` registered teams, and each shard's query
 selects its slice with a regular expression on the team label (:func:`team_matcher`). The slices
-are ranges of the code-point order, so together they cover *every* label value: a team missing from
-the registry (drift) and telemetry without a team label still land in exactly one shard. A range's
+are ranges of the code-point order, so together they cover *every* team id: a team missing from the
+registry (drift) still lands in exactly one shard. Telemetry without a team label, which the health
+check never judges, is left out of sharded queries. A range's
 expression grows with the length of its two bounds, not with the number of teams inside it (under
 3,000 characters for 48-character slugs), so no query nears a server's query-length limit.
 :func:`merge_results` joins the shards' answers. Claude Code's counters are *delta* counters sent only on
@@ -394,19 +395,21 @@ _LITERAL = re.compile(r"[A-Za-z0-9_-]")
 class TeamRange(_Value):
     """The team ids ``start <= team < end`` in code-point order (``end`` None: no upper bound).
 
-    ``start`` "" is the first shard, which also holds telemetry without a team label (an absent
-    label matches as the empty value). Shards from :func:`team_shards` and :func:`split_shard` are
-    adjacent ranges, so every label value belongs to exactly one of them.
+    Shards from :func:`team_shards` and :func:`split_shard` are adjacent ranges, so every team id
+    belongs to exactly one of them. Series without a team label (telemetry the health check never
+    judges) belong only to the range of everything, the single shard that needs no matcher; a
+    sharded query leaves them out, so they never push a full shard over :data:`MAX_SERIES`.
     """
 
     start: str = ""
     end: str | None = None
 
     def __contains__(self, team: object) -> bool:
-        value = "" if team is None else team
-        if not isinstance(value, str):
+        if team is None:
+            return self.everything
+        if not isinstance(team, str) or not team:
             return False
-        return self.start <= value and (self.end is None or value < self.end)
+        return self.start <= team and (self.end is None or team < self.end)
 
     @property
     def everything(self) -> bool:
@@ -472,7 +475,7 @@ def team_range_regex(shard: TeamRange) -> str:
     if end <= start:
         raise InvalidQueryError(f"an empty team range: {shard}")
     if not start:
-        return _alternatives(_below(end))
+        return _alternatives(_below(end)[1:])  # not the empty value: series without a team label
     return _between(start, end)
 
 

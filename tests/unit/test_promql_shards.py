@@ -38,7 +38,10 @@ from tokenwarden.domain.registry import SLUG
 SESSIONS = "claude_code.session.count"
 AT = datetime(2030, 5, 6, 16, 0, tzinfo=UTC)
 PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=12)
-ANY_VALUE = st.text(max_size=14) | st.text(alphabet="ab-0/9z", max_size=8)
+ANY_VALUE = st.text(st.characters(min_codepoint=0x20), max_size=14) | st.text(
+    alphabet="ab-0/9z ~", max_size=8
+)
+"""Label values without control characters (see test_a_control_character_decides_no_shard)."""
 
 
 def teams(n: int) -> list[str]:
@@ -170,9 +173,23 @@ def test_the_expression_matches_exactly_the_values_in_the_range(
     shard = TeamRange(start=start, end=end)
     pattern = re.compile(team_range_regex(shard))
 
-    near = [start, start + "\n", start[:-1], end or "", (end or "") + "-", (end or "")[:-1]]
+    near = [start, start + "\U0010ffff", start[:-1], end or "", (end or "") + "-", (end or "")[:-1]]
     for value in values + near:
         assert bool(pattern.fullmatch(value)) == (value in shard), (shard, value)
+
+
+def test_control_characters_after_the_deciding_one_are_any_other_character() -> None:
+    shard = TeamRange(start="team-00500", end="team-01000")
+    pattern = re.compile(team_range_regex(shard))
+
+    assert pattern.fullmatch("team-00600\n\x00tail") and pattern.fullmatch("team-00500\x01")
+    assert not pattern.fullmatch("team-01000\n")
+
+
+def test_a_control_character_decides_no_shard() -> None:
+    # Ordered between the bounds by its control character, a value no team id can be is left out.
+    shard = TeamRange(start="", end="team-00500")
+    assert "team-\x01" in shard and not re.fullmatch(team_range_regex(shard), "team-\x01")
 
 
 def test_registry_slugs_can_bound_a_shard() -> None:

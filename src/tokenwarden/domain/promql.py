@@ -390,6 +390,11 @@ _BOUND = re.compile(r"[\x20-\x7e]{1,64}")
 """What may bound a shard: printable ASCII (every registry slug), short enough to keep a query short."""
 _LITERAL = re.compile(r"[A-Za-z0-9_-]")
 """Characters a regular expression reads as themselves outside a character class."""
+_LOWEST = " "
+"""The smallest character a range's expression selects by order. A value whose order against a bound
+is decided by a control character (below the space) is in no shard's expression: no team id can be
+one, and VictoriaMetrics cannot run a class that starts at such a character (it rewrites the
+expression and prints ``[\\x00-s]`` as ``[\\x000-s]``, which it then refuses)."""
 
 
 class TeamRange(_Value):
@@ -513,7 +518,9 @@ def _at_least(bound: str) -> str:
 def _below(bound: str) -> list[str]:
     """The alternatives of values ``< bound`` (a non-empty printable bound): empty, a smaller first
     character, or the same one and the rest below the rest."""
-    choices = ["", f"[\\x00-{_class_char(chr(ord(bound[0]) - 1))}]{_ANY}"]
+    choices = [""]
+    if bound[0] > _LOWEST:
+        choices.append(f"[{_class_char(_LOWEST)}-{_class_char(chr(ord(bound[0]) - 1))}]{_ANY}")
     if bound[1:]:
         choices.append(_literal(bound[0]) + _alternatives(_below(bound[1:])))
     return choices

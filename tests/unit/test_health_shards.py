@@ -12,8 +12,17 @@ import pytest
 from tests.fakes import FakeClock, FakeHealthStore, FakePromQL, FakeWorld
 from tests.unit.builders import registry
 from tokenwarden.domain.health import HealthState
-from tokenwarden.domain.promql import MAX_SERIES, PromQLResponseError, QueryResult, TruncatedResultError
-from tokenwarden.service.health import DEFAULT_METRICS
+from tokenwarden.domain.promql import (
+    MAX_SERIES,
+    Dialect,
+    PromQLResponseError,
+    QueryResult,
+    TeamRange,
+    TruncatedResultError,
+    last_sample_query,
+    team_shards,
+)
+from tokenwarden.service.health import DEFAULT_METRICS, MAX_SPLITS, query_by_shard
 
 MONDAY_4PM = datetime(2030, 5, 6, 16, 0, tzinfo=UTC)
 RECENTLY = MONDAY_4PM - timedelta(minutes=5)
@@ -22,6 +31,10 @@ RECENTLY = MONDAY_4PM - timedelta(minutes=5)
 @pytest.fixture
 def world() -> FakeWorld:
     return FakeWorld(clock=FakeClock(MONDAY_4PM))
+
+
+def session_query(shard: TeamRange) -> str:
+    return last_sample_query(Dialect.CLOUDWATCH, DEFAULT_METRICS[0], timedelta(hours=24), teams=shard)
 
 
 def team_ids(n: int) -> list[str]:
@@ -113,3 +126,30 @@ def test_an_answer_beyond_its_shard_is_refused(world: FakeWorld) -> None:
 
     with pytest.raises(PromQLResponseError, match="did not apply the team matcher"):
         world.health(querier).run(registry(*ids), MONDAY_4PM)
+
+
+class CutsEverything(FakePromQL):
+    """A server that flags every answer as cut, whatever its size."""
+
+    def query(self, query: str, *, time: datetime | None = None) -> QueryResult:
+        answer = super().query(query, time=time)
+        return answer.model_copy(update={"warnings": ("cut",), "truncated": True})
+
+
+def test_a_server_that_cuts_every_answer_ends_the_splitting_at_the_cap() -> None:
+    strays = [f"stray-{i:05d}" for i in range(5_000)]  # enough known teams to split far deeper
+    querier = CutsEverything(dict.fromkeys(strays, RECENTLY), max_series=10_000)
+
+    with pytest.raises(TruncatedResultError):
+        query_by_shard(querier, session_query, team_shards(["alpha"]), ["alpha"], MONDAY_4PM, max_splits=3)
+
+    assert len(querier.queries) == 4  # the shard and three splits; the fourth cut answer ends it
+
+
+def test_a_server_that_cuts_every_answer_fails_the_run(world: FakeWorld) -> None:
+    querier = CutsEverything({"alpha": RECENTLY, "beta": RECENTLY})
+
+    with pytest.raises(TruncatedResultError):
+        world.health(querier).run(registry("alpha", "beta"), MONDAY_4PM)
+
+    assert len(querier.queries) <= MAX_SPLITS + 1

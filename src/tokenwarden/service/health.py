@@ -57,6 +57,10 @@ from tokenwarden.ports import IamPort, LedgerPort, Notifier
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
 
+MAX_SPLITS = 64
+"""How many times one metric's shards may be split after truncated answers: enough for thousands of
+unregistered teams, and an end for a server that cuts every answer whatever its size."""
+
 WINDOW_SETTING = "TOKENWARDEN_HEALTH_WINDOW_HOURS"
 METRICS_SETTING = "TOKENWARDEN_HEALTH_METRICS"
 
@@ -229,17 +233,19 @@ def query_by_shard(
     shards: Iterable[TeamRange],
     registered: Iterable[str],
     at: datetime,
+    max_splits: int = MAX_SPLITS,
 ) -> tuple[QueryResult, int]:
     """One answer for every shard, merged, and the number of queries sent.
 
     A truncated answer is never used: its shard is split (:func:`split_shard`) and both halves asked
-    again; a shard that cannot be split raises :class:`TruncatedResultError`. An answer with a series
-    outside its shard is refused (:func:`check_within`).
+    again. A shard that cannot be split, or more than ``max_splits`` splits, raise
+    :class:`TruncatedResultError`. An answer with a series outside its shard is refused
+    (:func:`check_within`).
     """
     known = tuple(registered)
     pending = deque(shards)
     answers: list[QueryResult] = []
-    sent = 0
+    sent = splits = 0
     while pending:
         shard = pending.popleft()
         result = querier.query(query(shard), time=at)
@@ -248,8 +254,9 @@ def query_by_shard(
             answers.append(check_within(result, shard))
             continue
         halves = split_shard(shard, [*known, *(sample.team for sample in result.samples)])
-        if halves is None:
+        if halves is None or splits == max_splits:
             raise TruncatedResultError(result.warnings)
+        splits += 1
         logger.warning("truncated PromQL answer; splitting the shard", extra={"shard": str(shard)})
         pending.extendleft(reversed(halves))
     return merge_results(answers), sent

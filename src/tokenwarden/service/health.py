@@ -1,9 +1,9 @@
 """The health check: PromQL queries for every team's newest sample, judged against the registry.
 
 One query per metric and shard of at most 500 teams (CloudWatch answers at most 500 series per query):
-metrics * ceil(teams / 500) queries a run. A shard whose answer is truncated anyway (drift or telemetry
-without a team label on top of its 500 teams) is split and asked again; one that cannot be split
-fails the run with :class:`TruncatedResultError` rather than judge teams on a partial answer.
+metrics * ceil(teams / 500) queries a run. A shard whose answer is truncated anyway (teams missing
+from the registry on top of its own) is split and asked again; one that cannot be split fails the
+run with :class:`TruncatedResultError` rather than judge teams on a partial answer.
 
 Alerts go out on state changes only (plus a reminder while a team stays silent); a silence
 alert carries the likely causes that the ledger knows about.

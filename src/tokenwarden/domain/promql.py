@@ -386,8 +386,9 @@ class QueryResult(_Value):
 
 _ANY = "(?s:.*)"
 """Any rest of a label value, newlines included."""
-_BOUND = re.compile(r"[\x20-\x7e]{1,64}")
-"""What may bound a shard: printable ASCII (every registry slug), short enough to keep a query short."""
+_BOUND = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,63}")
+"""What may bound a shard: printable ASCII not starting with a space (every registry slug), short enough
+to keep a query short. A range's first character is then always above :data:`_LOWEST`."""
 _LITERAL = re.compile(r"[A-Za-z0-9_-]")
 """Characters a regular expression reads as themselves outside a character class."""
 _LOWEST = " "
@@ -487,7 +488,8 @@ def team_range_regex(shard: TeamRange) -> str:
 def _bound(value: str) -> str:
     if not _BOUND.fullmatch(value):
         raise InvalidQueryError(
-            f"{_shown(value)} cannot bound a team shard (printable ASCII, 1-64 characters)"
+            f"{_shown(value)} cannot bound a team shard (printable ASCII, 1-64 characters, "
+            "not starting with a space)"
         )
     return value
 

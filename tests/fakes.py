@@ -13,6 +13,7 @@ The `_: Port = Fake()` lines at the end make mypy hold each fake to its port.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,7 +47,7 @@ from tokenwarden.domain.ownership import (
     judge_secret,
     refusal,
 )
-from tokenwarden.domain.promql import Dialect, PromQLQuerier, QueryResult, TeamSample
+from tokenwarden.domain.promql import MAX_SERIES, Dialect, PromQLQuerier, QueryResult, TeamSample
 from tokenwarden.errors import AwsError
 from tokenwarden.service.breakglass import BreakGlass, BreakGlassLedger
 from tokenwarden.service.health import HealthChecker, HealthStore
@@ -727,27 +728,59 @@ class FakeHealthStore:
 
 class FakePromQL:
     """Answers a last-sample query with each team's newest sample time: from `by_metric` for a query
-    naming that metric, else from `last_seen`."""
+    naming that metric, else from `last_seen`; `unattributed` is a series without a team label.
+
+    Like CloudWatch, it applies the query's team matcher (read from the query text and run as a
+    regular expression, fully anchored) and answers at most `max_series` series, with a warning when
+    it cut the rest."""
 
     def __init__(
         self,
         last_seen: Mapping[str, datetime] | None = None,
         by_metric: Mapping[str, Mapping[str, datetime]] | None = None,
+        *,
+        unattributed: datetime | None = None,
+        max_series: int = MAX_SERIES,
     ) -> None:
         self.last_seen = dict(last_seen or {})
         self.by_metric = {metric: dict(seen) for metric, seen in (by_metric or {}).items()}
+        self.unattributed = unattributed
+        self.max_series = max_series
         self.queries: list[tuple[str, datetime | None]] = []
 
     def query(self, query: str, *, time: datetime | None = None) -> QueryResult:
         self.queries.append((query, time))
         at = time or datetime.now(UTC)
-        seen = next((s for metric, s in self.by_metric.items() if metric in query), self.last_seen)
-        return QueryResult(
-            samples=tuple(
-                TeamSample(team=team, value=when.timestamp(), timestamp=at, labels={"team.id": team})
-                for team, when in seen.items()
+        teams = next((s for metric, s in self.by_metric.items() if metric in query), self.last_seen)
+        seen: list[tuple[str | None, datetime]] = list(teams.items())
+        if self.unattributed is not None:
+            seen.append((None, self.unattributed))
+        selected = [(team, when) for team, when in seen if _team_matches(query, team)]
+        samples = tuple(
+            TeamSample(
+                team=team,
+                value=when.timestamp(),
+                timestamp=at,
+                labels={} if team is None else {"team.id": team},
             )
+            for team, when in selected[: self.max_series]
         )
+        if len(selected) <= self.max_series:
+            return QueryResult(samples=samples)
+        warning = f"the answer was limited to {self.max_series} series"
+        return QueryResult(samples=samples, warnings=(warning,), truncated=True)
+
+
+_TEAM_MATCHER = re.compile(r'"(?:@resource\.)?team\.id"=~"((?:[^"\\]|\\.)*)"')
+
+
+def _team_matches(query: str, team: str | None) -> bool:
+    """Whether a series with this team label (None: without one) passes the query's team matcher."""
+    matcher = _TEAM_MATCHER.search(query)
+    if matcher is None:
+        return True
+    pattern = re.sub(r"\\(.)", r"\1", matcher.group(1))  # the PromQL string's escapes
+    return re.fullmatch(pattern, team or "") is not None
 
 
 # -- a whole world of fakes, and the services built on it ---------------------------------------

@@ -11,7 +11,16 @@ Two dialects speak the same Prometheus HTTP API but name things differently:
   plain labels, so the team label is ``"team.id"``.
 
 Every query is grouped by the team label, so one query per metric covers every team (the health check
-costs O(metrics) queries, not O(teams)). Claude Code's counters are *delta* counters sent only on
+costs O(metrics) queries, not O(teams)) — up to :data:`MAX_SERIES` teams, the most series CloudWatch
+answers for one query. Beyond that the query is sharded: :func:`team_shards` cuts the sorted team ids
+into :class:`TeamRange` slices of at most :data:`MAX_SERIES` registered teams, and each shard's query
+selects its slice with a regular expression on the team label (:func:`team_matcher`). The slices
+are ranges of the code-point order, so together they cover *every* team id: a team missing from the
+registry (drift) still lands in exactly one shard. Telemetry without a team label, which the health
+check never judges, is left out of sharded queries. A range's
+expression grows with the length of its two bounds, not with the number of teams inside it (under
+3,000 characters for 48-character slugs), so no query nears a server's query-length limit.
+:func:`merge_results` joins the shards' answers. Claude Code's counters are *delta* counters sent only on
 activity, so the queries count samples (``count_over_time``) and never use ``rate``/``increase``.
 
 Two queries exist:
@@ -45,7 +54,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -60,6 +69,7 @@ __all__ = [
     "MAX_LAST_SAMPLE_STEP",
     "MAX_LAST_SAMPLE_WINDOW",
     "MAX_RANGE",
+    "MAX_SERIES",
     "MAX_WINDOW",
     "Dialect",
     "InvalidQueryError",
@@ -68,21 +78,32 @@ __all__ = [
     "PromQLQueryError",
     "PromQLResponseError",
     "QueryResult",
+    "TeamRange",
     "TeamSample",
     "TruncatedResultError",
     "activity_query",
     "check_last_sample_window",
+    "check_within",
     "evaluation_time",
     "format_duration",
     "last_sample_query",
+    "merge_results",
     "metric_selector",
     "parse_vector",
+    "split_shard",
     "team_label",
+    "team_matcher",
+    "team_range_regex",
+    "team_shards",
 ]
 
 MAX_RANGE = timedelta(days=7)
 """CloudWatch reads at most seven days of samples for one PromQL query: range selectors, subquery
 ranges and the lookback all count. Queries that would read more are refused before sending."""
+
+MAX_SERIES = 500
+"""The most series CloudWatch's PromQL answers for one query; it cuts the rest and says so in a warning.
+The health check asks for at most this many registered teams per query (:func:`team_shards`)."""
 
 MAX_WINDOW = MAX_RANGE
 """The longest range selector (:func:`activity_query`): a range selector has no lookback."""
@@ -194,12 +215,14 @@ def _metric_name(metric: str) -> str:
     return metric
 
 
-def metric_selector(dialect: Dialect, metric: str) -> str:
-    """A series selector for one metric, dotted names included."""
+def metric_selector(dialect: Dialect, metric: str, teams: TeamRange | None = None) -> str:
+    """A series selector for one metric, dotted names included; with ``teams``, only that shard's teams."""
     name = _metric_name(metric)
+    matcher = team_matcher(dialect, teams) if teams is not None else ""
+    rest = f", {matcher}" if matcher else ""
     if Dialect(dialect) is Dialect.CLOUDWATCH:
-        return '{"' + name + '"}'
-    return '{__name__="' + name + '"}'
+        return '{"' + name + '"' + rest + "}"
+    return '{__name__="' + name + '"' + rest + "}"
 
 
 def format_duration(value: timedelta) -> str:
@@ -254,15 +277,15 @@ def _group_by(dialect: Dialect) -> str:
     return f'by ("{team_label(dialect)}")'
 
 
-def activity_query(dialect: Dialect, metric: str, window: timedelta) -> str:
-    """Samples of ``metric`` per team over the ``window`` before the evaluation time.
+def activity_query(dialect: Dialect, metric: str, window: timedelta, teams: TeamRange | None = None) -> str:
+    """Samples of ``metric`` per team over the ``window`` before the evaluation time (of the ``teams``
+    shard only, when given).
 
     Counting samples works on delta counters whatever their values; a team without samples in the
     window is absent from the answer.
     """
-    return (
-        f"sum {_group_by(dialect)} (count_over_time({metric_selector(dialect, metric)}[{_window(window)}]))"
-    )
+    selector = metric_selector(dialect, metric, teams)
+    return f"sum {_group_by(dialect)} (count_over_time({selector}[{_window(window)}]))"
 
 
 def last_sample_query(
@@ -270,8 +293,10 @@ def last_sample_query(
     metric: str,
     window: timedelta,
     step: timedelta = DEFAULT_LAST_SAMPLE_STEP,
+    teams: TeamRange | None = None,
 ) -> str:
-    """Unix time (seconds) of each team's newest sample of ``metric`` within the ``window``.
+    """Unix time (seconds) of each team's newest sample of ``metric`` within the ``window`` (of the
+    ``teams`` shard only, when given).
 
     A standard subquery: ``timestamp()`` evaluated every ``step`` across the window, then the newest.
     ``step`` must not exceed 5 minutes (the default lookback), or a sample could fall between two
@@ -279,7 +304,7 @@ def last_sample_query(
     in 7 days (:func:`check_last_sample_window`). See :func:`evaluation_time` for the alignment caveat.
     """
     check_last_sample_window(window, step)
-    selector = metric_selector(dialect, metric)
+    selector = metric_selector(dialect, metric, teams)
     return (
         f"max {_group_by(dialect)} "
         f"(max_over_time(timestamp({selector})[{format_duration(window)}:{format_duration(step)}]))"
@@ -355,6 +380,209 @@ class QueryResult(_Value):
         """The value of the series that had no team label (telemetry sent without ``team.id``)."""
         values = [sample.value for sample in self.samples if sample.team is None]
         return sum(values) if values else None
+
+
+# --- Team shards --------------------------------------------------------------------------------------
+
+_ANY = "(?s:.*)"
+"""Any rest of a label value, newlines included."""
+_BOUND = re.compile(r"[\x21-\x7e][\x20-\x7e]{0,63}")
+"""What may bound a shard: printable ASCII not starting with a space (every registry slug), short enough
+to keep a query short. A range's first character is then always above :data:`_LOWEST`."""
+_LITERAL = re.compile(r"[A-Za-z0-9_-]")
+"""Characters a regular expression reads as themselves outside a character class."""
+_LOWEST = " "
+"""The smallest character a range's expression selects by order. A value whose order against a bound
+is decided by a control character (below the space) is in no shard's expression: no team id can be
+one, and VictoriaMetrics cannot run a class that starts at such a character (it rewrites the
+expression and prints ``[\\x00-s]`` as ``[\\x000-s]``, which it then refuses)."""
+
+
+class TeamRange(_Value):
+    """The team ids ``start <= team < end`` in code-point order (``end`` None: no upper bound).
+
+    Shards from :func:`team_shards` and :func:`split_shard` are adjacent ranges, so every team id
+    belongs to exactly one of them. Series without a team label (telemetry the health check never
+    judges) belong only to the range of everything, the single shard that needs no matcher; a
+    sharded query leaves them out, so they never push a full shard over :data:`MAX_SERIES`.
+    """
+
+    start: str = ""
+    end: str | None = None
+
+    def __contains__(self, team: object) -> bool:
+        if team is None:
+            return self.everything
+        if not isinstance(team, str) or not team:
+            return False
+        return self.start <= team and (self.end is None or team < self.end)
+
+    @property
+    def everything(self) -> bool:
+        return self.start == "" and self.end is None
+
+    def __str__(self) -> str:
+        upper = "the end" if self.end is None else repr(self.end)
+        return f"teams from {self.start!r} up to {upper}"
+
+
+def team_shards(teams: Iterable[str], size: int = MAX_SERIES) -> tuple[TeamRange, ...]:
+    """Adjacent ranges covering every team id, each with at most ``size`` of ``teams``.
+
+    ⌈teams/size⌉ shards (one when there are none): the health check sends one query per shard and
+    metric. A registry of up to ``size`` teams gets the single shard that needs no team matcher.
+    """
+    if size < 1:
+        raise InvalidQueryError(f"a shard holds at least one team, not {size}")
+    ordered = sorted(set(teams))
+    starts = ["", *ordered[size::size]]
+    ends: list[str | None] = [*starts[1:], None]
+    return tuple(TeamRange(start=start, end=end) for start, end in zip(starts, ends, strict=True))
+
+
+def split_shard(shard: TeamRange, teams: Iterable[str | None]) -> tuple[TeamRange, TeamRange] | None:
+    """``shard`` cut in two at the median of the known ``teams`` inside it, or None when none can cut it.
+
+    For a shard whose answer came back truncated anyway (teams missing from the registry, or
+    telemetry without a team label, on top of its registered teams): the registered teams and those of
+    the truncated answer are the known ones. Both halves hold at least one of them, so each has fewer
+    series than the shard and splitting again ends.
+    """
+    inside = sorted(
+        {
+            team
+            for team in teams
+            if team is not None and team in shard and team != shard.start and _BOUND.fullmatch(team)
+        }
+    )
+    if not inside:
+        return None
+    middle = inside[len(inside) // 2]
+    return TeamRange(start=shard.start, end=middle), TeamRange(start=middle, end=shard.end)
+
+
+def team_matcher(dialect: Dialect, shard: TeamRange) -> str:
+    """The label matcher selecting ``shard``'s teams (``"team.id"=~"…"``); "" for the whole range."""
+    if shard.everything:
+        return ""
+    return f'"{team_label(dialect)}"=~"{_promql_string(team_range_regex(shard))}"'
+
+
+def team_range_regex(shard: TeamRange) -> str:
+    """A regular expression (RE2 and Python alike; PromQL anchors it) matching exactly the values in ``shard``.
+
+    Built from the bounds alone: one alternative per character of each bound, so its length does not
+    depend on how many teams the range holds.
+    """
+    start = _bound(shard.start) if shard.start else ""
+    if shard.end is None:
+        return _at_least(start)
+    end = _bound(shard.end)
+    if end <= start:
+        raise InvalidQueryError(f"an empty team range: {shard}")
+    if not start:
+        return _alternatives(_below(end)[1:])  # not the empty value: series without a team label
+    return _between(start, end)
+
+
+def _bound(value: str) -> str:
+    if not _BOUND.fullmatch(value):
+        raise InvalidQueryError(
+            f"{_shown(value)} cannot bound a team shard (printable ASCII, 1-64 characters, "
+            "not starting with a space)"
+        )
+    return value
+
+
+def _between(start: str, end: str) -> str:
+    """Values ``start <= v < end`` (``start < end``, both non-empty): their common prefix, then ranges."""
+    common = len(_common_prefix(start, end))
+    prefix, low, high = _literals(start[:common]), start[common:], end[common:]
+    if not low:  # start is a prefix of end
+        return prefix + _alternatives(_below(high))
+    choices = [_literal(low[0]) + _at_least(low[1:])]
+    if ord(high[0]) - ord(low[0]) > 1:
+        first, last = chr(ord(low[0]) + 1), chr(ord(high[0]) - 1)
+        choices.append(f"[{_class_char(first)}-{_class_char(last)}]{_ANY}")
+    if high[1:]:
+        choices.append(_literal(high[0]) + _alternatives(_below(high[1:])))
+    return prefix + _alternatives(choices)
+
+
+def _at_least(bound: str) -> str:
+    """Values ``>= bound``: a greater first character, or the same one and the rest at least the rest."""
+    if not bound:
+        return _ANY
+    greater = f"[^\\x00-{_class_char(bound[0])}]{_ANY}"
+    return _alternatives([greater, _literal(bound[0]) + _at_least(bound[1:])])
+
+
+def _below(bound: str) -> list[str]:
+    """The alternatives of values ``< bound`` (a non-empty printable bound): empty, a smaller first
+    character, or the same one and the rest below the rest."""
+    choices = [""]
+    if bound[0] > _LOWEST:
+        choices.append(f"[{_class_char(_LOWEST)}-{_class_char(chr(ord(bound[0]) - 1))}]{_ANY}")
+    if bound[1:]:
+        choices.append(_literal(bound[0]) + _alternatives(_below(bound[1:])))
+    return choices
+
+
+def _alternatives(choices: Sequence[str]) -> str:
+    return choices[0] if len(choices) == 1 else "(?:" + "|".join(choices) + ")"
+
+
+def _common_prefix(first: str, second: str) -> str:
+    size = 0
+    while size < min(len(first), len(second)) and first[size] == second[size]:
+        size += 1
+    return first[:size]
+
+
+def _literal(char: str) -> str:
+    return char if _LITERAL.fullmatch(char) else f"\\x{ord(char):02x}"
+
+
+def _literals(text: str) -> str:
+    return "".join(_literal(char) for char in text)
+
+
+def _class_char(char: str) -> str:
+    return char if char.isascii() and char.isalnum() else f"\\x{ord(char):02x}"
+
+
+def _promql_string(text: str) -> str:
+    """``text`` inside a double-quoted PromQL string literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def check_within(result: QueryResult, shard: TeamRange) -> QueryResult:
+    """``result`` unchanged if every series belongs to ``shard``; a series outside it means the server
+    ignored the team matcher, and merging would count it twice or judge a shard on others' answers."""
+    for sample in result.samples:
+        if sample.team not in shard:
+            team = "no team label" if sample.team is None else f"team {_shown(sample.team)}"
+            raise PromQLResponseError(
+                f"the PromQL answer for {shard} has a series for {team}: the server did not apply the "
+                "team matcher, so the shards' answers cannot be combined"
+            )
+    return result
+
+
+def merge_results(results: Iterable[QueryResult], dialect: Dialect | None = None) -> QueryResult:
+    """The shards' answers as one: every series once, truncated if any of them was."""
+    samples: list[TeamSample] = []
+    warnings: list[str] = []
+    seen: set[str | None] = set()
+    truncated = False
+    for result in results:
+        for sample in result.samples:
+            check_one_series_per_team(sample.team, seen, dialect)
+            seen.add(sample.team)
+            samples.append(sample)
+        warnings += result.warnings
+        truncated = truncated or result.truncated
+    return QueryResult(samples=tuple(samples), warnings=tuple(warnings), truncated=truncated)
 
 
 class PromQLQuerier(Protocol):

@@ -1,4 +1,9 @@
-"""The health check: one PromQL query per metric for every team, judged against the registry.
+"""The health check: PromQL queries for every team's newest sample, judged against the registry.
+
+One query per metric and shard of at most 500 teams (CloudWatch answers at most 500 series per query):
+metrics * ceil(teams / 500) queries a run. A shard whose answer is truncated anyway (teams missing
+from the registry on top of its own) is split and asked again; one that cannot be split fails the
+run with :class:`TruncatedResultError` rather than judge teams on a partial answer.
 
 Alerts go out on state changes only (plus a reminder while a team stays silent); a silence
 alert carries the likely causes that the ledger knows about.
@@ -9,9 +14,11 @@ its first query: see :class:`HealthSettingsError`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -33,15 +40,26 @@ from tokenwarden.domain.promql import (
     Dialect,
     InvalidQueryError,
     PromQLQuerier,
+    QueryResult,
+    TeamRange,
+    TruncatedResultError,
     check_last_sample_window,
+    check_within,
     evaluation_time,
     last_sample_query,
+    merge_results,
+    split_shard,
+    team_shards,
 )
 from tokenwarden.domain.registry import Registry
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
+
+MAX_SPLITS = 64
+"""How many times one metric's shards may be split after truncated answers: enough for thousands of
+unregistered teams, and an end for a server that cuts every answer whatever its size."""
 
 WINDOW_SETTING = "TOKENWARDEN_HEALTH_WINDOW_HOURS"
 METRICS_SETTING = "TOKENWARDEN_HEALTH_METRICS"
@@ -107,19 +125,29 @@ class HealthChecker:
             except InvalidQueryError as exc:
                 raise HealthSettingsError(f"{METRICS_SETTING} cannot be used: {exc}") from None
 
-    def last_samples(self, now: datetime) -> tuple[dict[str, datetime], int]:
+    def last_samples(self, now: datetime, teams: Iterable[str] = ()) -> tuple[dict[str, datetime], int]:
+        """Each team's newest sample of any metric, and the number of queries it took: one per metric
+        and shard of ``teams`` (the registry's), more only where a shard's answer came back truncated."""
         at = evaluation_time(now, DEFAULT_LAST_SAMPLE_STEP)
+        registered = frozenset(teams)
+        shards = team_shards(registered)
         newest: dict[str, datetime] = {}
+        queries = 0
         for metric in self.metric_names:
-            result = self.querier.query(last_sample_query(self.dialect, metric, self.window), time=at)
+            query = partial(self._last_sample_query, metric)
+            result, sent = query_by_shard(self.querier, query, shards, registered, at)
+            queries += sent
             for team, seen in result.times_by_team().items():
                 if team not in newest or seen > newest[team]:
                     newest[team] = seen
-        return newest, len(self.metric_names)
+        return newest, queries
+
+    def _last_sample_query(self, metric: str, shard: TeamRange) -> str:
+        return last_sample_query(self.dialect, metric, self.window, teams=shard)
 
     def run(self, registry: Registry, now: datetime, commit: bool = True) -> HealthReport:
         """Evaluate every team. With `commit`, alert on transitions and record the new states."""
-        samples, queries = self.last_samples(now)
+        samples, queries = self.last_samples(now, registry.teams)
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
         evaluation = evaluate(registry, samples, previous, now, self.policy)
         causes = self._causes(registry, evaluation, now)
@@ -197,6 +225,41 @@ class HealthChecker:
         for team, minutes in evaluation.minutes_since_last_sample.items():
             if minutes is not None:
                 team_metric("MinutesSinceLastSample", minutes, team)
+
+
+def query_by_shard(
+    querier: PromQLQuerier,
+    query: Callable[[TeamRange], str],
+    shards: Iterable[TeamRange],
+    registered: Iterable[str],
+    at: datetime,
+    max_splits: int = MAX_SPLITS,
+) -> tuple[QueryResult, int]:
+    """One answer for every shard, merged, and the number of queries sent.
+
+    A truncated answer is never used: its shard is split (:func:`split_shard`) and both halves asked
+    again. A shard that cannot be split, or more than ``max_splits`` splits, raise
+    :class:`TruncatedResultError`. An answer with a series outside its shard is refused
+    (:func:`check_within`).
+    """
+    known = tuple(registered)
+    pending = deque(shards)
+    answers: list[QueryResult] = []
+    sent = splits = 0
+    while pending:
+        shard = pending.popleft()
+        result = querier.query(query(shard), time=at)
+        sent += 1
+        if not result.truncated:
+            answers.append(check_within(result, shard))
+            continue
+        halves = split_shard(shard, [*known, *(sample.team for sample in result.samples)])
+        if halves is None or splits == max_splits:
+            raise TruncatedResultError(result.warnings)
+        splits += 1
+        logger.warning("truncated PromQL answer; splitting the shard", extra={"shard": str(shard)})
+        pending.extendleft(reversed(halves))
+    return merge_results(answers), sent
 
 
 def _current(entries: Sequence[LedgerEntry], credentials: Mapping[str, Credential]) -> Credential | None:

@@ -29,6 +29,8 @@ __all__ = [
 ]
 
 CLOCK_PATH = "/_tokenwarden/clock"  # the embedded stack's clock, served on its control URL
+# Loopback, but the stack may be busy with a night of background rotations.
+CLOCK_TIMEOUT_SECONDS = 30
 
 
 def _require_aware(value: datetime, name: str) -> datetime:
@@ -110,7 +112,7 @@ class RemoteStackClock:
         self._url = stack_url.rstrip("/") + CLOCK_PATH
 
     def now(self) -> datetime:
-        with urllib.request.urlopen(self._url, timeout=10) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(self._url, timeout=CLOCK_TIMEOUT_SECONDS) as response:  # noqa: S310 - loopback only
             return datetime.fromisoformat(json.loads(response.read())["now"])
 
     def advance_to(self, at: datetime) -> datetime:
@@ -121,7 +123,7 @@ class RemoteStackClock:
             method="POST",
             headers={"Content-Type": "application/json"},
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=CLOCK_TIMEOUT_SECONDS) as response:  # noqa: S310
             return datetime.fromisoformat(json.loads(response.read())["now"])
 
 

@@ -62,6 +62,7 @@ ROTATIONS_PATH = "/_tokenwarden/rotations"
 PROMQL_PREFIX = "/promql"
 PROMQL_PATHS = ("/api/v1/query", "/api/v1/query_range")
 DEFAULT_SETTLE_SECONDS = 30.0
+RESET_TIMEOUT_SECONDS = 120.0
 MAX_SETTLE_SECONDS = 600.0
 
 
@@ -127,8 +128,9 @@ class LocalStack:
         host, port = self._moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
         # moto's backends are process-wide: a stack started again in the same process starts empty.
+        # A reset reloads IAM's AWS-managed policies: seconds on a busy machine, so a long timeout.
         reset = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")  # noqa: S310
-        with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 - loopback
+        with urllib.request.urlopen(reset, timeout=RESET_TIMEOUT_SECONDS):  # noqa: S310 - loopback
             pass
 
         forward = self._start_victoriametrics()

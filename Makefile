@@ -18,7 +18,7 @@ SAM_TOOL        := .tools/sam/.installed-aws-sam-cli-$(SAM_CLI_VERSION)
 CHECKOV_TOOL    := .tools/checkov/.installed-checkov-$(CHECKOV_VERSION)
 UV_TOOL         := .tools/uv/.installed-uv-$(UV_VERSION)
 
-.PHONY: help setup venv victoriametrics demo test test-fast soak lint format typecheck validate build lock bench invoke \
+.PHONY: help setup venv victoriametrics demo test test-fast soak lint format typecheck validate build lock bench bench-scale invoke \
 	deploy pr clean docs
 
 help: ## List the targets
@@ -116,7 +116,13 @@ lock: $(UV_TOOL) ## Regenerate the layer's and the development hashed locks (nee
 		--output-file $(DEV_LOCK) --universal --python-version 3.11
 
 bench: venv ## Benchmarks (speed targets live here, not in tests)
-	$(PY) -m pytest -q benchmarks --benchmark-only
+	$(PY) -m pytest -q benchmarks --benchmark-only -m "not scale"
+
+SCALE ?= 10,100,1000,5000
+
+bench-scale: venv ## Wall time and AWS calls per phase for N principals: make bench-scale SCALE=10,100,1000,5000
+	set -o pipefail; TOKENWARDEN_SCALE=$(SCALE) POWERTOOLS_LOG_LEVEL=CRITICAL \
+		$(PY) -m pytest -q -s -p no:randomly benchmarks/test_scale.py -m scale 2>&1 | grep -v '^{"level"'
 
 invoke: venv ## Run a handler in-process on the embedded stack: make invoke FN=reconcile EVENT=events/reconcile.json
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=reconcile EVENT=events/reconcile.json [REAL_ACCOUNT=yes]"; exit 2; }

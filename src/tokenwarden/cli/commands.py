@@ -15,7 +15,7 @@ from tokenwarden.cli import rendering
 from tokenwarden.cli.context import Context
 from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
 from tokenwarden.cli.parser import LOOPBACK
-from tokenwarden.cli.views import StatusRow, status_rows
+from tokenwarden.cli.views import RowFilter, StatusRow, selected, status_rows
 from tokenwarden.domain.reason import checked_reason
 from tokenwarden.service.reconciler import PrincipalOutcome
 
@@ -57,9 +57,13 @@ def current_status(ctx: Context) -> list[StatusRow]:
 
 
 def status(args: argparse.Namespace, ctx: Context) -> int:
-    rows = current_status(ctx)
+    wanted = RowFilter.of(args.principal, args.team, args.state)
+    every = current_status(ctx)
+    rows = selected(every, wanted)
     if args.json:
         print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
+    elif wanted.narrows:
+        print(rendering.render_selection(rows, len(every), ctx.registry.source))
     else:
         print(rendering.render_status(rows, ctx.registry.source))
     return EXIT_OK

@@ -12,12 +12,15 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from tokenwarden.cli.errors import EXIT_BAD_INPUT, UsageError
+from tokenwarden.cli.views import STATES
 
 EXAMPLES = {
     "plan": "tokenwarden plan --registry teams.yaml\n  tokenwarden plan --at 2027-03-01 --json",
     "apply": "tokenwarden apply --registry teams.yaml\n  tokenwarden apply --at 2027-03-01T02:15:00Z   # embedded stack only",
-    "status": "tokenwarden status\n  tokenwarden status --json | jq '.[].current_credential_id'",
-    "local": "eval \"$(tokenwarden local up | sed '/^ready$/q')\"   # or run it in its own terminal",
+    "status": "tokenwarden status\n  tokenwarden status --team platform-eng --state registered\n"
+    "  tokenwarden status --json | jq '.[].current_credential_id'",
+    "local": "tokenwarden local up > /tmp/stack.env &   # or in a terminal of its own\n"
+    "  until grep -qx ready /tmp/stack.env; do sleep 0.2; done; source <(grep ^export /tmp/stack.env)",
     "demo": "tokenwarden demo",
     "audit": "tokenwarden audit\n  tokenwarden audit --json | jq '.[] | select(.kind == \"key_without_expiry\")'",
     "pickup": "tokenwarden pickup platform-eng --out kit/ --profile dev-sso",
@@ -180,6 +183,19 @@ def _add_status(add: Add) -> None:
     _with_registry(p)
     p.add_argument("--at", metavar="ISO-8601", help="as of this time (moves the embedded stack's clock)")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per principal")
+    shown = p.add_argument_group("which principals to show (each repeatable; given together, all must hold)")
+    shown.add_argument("--principal", action="append", default=[], metavar="ID", help="this principal only")
+    shown.add_argument(
+        "--team", action="append", default=[], metavar="TEAM", help="this team's principals only"
+    )
+    shown.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        choices=STATES,
+        help="principals in this state only: registered, or found only in the account (offboarding, "
+        "offboarded, 'not in registry')",
+    )
 
 
 def _add_health(add: Add) -> None:

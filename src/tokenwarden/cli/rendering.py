@@ -96,6 +96,13 @@ def render_status(rows: Sequence[StatusRow], source: str = "the registry") -> st
     return "\n".join(lines)
 
 
+def render_selection(rows: Sequence[StatusRow], total: int, source: str = "the registry") -> str:
+    """The status table of the rows a filter kept, and how many of all it kept."""
+    if not rows:
+        return f"no principal matches (0 of {total}); `tokenwarden status` lists them all"
+    return render_status(rows, source) + f"\n\n{len(rows)} of {total} principals shown"
+
+
 def _keys_cell(row: StatusRow) -> str:
     return " ".join(f"{c.status[0]}:{c.role}" for c in row.credentials) or "-"
 

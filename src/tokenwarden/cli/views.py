@@ -6,6 +6,8 @@ Times appear in JSON as ISO-8601 with a `+00:00` offset, as they always have.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -61,6 +63,41 @@ class StatusRow(_View):
     next_action: Scheduled | None
     note: str | None
     last_event: Scheduled | None
+
+
+# What a status row's `state` can be: registered, or found only in the account (unregistered_state).
+STATES = ("registered", "offboarding", "offboarded", "not in registry")
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which status rows to show: each given set narrows the rows (empty: no narrowing)."""
+
+    principals: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
+    states: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls, principals: Iterable[str] = (), teams: Iterable[str] = (), states: Iterable[str] = ()
+    ) -> RowFilter:
+        return cls(frozenset(principals), frozenset(teams), frozenset(states))
+
+    @property
+    def narrows(self) -> bool:
+        return bool(self.principals or self.teams or self.states)
+
+    def keeps(self, row: StatusRow) -> bool:
+        return (
+            (not self.principals or row.principal in self.principals)
+            and (not self.teams or row.team in self.teams)
+            and (not self.states or row.state in self.states)
+        )
+
+
+def selected(rows: Sequence[StatusRow], wanted: RowFilter) -> list[StatusRow]:
+    """The rows `wanted` keeps, in their order."""
+    return [row for row in rows if wanted.keeps(row)]
 
 
 class Identity(_View):

@@ -1,0 +1,171 @@
+"""The built layer is lean and still holds everything each handler needs.
+
+The layer ships only the AWS service models named in layers/shared/services.txt. Each handler is
+imported in its own isolated process that finds modules only where Lambda would (the built layer,
+then the function's folder; see tests/infra/lambda_path.py for how native extensions built for
+Lambda's arm64 are stood in for on another machine), and every client its composition builds is
+made: the builders a handler caches for its first invocation are called, with fake credentials and
+no network (making a client sends nothing). A model missing from the layer fails here with
+botocore's UnknownServiceError, not in production; a model shipped that no handler uses fails too.
+
+Skipped, saying so, until `make build` has produced .aws-sam/build.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.infra.lambda_path import (
+    REPO,
+    built_layer,
+    handlers,
+    lambda_environment,
+    layer_layout,
+    shipped_services,
+)
+
+pytestmark = pytest.mark.infra
+
+MAX_LAYER_BYTES = 20_000_000
+PRUNED_SERVICES = ("ec2", "s3", "cloudwatch", "amp")
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:tokenwarden-notifications"
+APS_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-00000000-0000-0000-0000-000000000000"
+
+# Records every client made (the X-Ray SDK's too), imports the handler, calls each builder it caches
+# for its first invocation, then tries services the layer must not ship.
+_COMPOSE = """
+import importlib, inspect, json
+import boto3, botocore, botocore.session
+from botocore.exceptions import UnknownServiceError
+
+made = []
+_create_client = botocore.session.Session.create_client
+
+def _recording(self, service_name, *args, **kwargs):
+    made.append(service_name)
+    return _create_client(self, service_name, *args, **kwargs)
+
+botocore.session.Session.create_client = _recording
+handler = importlib.import_module(sys.argv[2])
+builders = sorted(
+    name for name, value in vars(handler).items()
+    if hasattr(value, "cache_info") and not inspect.signature(value).parameters
+)
+for name in builders:
+    getattr(handler, name)()
+
+def unknown(service):
+    try:
+        boto3.client(service)
+    except UnknownServiceError:
+        return True
+    return False
+
+import tokenwarden
+print(json.dumps({
+    "clients": sorted(set(made)),
+    "builders": builders,
+    "origins": {module.__name__: module.__file__ for module in (boto3, botocore, tokenwarden, handler)},
+    "unknown": {service: unknown(service) for service in sys.argv[3:]},
+}))
+"""
+
+# (function folder, handler module, settings): every handler as deployed, plus the health check
+# signing for Amazon Managed Prometheus instead of CloudWatch.
+Case = tuple[Path, str, dict[str, str]]
+CASES: list[Case] = [(folder, module, {}) for folder, module in handlers()] + [
+    (folder, module, {"TOKENWARDEN_PROMQL_DIALECT": "prometheus", "TOKENWARDEN_PROMQL_URL": APS_URL})
+    for folder, module in handlers()
+    if module == "health_handler"
+]
+
+
+def case_id(case: Case) -> str:
+    _, module, settings = case
+    return f"{module}-aps" if settings else module
+
+
+def layer_or_skip() -> Path:
+    layer = built_layer()
+    if layer is None:
+        pytest.skip("no sam build output (.aws-sam/build): run `make build` to check the layer")
+    return layer
+
+
+def compose_from_layer(layer: Path, folder: Path, module: str, settings: dict[str, str]) -> dict[str, Any]:
+    """What composing `module` from the built layer made, as reported by the isolated process."""
+    completed = subprocess.run(
+        layer_layout(layer, folder).command(_COMPOSE, module, *PRUNED_SERVICES),
+        env=lambda_environment(TOKENWARDEN_TOPIC_ARN=TOPIC_ARN, **settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report: dict[str, Any] = json.loads(completed.stdout.splitlines()[-1])
+    return report
+
+
+@pytest.fixture(scope="module")
+def composed() -> dict[str, dict[str, Any]]:
+    layer = layer_or_skip()
+    return {
+        case_id(case): compose_from_layer(layer, *case)
+        for case in CASES  # one process each, made once for the tests below
+    }
+
+
+def test_every_handler_module_is_composed() -> None:
+    """The template's functions, read for the cases above, are every handler module there is."""
+    modules = {module for _, module, _ in CASES}
+    assert modules == {path.stem for path in REPO.glob("functions/*/*_handler.py")}
+    assert "health_handler" in modules
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_each_handler_builds_its_clients_from_the_built_layer(
+    case: Case, composed: dict[str, dict[str, Any]]
+) -> None:
+    layer = layer_or_skip()
+    folder, module, _ = case
+    report = composed[case_id(case)]
+    assert report["builders"], f"{module} caches no builder: nothing would make its clients"
+    assert {"iam", "secretsmanager", "dynamodb"} <= set(report["clients"])
+    assert set(report["clients"]) <= shipped_services()
+    origins = report["origins"]
+    for package in ("boto3", "botocore", "tokenwarden"):
+        assert Path(origins[package]).is_relative_to(layer), (package, origins[package])
+    assert Path(origins[module]).is_relative_to(folder)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_services_the_layer_does_not_ship_are_unknown(
+    case: Case, composed: dict[str, dict[str, Any]]
+) -> None:
+    assert composed[case_id(case)]["unknown"] == dict.fromkeys(PRUNED_SERVICES, True)
+
+
+def test_every_shipped_model_is_used_by_some_handler(composed: dict[str, dict[str, Any]]) -> None:
+    used = {service for report in composed.values() for service in report["clients"]}
+    assert used == shipped_services()
+
+
+def test_the_layer_holds_exactly_the_listed_models() -> None:
+    data = layer_or_skip() / "botocore" / "data"
+    assert {model.name for model in data.iterdir() if model.is_dir()} == shipped_services()
+    assert {"endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json"} <= {
+        path.name for path in data.iterdir()
+    }
+
+
+def test_the_layer_is_at_most_twenty_megabytes_unzipped() -> None:
+    layer = layer_or_skip().parent
+    size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
+    print(f"\nlayer unzipped: {size:,} bytes ({size / 1e6:.1f} MB) in {layer.name}")
+    assert size <= MAX_LAYER_BYTES, f"{size:,} bytes: over {MAX_LAYER_BYTES:,}"

@@ -100,6 +100,20 @@ def load_function(name: str, clock: Clock | None = None) -> ModuleType:
     return module
 
 
+def nightly_definition(reconcile_function_arn: str, max_concurrency: int, max_principals: int) -> str:
+    """The nightly state machine's definition (statemachine/nightly.asl.json) with the template's
+    DefinitionSubstitutions applied, as CloudFormation applies them."""
+    substitutions = {
+        "ReconcileFunctionArn": reconcile_function_arn,
+        "MaxConcurrency": str(max_concurrency),
+        "MaxPrincipalsPerRun": str(max_principals),
+    }
+    text = (repo_root() / "statemachine" / "nightly.asl.json").read_text(encoding="utf-8")
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
 @dataclass
 class LocalStack:
     host: str = "127.0.0.1"

@@ -34,7 +34,7 @@ def nightly(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[NightlyStateM
         definition=nightly_definition(RECONCILE_ARN, max_concurrency=2, max_principals=1000),
         roleArn="arn:aws:iam::123456789012:role/tokenwarden/local/nightly",
     )["stateMachineArn"]
-    yield NightlyStateMachine(sfn, arn, poll_seconds=0.05)
+    yield NightlyStateMachine(sfn, arn, max_poll_seconds=0.1)
 
 
 def night(env: Env, machine: NightlyStateMachine) -> dict[str, Any]:

@@ -24,12 +24,12 @@ class NightlyStateMachine:
         client: Any,
         state_machine_arn: str,
         sleep: Callable[[float], None] = time.sleep,
-        poll_seconds: float = 1.0,
+        max_poll_seconds: float = 5.0,
     ) -> None:
         self._sfn = translating(client)
         self._arn = state_machine_arn
         self._sleep = sleep
-        self._poll_seconds = poll_seconds
+        self._max_poll_seconds = max_poll_seconds
 
     def run(self, execution_input: dict[str, Any], timeout_seconds: float) -> dict[str, Any]:
         """Start one execution with `execution_input` and wait (up to `timeout_seconds`) for it to
@@ -39,13 +39,15 @@ class NightlyStateMachine:
         )
         execution = str(started["executionArn"])
         deadline = time.monotonic() + timeout_seconds
+        poll = 0.1  # a quiet night ends in about a second; a big one is asked every few seconds
         while (answer := self._sfn.describe_execution(executionArn=execution))["status"] not in TERMINAL:
             if time.monotonic() > deadline:
                 raise ExecutionNotSucceeded(
                     f"execution {execution} is still running after {timeout_seconds:.0f} s; it goes on "
                     "without this command (its output is the run report)"
                 )
-            self._sleep(self._poll_seconds)
+            self._sleep(poll)
+            poll = min(poll * 2, self._max_poll_seconds)
         if answer["status"] != "SUCCEEDED":
             error = answer.get("error") or "no error named"
             raise ExecutionNotSucceeded(f"execution {execution} ended {answer['status']} ({error})")

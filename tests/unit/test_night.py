@@ -131,3 +131,13 @@ def test_the_guard_is_announced_once_by_the_plan_and_holds_the_offboardings(worl
     assert world.notifier.events() == ["guard_tripped", "run_summary"]
     assert any(f.kind == "guard_tripped" for f in report.findings)
     assert world.iam.count("set_credential_status") == 0
+
+
+def test_a_night_whose_map_failed_reports_its_principals_deferred(world: FakeWorld) -> None:
+    reconciler = world.reconciler()
+    plan = night.plan_night(reconciler, TEAMS, T0)
+
+    report = night.summarise_night(reconciler, TEAMS, night.NightResults(plan=plan, results=()), T0)
+
+    assert statuses(report) == {"alpha": "deferred", "beta": "deferred", "gamma": "deferred"}
+    assert world.notifier.events() == ["run_summary"]

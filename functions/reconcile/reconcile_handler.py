@@ -1,16 +1,22 @@
-"""Reconciler: nightly (ScheduleV2 with an explicit Input) or invoked by hand."""
+"""Reconciler: the steps of the nightly state machine, or a whole run invoked by hand.
+
+Modes: `plan` (a dry run) and `apply` (one whole run in this invocation, for small registries and
+by hand); `plan_night`, `principal` and `summary` are the state machine's steps
+(statemachine/nightly.asl.json, tokenwarden.service.night)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from tokenwarden.domain.registry import load_registry
+from tokenwarden.domain.registry import Registry, load_registry
 from tokenwarden.observability import logger, metrics, tracer
 from tokenwarden.ports import Clock
+from tokenwarden.service import night
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_reconciler
@@ -36,14 +42,73 @@ class ReconcileInput(BaseModel):
     allow_mass_revoke: bool = False
 
 
+class PlanNightInput(BaseModel):
+    """The state machine's first step."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["plan_night"]
+    allow_mass_revoke: bool = False
+    max_principals: int = Field(default=night.DEFAULT_MAX_PRINCIPALS, ge=1)
+
+
+class PrincipalInput(BaseModel):
+    """One Map item: one principal of the run `run_id`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["principal"]
+    run_id: str = Field(min_length=1)
+    principal: str = Field(min_length=1)
+    allow_mass_revoke: bool = False
+
+
+class SummaryInput(BaseModel):
+    """The state machine's last step: the plan and the Map's results (JSON from Step Functions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["summary"]
+    night: night.NightResults
+
+
+Request = Annotated[
+    ReconcileInput | PlanNightInput | PrincipalInput | SummaryInput, Field(discriminator="mode")
+]
+_REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
+
+
+def parse_request(event: dict[str, Any] | None) -> Request:
+    """The event as one of the modes; no `mode` is a whole run (`apply`), as the schedule sent it."""
+    event = {} if event is None else event
+    return _REQUEST.validate_python({"mode": "apply", **event})
+
+
 @logger.inject_lambda_context(log_event=False)
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = ReconcileInput.model_validate({} if event is None else event)
+    request = parse_request(event)
     registry = load_registry(SETTINGS.registry_path)
     reconciler = _reconciler()
     now = CLOCK.now()
+    if isinstance(request, PlanNightInput):
+        plan = night.plan_night(reconciler, registry, now, request.allow_mass_revoke, request.max_principals)
+        return plan.model_dump(mode="json")
+    if isinstance(request, PrincipalInput):
+        result = night.apply_batch(
+            reconciler, registry, [request.principal], now, request.run_id, request.allow_mass_revoke
+        )
+        return result.model_dump(mode="json")
+    if isinstance(request, SummaryInput):
+        return night.summarise_night(reconciler, registry, request.night, now).model_dump(mode="json")
+    return _whole_run(request, registry, reconciler, now, context)
+
+
+def _whole_run(
+    request: ReconcileInput, registry: Registry, reconciler: Reconciler, now: datetime, context: LambdaContext
+) -> dict[str, Any]:
+    """`plan` or `apply` in this one invocation: every principal in turn, until 60 s are left."""
     inventory = reconciler.inventory()
     plan = reconciler.plan(registry, now, inventory, allow_mass_revoke=request.allow_mass_revoke)
     if request.mode == "plan":

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     ledger_table: str = "tokenwarden-ledger"
     topic_arn: str | None = None
     rotation_lambda_arn: str | None = None
+    # The nightly state machine (the stack's NightlyStateMachineArn): `apply --via-state-machine`.
+    state_machine_arn: str | None = None
     secrets_kms_key_id: str | None = None
     # The shared key secrets were encrypted with before TokenWarden had its own: such secrets are
     # re-keyed to `secrets_kms_key_id` (see domain/ownership.py), never refused or left on it.
@@ -54,6 +56,7 @@ class Settings(BaseSettings):
     @field_validator(
         "topic_arn",
         "rotation_lambda_arn",
+        "state_machine_arn",
         "secrets_kms_key_id",
         "legacy_kms_key_id",
         "service_role_arn_pattern",

@@ -14,6 +14,7 @@ from tokenwarden.adapters.ledger import DynamoHealthStore, DynamoLedger
 from tokenwarden.adapters.otlp_probe import OtlpProbe
 from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
+from tokenwarden.adapters.stepfunctions import NightlyStateMachine
 from tokenwarden.domain.notifications import Notification
 from tokenwarden.domain.registry import Principal, load_registry
 from tokenwarden.ports import Clock
@@ -126,6 +127,16 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
     )
+
+
+def build_nightly_state_machine(settings: Settings, session: Any | None = None) -> NightlyStateMachine:
+    """The deployed nightly state machine (TOKENWARDEN_STATE_MACHINE_ARN), to start a night by hand."""
+    if not settings.state_machine_arn:
+        raise ValueError(
+            "TOKENWARDEN_STATE_MACHINE_ARN is not set: it is the stack's NightlyStateMachineArn output"
+        )
+    session = session or boto3.session.Session(region_name=settings.region)
+    return NightlyStateMachine(session.client("stepfunctions", config=_RETRIES), settings.state_machine_arn)
 
 
 def build_custody(settings: Settings, adapters: Adapters) -> Custody:

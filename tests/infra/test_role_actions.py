@@ -52,7 +52,6 @@ UNCALLED: dict[str, dict[str, str]] = {
         "iam:TagUser": "CreateUser with Tags needs it",
         "iam:PutUserPermissionsBoundary": "only for a user of an earlier version that has no boundary yet",
         "secretsmanager:UpdateSecret": "only to move a secret of an earlier version onto SecretsKey",
-        "sqs:SendMessage": "Lambda sends a failed asynchronous invocation to the dead-letter queue with it",
     },
     "RotateSecretFunction": {
         "kms:Decrypt": "Secrets Manager and DynamoDB use the keys on the caller's behalf",
@@ -212,10 +211,15 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
     )
 
     def night(days: float, registry: Path | None = None) -> None:
+        """Every other night as the state machine runs it (plan, one task per principal, summary),
+        the others as one whole run: the role covers both."""
         env.clock.advance_to(T0 + timedelta(days=days))
         if registry is not None:
             monkeypatch.setenv("TOKENWARDEN_REGISTRY_PATH", str(registry))
-        handler("reconcile")(_event("reconcile.json"), FakeContext())
+        if int(days) % 8 == 4:
+            _night_in_steps(handler("reconcile"))
+        else:
+            handler("reconcile")(_event("reconcile.json"), FakeContext())
         env.settle()
 
     # Onboarding, then rotations, retirements and deletions over more than one key lifetime.
@@ -258,6 +262,21 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _night_in_steps(reconcile: Callable[..., Any]) -> None:
+    """The events the nightly state machine sends the reconcile function (statemachine/nightly.asl.json)."""
+    plan = reconcile(
+        {"mode": "plan_night", "allow_mass_revoke": False, "max_principals": 1000}, FakeContext()
+    )
+    results = [
+        reconcile(
+            {"mode": "principal", "principal": p, "run_id": plan["run_id"], "allow_mass_revoke": False},
+            FakeContext(),
+        )
+        for p in plan["work"]
+    ]
+    reconcile({"mode": "summary", "night": {"plan": plan, "results": results}}, FakeContext())
 
 
 def granted_actions(cfn: dict[str, Any], function: str) -> set[str]:

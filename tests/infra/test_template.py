@@ -36,6 +36,22 @@ UNSCOPABLE_ACTIONS = {
     "cloudwatch:GetMetricData",
     "cloudwatch:ListMetrics",
 }
+# CloudWatch Logs' log delivery, which Step Functions logs through: its actions take no resource.
+LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+STATE_MACHINE = "NightlyStateMachine"
+STATE_MACHINE_ROLE = "NightlyStateMachineRole"
+STATE_MACHINE_ARN = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-nightly"
+)
 CLOUDWATCH_QUERY_ACTIONS = {"cloudwatch:GetMetricData", "cloudwatch:ListMetrics"}
 APS_WORKSPACE_ARN = "arn:${AWS::Partition}:aps:${AWS::Region}:${AWS::AccountId}:workspace/*"
 SECRET_ACTIONS_ON_PREFIX = {
@@ -311,16 +327,21 @@ def test_key_age_parameter_cannot_exceed_ninety_days(cfn: dict[str, Any]) -> Non
 
 
 # ------------------------------------------------------------------------------------------ triggers
-def test_nightly_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
+def test_nightly_schedule_starts_the_state_machine_with_an_explicit_input(cfn: dict[str, Any]) -> None:
     (schedule,) = (
         s["Properties"]
         for s in resources(cfn, "AWS::Scheduler::Schedule").values()
-        if s["Properties"]["Target"]["Arn"] == {"Fn::GetAtt": ["ReconcileFunction", "Arn"]}
+        if s["Properties"]["Target"]["Arn"] == {"Ref": STATE_MACHINE}
     )
     assert schedule["ScheduleExpression"] == {"Ref": "ReconcileSchedule"}
-    assert json.loads(schedule["Target"]["Input"]) == {"mode": "apply", "allow_mass_revoke": False}
+    assert json.loads(schedule["Target"]["Input"]) == {"allow_mass_revoke": False}
     assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
     assert cfn["Parameters"]["ReconcileSchedule"]["Default"] == "cron(15 2 * * ? *)"
+    scheduler_role = schedule["Target"]["RoleArn"]["Fn::GetAtt"][0]
+    (start,) = allowing(cfn, scheduler_role, "states:StartExecution")
+    assert start["Resource"] == {"Ref": STATE_MACHINE}
+    targets = [s["Properties"]["Target"]["Arn"] for s in resources(cfn, "AWS::Scheduler::Schedule").values()]
+    assert {"Fn::GetAtt": ["ReconcileFunction", "Arn"]} not in targets, "one nightly run, not two"
 
 
 def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
@@ -371,7 +392,7 @@ def test_failed_async_invocations_land_in_an_encrypted_dead_letter_queue(cfn: di
         c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
         for c in resources(cfn, "AWS::Lambda::EventInvokeConfig").values()
     }
-    for name in ("ReconcileFunction", "HealthFunction"):
+    for name in ("HealthFunction",):
         assert configs[name]["DestinationConfig"]["OnFailure"]["Destination"] == {
             "Fn::GetAtt": ["DeadLetterQueue", "Arn"]
         }, name
@@ -382,20 +403,23 @@ def test_failed_async_invocations_land_in_an_encrypted_dead_letter_queue(cfn: di
 
 
 def test_only_asynchronously_invoked_functions_have_an_event_invoke_config(cfn: dict[str, Any]) -> None:
-    # Secrets Manager invokes the rotation function synchronously and revoke runs by hand: Lambda's
-    # asynchronous retries and on-failure destinations would never apply to them.
+    # Secrets Manager invokes the rotation function synchronously, the state machine the reconciler,
+    # and revoke runs by hand: Lambda's asynchronous retries and on-failure destinations would never
+    # apply to them.
     scheduled = {
         s["Properties"]["Target"]["Arn"]["Fn::GetAtt"][0]
         for s in resources(cfn, "AWS::Scheduler::Schedule").values()
+        if "Fn::GetAtt" in s["Properties"]["Target"]["Arn"]
     }
     configured = {
         c["Properties"]["FunctionName"]["Ref"]
         for c in resources(cfn, "AWS::Lambda::EventInvokeConfig").values()
     }
-    assert scheduled == {"ReconcileFunction", "HealthFunction"}
+    assert scheduled == {"HealthFunction"}
     assert configured == scheduled
     assert not allowing(cfn, role_of(cfn, "RotateSecretFunction"), "sqs:SendMessage")
     assert not allowing(cfn, role_of(cfn, "RevokeFunction"), "sqs:SendMessage")
+    assert not allowing(cfn, role_of(cfn, "ReconcileFunction"), "sqs:SendMessage")
     for name in functions(cfn):
         waiver = checkov_waivers(cfn, name)["CKV_AWS_116"]
         if name in configured:
@@ -461,9 +485,10 @@ def test_no_statement_grants_every_action(cfn: dict[str, Any]) -> None:
 
 def test_only_unscopable_reads_use_a_wildcard_resource(cfn: dict[str, Any]) -> None:
     for role_id in all_roles(cfn):
+        unscopable = UNSCOPABLE_ACTIONS | (LOG_DELIVERY_ACTIONS if role_id == STATE_MACHINE_ROLE else set())
         for statement in statements(cfn, role_id):
             if statement["Effect"] == "Allow" and "*" in as_list(statement["Resource"]):
-                assert set(as_list(statement["Action"])) <= UNSCOPABLE_ACTIONS, (
+                assert set(as_list(statement["Action"])) <= unscopable, (
                     role_id,
                     statement.get("Sid"),
                 )
@@ -769,7 +794,12 @@ def test_health_writes_only_its_own_record(cfn: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------ alarms
 def alarms(cfn: dict[str, Any]) -> list[dict[str, Any]]:
-    return [a["Properties"] for a in resources(cfn, "AWS::CloudWatch::Alarm").values()]
+    """The alarms on one metric (the nightly run's alarm adds three up: see test_state_machine.py)."""
+    return [
+        a["Properties"]
+        for a in resources(cfn, "AWS::CloudWatch::Alarm").values()
+        if "Metrics" not in a["Properties"]
+    ]
 
 
 def test_every_function_has_an_errors_alarm_to_the_topic(cfn: dict[str, Any]) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from tokenwarden.cli import rendering
 from tokenwarden.cli.context import Context
-from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
+from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, fail
 from tokenwarden.cli.parser import LOOPBACK
 from tokenwarden.cli.views import RowFilter, StatusRow, selected, status_rows
 from tokenwarden.domain.reason import checked_reason
-from tokenwarden.service.reconciler import PrincipalOutcome
+from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
 
 Command = Callable[[argparse.Namespace, Context], int]
 
@@ -34,6 +34,8 @@ def _progress(outcome: PrincipalOutcome) -> None:
 
 
 def apply(args: argparse.Namespace, ctx: Context) -> int:
+    if args.via_state_machine:
+        return _apply_via_state_machine(args, ctx)
     registry, now = ctx.registry, ctx.now
     report = ctx.reconciler().run(
         registry,
@@ -41,6 +43,21 @@ def apply(args: argparse.Namespace, ctx: Context) -> int:
         progress=None if args.json or args.quiet else _progress,
         allow_mass_revoke=args.allow_mass_revoke,
     )
+    return _print_report(args, report)
+
+
+def _apply_via_state_machine(args: argparse.Namespace, ctx: Context) -> int:
+    """The night as the schedule runs it; the same report, printed when the execution ends."""
+    from tokenwarden.adapters.stepfunctions import ExecutionNotSucceeded
+
+    try:
+        report = ctx.nightly_run(allow_mass_revoke=args.allow_mass_revoke, wait_seconds=args.wait)
+    except ExecutionNotSucceeded as exc:
+        return fail(f"the nightly state machine did not finish: {exc}", EXIT_FAILED)
+    return _print_report(args, report)
+
+
+def _print_report(args: argparse.Namespace, report: RunReport) -> int:
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:

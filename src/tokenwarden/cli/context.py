@@ -10,7 +10,10 @@ at, and without it the system clock runs.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +26,7 @@ from tokenwarden.cli.parser import parse_at
 from tokenwarden.domain.registry import Registry, load_registry
 from tokenwarden.local.clock import RemoteStackClock, embedded_stack_url
 from tokenwarden.service.breakglass import Actor, BreakGlass
-from tokenwarden.service.reconciler import Reconciler
+from tokenwarden.service.reconciler import Reconciler, RunReport
 from tokenwarden.settings import Settings
 from tokenwarden.wiring import Adapters, SystemClock, build_adapters, build_breakglass, build_reconciler
 
@@ -84,6 +87,27 @@ def _moved(clock: RemoteStackClock, at: datetime) -> datetime:
     return now
 
 
+def deploy_registry(stack_url: str, path: Path) -> None:
+    """Make `path` the registry the embedded stack's functions read (`sam deploy` on AWS)."""
+    request = urllib.request.Request(  # noqa: S310 - the embedded stack, on loopback
+        stack_url.rstrip("/") + "/_tokenwarden/registry",
+        data=json.dumps({"path": str(path)}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with _LOOPBACK.open(request, timeout=30):
+            pass
+    except urllib.error.HTTPError as exc:
+        raise UsageError(
+            f"the embedded stack refused the registry {path}: {exc.read().decode()[:300]}"
+        ) from None
+
+
+# Loopback only: never through a proxy from the environment.
+_LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class Context:
     """One command's world. Each part is made on first use, so that a command that needs no
     registry, clock or AWS client (`local up`, `demo`) makes none."""
@@ -94,8 +118,7 @@ class Context:
 
     @cached_property
     def registry(self) -> Registry:
-        given = getattr(self.args, "registry", None)
-        return load_registry(Path(given) if given else self.settings.registry_path)
+        return load_registry(self.registry_path())
 
     @cached_property
     def timing(self) -> Timing:
@@ -117,6 +140,32 @@ class Context:
     def reconciler(self) -> Reconciler:
         clock = self.clock  # a bad --at is said before any AWS client is made
         return build_reconciler(self.settings, self.adapters, clock)
+
+    def registry_path(self) -> Path:
+        given = getattr(self.args, "registry", None)
+        return Path(given) if given else self.settings.registry_path
+
+    def nightly_run(self, allow_mass_revoke: bool, wait_seconds: float) -> RunReport:
+        """One night through the deployed state machine, as the schedule starts it; its output is
+        the run report. The functions read the registry deployed with them: on the embedded stack
+        this command's registry is deployed first; elsewhere a --registry given is only checked."""
+        from tokenwarden.wiring import build_nightly_state_machine
+
+        registry, _ = self.registry, self.now  # a bad registry or --at is said before anything runs
+        try:
+            machine = build_nightly_state_machine(self.settings)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        stack_url = embedded_stack_url()
+        if stack_url is not None:
+            deploy_registry(stack_url, self.registry_path().resolve())
+        elif getattr(self.args, "registry", None):
+            print(
+                f"note: the state machine applies the registry deployed with the function, not {registry.source}",
+                file=sys.stderr,
+            )
+        output = machine.run({"allow_mass_revoke": allow_mass_revoke}, timeout_seconds=wait_seconds)
+        return RunReport.model_validate(output)
 
     def breakglass(self) -> tuple[BreakGlass, Actor]:
         """Break-glass with the operator's own credentials: the caller's identity (STS) is authenticated."""

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from tokenwarden.adapters.iam import IamAdapter
@@ -14,7 +15,7 @@ from tokenwarden.domain.registry import Registry
 from tokenwarden.local import realism
 from tokenwarden.local.clock import StackClock
 from tokenwarden.local.stack import LocalStack
-from tokenwarden.service.reconciler import Reconciler
+from tokenwarden.service.reconciler import Reconciler, RunReport
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import build_adapters, build_reconciler
 
@@ -46,6 +47,12 @@ def show(messages: list[Message], skip_summaries: bool = True) -> None:
         say(f"      {m['content']['description']}")
         for step in m["content"].get("nextSteps", []):
             say(f"      -> {step}")
+
+
+def tally(report: RunReport) -> tuple[dict[str, int], list[str]]:
+    """A run's counts of what it did, and its failures."""
+    failed = [f"{o.principal}: {o.error}" for o in report.failed]
+    return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
 
 
 def counted(counts: dict[str, int]) -> str:
@@ -106,8 +113,19 @@ class DemoWorld:
         """The nightly run at `at`: its counts of what it did, and its failures."""
         report = self.reconciler.run(self.registry, self.clock.advance_to(at))
         realism.wait_idle(SETTLE_SECONDS)
-        failed = [f"{o.principal}: {o.error}" for o in report.failed]
-        return {k: v for k, v in report.counts.items() if not k.startswith("principals_")}, failed
+        return tally(report)
+
+    def nightly_via_state_machine(self, at: datetime) -> tuple[dict[str, int], list[str]]:
+        """The nightly run at `at` as the schedule starts it: the stack's state machine, whose tasks
+        the stack's reconcile function runs with the demo's registry; counted from its run report."""
+        from tokenwarden.wiring import build_nightly_state_machine
+
+        self.clock.advance_to(at)
+        self.stack.deploy_registry(Path(self.registry.source))
+        machine = build_nightly_state_machine(self.settings, self.session)
+        output = machine.run({"allow_mass_revoke": False}, timeout_seconds=SETTLE_SECONDS)
+        realism.wait_idle(SETTLE_SECONDS)
+        return tally(RunReport.model_validate(output))
 
     def drain(self) -> list[Message]:
         """Every notification delivered since the last drain."""

@@ -16,7 +16,8 @@ from tokenwarden.cli.views import STATES
 
 EXAMPLES = {
     "plan": "tokenwarden plan --registry teams.yaml\n  tokenwarden plan --at 2027-03-01 --json",
-    "apply": "tokenwarden apply --registry teams.yaml\n  tokenwarden apply --at 2027-03-01T02:15:00Z   # embedded stack only",
+    "apply": "tokenwarden apply --registry teams.yaml\n  tokenwarden apply --at 2027-03-01T02:15:00Z   # embedded stack only\n"
+    "  tokenwarden apply --via-state-machine         # the nightly run, as the schedule starts it",
     "status": "tokenwarden status\n  tokenwarden status --team platform-eng --state registered\n"
     "  tokenwarden status --json | jq '.[].current_credential_id'",
     "local": "tokenwarden local up > /tmp/stack.env &   # or in a terminal of its own\n"
@@ -35,6 +36,8 @@ AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 AT_LATEST = datetime(2999, 12, 31, tzinfo=UTC)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 AT_EXAMPLE = "e.g. 2027-03-01 or 2027-03-01T02:15:00Z"
+# A standard execution may run for hours on a large registry; the command stops waiting, not the run.
+DEFAULT_STATE_MACHINE_WAIT = 900
 
 
 class Parser(argparse.ArgumentParser):
@@ -175,6 +178,20 @@ def _add_apply(add: Add) -> None:
         "--allow-mass-revoke",
         action="store_true",
         help="let this run deactivate more than max(2, 20%%) of the managed principals",
+    )
+    p.add_argument(
+        "--via-state-machine",
+        action="store_true",
+        help="run the night as the schedule does: start the nightly state machine "
+        "(TOKENWARDEN_STATE_MACHINE_ARN) and wait for its run report. It applies the registry deployed "
+        "with the function; on the embedded stack, the one given here is deployed first",
+    )
+    p.add_argument(
+        "--wait",
+        type=positive_int(86_400),
+        default=DEFAULT_STATE_MACHINE_WAIT,
+        metavar="SECONDS",
+        help=f"with --via-state-machine: how long to wait for the execution (default {DEFAULT_STATE_MACHINE_WAIT})",
     )
 
 

@@ -45,8 +45,8 @@ class Lifecycle:
 
 def lifecycle(world: DemoWorld, days: int) -> int:
     t0 = world.next_night()
-    say(f"\nDay 0 ({t0:%Y-%m-%d}): onboarding")
-    _, failed = world.nightly(t0)
+    say(f"\nDay 0 ({t0:%Y-%m-%d}): onboarding, through the nightly state machine (one task per principal)")
+    _, failed = world.nightly_via_state_machine(t0)
     show(world.drain())
     if failed:
         say(f"  FAILED: {failed}")

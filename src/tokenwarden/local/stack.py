@@ -2,6 +2,8 @@
 
 - a moto server with the project's service-specific-credential operations, AWS managed
   policies loaded, and RotateSecret running the real rotation handler in-process;
+- the nightly state machine, made from statemachine/nightly.asl.json and run by moto's ASL
+  interpreter, its Lambda tasks answered by the reconcile function in-process;
 - an OTLP metrics endpoint that accepts a bearer token exactly when it is an Active,
   unexpired CloudWatch key of the embedded IAM, and forwards accepted protobuf exports to
   VictoriaMetrics when it runs;
@@ -16,7 +18,9 @@
 Control endpoints on the OTLP server: ``GET|POST /_tokenwarden/clock``; ``POST /_tokenwarden/settle``
 (``{"timeout": seconds}`` → ``{"idle": bool}``: waits for background rotations);
 ``GET /_tokenwarden/behaviour``, ``/_tokenwarden/faults`` (injected faults per service) and
-``/_tokenwarden/rotations`` (background rotations: secret, token, attempts, outcome).
+``/_tokenwarden/rotations`` (background rotations: secret, token, attempts, outcome);
+``POST /_tokenwarden/registry`` (``{"path": "<teams.yaml>"}``: the registry the stack's reconcile
+function reads from then on, as `sam deploy` ships one with the function).
 
 Development tooling: it never ships in the Lambda layer.
 """
@@ -48,6 +52,13 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 ROTATION_FUNCTION = "tokenwarden-rotate-secret"
 ROTATION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{ROTATION_FUNCTION}"
+RECONCILE_FUNCTION = "tokenwarden-reconcile"
+RECONCILE_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{RECONCILE_FUNCTION}"
+STATE_MACHINE_NAME = "tokenwarden-nightly"
+STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/tokenwarden/local/{STATE_MACHINE_NAME}"
+# Items the local interpreter runs at once: its threads share this machine's cores with the stack.
+LOCAL_MAX_CONCURRENCY = 4
+LOCAL_MAX_PRINCIPALS = 1000
 LEDGER_TABLE = "tokenwarden-ledger"
 # Who the secrets' resource policies name: the roles a deployment would have, and moto's default
 # caller as the operator (moto does not enforce policies; the documents are what is tested).
@@ -59,6 +70,7 @@ SETTLE_PATH = "/_tokenwarden/settle"
 BEHAVIOUR_PATH = "/_tokenwarden/behaviour"
 FAULTS_PATH = "/_tokenwarden/faults"
 ROTATIONS_PATH = "/_tokenwarden/rotations"
+REGISTRY_PATH = "/_tokenwarden/registry"
 PROMQL_PREFIX = "/promql"
 PROMQL_PATHS = ("/api/v1/query", "/api/v1/query_range")
 DEFAULT_SETTLE_SECONDS = 30.0
@@ -101,6 +113,20 @@ def load_function(name: str, clock: Clock | None = None) -> ModuleType:
     return module
 
 
+def nightly_definition(reconcile_function_arn: str, max_concurrency: int, max_principals: int) -> str:
+    """The nightly state machine's definition (statemachine/nightly.asl.json) with the template's
+    DefinitionSubstitutions applied, as CloudFormation applies them."""
+    substitutions = {
+        "ReconcileFunctionArn": reconcile_function_arn,
+        "MaxConcurrency": str(max_concurrency),
+        "MaxPrincipalsPerRun": str(max_principals),
+    }
+    text = (repo_root() / "statemachine" / "nightly.asl.json").read_text(encoding="utf-8")
+    for name, value in substitutions.items():
+        text = text.replace("${" + name + "}", value)
+    return text
+
+
 @dataclass
 class LocalStack:
     host: str = "127.0.0.1"
@@ -112,6 +138,7 @@ class LocalStack:
     _moto: Any = None
     _otlp: ThreadingHTTPServer | None = None
     _vm: Any = None
+    _reconcile: ModuleType | None = None
     exports: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> dict[str, str]:
@@ -119,6 +146,8 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         default_user_config["iam"]["load_aws_managed_policies"] = True
+        # StartExecution runs the definition (moto's ASL interpreter) instead of only recording it.
+        default_user_config["stepfunctions"]["execute_state_machine"] = True
         set_default_clock(self.clock)
         iam_ssc.install(self.clock)
         realism.install(self.behaviour, self.clock)
@@ -127,6 +156,8 @@ class LocalStack:
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         endpoint = f"http://{host}:{port}"
+        # The interpreter calls Lambda back on http://localhost:$MOTO_PORT: this server.
+        os.environ["MOTO_PORT"] = str(port)
         # moto's backends are process-wide: a stack started again in the same process starts empty.
         # A reset reloads IAM's AWS-managed policies: seconds on a busy machine, so a long timeout.
         reset = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")  # noqa: S310
@@ -136,7 +167,8 @@ class LocalStack:
         forward = self._start_victoriametrics()
         promql = self._vm.base_url if self._vm is not None else None
         self._otlp = ThreadingHTTPServer(
-            (self.host, self.otlp_port), stack_http_handler(self.clock, forward, promql)
+            (self.host, self.otlp_port),
+            stack_http_handler(self.clock, forward, promql, deploy_registry=self.deploy_registry),
         )
         threading.Thread(target=self._otlp.serve_forever, daemon=True).start()
         otlp_host, otlp_port = self._otlp.server_address[:2]
@@ -167,7 +199,21 @@ class LocalStack:
         rotate = load_function("rotate_secret", self.clock)
         simulate_waits(rotate, self.clock)
         lambda_router.register(ROTATION_ARN, rotate.lambda_handler)
+        self._reconcile = load_function("reconcile", self.clock)
+        simulate_reconciler_waits(self._reconcile, self.clock)
+        lambda_router.register(RECONCILE_ARN, self._reconcile.lambda_handler)
         return self.exports
+
+    def deploy_registry(self, path: Path) -> None:
+        """The registry the stack's reconcile function (the state machine's tasks) reads from now
+        on: what `sam deploy` does by shipping teams.yaml with the function."""
+        from tokenwarden.domain.registry import load_registry
+
+        load_registry(path)  # a registry that does not load is refused here, not by every task
+        if self._reconcile is None:
+            raise StackError("the stack is not started")
+        module = self._reconcile
+        module.SETTINGS = module.SETTINGS.model_copy(update={"registry_path": path})  # type: ignore[attr-defined]
 
     def _start_victoriametrics(self) -> Callable[[bytes, str], None] | None:
         if not self.victoriametrics:
@@ -209,7 +255,13 @@ class LocalStack:
             TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
         )
         create_table(session.client("dynamodb"), LEDGER_TABLE)
+        nightly = session.client("stepfunctions").create_state_machine(
+            name=STATE_MACHINE_NAME,
+            definition=nightly_definition(RECONCILE_ARN, LOCAL_MAX_CONCURRENCY, LOCAL_MAX_PRINCIPALS),
+            roleArn=STATE_MACHINE_ROLE,
+        )["stateMachineArn"]
         extra = {
+            "TOKENWARDEN_STATE_MACHINE_ARN": nightly,
             "TOKENWARDEN_TOPIC_ARN": topic,
             "TOKENWARDEN_SECRETS_KMS_KEY_ID": key_id,
             "TOKENWARDEN_NOTIFICATIONS_QUEUE_URL": queue_url,
@@ -251,6 +303,29 @@ def simulate_waits(rotate: ModuleType, clock: StackClock) -> None:
     rotate._engine = engine  # type: ignore[attr-defined]
 
 
+def simulate_reconciler_waits(reconcile: ModuleType, clock: StackClock) -> None:
+    """The loaded reconcile function's waits (IAM propagation, a new user becoming visible, a busy
+    principal's lease) move the stack clock, as the rotation function's do (see `simulate_waits`)."""
+    build = reconcile._reconciler
+
+    def advance(seconds: float) -> None:
+        clock.advance(timedelta(seconds=max(0.0, seconds)))
+
+    @functools.cache
+    def reconciler() -> Any:
+        from tokenwarden.adapters.iam import IamAdapter
+
+        built = build()
+        built.engine.sleep = advance
+        if isinstance(built.iam, IamAdapter):
+            built.iam.sleep = advance
+        if built.leases is not None:
+            built.leases.sleep = advance
+        return built
+
+    reconcile._reconciler = reconciler  # type: ignore[attr-defined]
+
+
 def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
     """Decode an OTLP export (protobuf or JSON), move its timestamps onto the stack's clock, re-encode.
 
@@ -284,15 +359,24 @@ def to_stack_time(body: bytes, content_type: str, clock: StackClock) -> bytes:
 
 
 def stack_http_handler(
-    clock: StackClock, forward: Callable[[bytes, str], None] | None, promql: str | None = None
+    clock: StackClock,
+    forward: Callable[[bytes, str], None] | None,
+    promql: str | None = None,
+    deploy_registry: Callable[[Path], None] | None = None,
 ) -> type[BaseHTTPRequestHandler]:
     """The stack's HTTP server: OTLP ``/v1/metrics`` (passed to `forward`, None: accepted and
     dropped), the PromQL path to ``promql`` (VictoriaMetrics' base URL, None: no PromQL) and the
-    ``/_tokenwarden/*`` control endpoints, all on `clock`."""
+    ``/_tokenwarden/*`` control endpoints, all on `clock`; ``/_tokenwarden/registry`` calls
+    `deploy_registry` (None: not served)."""
     return type(
         "StackRequestHandler",
         (StackRequestHandler,),
-        {"clock": clock, "forward": staticmethod(forward) if forward else None, "promql": promql},
+        {
+            "clock": clock,
+            "forward": staticmethod(forward) if forward else None,
+            "promql": promql,
+            "deploy_registry": staticmethod(deploy_registry) if deploy_registry else None,
+        },
     )
 
 
@@ -304,6 +388,7 @@ class StackRequestHandler(BaseHTTPRequestHandler):
     clock: StackClock
     forward: Callable[[bytes, str], None] | None
     promql: str | None
+    deploy_registry: Callable[[Path], None] | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
         return None  # the default logs to stderr; nothing here is worth a line
@@ -356,6 +441,8 @@ class StackRequestHandler(BaseHTTPRequestHandler):
             self._set_clock(body)
         elif self.path == SETTLE_PATH:
             self._settle(body)
+        elif self.path == REGISTRY_PATH and self.deploy_registry is not None:
+            self._deploy_registry(body)
         elif self.path.rstrip("/") == "/v1/metrics":
             self._metrics(body)
         else:
@@ -381,6 +468,20 @@ class StackRequestHandler(BaseHTTPRequestHandler):
             return
         timeout = min(max(timeout, 0.0), MAX_SETTLE_SECONDS)
         self._reply(200, {"idle": realism.wait_idle(timeout)})
+
+    def _deploy_registry(self, body: bytes) -> None:
+        try:
+            path = Path(json.loads(body)["path"])
+        except (ValueError, KeyError, TypeError):
+            self._reply(400, {"error": 'send {"path": "<registry file>"}'})
+            return
+        assert self.deploy_registry is not None  # routed here only when it is set
+        try:
+            self.deploy_registry(path)
+        except Exception as exc:  # the registry's own error names the file and what is wrong
+            self._reply(400, {"error": str(exc)})
+            return
+        self._reply(200, {"registry": str(path)})
 
     def _refused_key(self) -> tuple[int, str] | None:
         """Why the request's bearer key is refused, as the OTLP endpoint answers; None: accepted."""

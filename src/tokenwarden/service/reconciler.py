@@ -40,6 +40,7 @@ from tokenwarden.domain.plan import (
     Finding,
     Plan,
     PlanConfig,
+    PrincipalPlan,
     build_plan,
     plan_principal,
     rotation_days,
@@ -230,6 +231,59 @@ class Reconciler:
             started_at=now,
             outcomes=tuple(outcomes),
             findings=plan.findings + audit(registry, final, now),
+            counts=dict(counts),
+            min_days_to_expiry=_min_days_to_expiry(registry, final, now),
+        )
+        self._summarise(report, now)
+        return report
+
+    # -- one principal at a time (the steps of the nightly state machine) --------------------
+
+    def has_work(self, registry: Registry, principal_plan: PrincipalPlan, inventory: Inventory) -> bool:
+        """Whether `apply` would work on this principal rather than report it unchanged."""
+        principal = registry.get(principal_plan.principal) or registry.former(principal_plan.principal)
+        return bool(principal_plan.actions) or self._needs_check(registry, principal, inventory)
+
+    def apply_principal(
+        self,
+        registry: Registry,
+        principal_id: str,
+        now: datetime,
+        run_id: str,
+        allow_mass_revoke: bool = False,
+    ) -> PrincipalOutcome:
+        """One principal's share of a night, exactly as `apply` does it: under its lease, read
+        afresh, planned again and applied, a failure reported in the outcome, never raised.
+
+        The state machine's per-principal task calls this with the run's id; the principal's
+        `offboarded` message is sent once per call, so a warm container announces it again on a
+        later night."""
+        principal = registry.get(principal_id) or registry.former(principal_id)
+        config = PlanConfig(rotation_lambda_arn=self.rotation_lambda_arn, allow_mass_revoke=allow_mass_revoke)
+        self._offboard_announced.discard(principal.id)
+        return self._apply_principal(registry, principal, now, run_id, config)
+
+    def close_run(
+        self,
+        registry: Registry,
+        started_at: datetime,
+        now: datetime,
+        outcomes: tuple[PrincipalOutcome, ...],
+        findings: tuple[Finding, ...],
+        final: Inventory | None = None,
+    ) -> RunReport:
+        """The report of a run whose principals were applied elsewhere (the state machine's items):
+        counted, audited against the account as it is now (`final`, read here when not given),
+        summarised in one `run_summary` with the run's metrics."""
+        counts: Counter[str] = Counter()
+        for outcome in outcomes:
+            counts.update(outcome.done)
+            counts[f"principals_{outcome.status}"] += 1
+        final = final if final is not None else self.inventory()
+        report = RunReport(
+            started_at=started_at,
+            outcomes=outcomes,
+            findings=findings + audit(registry, final, now),
             counts=dict(counts),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )

@@ -78,10 +78,19 @@ Request = Annotated[
 _REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 
 
-def parse_request(event: dict[str, Any] | None) -> Request:
+class _Envelope(BaseModel):
+    """What every event is: an object whose `mode`, when given, is one of this function's. Read
+    first so that a bad event is refused naming its field (a tagged union names none)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    mode: Literal["plan", "apply", "plan_night", "principal", "summary"] = "apply"
+
+
+def parse_request(event: object) -> Request:
     """The event as one of the modes; no `mode` is a whole run (`apply`), as the schedule sent it."""
-    event = {} if event is None else event
-    return _REQUEST.validate_python({"mode": "apply", **event})
+    envelope = _Envelope.model_validate({} if event is None else event)
+    return _REQUEST.validate_python({**envelope.model_dump(), "mode": envelope.mode})
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -76,11 +76,14 @@ def registry_of(principals: int) -> Registry:
     return parse_registry(f"principals: [{ids}]", "bench")
 
 
-def _night(world: Env, registry: Registry, day: float) -> list[str]:
+def _night(world: Env, registry: Registry, day: float, done: str) -> list[str]:
+    """The calls of one night, which must have done `done` for every principal (fewer calls
+    because less was done would be no gain)."""
     if day:
         world.clock.advance_to(T0 + timedelta(days=day))
     world.log.calls.clear()
-    world.run(registry=registry)
+    report = world.run(registry=registry)
+    assert report.counts.get(done) == len(registry.principals), f"day {day}: {report.counts}"
     return list(world.log.calls)
 
 
@@ -88,9 +91,12 @@ def measure(monkeypatch: pytest.MonkeyPatch, principals: int) -> Phases:
     registry = registry_of(principals)
     phases = Phases(principals)
     with open_env(monkeypatch, StackBehaviour(fault_rate=0.0)) as world:
-        phases.onboarding = _night(world, registry, 0)
-        phases.quiet = _night(world, registry, QUIET_NIGHT)
-        phases.rotation_nights = [_night(world, registry, day) for day in ROTATION_NIGHTS]
+        phases.onboarding = _night(world, registry, 0, "onboard")
+        phases.quiet = _night(world, registry, QUIET_NIGHT, "principals_unchanged")
+        phases.rotation_nights = [
+            _night(world, registry, day, done)
+            for day, done in zip(ROTATION_NIGHTS, ("rotate", "retire", "delete"), strict=True)
+        ]
     return phases
 
 

@@ -434,24 +434,25 @@ class FakeSecrets(Faults):
         secret = self._lookup(secret_id)
         return dict(secret.tags) if secret else {}
 
-    def inspect(self, secret_id: str) -> SecretFacts | None:
+    def inspect(self, secret_id: str, described: SecretState | None = None) -> SecretFacts | None:
         self._call("inspect")
         secret = self._lookup(secret_id)
         if secret is None:
             return None
         readable = secret.deleted_at is None
+        known = described or self._state(secret)
         return SecretFacts(
-            name=secret.name,
-            arn=secret.arn,
-            kms_key_id=secret.kms_key_id,
-            tags=dict(secret.tags),
-            has_versions=bool(secret.stages),
-            deleted=not readable,
+            name=known.name,
+            arn=known.arn,
+            kms_key_id=known.kms_key_id,
+            tags=dict(known.tags),
+            has_versions=bool(known.versions),
+            deleted=known.deleted_at is not None,
             policy=secret.policy if readable else None,
             policy_read=readable,
         )
 
-    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> bool:
+    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> str | None:
         self._call("create")
         existing = self.secrets.get(name)
         if existing is not None and existing.deleted_at is not None:
@@ -462,9 +463,8 @@ class FakeSecrets(Faults):
                 400,
             )
         if existing is not None:
-            return False
-        self.add(name, kms_key_id or None, tags)
-        return True
+            return None
+        return self.add(name, kms_key_id or None, tags).arn
 
     def put_policy(self, secret_id: str, document: Mapping[str, Any]) -> None:
         self._call("put_policy")
@@ -482,12 +482,14 @@ class FakeSecrets(Faults):
         self._call("tag")
         self._find("TagResource", secret_id).tags.update(tags)
 
-    def verify_owned(self, secret_id: str, principal: str | None = None) -> None:
+    def verify_owned(
+        self, secret_id: str, principal: str | None = None, described: SecretState | None = None
+    ) -> None:
         self._call("verify_owned")
         if self.rules is None:
             return
         self.rules.require()
-        facts = self.inspect(secret_id)
+        facts = self.inspect(secret_id, described)
         if facts is None:
             raise NotTokenWardens(f"secret {secret_id} does not exist")
         verdict = judge_secret(facts, principal, self.rules, wanted_policy=None, history=False)
@@ -659,6 +661,15 @@ class FakeLedger(Faults):
 
     def hand_over(self, principal: str, owner: str, to_owner: str, now: datetime, ttl_seconds: int) -> bool:
         return self._put_lease("hand_over", principal, owner, to_owner, now, ttl_seconds)
+
+    def keep(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
+        self._call("keep")
+        held, expires = self.leases.get(principal, ("", 0))
+        seconds = int(now.timestamp())
+        if held != owner or expires < seconds:
+            return False
+        self.leases[principal] = (owner, seconds + ttl_seconds)
+        return True
 
     def _put_lease(
         self, operation: str, principal: str, holder: str, new_owner: str, now: datetime, ttl_seconds: int

@@ -67,13 +67,14 @@ class SecretsPort(Protocol):
 
     def tags(self, secret_id: str) -> dict[str, str]: ...
 
-    def inspect(self, secret_id: str) -> SecretFacts | None:
+    def inspect(self, secret_id: str, described: SecretState | None = None) -> SecretFacts | None:
         """Key, tags, versions and resource policy; None: no secret. Raises NotTokenWardens when
-        Secrets Manager answers AccessDenied (TokenWarden's roles reach only its own secrets)."""
+        Secrets Manager answers AccessDenied (TokenWarden's roles reach only its own secrets).
+        `described`: the secret as the caller just described it (only the policy is read)."""
         ...
 
-    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> bool:
-        """Create without a value; False when a secret by that name exists (never adopted)."""
+    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> str | None:
+        """Create without a value: its ARN; None when a secret by that name exists (never adopted)."""
         ...
 
     def put_policy(self, secret_id: str, document: Mapping[str, Any]) -> None: ...
@@ -84,9 +85,12 @@ class SecretsPort(Protocol):
 
     def tag(self, secret_id: str, tags: Mapping[str, str]) -> None: ...
 
-    def verify_owned(self, secret_id: str, principal: str | None = None) -> None:
+    def verify_owned(
+        self, secret_id: str, principal: str | None = None, described: SecretState | None = None
+    ) -> None:
         """Raise NotTokenWardens unless a token may be written into the secret (TokenWarden's
-        tag, key and resource policy)."""
+        tag, key and resource policy). `described`: the secret as the caller's step just
+        described it, judged for its tag and key instead of describing it again."""
         ...
 
     def version_token(self, secret_id: str, version_id: str) -> str | None:
@@ -127,6 +131,11 @@ class LedgerPort(Protocol):
 
     def acquire(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
         """Take the principal's lease (free, expired, or already ours); False when another holds it."""
+        ...
+
+    def keep(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
+        """Renew the lease only if `owner` holds it and it has not expired; False (nothing written)
+        otherwise."""
         ...
 
     def hand_over(self, principal: str, owner: str, to_owner: str, now: datetime, ttl_seconds: int) -> bool:

@@ -9,6 +9,7 @@ from unittest.mock import MagicMock, call, create_autospec
 
 import pytest
 
+from tokenwarden.domain.model import SecretState
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.ownership import (
     POLICY_TAG,
@@ -21,7 +22,7 @@ from tokenwarden.domain.ownership import (
 )
 from tokenwarden.domain.registry import ActivityProfile, Lifecycle, Principal
 from tokenwarden.ports import IamPort, SecretsPort
-from tokenwarden.service.ownership import Custody
+from tokenwarden.service.ownership import Custody, UserRead
 
 ACCOUNT = "123456789012"
 KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
@@ -171,30 +172,63 @@ def test_no_boundary_is_put_when_none_is_configured() -> None:
     assert iam.method_calls == []
 
 
+def test_a_user_inspected_under_the_lease_is_judged_without_reading_it_again() -> None:
+    keeper, iam, _ = custody()
+    assert keeper._secure_user(ALPHA, create=True, repair=True, inspected=UserRead(user())) == ()
+    assert iam.method_calls == []  # neither made again nor inspected again
+
+
+def test_a_user_read_as_missing_is_made_and_one_made_meanwhile_is_read() -> None:
+    keeper, iam, _ = custody()
+    iam.create_user.return_value = False
+    iam.inspect_user.return_value = user()
+    assert keeper._secure_user(ALPHA, create=True, repair=True, inspected=UserRead(None)) == ()
+    assert [c[0] for c in iam.method_calls] == ["create_user", "inspect_user"]
+
+
 # -- the secret ----------------------------------------------------------------------------------------
 
 
 def secure_secret(
     keeper: Custody, create: bool = False, repair: bool = True, history: bool = True
 ) -> tuple[str, ...]:
-    return keeper._secure_secret(ALPHA, SECRET_TAGS, history, create, repair, "alpha's token")
+    return keeper._secure_secret(ALPHA, SECRET_TAGS, history, create, repair, "alpha's token").fixes
 
 
 def test_a_new_secret_is_created_tagged_and_under_the_secrets_key() -> None:
     keeper, _, secrets = custody()
-    secrets.create.return_value = True
-    secrets.inspect.return_value = secret()
-    assert secure_secret(keeper, create=True) == ("create_secret",)
+    secrets.create.return_value = ARN
+    secured = keeper._secure_secret(ALPHA, SECRET_TAGS, True, True, True, "alpha's token")
+    assert secured.fixes == ("create_secret", "secret_put_policy")
+    assert secured.secret_arn == ARN  # for the actions after it, which need not describe it
     secrets.create.assert_called_once_with(
         "tokenwarden/alpha", {**SECRET_TAGS, "tokenwarden:managed-by": "tokenwarden"}, KEY, "alpha's token"
     )
+
+
+def test_a_secret_just_created_is_not_read_back_but_given_its_policy_and_digest() -> None:
+    keeper, _, secrets = custody()
+    secrets.create.return_value = ARN
+    secure_secret(keeper, create=True)
+    wanted = RULES.policy("alpha", ALPHA.readers)
+    assert [c[0] for c in secrets.method_calls] == ["create", "put_policy", "tag"]
+    secrets.put_policy.assert_called_once_with(ARN, wanted)
+    assert secrets.tag.call_args.args[1][POLICY_TAG] == policy_digest(wanted)
+
+
+def test_a_secret_read_under_the_lease_is_judged_without_describing_it_again() -> None:
+    keeper, _, secrets = custody()
+    described = SecretState(name="tokenwarden/alpha", arn=ARN, kms_key_id=KEY)
+    secrets.inspect.return_value = secret()
+    keeper._secure_secret(ALPHA, SECRET_TAGS, True, False, True, "", described)
+    secrets.inspect.assert_called_once_with("tokenwarden/alpha", described)
 
 
 def test_a_missing_secret_is_nothing_to_verify_but_one_just_created_must_be_there() -> None:
     keeper, _, secrets = custody()
     secrets.inspect.return_value = None
     assert secure_secret(keeper) == ()
-    secrets.create.return_value = False
+    secrets.create.return_value = None
     with pytest.raises(RuntimeError, match="secret tokenwarden/alpha vanished right after it was found"):
         secure_secret(keeper, create=True)
 
@@ -208,7 +242,7 @@ def test_a_secret_scheduled_for_deletion_stays_so_when_offboarding() -> None:
 
 def test_a_deleted_secret_under_another_key_is_refused_before_it_is_restored() -> None:
     keeper, _, secrets = custody()
-    secrets.create.return_value = False
+    secrets.create.return_value = None
     secrets.inspect.return_value = secret(deleted=True, policy_read=False, kms_key_id=None)
     with pytest.raises(NotTokenWardens, match="AWS managed key"):
         secure_secret(keeper, create=True)
@@ -217,7 +251,7 @@ def test_a_deleted_secret_under_another_key_is_refused_before_it_is_restored() -
 
 def test_a_deleted_secret_is_restored_when_onboarding_again_and_read_back() -> None:
     keeper, _, secrets = custody()
-    secrets.create.return_value = False
+    secrets.create.return_value = None
     secrets.inspect.side_effect = [secret(deleted=True, policy_read=False), secret()]
     assert secure_secret(keeper, create=True) == ("restore_secret",)
     secrets.restore.assert_called_once_with(ARN)

@@ -83,6 +83,16 @@ def test_a_lease_is_taken_conditionally_and_expires_by_itself() -> None:
     assert ledger.acquire("alpha", "run-2", T0 + timedelta(seconds=301), 300)
 
 
+def test_a_lease_is_kept_only_by_its_unexpired_holder() -> None:
+    ledger = fakes.FakeLedger()
+    assert not ledger.keep("alpha", "rotation:v2", T0, 300)  # free: nothing to keep
+    assert ledger.hand_over("alpha", "run-1", "rotation:v2", T0, 300)
+    assert not ledger.keep("alpha", "run-1", T0, 300)
+    assert ledger.keep("alpha", "rotation:v2", T0 + timedelta(seconds=300), 300)
+    assert not ledger.keep("alpha", "rotation:v2", T0 + timedelta(seconds=601), 300)  # expired
+    assert ledger.holder("alpha") == "rotation:v2"
+
+
 def test_a_key_turns_expired_and_cannot_be_switched_back_on() -> None:
     clock = fakes.FakeClock(T0)
     iam = fakes.FakeIam(clock)

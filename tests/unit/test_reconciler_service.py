@@ -96,12 +96,14 @@ def test_a_principal_whose_secret_lost_its_tag_is_checked_even_with_nothing_to_d
 def test_a_due_rotation_is_started_in_secrets_manager_and_handed_the_lease(world: FakeWorld) -> None:
     reconciler = onboarded(world)
     world.clock.advance(ROTATION_DUE)
+    world.ledger.calls.clear()
 
     report = run(world, reconciler)
 
     assert outcome(report) == ("ok", ("rotate",), None)
     pending = world.secrets.secret(SECRET).version_with(AWSPENDING)
     assert pending is not None and world.ledger.holder("alpha") == f"rotation:{pending}"
+    assert world.ledger.count("release") == 0  # the lease is the rotation's to let go
 
 
 def test_a_rotation_started_by_the_reconciler_finishes_in_the_background(world: FakeWorld) -> None:
@@ -193,6 +195,26 @@ def test_the_previous_key_is_retired_after_its_grace_then_deleted_after_retentio
     assert "deleted" in world.notifier.events()
     states = {e.credential_id: e.state for e in world.ledger.entries("alpha")}
     assert states[first.id] == LedgerState.DELETED
+
+
+def test_a_principal_acted_on_is_read_once_under_its_lease(world: FakeWorld) -> None:
+    """Its user is inspected once, for the plan and the ownership check alike; its secret is
+    described once and only its policy read again; the ledger records the action updates are
+    the ones read with the principal."""
+    reconciler = onboarded(world, rotation_lambda_arn=None)
+    world.clock.advance(ROTATION_DUE)
+    run(world, reconciler)
+    world.clock.advance(timedelta(days=8))
+    for fake in (world.iam, world.secrets, world.ledger):
+        fake.calls.clear()
+
+    retired = run(world, reconciler)
+
+    assert "retire" in outcome(retired)[1]
+    assert (world.iam.count("inspect_user"), world.iam.count("get_user")) == (1, 0)
+    assert (world.secrets.count("describe"), world.secrets.count("inspect")) == (1, 1)
+    assert (world.ledger.count("entries"), world.ledger.count("get")) == (1, 0)
+    assert world.iam.count("list_user_credentials") == 1
 
 
 def test_a_principal_taken_out_of_the_registry_is_offboarded_once(world: FakeWorld) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.fakes import ROTATION_ARN, FakeClock, FakeSecret, FakeWorld
+from tokenwarden.adapters.secrets import SecretWriteError
 from tokenwarden.domain.model import (
     AWSCURRENT,
     AWSPENDING,
@@ -297,6 +298,56 @@ def test_a_secret_that_is_no_longer_tokenwardens_gets_no_key(world: FakeWorld) -
     with pytest.raises(NotTokenWardens):
         engine.run_step("createSecret", secret.arn, V2, function_arn=ROTATION_ARN)
     assert len(world.iam.keys_of(USER)) == 1
+
+
+def test_a_secret_that_stops_being_tokenwardens_while_its_key_is_made_gets_no_token(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the write is made afresh, not taken from the step's first description."""
+    engine, secret = onboarded(world)
+    world.secrets.rotate(secret.arn, V2, ROTATION_ARN, 30)
+    make_key = world.iam.create_credential
+
+    def rekeyed_meanwhile(user_name: str, age_days: int) -> Any:
+        secret.kms_key_id = "arn:aws:kms:us-east-1:123456789012:key/someone-elses"
+        return make_key(user_name, age_days)
+
+    monkeypatch.setattr(world.iam, "create_credential", rekeyed_meanwhile)
+
+    with pytest.raises(SecretWriteError):
+        engine.run_step("createSecret", secret.arn, V2, function_arn=ROTATION_ARN)
+    assert secret.values.get(V2) is None
+
+
+def test_a_whole_rotation_reads_the_secret_and_the_ledger_only_where_it_must(world: FakeWorld) -> None:
+    """Handed the lease when it was started, a rotation describes the secret once per invocation (to
+    admit it) and takes its tags from that; finishSecret reads the ledger with one query,
+    createSecret not at all (its record's write says whether one existed)."""
+    engine, secret = onboarded(world)
+    world.ledger.acquire("alpha", f"rotation:{V2}", T0, 600)  # as the reconciler hands it over
+    world.secrets.calls.clear()
+    world.ledger.calls.clear()
+
+    rotate(world, engine, secret)
+
+    assert world.secrets.count("describe") == len(STEPS)
+    assert world.secrets.count("tags") == 0
+    assert (world.ledger.count("get"), world.ledger.count("entries")) == (0, 1)
+    assert world.notifier.events() == ["rotated"]
+    assert world.ledger.holder("alpha") == ""
+
+
+def test_a_step_that_takes_the_lease_anew_describes_the_secret_again(world: FakeWorld) -> None:
+    """Not handed the lease (Secrets Manager's own schedule started it, or the lease expired), a
+    step may have waited for another holder: it acts on the secret as it is once the lease is its."""
+    engine, secret = onboarded(world)
+    world.secrets.calls.clear()
+
+    rotate(world, engine, secret)
+
+    # createSecret describes it again; finishSecret finds the lease createSecret kept for it.
+    assert world.secrets.count("describe") == len(STEPS) + 1
+    assert world.notifier.events() == ["rotated"]
 
 
 # -- testSecret -----------------------------------------------------------------------------------

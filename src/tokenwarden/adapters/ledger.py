@@ -145,10 +145,33 @@ class DynamoLedger:
     def hand_over(self, principal: str, owner: str, to_owner: str, now: datetime, ttl_seconds: int) -> bool:
         return self._put_lease(principal, owner, to_owner, now, ttl_seconds)
 
+    def keep(self, principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
+        """Renew a lease `owner` holds and that has not expired; False when it does not."""
+        return self._put_lease(
+            principal,
+            owner,
+            owner,
+            now,
+            ttl_seconds,
+            condition="#o = :holder AND lock_expires >= :now",
+        )
+
     def _put_lease(
-        self, principal: str, holder: str, new_owner: str, now: datetime, ttl_seconds: int
+        self,
+        principal: str,
+        holder: str,
+        new_owner: str,
+        now: datetime,
+        ttl_seconds: int,
+        condition: str = "attribute_not_exists(pk) OR lock_expires < :now OR #o IN (:holder, :new)",
     ) -> bool:
-        """Write the lease for `new_owner` if it is free, expired, or held by `holder`."""
+        """Write the lease for `new_owner` if `condition` holds: by default, if it is free,
+        expired, or held by `holder`."""
+        values = {
+            ":now": {"N": str(int(now.timestamp()))},
+            ":holder": {"S": holder},
+            ":new": {"S": new_owner},
+        }  # DynamoDB refuses a value the condition does not use
         try:
             self._db.put_item(
                 TableName=self._table,
@@ -159,13 +182,9 @@ class DynamoLedger:
                     "lock_expires": {"N": str(int(now.timestamp()) + ttl_seconds)},
                 },
                 # A retried write (the first answered 5xx after it landed) finds its own owner: also fine.
-                ConditionExpression="attribute_not_exists(pk) OR lock_expires < :now OR #o IN (:holder, :new)",
+                ConditionExpression=condition,
                 ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={
-                    ":now": {"N": str(int(now.timestamp()))},
-                    ":holder": {"S": holder},
-                    ":new": {"S": new_owner},
-                },
+                ExpressionAttributeValues={k: v for k, v in values.items() if k in condition},
             )
         except AwsError as exc:
             if exc.code == "ConditionalCheckFailedException":

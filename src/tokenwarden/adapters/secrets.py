@@ -64,7 +64,9 @@ class SecretsAdapter:
         secrets: list[SecretState] = []
         paginator = self._sm.get_paginator("list_secrets")
         for page in paginator.paginate(
-            Filters=[{"Key": "name", "Values": [prefix]}], IncludePlannedDeletion=True
+            Filters=[{"Key": "name", "Values": [prefix]}],
+            IncludePlannedDeletion=True,
+            PaginationConfig={"PageSize": 100},  # Secrets Manager's largest page
         ):
             secrets += [_state(s) for s in page["SecretList"] if s["Name"].startswith(prefix)]
         return secrets
@@ -88,12 +90,17 @@ class SecretsAdapter:
         answer = self._describe_raw(secret_id) or {}
         return {t["Key"]: t["Value"] for t in answer.get("Tags") or []}
 
-    def inspect(self, secret_id: str) -> SecretFacts | None:
-        """Key, tags, versions and resource policy of a secret; None when there is none."""
-        answer = self._describe_raw(secret_id)
-        if answer is None:
-            return None
-        state = _state(answer)
+    def inspect(self, secret_id: str, described: SecretState | None = None) -> SecretFacts | None:
+        """Key, tags, versions and resource policy of a secret; None when there is none.
+
+        `described`: what a DescribeSecret of this same step already answered; only the policy
+        is read then (one call instead of two)."""
+        state = described
+        if state is None:
+            answer = self._describe_raw(secret_id)
+            if answer is None:
+                return None
+            state = _state(answer)
         policy: dict[str, Any] | None = None
         policy_read = state.deleted_at is None  # a secret scheduled for deletion answers nothing more
         if policy_read:
@@ -115,11 +122,11 @@ class SecretsAdapter:
             policy_read=policy_read,
         )
 
-    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> bool:
-        """Create the secret (no value yet); False when one by that name exists already (which
-        the caller must then judge: it is never adopted here)."""
+    def create(self, name: str, tags: Mapping[str, str], kms_key_id: str, description: str) -> str | None:
+        """Create the secret (no value yet): its ARN; None when one by that name exists already
+        (which the caller must then judge: it is never adopted here)."""
         try:
-            self._sm.create_secret(
+            answer = self._sm.create_secret(
                 Name=name,
                 Description=description,
                 KmsKeyId=kms_key_id,
@@ -127,9 +134,9 @@ class SecretsAdapter:
             )
         except AwsError as exc:
             if exc.code == "ResourceExistsException":
-                return False
+                return None
             raise
-        return True
+        return str(answer["ARN"])
 
     def put_policy(self, secret_id: str, document: Mapping[str, Any]) -> None:
         self._sm.put_resource_policy(
@@ -146,14 +153,18 @@ class SecretsAdapter:
     def tag(self, secret_id: str, tags: Mapping[str, str]) -> None:
         self._sm.tag_resource(SecretId=secret_id, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
-    def verify_owned(self, secret_id: str, principal: str | None = None) -> None:
+    def verify_owned(
+        self, secret_id: str, principal: str | None = None, described: SecretState | None = None
+    ) -> None:
         """Raise NotTokenWardens unless a token may be written into this secret: TokenWarden's
         tag, TokenWarden's secrets key and a resource policy of TokenWarden's. Without rules
-        (tests of other parts) there is nothing to compare with and nothing is checked."""
+        (tests of other parts) there is nothing to compare with and nothing is checked.
+        `described`: the secret as this same step just described it (its tag and key are judged
+        from it; the policy is always read)."""
         if self._rules is None:
             return
         self._rules.require()
-        facts = self.inspect(secret_id)
+        facts = self.inspect(secret_id, described)
         if facts is None:
             raise NotTokenWardens(f"secret {secret_id} does not exist")
         verdict = judge_secret(facts, principal, self._rules, wanted_policy=None, history=False)

@@ -53,6 +53,11 @@ class Leases:
             waited += step
         return True
 
+    def keep(self, principal: str, owner: str, ttl_seconds: int) -> bool:
+        """Renew the lease `owner` holds, for `ttl_seconds`; False (nothing written) when it does
+        not hold it, or held it but let it expire. True means nobody else held it in between."""
+        return self.ledger.keep(principal, owner, self.clock.now(), ttl_seconds)
+
     def hand_over(self, principal: str, owner: str, to_owner: str, ttl_seconds: int) -> bool:
         """Give a held lease to `to_owner` (a rotation about to start) for `ttl_seconds`."""
         return self.ledger.hand_over(principal, owner, to_owner, self.clock.now(), ttl_seconds)

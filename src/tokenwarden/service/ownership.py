@@ -24,6 +24,7 @@ from tokenwarden.domain.ownership import (
     NotTokenWardens,
     OwnershipRules,
     SecretFacts,
+    UserFacts,
     Verdict,
     judge_secret,
     judge_user,
@@ -33,6 +34,22 @@ from tokenwarden.domain.ownership import (
 )
 from tokenwarden.domain.registry import Principal
 from tokenwarden.ports import IamPort, SecretsPort
+
+
+@dataclass(frozen=True)
+class UserRead:
+    """A user as a caller inspected it under the principal's lease (`facts` None: no such user)."""
+
+    facts: UserFacts | None
+
+
+@dataclass(frozen=True)
+class Secured:
+    """What `secure` did: the fixes made, and the ARN of the principal's secret (None when it
+    has none), so that the actions after it need not describe the secret to address it."""
+
+    fixes: tuple[str, ...]
+    secret_arn: str | None = None
 
 
 @dataclass
@@ -66,16 +83,21 @@ class Custody:
         create: bool = False,
         repair: bool = True,
         description: str = "",
-    ) -> tuple[str, ...]:
+        described: SecretState | None = None,
+        inspected: UserRead | None = None,
+    ) -> Secured:
         """Verify the principal's user and secret (creating them with `create`), fix what
         TokenWarden itself left behind (with `repair`), and return the fixes made.
 
-        `history`: the ledger has entries for the principal. Raises NotTokenWardens when either
-        is not TokenWarden's, and OwnershipNotConfigured without a secrets key or service roles."""
+        `history`: the ledger has entries for the principal. `described`: the secret as the
+        caller read it under the principal's lease a moment ago (its tag and key are judged from
+        it; its policy is always read). `inspected`: the user as the caller inspected it under
+        the lease a moment ago (judged as it is, not inspected again). Raises NotTokenWardens when either is not TokenWarden's,
+        and OwnershipNotConfigured without a secrets key or service roles."""
         self.rules.require()
-        return self._secure_user(principal, create, repair) + self._secure_secret(
-            principal, secret_tags, history, create, repair, description
-        )
+        user_fixes = self._secure_user(principal, create, repair, inspected)
+        secret = self._secure_secret(principal, secret_tags, history, create, repair, description, described)
+        return Secured(user_fixes + secret.fixes, secret.secret_arn)
 
     def verify_for_token(self, principal: str, secret_id: str) -> None:
         """For a step about to create or store a token without the registry (the rotation
@@ -92,11 +114,15 @@ class Custody:
 
     # -- the user ---------------------------------------------------------------------------
 
-    def _secure_user(self, principal: Principal, create: bool, repair: bool) -> tuple[str, ...]:
+    def _secure_user(
+        self, principal: Principal, create: bool, repair: bool, inspected: UserRead | None = None
+    ) -> tuple[str, ...]:
         name = self.naming.user_name(principal.id)
-        if create and self._create_user(name, principal):
-            return ("create_user",)
-        facts = self.iam.inspect_user(name)
+        if create and (inspected is None or inspected.facts is None):
+            if self._create_user(name, principal):
+                return ("create_user",)
+            inspected = None  # made by someone else since it was read: read it now
+        facts = inspected.facts if inspected is not None else self.iam.inspect_user(name)
         if facts is None:
             if create:
                 raise RuntimeError(f"IAM user {name} vanished right after it was found; next run")
@@ -141,30 +167,34 @@ class Custody:
         create: bool,
         repair: bool,
         description: str,
-    ) -> tuple[str, ...]:
+        described: SecretState | None = None,
+    ) -> Secured:
         name = self.naming.secret_name(principal.id)
         wanted = self.wanted_policy(principal)
         done: list[str] = []
-        if create and self._create_secret(name, secret_tags, description):
+        arn = self._create_secret(name, secret_tags, description) if create else None
+        if arn:
             done.append("create_secret")
-        facts = self._inspect_secret(name, create)
+            facts: SecretFacts | None = self._made_secret(name, arn, secret_tags)
+        else:
+            facts = self._inspect_secret(name, create, described)
         if facts is None:
-            return ()
+            return Secured(())
         if facts.deleted:
             self._judged(facts, principal, wanted, history)  # tag and key, before restoring anything
             if not create:
-                return ()  # offboarding: it stays scheduled for deletion
+                return Secured((), facts.arn)  # offboarding: it stays scheduled for deletion
             facts = self._restore_secret(name, facts.arn)
             done.append("restore_secret")
         verdict = self._judged(facts, principal, wanted, history)
         if not repair:
-            return tuple(done)
+            return Secured(tuple(done), facts.arn)
         done += [self._fix_secret(facts.arn, fix, wanted) for fix in verdict.fixes]
         self._tag_secret(facts, secret_tags, wanted)
-        return tuple(done)
+        return Secured(tuple(done), facts.arn)
 
-    def _create_secret(self, name: str, secret_tags: Mapping[str, str], description: str) -> bool:
-        """Create the secret, tagged and under the secrets key; False when it already exists."""
+    def _create_secret(self, name: str, secret_tags: Mapping[str, str], description: str) -> str | None:
+        """Create the secret, tagged and under the secrets key: its ARN; None when it already exists."""
         return self.secrets.create(
             name,
             {**secret_tags, MANAGED_TAG: MANAGED_VALUE},
@@ -172,9 +202,20 @@ class Custody:
             description,
         )
 
-    def _inspect_secret(self, name: str, create: bool) -> SecretFacts | None:
-        """The secret's facts; one that was just made (or found by CreateSecret) and is gone stops the run."""
-        facts = self.secrets.inspect(name)
+    def _made_secret(self, name: str, arn: str, secret_tags: Mapping[str, str]) -> SecretFacts:
+        """The secret CreateSecret just made, as it was asked to make it (TokenWarden's tags and
+        key, no value, no policy yet): not read back, since this very call established it."""
+        return SecretFacts(
+            name=name,
+            arn=arn,
+            kms_key_id=self.rules.secrets_kms_key_id,
+            tags={**secret_tags, MANAGED_TAG: MANAGED_VALUE},
+        )
+
+    def _inspect_secret(self, name: str, create: bool, described: SecretState | None) -> SecretFacts | None:
+        """The secret's facts; one found by CreateSecret that is gone stops the run. `described`:
+        the secret as the caller just read it (None: not found then, or not read)."""
+        facts = self.secrets.inspect(name, described)
         if facts is None and create:
             raise RuntimeError(f"secret {name} vanished right after it was found; next run")
         return facts
@@ -182,7 +223,7 @@ class Custody:
     def _restore_secret(self, name: str, arn: str) -> SecretFacts:
         """Cancel the secret's scheduled deletion (onboarding again), and read it back."""
         self.secrets.restore(arn)
-        facts = self.secrets.inspect(name)
+        facts = self.secrets.inspect(name)  # afresh: restoring changed what describing it says
         if facts is None:
             raise RuntimeError(f"secret {name} vanished right after it was restored; next run")
         return facts

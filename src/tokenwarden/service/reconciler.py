@@ -30,10 +30,11 @@ from tokenwarden.domain.model import (
     LedgerState,
     PrincipalInventory,
     SecretState,
+    User,
     with_known_expiry,
 )
 from tokenwarden.domain.naming import Naming
-from tokenwarden.domain.ownership import NotTokenWardens, OwnershipNotConfigured
+from tokenwarden.domain.ownership import NotTokenWardens, OwnershipNotConfigured, UserFacts
 from tokenwarden.domain.plan import (
     Action,
     ActionKind,
@@ -50,7 +51,7 @@ from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
-from tokenwarden.service.ownership import Custody
+from tokenwarden.service.ownership import Custody, Secured, UserRead
 from tokenwarden.service.rotation import (
     TAG_GRACE,
     TAG_KEY_AGE,
@@ -150,7 +151,10 @@ class Reconciler:
 
     def principal_inventory(self, principal: str) -> PrincipalInventory:
         """One principal's resources, read afresh (under its lease)."""
-        user = self.iam.get_user(self.naming.user_name(principal))
+        return self._read_principal(principal, self.iam.get_user(self.naming.user_name(principal)))
+
+    def _read_principal(self, principal: str, user: User | None) -> PrincipalInventory:
+        """The principal's resources, its user as just read."""
         if user is not None and user.path != self.naming.user_path:
             user = None  # not TokenWarden's: the inventory by path would not list it either
         entries = self.ledger.entries(principal)
@@ -311,7 +315,9 @@ class Reconciler:
             # only: its text may quote a response, token included) and the run goes on.
             return self._failed(principal, exc, progress, now)
         finally:
-            if self.leases is not None:
+            # A lease handed to a rotation is the rotation's to release: releasing it as this
+            # run's could only be refused (its owner is no longer this run), at the cost of a call.
+            if self.leases is not None and not progress.lease_handed_over:
                 self.leases.release(principal.id, run_id)
         status: Status = "ok" if progress.done else "unchanged"
         return PrincipalOutcome(principal=principal.id, status=status, done=tuple(progress.done))
@@ -326,18 +332,42 @@ class Reconciler:
         progress: _Progress,
     ) -> None:
         """Read the principal afresh, plan it, secure its user and secret, apply the actions."""
-        inv = self.principal_inventory(principal.id)
+        inspected = self._inspect_user(principal.id)
+        inv = (
+            self.principal_inventory(principal.id)
+            if inspected is None
+            else self._read_principal(principal.id, _user_of(inspected.facts))
+        )
         actions = plan_principal(registry, principal.id, inv, now, config).actions
+        known = _Known(self.ledger, self.iam, self.secrets, self.naming, inv)
         if actions or self._needs_check(registry, principal, None, inv.secret):
             progress.step = "secure"
-            progress.done += self._secure(
-                principal, bool(inv.ledger), actions, registered=registry.get(principal.id) is not None
+            secured = self._secure(
+                principal,
+                bool(inv.ledger),
+                actions,
+                registered=registry.get(principal.id) is not None,
+                described=inv.secret,
+                inspected=inspected,
             )
-        for action in actions:
-            progress.step = action.kind.value
-            self._apply(principal, action, now, run_id)
-            progress.done.append(action.kind.value)
-            count(f"Action_{action.kind.value}", 1)
+            progress.done += ["secure"] if secured.fixes else []
+            known.secret_arn = secured.secret_arn
+        try:
+            for action in actions:
+                progress.step = action.kind.value
+                self._apply(principal, action, now, run_id, known)
+                progress.done.append(action.kind.value)
+                count(f"Action_{action.kind.value}", 1)
+        finally:
+            progress.lease_handed_over = known.lease_handed_over
+
+    def _inspect_user(self, principal: str) -> UserRead | None:
+        """With ownership rules, the user is read once under the lease with everything custody
+        judges (GetUser and the listings of what else it has), for the plan and the verification
+        alike; without them (nothing is verified) a GetUser is all the plan needs."""
+        if self.custody is None:
+            return None
+        return UserRead(self.iam.inspect_user(self.naming.user_name(principal)))
 
     def _failed(
         self, principal: Principal, exc: Exception, progress: _Progress, now: datetime
@@ -375,23 +405,34 @@ class Reconciler:
         return self.custody.needs_check(principal, listed)
 
     def _secure(
-        self, principal: Principal, history: bool, actions: tuple[Action, ...], *, registered: bool
-    ) -> list[str]:
-        """Verify (and for an onboarding, make) the user and the secret before any action."""
+        self,
+        principal: Principal,
+        history: bool,
+        actions: tuple[Action, ...],
+        *,
+        registered: bool,
+        described: SecretState | None,
+        inspected: UserRead | None,
+    ) -> Secured:
+        """Verify (and for an onboarding, make) the user and the secret before any action.
+        `described`, `inspected`: the secret and the user as read under the lease a moment ago
+        (the secret's policy is read again)."""
         if self.custody is None:
             raise OwnershipNotConfigured("the reconciler was built without ownership rules")
-        fixes = self.custody.secure(
+        secured = self.custody.secure(
             principal,
             self._secret_tags(principal),
             history=history,
             create=any(a.kind == ActionKind.ONBOARD for a in actions),
             repair=registered,
+            described=described,
+            inspected=inspected,
             description=f"CloudWatch metrics API key (bearer token) of {principal.kind} {principal.id}; "
             "managed by TokenWarden",
         )
-        if fixes:
-            logger.info("secured", extra={"principal": principal.id, "fixes": list(fixes)})
-        return ["secure"] if fixes else []
+        if secured.fixes:
+            logger.info("secured", extra={"principal": principal.id, "fixes": list(secured.fixes)})
+        return secured
 
     def _refused(
         self, principal: Principal, found: str, done: tuple[str, ...], now: datetime
@@ -403,7 +444,7 @@ class Reconciler:
         self.notifier.publish(notes.takeover_refused(principal.id, principal.team, found, now))
         return PrincipalOutcome(principal=principal.id, status="failed", done=done, error=f"refused: {found}")
 
-    def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str) -> None:
+    def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str, known: _Known) -> None:
         logger.info(
             "applying",
             extra={"principal": principal.id, "action": action.kind.value, "reason": action.reason},
@@ -413,8 +454,8 @@ class Reconciler:
             ActionKind.CONFIGURE_ROTATION: self._configure_rotation,
             ActionKind.ABANDON_PENDING: self._abandon,
             ActionKind.RESUME_FINISH: self._resume,
-            ActionKind.ROTATE: lambda p, a, n: self._rotate(p, a, n, run_id),
-            ActionKind.REPAIR: lambda p, a, n: self._rotate(p, a, n, run_id),
+            ActionKind.ROTATE: lambda p, a, n, k: self._rotate(p, a, n, k, run_id),
+            ActionKind.REPAIR: lambda p, a, n, k: self._rotate(p, a, n, k, run_id),
             ActionKind.RETIRE: self._retire,
             ActionKind.DELETE: self._delete,
             ActionKind.DELETE_UNTRACKED: self._delete,
@@ -423,7 +464,7 @@ class Reconciler:
             ActionKind.DELETE_SECRET: self._delete_secret,
             ActionKind.DELETE_USER: self._delete_user,
         }[action.kind]
-        handler(principal, action, now)
+        handler(principal, action, now, known)
 
     def _secret_tags(self, principal: Principal) -> dict[str, str]:
         return {
@@ -434,97 +475,97 @@ class Reconciler:
             TAG_GRACE: str(principal.lifecycle.grace_days),
         }
 
-    def _onboard(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _onboard(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         """The user and the secret were made (or verified) by `_secure` just before."""
-        secret = self._describe(principal)
+        arn = known.arn()
         token = action.version_id or str(uuid.uuid4())
-        self.engine.run_all(secret.arn, token)
-        self._configure_rotation(principal, action, now)
+        known.forget()  # the rotation steps write keys and records of their own
+        self.engine.run_all(arn, token)
+        self._configure_rotation(principal, action, now, known)
 
-    def _configure_rotation(self, principal: Principal, action: Action, now: datetime) -> None:
-        secret = self._describe(principal)
+    def _configure_rotation(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
+        arn = known.arn()
         if self.rotation_lambda_arn is None:
             return
-        self.secrets.configure_rotation(
-            secret.arn, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
-        )
+        self.secrets.configure_rotation(arn, self.rotation_lambda_arn, rotation_days(principal.lifecycle))
 
-    def _abandon(self, principal: Principal, action: Action, now: datetime) -> None:
-        secret = self._describe(principal)
+    def _abandon(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
+        secret = self._describe(principal)  # afresh: its labels decide what is taken off
         version = action.version_id or ""
         if AWSPENDING in secret.versions.get(version, ()) and version != secret.current_version:
             self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=version)
-        entry = self.ledger.get(principal.id, version)
+        entry = known.entry(version)
         if entry is None:
             return
         if entry.credential_id and version != secret.current_version:
             self.iam.delete_credential(self.naming.user_name(principal.id), entry.credential_id)
-        self.ledger.save(
+        known.save(
             entry.model_copy(
                 update={"state": LedgerState.ABANDONED, "deleted_at": now, "reason": action.reason}
             )
         )
 
-    def _resume(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _resume(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         """AWSCURRENT already holds this version (the first version of a secret is current as
         soon as it is written): prove the key before it is recorded as current and announced."""
-        arn = self._describe(principal).arn
+        arn = known.arn()
+        known.forget()
         self.engine.run_step("testSecret", arn, action.version_id or "", leased=True)
         self.engine.run_step("finishSecret", arn, action.version_id or "", leased=True)
 
-    def _rotate(self, principal: Principal, action: Action, now: datetime, run_id: str) -> None:
-        secret = self._describe(principal)
+    def _rotate(
+        self, principal: Principal, action: Action, now: datetime, known: _Known, run_id: str
+    ) -> None:
+        arn, name = known.arn(), self.naming.secret_name(principal.id)
         if action.kind == ActionKind.REPAIR:
             # Said before the rotation starts: on AWS it runs in the background and reports itself.
-            broken = self._entry_for(principal.id, action.credential_id) if action.credential_id else None
+            broken = known.entry_for(action.credential_id) if action.credential_id else None
             key = _key(broken) if broken else None
-            self.notifier.publish(
-                notes.repaired(principal.id, principal.team, secret.name, key, action.reason, now)
-            )
+            self.notifier.publish(notes.repaired(principal.id, principal.team, name, key, action.reason, now))
         token = str(uuid.uuid4())
+        known.forget()
         if self.rotation_lambda_arn is None:
-            self.engine.run_all(secret.arn, token)
+            self.engine.run_all(arn, token)
             return
         bound = int(self.engine.probe_policy.rotation_bound_seconds())
         if self.leases is not None and not self.leases.hand_over(
             principal.id, run_id, rotation_owner(token), bound
         ):
             raise PrincipalBusy(f"lost the lease of {principal.id} before the rotation started")
+        known.lease_handed_over = True
         try:
-            self.secrets.rotate(
-                secret.arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle)
-            )
+            self.secrets.rotate(arn, token, self.rotation_lambda_arn, rotation_days(principal.lifecycle))
         except AwsError as exc:
             if self.leases is not None:
                 self.leases.release(principal.id, rotation_owner(token))
             if _rotation_already_running(exc):
                 raise RotationInProgress(
-                    f"Secrets Manager is still running an earlier rotation of {secret.name}; "
+                    f"Secrets Manager is still running an earlier rotation of {name}; "
                     "a later run finishes or abandons it"
                 ) from None
             raise
 
-    def _retire(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _retire(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
         cred_id = action.credential_id or ""
         self.iam.set_credential_status(user, cred_id, active=False)
-        entry = self._entry_for(principal.id, cred_id)
+        entry = known.entry_for(cred_id)
         if entry is not None:
-            self.ledger.save(entry.model_copy(update={"state": LedgerState.RETIRED, "deactivated_at": now}))
+            known.save(entry.model_copy(update={"state": LedgerState.RETIRED, "deactivated_at": now}))
             self.notifier.publish(
                 notes.retired(
                     principal.id, principal.team, _key(entry), principal.lifecycle.retention_days, now
                 )
             )
 
-    def _delete(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _delete(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
         cred_id = action.credential_id or ""
-        listed = next((c for c in self.iam.list_user_credentials(user) if c.id == cred_id), None)
+        listed = known.credential(cred_id)
         self.iam.delete_credential(user, cred_id)
-        entry = self._entry_for(principal.id, cred_id)
+        entry = known.entry_for(cred_id)
         if entry is not None and entry.state != LedgerState.DELETED:
-            self.ledger.save(entry.model_copy(update={"state": LedgerState.DELETED, "deleted_at": now}))
+            known.save(entry.model_copy(update={"state": LedgerState.DELETED, "deleted_at": now}))
         key = (
             _key(entry)
             if entry
@@ -541,22 +582,22 @@ class Reconciler:
         )
         self.notifier.publish(notes.deleted(principal.id, principal.team, key, reason, now))
 
-    def _expiring_soon(self, principal: Principal, action: Action, now: datetime) -> None:
-        entry = self._entry_for(principal.id, action.credential_id or "")
+    def _expiring_soon(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
+        entry = known.entry_for(action.credential_id or "")
         if entry is None:
             return
         secret_name = self.naming.secret_name(principal.id)
         self.notifier.publish(
             notes.expiring_soon(principal.id, principal.team, secret_name, _key(entry), now)
         )
-        self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"expiring_soon"}}))
+        known.save(entry.model_copy(update={"notified": entry.notified | {"expiring_soon"}}))
 
-    def _offboard(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _offboard(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
         cred_id = action.credential_id or ""
-        listed = next((c for c in self.iam.list_user_credentials(user) if c.id == cred_id), None)
+        listed = known.credential(cred_id)
         self.iam.set_credential_status(user, cred_id, active=False)
-        entry = self._entry_for(principal.id, cred_id)
+        entry = known.entry_for(cred_id)
         if entry is None:
             # An untracked key gets a record now, so its rollback window is kept like any other.
             entry = LedgerEntry(
@@ -568,7 +609,7 @@ class Reconciler:
                 alias=listed.alias if listed else cred_id,
                 expires_at=listed.expires_at if listed else None,
             )
-        self.ledger.save(
+        known.save(
             entry.model_copy(
                 update={"state": LedgerState.RETIRED, "deactivated_at": now, "reason": "offboarded"}
             )
@@ -584,10 +625,10 @@ class Reconciler:
                 )
             )
 
-    def _delete_secret(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _delete_secret(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         self.secrets.schedule_deletion(self.naming.secret_name(principal.id), SECRET_RECOVERY_DAYS)
 
-    def _delete_user(self, principal: Principal, action: Action, now: datetime) -> None:
+    def _delete_user(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         self.iam.delete_user(self.naming.user_name(principal.id))
 
     def _describe(self, principal: Principal) -> SecretState:
@@ -595,9 +636,6 @@ class Reconciler:
         if secret is None:
             raise RuntimeError(f"secret {self.naming.secret_name(principal.id)} does not exist")
         return secret
-
-    def _entry_for(self, principal: str, credential_id: str) -> LedgerEntry | None:
-        return next((e for e in self.ledger.entries(principal) if e.credential_id == credential_id), None)
 
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
@@ -612,6 +650,68 @@ class _Progress:
 
     done: list[str] = field(default_factory=list)
     step: str = "read"
+    lease_handed_over: bool = False
+
+
+@dataclass
+class _Known:
+    """What one principal's apply read under its lease, reused by its actions instead of read
+    again: the ledger entries (kept in step with the records the actions write), the user's keys
+    and the secret's name and ARN. An action that runs rotation steps (which write keys and
+    records of their own) forgets entries and keys, and the next action that needs them reads
+    them again."""
+
+    ledger: LedgerPort
+    iam: IamPort
+    secrets: SecretsPort
+    naming: Naming
+    read: PrincipalInventory
+    _entries: list[LedgerEntry] | None = None
+    _credentials: list[Credential] | None = None
+    # The ARN `_secure` verified (or made) the secret under; it never changes while the lease is held.
+    secret_arn: str | None = None
+    # The principal's lease was handed to a rotation (which releases it).
+    lease_handed_over: bool = False
+
+    def __post_init__(self) -> None:
+        self._entries = list(self.read.ledger)
+        self._credentials = list(self.read.credentials) if self.read.user is not None else None
+        self.secret_arn = self.read.secret.arn if self.read.secret is not None else None
+
+    def arn(self) -> str:
+        """The secret's ARN as `_secure` (or the read under the lease) found it; described otherwise."""
+        if self.secret_arn is None:
+            name = self.naming.secret_name(self.read.principal)
+            secret = self.secrets.describe(name)
+            if secret is None:
+                raise RuntimeError(f"secret {name} does not exist")
+            self.secret_arn = secret.arn
+        return self.secret_arn
+
+    def entries(self) -> list[LedgerEntry]:
+        if self._entries is None:
+            self._entries = self.ledger.entries(self.read.principal)
+        return self._entries
+
+    def entry(self, version_id: str) -> LedgerEntry | None:
+        return next((e for e in self.entries() if e.version_id == version_id), None)
+
+    def entry_for(self, credential_id: str) -> LedgerEntry | None:
+        return next((e for e in self.entries() if e.credential_id == credential_id), None)
+
+    def credential(self, credential_id: str) -> Credential | None:
+        if self._credentials is None:
+            self._credentials = self.iam.list_user_credentials(self.naming.user_name(self.read.principal))
+        return next((c for c in self._credentials if c.id == credential_id), None)
+
+    def save(self, entry: LedgerEntry) -> None:
+        """Write the record, and remember it as written."""
+        self.ledger.save(entry)
+        self._entries = [e for e in self.entries() if e.version_id != entry.version_id] + [entry]
+
+    def forget(self) -> None:
+        self._entries = None
+        self._credentials = None
 
 
 class RotationInProgress(RuntimeError):
@@ -623,6 +723,10 @@ def _rotation_already_running(exc: AwsError) -> bool:
     return exc.code == "InvalidRequestException" and (
         "previous rotation" in message or "in progress" in message
     )
+
+
+def _user_of(facts: UserFacts | None) -> User | None:
+    return None if facts is None else User(name=facts.name, path=facts.path, arn=facts.arn)
 
 
 def _known_expiry(credentials: list[Credential], entries: list[LedgerEntry]) -> list[Credential]:

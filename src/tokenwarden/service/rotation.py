@@ -140,6 +140,16 @@ def token_free(exc: Exception) -> Exception:
     return RotationError(f"the rotation step failed: {describe_error(exc)}")
 
 
+@dataclass(frozen=True)
+class _Admitted:
+    """An invocation admitted: the secret as described, its principal, and whether there is
+    anything left to do (`go` is False when the version is already AWSCURRENT)."""
+
+    secret: SecretState
+    principal: str
+    go: bool
+
+
 @dataclass
 class RotationEngine:
     iam: IamPort
@@ -182,14 +192,16 @@ class RotationEngine:
         principal: str | None = None
         owner = rotation_owner(token)
         try:
-            if not leased and not self._admit(step, secret_id, token, function_arn):
+            admitted = None if leased else self._admit(step, secret_id, token, function_arn)
+            if admitted is not None and not admitted.go:
                 if step == "finishSecret" and self.leases is not None:
-                    self.leases.release(self._secret(secret_id)[1], owner)
+                    self.leases.release(admitted.principal, owner)
                 return
-            if not leased and self.leases is not None and step in LEASED_STEPS:
-                principal = self._secret(secret_id)[1]
-                self._take_lease(step, principal, owner)
-            steps[step](secret_id, token)
+            kept = False
+            if admitted is not None and self.leases is not None and step in LEASED_STEPS:
+                principal = admitted.principal
+                kept = self._take_lease(step, principal, owner)
+            steps[step](secret_id, token, _current(admitted, step, kept))
         except Exception as exc:
             self._report_failure(step, secret_id, token, exc)
             if principal is not None and self.leases is not None:
@@ -214,13 +226,13 @@ class RotationEngine:
         if failure is not None:
             raise failure
 
-    def _admit(self, step: str, secret_id: str, token: str, function_arn: str | None) -> bool:
+    def _admit(self, step: str, secret_id: str, token: str, function_arn: str | None) -> _Admitted:
         """What Secrets Manager's own rotation templates check first, reading only the secret's
         description (and the ledger, to tell an abandoned rotation from a stray version).
 
         Refused (RotationRefused): rotation is not enabled on the secret, or it is enabled with
         another function; the token is not a version of the secret, or a version that is neither
-        AWSPENDING nor AWSCURRENT. False: the version is already AWSCURRENT, nothing to do.
+        AWSPENDING nor AWSCURRENT. Not `go`: the version is already AWSCURRENT, nothing to do.
         A version a newer run abandoned (it lost AWSPENDING, or was since removed, and the ledger
         knows its rotation) ends quietly (RotationAbandoned).
         """
@@ -231,9 +243,9 @@ class RotationEngine:
         stages = secret.versions.get(token)
         if stages is not None and AWSCURRENT in stages:
             logger.info(f"{step}: version is already AWSCURRENT", extra={"version": token})
-            return False
+            return _Admitted(secret, principal, go=False)
         if stages is not None and AWSPENDING in stages:
-            return True
+            return _Admitted(secret, principal, go=True)
         self._refuse_stray_version(step, secret, principal, token, stages)
 
     def _rotated_by(self, step: str, secret: SecretState, function_arn: str | None) -> str:
@@ -274,11 +286,17 @@ class RotationEngine:
             f"{step}: version {token} of {secret.name} is {', '.join(stages)}, not AWSPENDING"
         )
 
-    def _take_lease(self, step: str, principal: str, owner: str) -> None:
+    def _take_lease(self, step: str, principal: str, owner: str) -> bool:
+        """Take the principal's lease as the rotation's owner. True when the rotation held it all
+        along (handed over when the rotation was started, or kept by its last step): nobody else
+        can have acted on the principal since the invocation was admitted."""
         assert self.leases is not None
         ttl = int(self.probe_policy.rotation_bound_seconds())
+        if self.leases.keep(principal, owner, ttl):
+            return True
         if not self.leases.acquire(principal, owner, self.lease_wait_seconds, ttl):
             raise PrincipalBusy(f"{step}: another run is working on {principal}; Secrets Manager retries")
+        return False
 
     def run_all(self, secret_id: str, token: str) -> None:
         """The four steps in-process, by a caller that holds the principal's lease.
@@ -298,22 +316,27 @@ class RotationEngine:
             if failure is not None:
                 raise failure
 
-    def create_secret(self, secret_id: str, token: str) -> None:
-        secret, principal = self._secret(secret_id)
-        self._refuse_abandoned(principal, token)
+    def create_secret(self, secret_id: str, token: str, described: SecretState | None = None) -> None:
+        secret, principal = self._secret(secret_id, described)
         # Before a key exists: a secret that is not TokenWarden's (re-keyed, its policy replaced)
-        # gets no token, and no key is made whose token would have nowhere safe to go.
-        self.secrets.verify_owned(secret.arn, principal)
-        if self.secrets.version_token(secret.arn, token) is not None:
+        # gets no token, and no key is made whose token would have nowhere safe to go. Its tag
+        # and key are judged as just described; its policy is read.
+        self.secrets.verify_owned(secret.arn, principal, described=secret)
+        # A version the secret does not list holds no value: only a listed one is read.
+        if token in secret.versions and self.secrets.version_token(secret.arn, token) is not None:
+            self._refuse_abandoned(principal, token)
             logger.info(
                 "createSecret: version already holds a key", extra={"principal": principal, "version": token}
             )
             return
         user = self.naming.user_name(principal)
         now = self.clock.now()
+        # Written only when there is no record yet; an existing one (a retry) is returned, and
+        # an abandoned rotation is refused on it without a read of its own.
         entry = self.ledger.create(
             LedgerEntry(principal=principal, version_id=token, state=LedgerState.CREATING, created_at=now)
         )
+        self._refuse_abandoned(principal, token, entry)
         if entry.credential_id is not None:
             # The key was created but its token never reached the secret: it is lost. Delete it.
             self.iam.delete_credential(user, entry.credential_id)
@@ -324,7 +347,7 @@ class RotationEngine:
             entry = entry.model_copy(update={"credential_id": None, "alias": None, "expires_at": None})
             self.ledger.save(entry)
         self._free_slot(principal, user, secret)
-        age_days = self._key_age_days(secret.arn)
+        age_days = self._key_age_days(secret)
         issued = self.iam.create_credential(user, age_days)
         cred = issued.credential
         expires_at = cred.expires_at or cred.created_at + timedelta(days=age_days)
@@ -348,11 +371,11 @@ class RotationEngine:
             extra={"principal": principal, "credential_id": cred.id, "expires_at": str(expires_at)},
         )
 
-    def set_secret(self, secret_id: str, token: str) -> None:
+    def set_secret(self, secret_id: str, token: str, described: SecretState | None = None) -> None:
         """IAM already holds the key; there is nothing to set."""
 
-    def test_secret(self, secret_id: str, token: str) -> None:
-        secret, principal = self._secret(secret_id)
+    def test_secret(self, secret_id: str, token: str, described: SecretState | None = None) -> None:
+        secret, principal = self._secret(secret_id, described)
         value = self.secrets.version_token(secret.arn, token)
         if value is None and self.ledger.get(principal, token) is None and secret.current_version:
             # Enabling rotation without rotating makes Secrets Manager run testSecret alone on a
@@ -379,9 +402,11 @@ class RotationEngine:
             f"(HTTP {status} after {self.probe_policy.attempts} attempt(s))"
         )
 
-    def finish_secret(self, secret_id: str, token: str) -> None:
-        secret, principal = self._secret(secret_id)
-        entry = self.ledger.get(principal, token)
+    def finish_secret(self, secret_id: str, token: str, described: SecretState | None = None) -> None:
+        secret, principal = self._secret(secret_id, described)
+        # One Query reads the version's entry and the ones it supersedes.
+        entries = self.ledger.entries(principal)
+        entry = next((e for e in entries if e.version_id == token), None)
         if entry is None or entry.credential_id is None:
             raise RotationError(f"finishSecret: no recorded key for version {token} of {secret.name}")
         self._refuse_abandoned(principal, token, entry)
@@ -391,21 +416,16 @@ class RotationEngine:
         if AWSPENDING in secret.versions.get(token, ()):
             self.secrets.remove_stage(secret.arn, AWSPENDING, from_version=token)
         now = self.clock.now()
-        superseded = [
-            e
-            for e in self.ledger.entries(principal)
+        demoted = [
+            e.model_copy(update={"state": LedgerState.PREVIOUS, "superseded_at": now})
+            for e in entries
             if e.state == LedgerState.CURRENT and e.version_id != token
         ]
+        previous = [e for e in entries if e.state == LedgerState.PREVIOUS and e.credential_id]
         if entry.state != LedgerState.CURRENT:
             entry = entry.model_copy(update={"state": LedgerState.CURRENT, "activated_at": now})
-            self.ledger.save_all(
-                [entry]
-                + [
-                    e.model_copy(update={"state": LedgerState.PREVIOUS, "superseded_at": now})
-                    for e in superseded
-                ]
-            )
-        self._announce(principal, secret, entry, superseded, now)
+            self.ledger.save_all([entry, *demoted])
+        self._announce(principal, secret, entry, previous + [e for e in demoted if e.credential_id], now)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -438,7 +458,7 @@ class RotationEngine:
             entry = self.ledger.get(principal, token)
             if entry is not None and "rotation_failed" in entry.notified:
                 return
-            team = self.secrets.tags(secret.arn).get(TAG_TEAM, principal) if secret else principal
+            team = secret.tags.get(TAG_TEAM, principal) if secret else principal
             self.notifier.publish(
                 rotation_failed(principal, team, name, f"{step}: {error}", self.clock.now())
             )
@@ -456,21 +476,21 @@ class RotationEngine:
         principal: str,
         secret: SecretState,
         entry: LedgerEntry,
-        superseded: list[LedgerEntry],
+        replaced: list[LedgerEntry],
         now: datetime,
     ) -> None:
+        """`replaced`: the keys this version replaced, now or by an earlier attempt of this
+        finishSecret (entries read once, before the transaction). Team and grace come from the
+        tags the step's DescribeSecret answered."""
         if "activated" in entry.notified:
             return
-        tags = self.secrets.tags(secret.arn)
+        tags = secret.tags
         team = tags.get(TAG_TEAM, principal)
         key = KeyRef(
             credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
         )
-        previous = [
-            e for e in self.ledger.entries(principal) if e.state == LedgerState.PREVIOUS and e.credential_id
-        ]
-        if previous or superseded:
-            last = max(previous or superseded, key=lambda e: e.superseded_at or e.created_at)
+        if replaced:
+            last = max(replaced, key=lambda e: e.superseded_at or e.created_at)
             previous_key = KeyRef(
                 credential_id=last.credential_id or "", alias=last.alias or "", expires_at=last.expires_at
             )
@@ -483,8 +503,8 @@ class RotationEngine:
         self.notifier.publish(message)
         self.ledger.save(entry.model_copy(update={"notified": entry.notified | {"activated"}}))
 
-    def _secret(self, secret_id: str) -> tuple[SecretState, str]:
-        secret = self.secrets.describe(secret_id)
+    def _secret(self, secret_id: str, described: SecretState | None = None) -> tuple[SecretState, str]:
+        secret = described or self.secrets.describe(secret_id)
         if secret is None:
             raise RotationError(f"secret {secret_id} does not exist")
         principal = self.naming.principal_of_secret(secret.name)
@@ -492,8 +512,8 @@ class RotationEngine:
             raise RotationError(f"secret {secret.name} is not under the prefix {self.naming.secret_prefix!r}")
         return secret, principal
 
-    def _key_age_days(self, secret_arn: str) -> int:
-        raw = self.secrets.tags(secret_arn).get(TAG_KEY_AGE)
+    def _key_age_days(self, secret: SecretState) -> int:
+        raw = secret.tags.get(TAG_KEY_AGE)
         age = int(raw) if raw and raw.isdigit() else self.max_key_age_days
         return max(1, min(age, self.max_key_age_days))
 
@@ -502,9 +522,16 @@ class RotationEngine:
         credentials = self.iam.list_user_credentials(user)
         if len(credentials) < 2:
             return
-        current_entry = self.ledger.get(principal, secret.current_version) if secret.current_version else None
-        current_id = current_entry.credential_id if current_entry else None
-        entries = {e.credential_id: e for e in self.ledger.entries(principal) if e.credential_id}
+        recorded = self.ledger.entries(principal)  # one Query: the current version's entry and the rest
+        current_id = next(
+            (
+                e.credential_id
+                for e in recorded
+                if secret.current_version and e.version_id == secret.current_version
+            ),
+            None,
+        )
+        entries = {e.credential_id: e for e in recorded if e.credential_id}
         candidates = [c for c in credentials if c.id != current_id]
         if not candidates:
             raise RotationError(f"{user} has two keys and both look current; refusing to delete either")
@@ -519,6 +546,15 @@ class RotationEngine:
             "createSecret: deleted a non-current key to make room",
             extra={"principal": principal, "credential_id": victim.id, "status": victim.status},
         )
+
+
+def _current(admitted: _Admitted | None, step: str, kept: bool) -> SecretState | None:
+    """The admission's description of the secret, when it is still what the step would read:
+    testSecret only reads, and a leased step whose rotation held the lease all along finds what
+    was admitted. Otherwise (a lease taken anew, perhaps after waiting) the step describes it again."""
+    if admitted is None or not (kept or step not in LEASED_STEPS):
+        return None
+    return admitted.secret
 
 
 def _eviction_rank(cred: Credential, entry: LedgerEntry | None) -> tuple[int, datetime]:

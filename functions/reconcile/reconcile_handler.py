@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from tokenwarden.domain.registry import Registry, load_registry
+from tokenwarden.domain.registry import SLUG, Registry, load_registry
 from tokenwarden.observability import logger, metrics, tracer
 from tokenwarden.ports import Clock
 from tokenwarden.service import night
@@ -58,8 +58,8 @@ class PrincipalInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["principal"]
-    run_id: str = Field(min_length=1)
-    principal: str = Field(min_length=1)
+    run_id: str = Field(min_length=1, max_length=64, pattern=r"^[0-9a-f]+$")  # plan_night's uuid4 hex
+    principal: str = Field(pattern=f"^{SLUG.pattern}$")  # a registry id; never free text
     allow_mass_revoke: bool = False
 
 

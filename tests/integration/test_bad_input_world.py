@@ -130,6 +130,11 @@ def test_an_event_that_is_not_an_object_is_refused(
         ({"mode": "apply", "surprise": True}, ("surprise",)),
         ({"Mode": "apply"}, ("Mode",)),
         (SCHEDULER_ENVELOPE, ("detail-type", "source")),
+        # The state machine's per-principal step: a registry id and the plan's run id, nothing else.
+        ({"mode": "principal", "run_id": "ab12", "principal": "alpha\r\nforged: line"}, ("principal",)),
+        ({"mode": "principal", "run_id": "ab12", "principal": "x" * 10_000}, ("principal",)),
+        ({"mode": "principal", "run_id": "'; DROP", "principal": "alpha"}, ("run_id",)),
+        ({"mode": "principal", "run_id": "a" * 65, "principal": "alpha"}, ("run_id",)),
     ],
     ids=repr,
 )

@@ -21,7 +21,7 @@ HANDLER = load_function("reconcile")
         ({"mode": "plan"}, "ReconcileInput"),
         ({"mode": "plan_night", "allow_mass_revoke": False, "max_principals": 50}, "PlanNightInput"),
         (
-            {"mode": "principal", "principal": "alpha", "run_id": "r1", "allow_mass_revoke": False},
+            {"mode": "principal", "principal": "alpha", "run_id": "a1", "allow_mass_revoke": False},
             "PrincipalInput",
         ),
         (

@@ -6,9 +6,12 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tokenwarden.adapters.aws import translating
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 
@@ -21,7 +24,7 @@ class ExecutionNotSucceeded(Exception):
 class NightlyStateMachine:
     def __init__(
         self,
-        client: Any,
+        client: SFNClient,
         state_machine_arn: str,
         sleep: Callable[[float], None] = time.sleep,
         max_poll_seconds: float = 5.0,

@@ -1,4 +1,8 @@
-"""The composition root: real adapters built from validated Settings, nothing hidden."""
+"""The composition root: real adapters built from validated Settings, nothing hidden.
+
+Each builder imports the service it builds: a Lambda handler imports this module at cold start,
+and loads only the services its own builder needs, on its first invocation.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,18 @@ from tokenwarden.adapters.ledger import DynamoHealthStore, DynamoLedger
 from tokenwarden.adapters.otlp_probe import OtlpProbe
 from tokenwarden.adapters.secrets import SecretsAdapter
 from tokenwarden.adapters.sns import SnsNotifier
-from tokenwarden.adapters.stepfunctions import NightlyStateMachine
 from tokenwarden.domain.notifications import Notification
-from tokenwarden.domain.registry import Principal, load_registry
-from tokenwarden.ports import Clock
-from tokenwarden.service.breakglass import BreakGlass
-from tokenwarden.service.lease import Leases
-from tokenwarden.service.ownership import Custody
-from tokenwarden.service.reconciler import Reconciler
-from tokenwarden.service.rotation import ProbePolicy, RotationEngine
 from tokenwarden.settings import Settings
 
 if TYPE_CHECKING:
+    from tokenwarden.adapters.stepfunctions import NightlyStateMachine
+    from tokenwarden.domain.registry import Principal
+    from tokenwarden.ports import Clock
+    from tokenwarden.service.breakglass import BreakGlass
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.ownership import Custody
+    from tokenwarden.service.reconciler import Reconciler
+    from tokenwarden.service.rotation import RotationEngine
 
 # Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
 # answers are retried with botocore's standard mode: jittered exponential back-off, up to 8
@@ -79,6 +82,9 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
 
 def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> RotationEngine:
     """The rotation steps; they take the principal's lease in the same ledger table."""
+    from tokenwarden.service.lease import Leases
+    from tokenwarden.service.rotation import ProbePolicy, RotationEngine
+
     return RotationEngine(
         iam=adapters.iam,
         secrets=adapters.secrets,
@@ -131,6 +137,8 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
 
 def build_nightly_state_machine(settings: Settings, session: Any | None = None) -> NightlyStateMachine:
     """The deployed nightly state machine (TOKENWARDEN_STATE_MACHINE_ARN), to start a night by hand."""
+    from tokenwarden.adapters.stepfunctions import NightlyStateMachine
+
     if not settings.state_machine_arn:
         raise ValueError(
             "TOKENWARDEN_STATE_MACHINE_ARN is not set: it is the stack's NightlyStateMachineArn output"
@@ -141,12 +149,16 @@ def build_nightly_state_machine(settings: Settings, session: Any | None = None) 
 
 def build_custody(settings: Settings, adapters: Adapters) -> Custody:
     """Verifies (and makes) principals' users and secrets: never adopts one by its name."""
+    from tokenwarden.service.ownership import Custody
+
     return Custody(
         iam=adapters.iam, secrets=adapters.secrets, naming=settings.naming, rules=settings.ownership
     )
 
 
 def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Reconciler:
+    from tokenwarden.service.reconciler import Reconciler
+
     engine = build_engine(settings, adapters, clock)
     return Reconciler(
         iam=adapters.iam,
@@ -164,10 +176,14 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
 def registered_principal(settings: Settings, principal_id: str) -> Principal:
     """The principal a break-glass request names, read from the registry shipped with the
     function; RegistryError when the registry does not name it."""
+    from tokenwarden.domain.registry import load_registry
+
     return load_registry(settings.registry_path).require(principal_id)
 
 
 def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> BreakGlass:
+    from tokenwarden.service.breakglass import BreakGlass
+
     engine = build_engine(settings, adapters, clock)
     return BreakGlass(
         iam=adapters.iam,

@@ -1,7 +1,8 @@
 """The composition root: real adapters built from validated Settings, nothing hidden.
 
-Each builder imports the service it builds: a Lambda handler imports this module at cold start,
-and loads only the services its own builder needs, on its first invocation.
+Each builder imports the adapters or the service it builds: a Lambda handler imports this module
+at cold start, and loads the code its own builders need with the objects they build, on its first
+invocation (the clients are made then too).
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from tokenwarden.adapters.iam import IamAdapter
-from tokenwarden.adapters.ledger import DynamoHealthStore, DynamoLedger
-from tokenwarden.adapters.otlp_probe import OtlpProbe
-from tokenwarden.adapters.secrets import SecretsAdapter
-from tokenwarden.adapters.sns import SnsNotifier
-from tokenwarden.domain.notifications import Notification
-from tokenwarden.settings import Settings
-
 if TYPE_CHECKING:
+    from tokenwarden.adapters.iam import IamAdapter
+    from tokenwarden.adapters.ledger import DynamoLedger
+    from tokenwarden.adapters.otlp_probe import OtlpProbe
+    from tokenwarden.adapters.secrets import SecretsAdapter
+    from tokenwarden.adapters.sns import SnsNotifier
     from tokenwarden.adapters.stepfunctions import NightlyStateMachine
+    from tokenwarden.domain.notifications import Notification
     from tokenwarden.domain.registry import Principal
     from tokenwarden.ports import Clock
     from tokenwarden.service.breakglass import BreakGlass
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     from tokenwarden.service.ownership import Custody
     from tokenwarden.service.reconciler import Reconciler
     from tokenwarden.service.rotation import RotationEngine
+    from tokenwarden.settings import Settings
 
 # Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
 # answers are retried with botocore's standard mode: jittered exponential back-off, up to 8
@@ -63,6 +63,12 @@ class Adapters:
 
 
 def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
+    from tokenwarden.adapters.iam import IamAdapter
+    from tokenwarden.adapters.ledger import DynamoLedger
+    from tokenwarden.adapters.otlp_probe import OtlpProbe
+    from tokenwarden.adapters.secrets import SecretsAdapter
+    from tokenwarden.adapters.sns import SnsNotifier
+
     session = session or boto3.session.Session(region_name=settings.region)
     notifier: SnsNotifier | DiscardNotifier = (
         SnsNotifier(session.client("sns", config=_RETRIES), settings.topic_arn)
@@ -102,6 +108,7 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> Rotati
 
 
 def build_health_checker(settings: Settings, adapters: Adapters, session: Any | None = None) -> HealthChecker:
+    from tokenwarden.adapters.ledger import DynamoHealthStore
     from tokenwarden.adapters.promql import PromQLClient
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect

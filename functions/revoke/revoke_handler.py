@@ -18,7 +18,7 @@ from pydantic import field_validator
 
 from tokenwarden.domain.reason import Reason
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service.breakglass import Actor, BreakGlassRequest
+from tokenwarden.service.breakglass_request import Actor, BreakGlassRequest
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, registered_principal
 

@@ -17,7 +17,7 @@ from pydantic.fields import FieldInfo
 
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.ownership import MAX_OPERATORS, OwnershipRules, check_arn_pattern
-from tokenwarden.domain.promql import MAX_LAST_SAMPLE_WINDOW
+from tokenwarden.domain.promql_limits import MAX_LAST_SAMPLE_WINDOW
 
 ENV_PREFIX = "TOKENWARDEN_"
 

@@ -27,14 +27,23 @@ OTHERS = {
         "tokenwarden.service.reconciler",
         "tokenwarden.service.health",
         "tokenwarden.domain.registry",
+        "tokenwarden.domain.promql",
     ),
     "health_handler": (
         "tokenwarden.service.breakglass",
         "tokenwarden.service.reconciler",
         "tokenwarden.service.rotation",
     ),
-    "revoke_handler": ("tokenwarden.service.reconciler", "tokenwarden.service.health"),
-    "restore_handler": ("tokenwarden.service.reconciler", "tokenwarden.service.health"),
+    "revoke_handler": (
+        "tokenwarden.service.reconciler",
+        "tokenwarden.service.health",
+        "tokenwarden.domain.promql",
+    ),
+    "restore_handler": (
+        "tokenwarden.service.reconciler",
+        "tokenwarden.service.health",
+        "tokenwarden.domain.promql",
+    ),
     "reconcile_handler": ("tokenwarden.service.breakglass", "tokenwarden.service.health"),
 }
 

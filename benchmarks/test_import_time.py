@@ -83,14 +83,36 @@ def paired_medians(folder: Path, module: str, runs: int) -> tuple[Seconds, Secon
     return median(handler), median(baseline)
 
 
-# Not met yet: 1.42-1.51x on a quiet 2-core machine (median of 11 pairs, built layer). pydantic,
-# pydantic-settings and PyYAML, which a bare Powertools handler never imports, cost ~0.4 s at import.
-# Strict: the day the goal is met, this marker fails the run and must go.
-NOT_YET = "handlers import pydantic, pydantic-settings and PyYAML at cold start (1.42-1.51x today)"
+# Each handler loads at cold start its settings, its event model, Powertools and boto3; the service it
+# runs is loaded on its first invocation (tests/unit/test_cold_start_imports.py keeps it so). Before
+# that, every handler imported every service, pydantic-settings and PyYAML: 1.42-1.51x. Now the
+# rotation, health, revoke and restore handlers measure 1.10-1.21x, most of the rest being pydantic's
+# own import; counted in processor instructions (valgrind), 1.23-1.26x, where health was 1.58x. On a
+# 2-core machine busy with other work a run's ratio can swing by about 0.15 (revoke and restore, which
+# execute the same number of instructions, once measured 1.21x and 1.35x in the same run).
+# Not met yet for the reconcile function: its event models hold service.night's NightResults, which
+# loads the reconciler, the planner and the rotation engine at import (1.22-1.29x; 1.34x counted in
+# instructions). Not strict, as a run can land under 1.2 by chance; when the assertion holds on a
+# quiet machine, this marker must go.
+NOT_YET = {
+    "reconcile_handler": "its event models import service.night, and with it the reconciler (1.22-1.29x)",
+}
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_YET)
-@pytest.mark.parametrize(("folder", "module"), handlers(), ids=[module for _, module in handlers()])
+def cases() -> list[Any]:
+    """Each handler, marked as an expected failure where the goal is not met yet."""
+    return [
+        pytest.param(
+            folder,
+            module,
+            id=module,
+            marks=[pytest.mark.xfail(strict=False, reason=NOT_YET[module])] if module in NOT_YET else [],
+        )
+        for folder, module in handlers()
+    ]
+
+
+@pytest.mark.parametrize(("folder", "module"), cases())
 def test_a_handler_imports_within_a_fifth_of_a_bare_powertools_handler(
     benchmark: Any, folder: Path, module: str
 ) -> None:

@@ -99,7 +99,9 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
     from tokenwarden.adapters.promql import PromQLClient
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect
+    from tokenwarden.domain.rollback import RollbackPolicy
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.rollback import AutomaticRollback
 
     session = session or boto3.session.Session(region_name=settings.region)
     dialect = Dialect(settings.promql_dialect)
@@ -126,6 +128,13 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+        rollback=AutomaticRollback(
+            iam=adapters.iam,
+            ledger=adapters.ledger,
+            notifier=adapters.notifier,
+            naming=settings.naming,
+            policy=RollbackPolicy(grace_days=settings.rollback_grace_days),
+        ),
     )
 
 

@@ -166,9 +166,22 @@ def test_a_revoked_key_is_never_rolled_back() -> None:
 
 
 def test_a_key_any_revoke_named_is_never_rolled_back_even_after_a_restore() -> None:
-    history = KeyHistory.parse([{"kind": "revoke", "keys": [{"credential_id": "K1"}]}])
+    history = KeyHistory.parse(
+        [{"kind": "revoke", "revoked_at": "2030-01-01T00:00:00Z", "keys": [{"credential_id": "K1"}]}]
+    )
 
     assert "revoked" in refusal(facts(history=history))
+
+
+def test_no_key_comes_back_after_a_revoke_of_its_principal_since_it_was_replaced() -> None:
+    """A revoke switches off the Active keys only; a key retired before it is not named, yet the
+    operator who revoked the principal wants none of its keys working again."""
+    revoke = {"kind": "revoke", "revoked_at": RETIRED_AT.isoformat(), "keys": [{"credential_id": "K2"}]}
+    before = {"kind": "revoke", "revoked_at": "2029-01-01T00:00:00Z", "keys": [{"credential_id": "K0"}]}
+
+    assert "revoked" in refusal(facts(history=KeyHistory.parse([revoke])))
+    only_older = decide(facts(history=KeyHistory.parse([before])))
+    assert only_older is not None and only_older.verdict is Verdict.ROLLBACK
 
 
 def test_an_offboarded_key_is_not_rolled_back() -> None:

@@ -116,6 +116,17 @@ class EscalationRecord(_Record):
         return history_key(self.credential_id, self.retired_at) + "#escalated"
 
 
+class _RevokedKey(BaseModel):
+    credential_id: str
+
+
+class _Revoke(BaseModel):
+    """What this rule reads of a break-glass revoke record (service/breakglass.py writes it)."""
+
+    revoked_at: datetime
+    keys: tuple[_RevokedKey, ...] = ()
+
+
 def history_key(credential_id: str, retired_at: datetime) -> str:
     """One history key per key and retirement: a retry writes the same one, a later retirement another."""
     return f"rollback#{credential_id}#{retired_at:%Y%m%dT%H%M%S}"
@@ -129,6 +140,8 @@ class KeyHistory:
     escalations: tuple[EscalationRecord, ...] = ()
     revoked: frozenset[str] = frozenset()
     """Credential ids any revoke ever named (restored or not)."""
+    revokes_at: tuple[datetime, ...] = ()
+    """When the principal's revokes were made (restored or not)."""
 
     @classmethod
     def parse(cls, items: Iterable[Mapping[str, Any]]) -> KeyHistory:
@@ -136,6 +149,7 @@ class KeyHistory:
         rollbacks: list[RollbackRecord] = []
         escalations: list[EscalationRecord] = []
         revoked: set[str] = set()
+        revokes_at: list[datetime] = []
         for item in items:
             kind = item.get("kind")
             try:
@@ -143,13 +157,17 @@ class KeyHistory:
                     rollbacks.append(RollbackRecord.model_validate(item))
                 elif kind == "rollback_escalated":
                     escalations.append(EscalationRecord.model_validate(item))
+                elif kind == "revoke":
+                    revoke = _Revoke.model_validate(item)
+                    revoked |= {k.credential_id for k in revoke.keys}
+                    revokes_at.append(revoke.revoked_at)
             except ValidationError:
                 continue
-            if kind == "revoke":
-                revoked |= {
-                    str(k.get("credential_id")) for k in item.get("keys", ()) if isinstance(k, Mapping)
-                }
-        return cls(tuple(rollbacks), tuple(escalations), frozenset(revoked))
+        return cls(tuple(rollbacks), tuple(escalations), frozenset(revoked), tuple(revokes_at))
+
+    def revoked_since(self, at: datetime) -> datetime | None:
+        """The first revoke of the principal at or after ``at``, if any."""
+        return min((r for r in self.revokes_at if r >= at), default=None)
 
     def of(self, credential_id: str) -> tuple[RollbackRecord, ...]:
         return tuple(r for r in self.rollbacks if r.credential_id == credential_id)
@@ -276,6 +294,12 @@ def never_rolled_back(key: KeyFacts) -> str | None:
         return (
             f"key {name} was revoked (break-glass): it is never re-activated automatically; "
             "`tokenwarden restore` decides about revoked keys"
+        )
+    since = key.history.revoked_since(entry.superseded_at or entry.deactivated_at or entry.created_at)
+    if since is not None:
+        return (
+            f"{entry.principal} was revoked {since:%Y-%m-%d %H:%M} UTC, after key {name} was replaced: "
+            "its keys are never re-activated automatically"
         )
     if entry.reason == OFFBOARDED or not key.registered:
         return f"key {name} was retired by an offboarding: it is not re-activated"

@@ -79,7 +79,7 @@ UNCALLED: dict[str, dict[str, str]] = {
         "aps:QueryMetrics": "Amazon Managed Prometheus's query API is HTTP, not an SDK call",
         "sqs:SendMessage": "Lambda sends a failed asynchronous invocation to the dead-letter queue with it",
         "iam:UpdateServiceSpecificCredential": "only for an automatic rollback, which this lifecycle's silence "
-        "does not call for (tests/e2e/test_rollback_e2e.py makes one through the function)",
+        "does not call for (tests/e2e/test_rollback_e2e.py makes them on the embedded stack)",
     },
 }
 NEEDS_NO_PERMISSION = {"sts:GetCallerIdentity"}

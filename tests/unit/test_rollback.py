@@ -146,10 +146,33 @@ def test_a_silence_the_retirement_does_not_explain_is_left_alone(team: Silence, 
     assert not is_candidate(retired(), team)
 
 
-def test_a_key_that_is_not_retired_is_left_alone() -> None:
+def test_a_key_that_was_never_switched_off_is_left_alone() -> None:
     previous = entry("v1", LedgerState.PREVIOUS, cred=KEY, superseded_at=RETIRED_AT)
+    current = entry("v1", LedgerState.CURRENT, cred=KEY, deactivated_at=RETIRED_AT)
 
     assert decide(facts(previous)) is None
+    assert decide(facts(current)) is None
+
+
+def test_a_previous_key_switched_off_by_a_revoke_is_refused_and_said_so() -> None:
+    revoked = entry(
+        "v1",
+        LedgerState.PREVIOUS,
+        cred=KEY,
+        superseded_at=RETIRED_AT,
+        deactivated_at=RETIRED_AT,
+        revoked_at=RETIRED_AT,
+    )
+    deleted = retired(revoked_at=RETIRED_AT).model_copy(update={"state": LedgerState.DELETED})
+
+    assert "revoked" in refusal(facts(revoked))
+    assert "revoked" in refusal(facts(deleted, cred=None))
+
+
+def test_a_key_switched_off_other_than_by_the_nightly_retirement_is_refused() -> None:
+    off = entry("v1", LedgerState.PREVIOUS, cred=KEY, superseded_at=RETIRED_AT, deactivated_at=RETIRED_AT)
+
+    assert "not retired by the nightly run" in refusal(facts(off))
 
 
 # -- refused -------------------------------------------------------------------------------------

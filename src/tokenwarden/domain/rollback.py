@@ -260,6 +260,8 @@ def _decide_retired(
     gone = unusable(key, now)
     if gone is not None:
         return Decision(Verdict.REFUSE, gone)
+    if key.entry.state is not LedgerState.RETIRED:
+        return Decision(Verdict.REFUSE, f"key {_name(key.entry)} was not retired by the nightly run")
     until = rollback_until(key.credential, now, policy)
     return Decision(
         Verdict.ROLLBACK,
@@ -269,9 +271,13 @@ def _decide_retired(
     )
 
 
+SWITCHED_OFF = frozenset({LedgerState.RETIRED, LedgerState.PREVIOUS, LedgerState.DELETED})
+
+
 def routine_retirement(entry: LedgerEntry) -> datetime | None:
-    """When a key recorded retired was switched off; None for any other key record."""
-    if entry.state is not LedgerState.RETIRED or entry.deactivated_at is None or entry.credential_id is None:
+    """When a key that is not current was switched off (retired, revoked or offboarded; deleted
+    since, or not); None for a key record that was never switched off, or the current key's."""
+    if entry.state not in SWITCHED_OFF or entry.deactivated_at is None or entry.credential_id is None:
         return None
     return entry.deactivated_at
 

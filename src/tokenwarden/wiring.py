@@ -167,6 +167,7 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
+        health=adapters.ledger.health_store(),
     )
 
 

@@ -52,8 +52,6 @@ UNCALLED: dict[str, dict[str, str]] = {
         "iam:TagUser": "CreateUser with Tags needs it",
         "iam:PutUserPermissionsBoundary": "only for a user of an earlier version that has no boundary yet",
         "secretsmanager:UpdateSecret": "only to move a secret of an earlier version onto SecretsKey",
-        "dynamodb:GetItem": "only when a retried step finds its ledger record written already, or "
-        "testSecret runs alone on a version Secrets Manager made (a run reads records with Query)",
     },
     "RotateSecretFunction": {
         "kms:Decrypt": "Secrets Manager and DynamoDB use the keys on the caller's behalf",

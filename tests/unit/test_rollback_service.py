@@ -197,3 +197,37 @@ def test_the_checker_without_a_rollback_only_alerts(scene: Scene) -> None:
     report = plain.run(ALPHA, scene.retired_at.replace(hour=15))
 
     assert report.rollbacks == () and scene.status() == "Inactive"
+
+
+# -- before retiring, the reconciler reads the team's health -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [("silent", "already silent"), ("never_reported", "never reported"), ("healthy", None), (None, None)],
+)
+def test_the_run_report_says_when_a_key_is_retired_for_a_team_that_does_not_report(
+    state: str | None, said: str | None
+) -> None:
+    world = FakeWorld(clock=FakeClock(T0))
+    store = FakeHealthStore()
+    reconciler = dataclasses.replace(world.reconciler(rotation_lambda_arn=None), health=store)
+    reconciler.run(ALPHA, world.clock.now())
+    world.clock.advance(timedelta(days=77))
+    reconciler.run(ALPHA, world.clock.now())
+    world.clock.advance(timedelta(days=8))
+    if state is not None:
+        store.records = {"alpha": {"team": "alpha", "state": state, "since": T0, "first_seen_at": T0}}
+    world.notifier.published.clear()
+
+    report = reconciler.run(ALPHA, world.clock.now())
+
+    (outcome,) = report.outcomes
+    assert "retire" in outcome.done  # retired as planned, whatever the team's health
+    (summary,) = [n for n in world.notifier.published if n.event_type.value == "run_summary"]
+    if said is None:
+        assert outcome.notes == () and "Notes" not in summary.description
+    else:
+        (note,) = outcome.notes
+        assert said in note and "cuts off no laptop" in note
+        assert f"Notes: alpha ({note})" in summary.description

@@ -231,3 +231,16 @@ def test_the_run_report_says_when_a_key_is_retired_for_a_team_that_does_not_repo
         (note,) = outcome.notes
         assert said in note and "cuts off no laptop" in note
         assert f"Notes: alpha ({note})" in summary.description
+
+
+def test_tokenwarden_health_lists_what_the_rollback_did(scene: Scene) -> None:
+    from tokenwarden.cli.rendering import render_health
+
+    report = scene.check(scene.retired_at.replace(hour=15))
+
+    text = render_health(report)
+    until = scene.retired_at.replace(hour=15) + timedelta(days=3)
+    assert (
+        f"rollback: rollback {scene.first.id} of alpha (alpha) until {until:%Y-%m-%d %H:%M} UTC: team alpha"
+        in text
+    )

@@ -95,7 +95,9 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> Rotati
     )
 
 
-def build_health_checker(settings: Settings, adapters: Adapters, session: Any | None = None) -> HealthChecker:
+def build_health_checker(
+    settings: Settings, adapters: Adapters, session: Any | None = None, clock: Clock | None = None
+) -> HealthChecker:
     from tokenwarden.adapters.promql import PromQLClient
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect
@@ -133,6 +135,7 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
             ledger=adapters.ledger,
             notifier=adapters.notifier,
             naming=settings.naming,
+            clock=clock or SystemClock(),
             policy=RollbackPolicy(grace_days=settings.rollback_grace_days),
         ),
     )

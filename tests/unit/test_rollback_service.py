@@ -37,7 +37,7 @@ class Scene:
         self.store = FakeHealthStore()
         self.checker = dataclasses.replace(
             world.health(self.querier, self.store),
-            rollback=AutomaticRollback(world.iam, world.ledger, world.notifier, world.naming),
+            rollback=AutomaticRollback(world.iam, world.ledger, world.notifier, world.naming, world.clock),
         )
         self.night(days=8)
         self.retired_at = world.clock.now()

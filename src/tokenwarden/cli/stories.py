@@ -347,7 +347,7 @@ def rollback(world: DemoWorld) -> int:
     kit; the nightly run retires the key again once that grace ends, and nobody was cut off for a day."""
     from tokenwarden.wiring import build_adapters, build_health_checker
 
-    checker = build_health_checker(world.settings, build_adapters(world.settings))
+    checker = build_health_checker(world.settings, build_adapters(world.settings), clock=world.clock)
     fleet = Fleet.of(world)
     candidates = [
         t for t in sorted(fleet.owners) if t != fleet.victim and _one_active_key(world, fleet.owners[t])

@@ -48,7 +48,7 @@ from tokenwarden.domain.rollback import (
     rolled_back_entry,
 )
 from tokenwarden.observability import count, logger
-from tokenwarden.ports import IamPort, LedgerPort, Notifier
+from tokenwarden.ports import Clock, IamPort, LedgerPort, Notifier
 
 LEASE_SECONDS = 120
 
@@ -88,6 +88,8 @@ class AutomaticRollback:
     ledger: RollbackLedger
     notifier: Notifier
     naming: Naming
+    clock: Clock
+    """For the lease: a health run over many teams may be minutes past its evaluation time."""
     policy: RollbackPolicy = field(default_factory=lambda: DEFAULT_ROLLBACK_POLICY)
     lease_seconds: int = LEASE_SECONDS
 
@@ -116,7 +118,7 @@ class AutomaticRollback:
         if not candidates(self.ledger.entries(principal.id), silence, self.policy):
             return []
         owner = f"rollback:{uuid.uuid4().hex}"
-        if not self.ledger.acquire(principal.id, owner, now, self.lease_seconds):
+        if not self.ledger.acquire(principal.id, owner, self.clock.now(), self.lease_seconds):
             logger.info("rollback: principal busy", extra={"principal": principal.id})
             return [
                 RollbackOutcome(

@@ -14,6 +14,7 @@ from tests.fakes import FakeClock, FakeHealthStore, FakePromQL, FakeWorld
 from tests.unit.builders import registry
 from tokenwarden.domain.model import LedgerState
 from tokenwarden.domain.rollback import ROLLED_BACK
+from tokenwarden.errors import AwsError
 from tokenwarden.service.health import HealthChecker, HealthReport
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.service.rollback import AutomaticRollback
@@ -136,8 +137,12 @@ def test_a_principal_another_run_holds_is_left_to_the_next_check(scene: Scene) -
     assert scene.status() == "Active"
 
 
+class Killed(BaseException):
+    """The process stopped (a timeout, a crash): nothing after it runs, nothing catches it."""
+
+
 class KilledOnce:
-    """A port whose call `operation` raises once, as a process killed right there would stop."""
+    """A port whose call `operation` stops the process once, right there."""
 
     def __init__(self, port: object, operation: str) -> None:
         self.port, self.operation, self.killed = port, operation, False
@@ -149,7 +154,7 @@ class KilledOnce:
         self.killed = True
 
         def killed(*args: object, **kwargs: object) -> None:
-            raise RuntimeError(f"killed at {name}")
+            raise Killed(f"killed at {name}")
 
         return killed
 
@@ -164,7 +169,7 @@ def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scen
     port = {"set_credential_status": "iam", "publish": "notifier"}.get(killed_at, "ledger")
     setattr(rollback, port, KilledOnce(ports[port], killed_at))
 
-    with pytest.raises(RuntimeError, match="killed"):
+    with pytest.raises(Killed):
         scene.check(afternoon)
     first_try = scene.world.ledger.history("alpha")
     scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))  # it would expire by itself
@@ -176,6 +181,24 @@ def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scen
     (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
     started = afternoon if first_try else afternoon + timedelta(hours=1)
     assert entry.grace_until == started + timedelta(days=3) and ROLLED_BACK in entry.notified
+
+
+def test_a_failed_rollback_is_reported_the_alerts_still_go_out_and_the_next_check_finishes_it(
+    scene: Scene,
+) -> None:
+    afternoon = scene.retired_at.replace(hour=15)
+    scene.world.iam.fail("set_credential_status", AwsError("UpdateServiceSpecificCredential", "Throttling"))
+
+    failed = scene.check(afternoon)
+    later = scene.check(afternoon + timedelta(hours=1))
+
+    assert [(o.verdict, o.reason.split(";")[0]) for o in failed.rollbacks] == [
+        ("failed", "UpdateServiceSpecificCredential: Throttling")
+    ]
+    assert scene.store.records["alpha"]["state"] == "silent"  # recorded: the alert is not sent again
+    assert [o.verdict for o in later.rollbacks] == ["finish"]
+    assert scene.status() == "Active"
+    assert scene.events() == ["team_silent", "rolled_back"]
 
 
 def test_after_a_revoke_of_the_principal_no_key_comes_back(scene: Scene) -> None:

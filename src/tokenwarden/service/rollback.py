@@ -47,12 +47,13 @@ from tokenwarden.domain.rollback import (
     rollback_record,
     rolled_back_entry,
 )
+from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import Clock, IamPort, LedgerPort, Notifier
 
 LEASE_SECONDS = 120
 
-OutcomeVerdict = Literal["rollback", "finish", "escalate", "refuse", "busy"]
+OutcomeVerdict = Literal["rollback", "finish", "escalate", "refuse", "busy", "failed"]
 VERDICTS: dict[Verdict, OutcomeVerdict] = {
     Verdict.ROLLBACK: "rollback",
     Verdict.FINISH: "finish",
@@ -109,8 +110,27 @@ class AutomaticRollback:
             )
             for principal in registry.principals:
                 if principal.team == team:
-                    outcomes += self.principal(principal, silence, now)
+                    outcomes += self._isolated(principal, silence, now)
         return tuple(outcomes)
+
+    def _isolated(self, principal: Principal, silence: Silence, now: datetime) -> list[RollbackOutcome]:
+        """One principal's failure is reported and the health run goes on: its alerts are sent and
+        its records saved, and the next run, finding the team still silent, tries again (a rollback
+        recorded half way is finished then)."""
+        try:
+            return self.principal(principal, silence, now)
+        except Exception as exc:
+            error = f"{exc.operation}: {exc.code}" if isinstance(exc, AwsError) else type(exc).__name__
+            logger.error("rollback failed", extra={"principal": principal.id, "error": error})
+            count("RollbackFailed", 1)
+            return [
+                RollbackOutcome(
+                    principal=principal.id,
+                    team=silence.team,
+                    verdict="failed",
+                    reason=f"{error}; the next health check tries again while the team stays silent",
+                )
+            ]
 
     def principal(self, principal: Principal, silence: Silence, now: datetime) -> list[RollbackOutcome]:
         """One principal's keys, decided and acted on under its lease; nothing taken when none of its

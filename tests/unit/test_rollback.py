@@ -94,7 +94,7 @@ def rolled_back_once() -> tuple[KeyHistory, LedgerEntry]:
 # -- rollback ---------------------------------------------------------------------------------------
 
 
-def test_a_team_silent_right_after_a_routine_retirement_gets_its_key_back_for_the_rollback_grace() -> None:
+def test_a_team_silent_right_after_a_switched_off_at_gets_its_key_back_for_the_rollback_grace() -> None:
     decision = decide()
 
     assert decision is not None and decision.verdict is Verdict.ROLLBACK

@@ -225,7 +225,7 @@ def decide_rollback(
     if not policy.enabled:
         return None
     unfinished = unfinished_rollback(key)
-    retired_at = routine_retirement(key.entry)
+    retired_at = switched_off_at(key.entry)
     if unfinished is None and (retired_at is None or not is_likely_cause(silence, retired_at, policy)):
         return None
     never = never_rolled_back(key)
@@ -236,14 +236,15 @@ def decide_rollback(
         if gone is not None:
             return Decision(Verdict.REFUSE, gone)
         return Decision(Verdict.FINISH, "a recorded rollback is finished", unfinished.grace_until, unfinished)
-    assert retired_at is not None  # narrowed above: no unfinished rollback, so a routine retirement
+    assert retired_at is not None  # narrowed above: no unfinished rollback, so a switched-off key
     return _decide_retired(key, silence, retired_at, now, policy)
 
 
 def _decide_retired(
     key: KeyFacts, silence: Silence, retired_at: datetime, now: datetime, policy: RollbackPolicy
 ) -> Decision | None:
-    """A routinely retired key whose retirement is the likely cause of the silence."""
+    """A key whose switch-off (retirement, revoke, offboarding) is the likely cause of the silence,
+    and that may come back by itself as far as its history and record go."""
     earlier = [r for r in key.history.of(key.entry.credential_id or "") if r.retired_at != retired_at]
     if earlier:
         if key.history.escalated(key.entry.credential_id or "", retired_at):
@@ -274,7 +275,7 @@ def _decide_retired(
 SWITCHED_OFF = frozenset({LedgerState.RETIRED, LedgerState.PREVIOUS, LedgerState.DELETED})
 
 
-def routine_retirement(entry: LedgerEntry) -> datetime | None:
+def switched_off_at(entry: LedgerEntry) -> datetime | None:
     """When a key that is not current was switched off (retired, revoked or offboarded; deleted
     since, or not); None for a key record that was never switched off, or the current key's."""
     if entry.state not in SWITCHED_OFF or entry.deactivated_at is None or entry.credential_id is None:
@@ -370,7 +371,7 @@ def is_candidate(
         return False
     if entry.state is LedgerState.PREVIOUS and entry.grace_until is not None:
         return ROLLED_BACK not in entry.notified
-    retired_at = routine_retirement(entry)
+    retired_at = switched_off_at(entry)
     return retired_at is not None and is_likely_cause(silence, retired_at, policy)
 
 

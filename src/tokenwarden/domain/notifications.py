@@ -255,8 +255,11 @@ def run_summary(
 ) -> Notification:
     failed = [o for o in outcomes if o.status == "failed"]
     done = {k: v for k, v in sorted(counts.items()) if not k.startswith("principals_")}
+    # A night bigger than its report names only some principals (failures first); counts are whole.
+    principals = sum(v for k, v in counts.items() if k.startswith("principals_")) or len(outcomes)
+    unnamed = counts.get("principals_failed", len(failed)) - len(failed)
     parts = [
-        f"{len(outcomes)} principal(s): "
+        f"{principals} principal(s): "
         + ", ".join(
             f"{counts.get('principals_' + s, 0)} {s}"
             for s in ("ok", "unchanged", "failed", "locked", "deferred")
@@ -266,7 +269,8 @@ def run_summary(
     if done:
         parts.append("Actions: " + ", ".join(f"{k} x{v}" for k, v in done.items()) + ".")
     if failed:
-        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + ".")
+        more = f" and {unnamed} more" if unnamed > 0 else ""
+        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + more + ".")
     if findings:
         shown = [f"- {f.kind}: {f.detail}" for f in findings[:10]]
         more = f"\n- ... and {len(findings) - 10} more (`tokenwarden audit`)" if len(findings) > 10 else ""

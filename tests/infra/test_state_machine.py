@@ -38,7 +38,9 @@ LAMBDA_ERRORS = {
 
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(nightly_definition("arn:aws:lambda:us-east-1:1:function:f", 7, 300))
+    parsed: dict[str, Any] = json.loads(
+        nightly_definition("arn:aws:lambda:us-east-1:1:function:f", 7, 300, 11)
+    )
     return parsed
 
 
@@ -50,25 +52,73 @@ def test_every_placeholder_of_the_definition_is_substituted_by_the_template(cfn:
         "ReconcileFunctionArn": {"Fn::GetAtt": ["ReconcileFunction", "Arn"]},
         "MaxConcurrency": {"Ref": "NightlyMaxConcurrency"},
         "MaxPrincipalsPerRun": {"Ref": "NightlyMaxPrincipals"},
+        "MaxRounds": {"Ref": "NightlyMaxRounds"},
     }
     assert machine["StateMachineType"] == "STANDARD"
     assert cfn["Parameters"]["NightlyMaxConcurrency"]["Default"] == 10
 
 
-def test_plan_then_a_distributed_map_then_one_summary(definition: dict[str, Any]) -> None:
+def test_rounds_of_plan_and_a_distributed_map_then_one_summary(definition: dict[str, Any]) -> None:
     states = definition["States"]
-    assert definition["StartAt"] == "Plan"
-    assert states["Plan"]["Next"] == "Principals"
+    start = states[definition["StartAt"]]
+    assert start["Parameters"]["previous"] is None and start["Next"] == "Plan"
     payload = states["Plan"]["Parameters"]["Payload"]
-    assert (payload["mode"], payload["max_principals"]) == ("plan_night", 300)
+    assert (payload["mode"], payload["max_principals"], payload["max_rounds"]) == ("plan_night", 300, 11)
+    assert payload["previous.$"] == "$.previous"
+    more = states[states["Plan"]["Next"]]
+    (go,) = more["Choices"]
+    assert (more["Type"], go["Variable"], go["BooleanEquals"]) == ("Choice", "$.round.more", True)
+    assert (go["Next"], more["Default"]) == ("Principals", "Summary")
     principals = states["Principals"]
-    assert principals["Type"] == "Map"
+    assert principals["Type"] == "Map" and principals["ItemsPath"] == "$.round.work"
     assert principals["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert principals["MaxConcurrency"] == 7
-    assert principals["Next"] == "Summary"
-    assert states["Summary"]["Parameters"]["Payload"]["mode"] == "summary"
+    back = states[principals["Next"]]
+    assert back["Next"] == "Plan", "each round's results go back to the plan step"
+    assert back["Parameters"]["previous"] == {"round.$": "$.round", "results.$": "$.results"}
+    assert states["Summary"]["Parameters"]["Payload"] == {"mode": "summary", "night.$": "$.round.night"}
     for name in ("Plan", "Summary"):
         assert states[name]["Parameters"]["FunctionName"] == "arn:aws:lambda:us-east-1:1:function:f"
+    into_summary = {
+        name for name, state in states.items() if "Summary" in (state.get("Next"), state.get("Default"))
+    }
+    assert into_summary == {"More?", "NoResults"}, "one summary per night, after the last round"
+
+
+# History events of a standard execution (Step Functions quotas: 25,000 per execution). A Task
+# state: entered, scheduled, started, succeeded, exited, and three more per retry (scheduled,
+# started, failed). A Choice or Pass state: entered, exited. A Distributed Map in its parent:
+# entered, started, its Map Run started and succeeded, succeeded, exited (its items' events are
+# in their child executions' histories).
+HISTORY_LIMIT = 25_000
+MAP_EVENTS = 6
+
+
+def worst_case_events(states: dict[str, Any], name: str) -> int:
+    state = states[name]
+    if state["Type"] == "Task":
+        return 5 + sum(3 * int(retry["MaxAttempts"]) for retry in state.get("Retry", []))
+    if state["Type"] == "Map":
+        return MAP_EVENTS
+    return 2
+
+
+def test_the_largest_round_limit_fits_the_execution_history(
+    cfn: dict[str, Any], definition: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    per_round = sum(worst_case_events(states, name) for name in ("Plan", "More?", "Principals", "NextRound"))
+    once = 2 + sum(
+        worst_case_events(states, n) for n in ("Night", "Plan", "More?", "Summary", "MapFailed?", "Report")
+    )
+    rounds = cfn["Parameters"]["NightlyMaxRounds"]
+
+    assert per_round * rounds["MaxValue"] + once <= HISTORY_LIMIT // 2, "half the history limit, for margin"
+    assert (per_round, once) == (27, 44), "docs/architecture.md quotes these figures"
+    assert (
+        rounds["MinValue"] == 1
+        and rounds["Default"] * cfn["Parameters"]["NightlyMaxPrincipals"]["Default"] >= 50_000
+    )
 
 
 def test_each_principal_retries_lambdas_and_throttlings_and_a_failure_stops_no_other(

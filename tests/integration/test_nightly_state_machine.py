@@ -69,14 +69,21 @@ def eight_teams(tmp_path: Path) -> Path:
     return path
 
 
-def plan_steps(env: Env) -> list[dict[str, Any]]:
-    """The plan step's results in the world's first execution: one per round, and the last one."""
+def history(env: Env) -> list[dict[str, Any]]:
+    """The events of the world's first execution of its state machine."""
     sfn = env.client("stepfunctions")
     (machine,) = sfn.list_state_machines()["stateMachines"]
     executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
     execution = min(executions, key=lambda e: e["startDate"])
-    events = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
-    exited = [e["stateExitedEventDetails"] for e in events if "stateExitedEventDetails" in e]
+    events: list[dict[str, Any]] = sfn.get_execution_history(
+        executionArn=execution["executionArn"], maxResults=1000
+    )["events"]
+    return events
+
+
+def plan_steps(env: Env) -> list[dict[str, Any]]:
+    """The plan step's results in the world's first execution: one per round, and the last one."""
+    exited = [e["stateExitedEventDetails"] for e in history(env) if "stateExitedEventDetails" in e]
     return [json.loads(e["output"])["round"] for e in exited if e["name"] == "Plan"]
 
 
@@ -169,6 +176,8 @@ def test_one_execution_takes_a_night_bigger_than_a_round_in_rounds(
     assert [len(r["work"]) for r in rounds] == [3, 3, 2, 0]
     assert len({r["night"]["run_id"] for r in rounds}) == 1
     assert rounds[-1]["night"]["stopped"] == "done"
+    # Without retries, 15 history events a round and 20 once (docs/architecture.md).
+    assert len(history(env)) == 15 * 3 + 20
     for n in range(8):
         assert env.current_token(f"team-{n}"), n
     events = [m["_attributes"]["event_type"] for m in env.messages()]

@@ -11,6 +11,7 @@ import pytest
 
 from tests.fakes import FakeClock, FakeWorld
 from tests.unit.builders import registry
+from tokenwarden.cli import rendering
 from tokenwarden.domain.registry import Registry
 from tokenwarden.service import night
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
@@ -241,6 +242,9 @@ def test_a_night_too_big_to_name_reports_every_principal_in_its_counts(
     assert report.outcomes[0].status == "failed"
     summary = world.notifier.published[-1]
     assert summary.description.startswith("5 principal(s): 4 ok, 1 failed")
+    printed = rendering.render_report(report)
+    assert "and 3 more principal(s), counted, not named" in printed
+    assert printed.endswith("1 principal(s) failed.")
     world.clock.advance(timedelta(days=1))
 
     _, quiet = through_steps(world, reconciler, five, max_principals=2)

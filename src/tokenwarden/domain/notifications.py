@@ -580,7 +580,10 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "principal's lease, or Secrets Manager was still running an earlier rotation of its secret. The "
         "run changed nothing for it. Leases expire by themselves (a run's after 5 minutes, a rotation's "
         "after about 215 s), and the next run picks the principal up.\n"
-        "- `deferred`: the Lambda ran out of time; the next run continues.",
+        "- `deferred`: the Lambda ran out of time, or the nightly execution stopped before it reached the "
+        "principal (its round limit, or a round in which no principal finished); the next run continues.\n\n"
+        "The counts cover every principal; a night with more than 500 names its failures first and "
+        "counts the rest.",
         action="- **With failures:** each failed principal is retried every night, and the other principals "
         "were not affected. Read the error, fix the cause, and run `tokenwarden apply` or invoke the "
         "reconciler.\n"
@@ -590,6 +593,8 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "  - `key_without_expiry`, `key_lifetime_over_90_days` and `key_outside_tokenwarden` are keys made "
         "by hand: see the drift audit in [operate.md](operate.md#drift-audit).\n"
         "  - `managed_user_not_in_registry` is expected while an offboarding runs its course.\n"
-        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).",
+        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).\n"
+        "  - `night_stopped`: the nightly execution stopped with work left: see "
+        "[operate.md](operate.md#a-night-that-stopped-early).",
     ),
 }

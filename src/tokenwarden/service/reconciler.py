@@ -642,7 +642,7 @@ class Reconciler:
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
             count("MinDaysToExpiry", report.min_days_to_expiry)
-        count("RunFailures", len(report.failed))
+        count("RunFailures", report.counts.get("principals_failed", len(report.failed)))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
 
 

@@ -75,7 +75,10 @@ def test_rounds_of_plan_and_a_distributed_map_then_one_summary(definition: dict[
     assert principals["MaxConcurrency"] == 7
     back = states[principals["Next"]]
     assert back["Next"] == "Plan", "each round's results go back to the plan step"
-    assert back["Parameters"]["previous"] == {"round.$": "$.round", "results.$": "$.results"}
+    assert back["Parameters"]["previous"] == {
+        "round": {"night.$": "$.round.night", "upto.$": "$.round.upto", "waiting.$": "$.round.waiting"},
+        "results.$": "$.results",
+    }, "the night, where the round stopped and its results: not its ids again (256 KiB a state)"
     assert states["Summary"]["Parameters"]["Payload"] == {"mode": "summary", "night.$": "$.round.night"}
     for name in ("Plan", "Summary"):
         assert states[name]["Parameters"]["FunctionName"] == "arn:aws:lambda:us-east-1:1:function:f"

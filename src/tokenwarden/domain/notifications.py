@@ -582,7 +582,7 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "after about 215 s), and the next run picks the principal up.\n"
         "- `deferred`: the Lambda ran out of time, or the nightly execution stopped before it reached the "
         "principal (its round limit, or a round in which no principal finished); the next run continues.\n\n"
-        "The counts cover every principal; a night with more than 500 names its failures first and "
+        "The counts cover every principal; a night with more than 200 names its failures first and "
         "counts the rest.",
         action="- **With failures:** each failed principal is retried every night, and the other principals "
         "were not affected. Read the error, fix the cause, and run `tokenwarden apply` or invoke the "

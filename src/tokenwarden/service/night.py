@@ -39,8 +39,8 @@ DEFAULT_MAX_PRINCIPALS = 1000
 # Rounds one execution runs: 60 rounds of 1,000 take 60,000 principals with work in one night.
 DEFAULT_MAX_ROUNDS = 60
 # Outcomes the night carries by name and reports (failures first); beyond them, counts only.
-# 500 outcomes with their errors stay under 150 KiB.
-MAX_LISTED_OUTCOMES = 500
+# 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
+MAX_LISTED_OUTCOMES = 200
 
 Stop = Literal["done", "no_progress", "round_limit"]
 # The order in which outcomes keep their place in a bounded list: what a person must act on first.

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from tests.infra.test_template import (
     text,
 )
 from tokenwarden.local.stack import nightly_definition
+from tokenwarden.service import night as steps
+from tokenwarden.service.reconciler import PrincipalOutcome
 
 pytestmark = pytest.mark.infra
 
@@ -122,6 +125,34 @@ def test_the_largest_round_limit_fits_the_execution_history(
         rounds["MinValue"] == 1
         and rounds["Default"] * cfn["Parameters"]["NightlyMaxPrincipals"]["Default"] >= 50_000
     )
+
+
+STATE_LIMIT = 256 * 1024
+
+
+def failed(n: int) -> PrincipalOutcome:
+    """A failure as long as they come: a registry id of the longest kind and a long error."""
+    return PrincipalOutcome(
+        principal=f"p{n:05d}".ljust(48, "x"), status="failed", done=("secure", "onboard"), error="e" * 120
+    )
+
+
+def test_the_largest_round_fits_a_state_next_to_the_night(cfn: dict[str, Any]) -> None:
+    most = cfn["Parameters"]["NightlyMaxPrincipals"]["MaxValue"]
+    night = steps.NightState(
+        run_id="f" * 32,
+        started_at=datetime(2030, 1, 1, tzinfo=UTC),
+        outcomes=tuple(failed(n) for n in range(steps.MAX_LISTED_OUTCOMES)),
+        counts={"secure": 60_000, "onboard": 60_000, "principals_failed": 60_000},
+    )
+    work = tuple(failed(n).principal for n in range(most))
+    planned = steps.NightRound(night=night, work=work, upto=work[-1], waiting=60_000, more=True)
+    results = [steps.BatchResult(outcomes=(failed(n),)).model_dump(mode="json") for n in range(most)]
+
+    # The largest state of a round: after the Map, the round as planned and every item's result.
+    after_map = {"round": planned.model_dump(mode="json"), "map_failed": False, "results": results}
+
+    assert len(json.dumps(after_map).encode()) < 0.9 * STATE_LIMIT, "a tenth of the limit to spare"
 
 
 def test_each_principal_retries_lambdas_and_throttlings_and_a_failure_stops_no_other(

@@ -26,7 +26,7 @@ PRINCIPALS = ["platform-eng", "data-science", "mobile", "jdoe"]
 
 @pytest.fixture
 def nightly(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[NightlyStateMachine]:
-    yield state_machine(env, monkeypatch, max_principals=1000, max_rounds=60)
+    yield state_machine(env, monkeypatch, max_principals=500, max_rounds=120)
 
 
 def state_machine(

@@ -58,8 +58,8 @@ STATE_MACHINE_NAME = "tokenwarden-nightly"
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/tokenwarden/local/{STATE_MACHINE_NAME}"
 # Items the local interpreter runs at once: its threads share this machine's cores with the stack.
 LOCAL_MAX_CONCURRENCY = 4
-LOCAL_MAX_PRINCIPALS = 1000
-LOCAL_MAX_ROUNDS = 60
+LOCAL_MAX_PRINCIPALS = 500
+LOCAL_MAX_ROUNDS = 120
 LEDGER_TABLE = "tokenwarden-ledger"
 # Who the secrets' resource policies name: the roles a deployment would have, and moto's default
 # caller as the operator (moto does not enforce policies; the documents are what is tested).

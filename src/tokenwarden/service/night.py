@@ -33,11 +33,13 @@ from tokenwarden.domain.registry import Registry
 from tokenwarden.observability import count
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
 
-# Principals applied by one round. An id and its outcome take about 150 bytes of state, so 1,000
-# stay well inside Step Functions' 256 KiB per state; the rest wait for the next round.
-DEFAULT_MAX_PRINCIPALS = 1000
-# Rounds one execution runs: 60 rounds of 1,000 take 60,000 principals with work in one night.
-DEFAULT_MAX_ROUNDS = 60
+# Principals applied by one round. An outcome takes about 150 bytes of state, about 350 for a
+# failure with a long id and error: 500 of them, their ids and the night's named outcomes stay
+# inside Step Functions' 256 KiB per state (tests/infra/test_state_machine.py); the rest wait for
+# the next round.
+DEFAULT_MAX_PRINCIPALS = 500
+# Rounds one execution runs: 120 rounds of 500 take 60,000 principals with work in one night.
+DEFAULT_MAX_ROUNDS = 120
 # Outcomes the night carries by name and reports (failures first); beyond them, counts only.
 # 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
 MAX_LISTED_OUTCOMES = 200

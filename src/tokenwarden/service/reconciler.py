@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -275,20 +275,22 @@ class Reconciler:
         outcomes: tuple[PrincipalOutcome, ...],
         findings: tuple[Finding, ...],
         final: Inventory | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> RunReport:
         """The report of a run whose principals were applied elsewhere (the state machine's items):
-        counted, audited against the account as it is now (`final`, read here when not given),
-        summarised in one `run_summary` with the run's metrics."""
-        counts: Counter[str] = Counter()
+        counted (or `counts` given, when `outcomes` name only some of the run's principals), audited
+        against the account as it is now (`final`, read here when not given), summarised in one
+        `run_summary` with the run's metrics."""
+        counted: Counter[str] = Counter()
         for outcome in outcomes:
-            counts.update(outcome.done)
-            counts[f"principals_{outcome.status}"] += 1
+            counted.update(outcome.done)
+            counted[f"principals_{outcome.status}"] += 1
         final = final if final is not None else self.inventory()
         report = RunReport(
             started_at=started_at,
             outcomes=outcomes,
             findings=findings + audit(registry, final, now),
-            counts=dict(counts),
+            counts=dict(counts if counts is not None else counted),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
         self._summarise(report, now)
@@ -640,7 +642,7 @@ class Reconciler:
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
             count("MinDaysToExpiry", report.min_days_to_expiry)
-        count("RunFailures", len(report.failed))
+        count("RunFailures", report.counts.get("principals_failed", len(report.failed)))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
 
 

@@ -116,12 +116,12 @@ def test_a_rotation_done_three_days_after_its_due_date_is_late_by_72_hours() -> 
 
 def test_a_rotation_at_the_next_nightly_run_after_its_due_time_is_on_time() -> None:
     old = key("v1", START - timedelta(days=40), state=LedgerState.PREVIOUS)
-    done = due(old) + timedelta(hours=20)
+    done = due(old) + timedelta(hours=24, minutes=3)  # due at 02:15:30, done at the next night's run
     old = old.model_copy(update={"superseded_at": done})
 
     (row,) = rows_of(report((old, key("v2", done))), "rotations", RotationRow)
 
-    assert not row.late and row.late_hours == 20.0
+    assert not row.late and row.late_hours == 24.1
 
 
 def test_a_key_past_its_due_date_and_never_replaced_is_owed_and_late_until_the_end() -> None:
@@ -146,12 +146,12 @@ def test_a_key_replaced_by_a_revoke_is_not_a_late_rotation() -> None:
 
 def test_a_key_active_longer_than_the_policy_is_flagged_and_one_within_it_is_not() -> None:
     limit = policy_days(LIFE)
-    over = key("v1", START, state=LedgerState.RETIRED, deactivated_at=START + timedelta(days=limit + 3))
-    within = key("v2", START, principal="beta", deactivated_at=START + timedelta(days=limit + 1))
+    over = key("v1", START, state=LedgerState.RETIRED, deactivated_at=START + timedelta(days=limit + 4))
+    within = key("v2", START, principal="beta", deactivated_at=START + timedelta(days=limit + 3))
 
     rows = {r.principal: r for r in rows_of(report((over, within)), "keys", KeyRow)}
 
-    assert rows["alpha"].over_policy and rows["alpha"].active_days == limit + 3
+    assert rows["alpha"].over_policy and rows["alpha"].active_days == limit + 4
     assert not rows["beta"].over_policy
     assert rows["alpha"].sources == ("P#alpha/V#v1",)
 
@@ -271,6 +271,24 @@ def test_a_silence_is_detected_after_its_threshold_and_recovers_later() -> None:
     assert row.minutes_to_detection == 42.0 and row.minutes_to_recovery == 1200.0
     assert (row.last_sample_at, row.threshold_crossed_at, row.recovered_at) == (last, crossed, recovered)
     assert row.sources == (items[0].pk + "/" + items[0].sk, items[1].pk + "/" + items[1].sk)
+
+
+def test_a_recovery_after_the_end_of_the_period_is_not_counted() -> None:
+    items = (
+        health("team_silent", END - timedelta(hours=3)),
+        health("team_recovered", END + timedelta(hours=1)),
+    )
+    (row,) = rows_of(report((), items), "silences", SilenceRow)
+    assert row.recovered_at is None and row.sources == (items[0].citation,)
+
+
+def test_a_key_replaced_by_a_repair_is_not_a_rotation() -> None:
+    at = END - timedelta(days=4)
+    broken = key("v1", END - timedelta(days=30), state=LedgerState.DELETED, superseded_at=at)
+    repair = RepairRecord(principal="alpha", at=at, reason="deleted out of band", credential_id="ACCAV1")
+    built = report((broken, key("v2", at)), (journal("alpha", repair),))
+    assert rows_of(built, "rotations", RotationRow) == []
+    assert [r.resolution for r in rows_of(built, "drift", DriftRow)] == ["repaired"]
 
 
 def test_a_silence_not_recovered_by_the_end_stays_open() -> None:

@@ -26,8 +26,9 @@ from tokenwarden.domain.model import LedgerEntry
 from tokenwarden.domain.plan import Finding, rotation_due_at
 from tokenwarden.domain.registry import Lifecycle, Registry
 
-SCHEDULE_TOLERANCE = timedelta(days=1)
-"""How long after its due time a nightly step may run and still be on time: the next night's run."""
+SCHEDULE_TOLERANCE = timedelta(hours=36)
+"""How long after its due time a nightly step may run and still be on time: the next night's run
+(24 hours), with room for a long run; a step that missed a night is past it."""
 
 REPORT_FORMAT = 1
 
@@ -213,6 +214,10 @@ class Evidence:
         )
 
 
+def _hours(span: timedelta) -> int:
+    return int(span.total_seconds() // 3600)
+
+
 def cite(entry: LedgerEntry) -> str:
     return f"P#{entry.principal}/V#{entry.version_id}"
 
@@ -309,11 +314,11 @@ def _successor(entry: LedgerEntry, evidence: Evidence) -> LedgerEntry | None:
     )
 
 
-def rotation_row(entry: LedgerEntry, evidence: Evidence) -> RotationRow | None:
+def rotation_row(entry: LedgerEntry, evidence: Evidence, repaired: frozenset[str]) -> RotationRow | None:
     """A routine rotation (or one still owed) of a key, against its due time; None for keys that were
-    never due in the period or were replaced by a revoke."""
+    never due in the period or were replaced by a revoke or a repair (both in sections of their own)."""
     expires = _expiry(entry)
-    if entry.activated_at is None or expires is None:
+    if entry.activated_at is None or expires is None or entry.credential_id in repaired:
         return None
     if entry.revoked_at is not None and (
         entry.superseded_at is None or entry.revoked_at <= entry.superseded_at
@@ -342,7 +347,8 @@ def rotation_row(entry: LedgerEntry, evidence: Evidence) -> RotationRow | None:
 
 
 def rotations_section(evidence: Evidence) -> Section:
-    rows = [row for e in evidence.entries if (row := rotation_row(e, evidence)) is not None]
+    repaired = frozenset(str(raw.get("credential_id")) for _, raw in evidence.records("repair"))
+    rows = [row for e in evidence.entries if (row := rotation_row(e, evidence, repaired)) is not None]
     rows.sort(key=lambda r: (r.due_at, r.principal))
     late = [r for r in rows if r.late]
     owed = sum(r.done_at is None for r in rows)
@@ -351,7 +357,7 @@ def rotations_section(evidence: Evidence) -> Section:
         title="Rotations against their due date",
         controls="Key rotation. SOC 2 CC6.1; ISO/IEC 27001:2022 A.5.17. Each key replaced in the period (and "
         "each one due but not replaced yet) with its due time from the policy; a rotation is late when it "
-        f"was done more than {SCHEDULE_TOLERANCE.days} day after it was due (the nightly run's period).",
+        f"was done more than {_hours(SCHEDULE_TOLERANCE)} hours after it was due (it missed a nightly run).",
         summary=f"{len(rows) - owed} rotations done, {len(late)} late; {owed} due and not done by the end.",
         columns=RotationRow.COLUMNS,
         rows=tuple(rows),
@@ -484,7 +490,7 @@ def silence_rows(evidence: Evidence, notes: list[str]) -> list[SilenceRow]:
     parsed = [
         (item, record)
         for item, raw in evidence.records("health")
-        if (record := _parsed(HealthRecord, item, raw, notes)) is not None
+        if (record := _parsed(HealthRecord, item, raw, notes)) is not None and record.at <= evidence.end
     ]
     parsed.sort(key=lambda pair: (pair[1].team, pair[1].at))
     open_rows: dict[str, SilenceRow] = {}
@@ -627,7 +633,7 @@ METHOD = (
     "is a key record, P#<principal>/H#<key> and HEALTH/H#<team>#<key> are append-only history records.",
     "Active days run from a key's activation to the first of its retirement, revoke, deletion or expiry "
     "(or the end of the period). The policy allows key_age_days - rotate_before_days + grace_days; a key "
-    f"is over policy past that plus {2 * SCHEDULE_TOLERANCE.days} days (the rotation and the retirement "
+    f"is over policy past that plus {_hours(2 * SCHEDULE_TOLERANCE)} hours (the rotation and the retirement "
     "each run at the next nightly run).",
     "The digest is the SHA-256 of the report's canonical JSON (every field but `digest`, keys sorted, no "
     "spaces): `tokenwarden report --format json` prints it, and any edit changes it.",

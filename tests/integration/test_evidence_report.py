@@ -192,6 +192,7 @@ def test_the_command_writes_the_report_read_only(env: Env, tmp_path: Path) -> No
     reads = ("List", "Get", "Describe", "Scan", "Query")
     writes = [c for c in env.log.calls if not c.split(":")[1].startswith(reads)]
     assert writes == [] and {e.version_id: e for e in env.adapters.ledger.scan()} == before
+    assert not [c for c in env.log.calls if c.endswith(":GetSecretValue")]  # no token is ever read
 
 
 def test_a_refused_takeover_is_journaled_once_a_day_and_reported(env: Env) -> None:

@@ -362,7 +362,13 @@ def test_refused_takeovers_are_one_row_per_principal_citing_every_day() -> None:
     (row,) = rows_of(report((), items), "drift", DriftRow)
 
     assert row.resolution == "takeover refused" and row.found_at == first
-    assert len(row.sources) == 3 and "refused 3 day(s)" in row.detail
+    assert len(row.sources) == 3 and "refused on 3 days" in row.detail
+
+
+def test_a_takeover_no_longer_refused_for_two_nights_was_resolved() -> None:
+    refused = TakeoverRefusedRecord(principal="beta", at=END - timedelta(days=4), finding="foreign KMS key")
+    (row,) = rows_of(report((), (journal("beta", refused),)), "drift", DriftRow)
+    assert row.resolution == "takeover refused, no refusal since"
 
 
 def test_what_the_account_audit_finds_now_is_still_open() -> None:

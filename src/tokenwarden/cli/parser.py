@@ -329,11 +329,11 @@ def _add_report(add: Add) -> None:
         "--since",
         type=since,
         default=timedelta(days=90),
-        metavar="SPAN|DATE",
+        metavar="WHEN",
         help=f"start of the period: a span back from now or a UTC date ({SINCE_EXAMPLE}; default 90d)",
     )
     p.add_argument(
-        "--format", choices=("md", "json", "html"), default="md", help="output format (default md)"
+        "--format", choices=("md", "json", "html"), default="md", help="md, json or html (default md)"
     )
     p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
     _with_registry(p)
@@ -368,6 +368,11 @@ def _add_demo(add: Add) -> None:
     p.add_argument("--registry", metavar="FILE", help="registry file (default: this checkout's teams.yaml)")
     p.add_argument(
         "--days", type=positive_int(3650), default=200, help="days of nightly runs to simulate (default 200)"
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write the evidence report of the demo's last 90 days to FILE (Markdown)",
     )
 
 

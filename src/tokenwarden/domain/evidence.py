@@ -214,6 +214,10 @@ class Evidence:
         )
 
 
+def counted(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def _hours(span: timedelta) -> int:
     return int(span.total_seconds() // 3600)
 
@@ -285,7 +289,7 @@ def keys_section(evidence: Evidence) -> Section:
         controls="Key rotation. SOC 2 CC6.1 (logical access credentials); ISO/IEC 27001:2022 A.5.17 "
         "(authentication information). Every CloudWatch API key active in the period, with when it was "
         "created, replaced, retired and deleted, and how long it was active against the policy.",
-        summary=f"{len(rows)} keys active in the period; {over} active longer than the policy allows.",
+        summary=f"{counted(len(rows), 'key')} active in the period; {over} active longer than the policy allows.",
         columns=KeyRow.COLUMNS,
         rows=tuple(rows),
     )
@@ -358,7 +362,7 @@ def rotations_section(evidence: Evidence) -> Section:
         controls="Key rotation. SOC 2 CC6.1; ISO/IEC 27001:2022 A.5.17. Each key replaced in the period (and "
         "each one due but not replaced yet) with its due time from the policy; a rotation is late when it "
         f"was done more than {_hours(SCHEDULE_TOLERANCE)} hours after it was due (it missed a nightly run).",
-        summary=f"{len(rows) - owed} rotations done, {len(late)} late; {owed} due and not done by the end.",
+        summary=f"{counted(len(rows) - owed, 'rotation')} done, {len(late)} late; {owed} due and not done by the end.",
         columns=RotationRow.COLUMNS,
         rows=tuple(rows),
     )
@@ -453,7 +457,7 @@ def revokes_section(evidence: Evidence, notes: list[str]) -> Section:
         controls="Access revocation. SOC 2 CC6.2 and CC6.3 (removal of access); ISO/IEC 27001:2022 A.5.18 "
         "(access rights). Each revoke with who asked (the identity AWS authenticated) and why, and the "
         "minutes until a working key was in place again (a replacement activated, or the revoke restored).",
-        summary=f"{len(rows)} revokes{longest}.",
+        summary=f"{counted(len(rows), 'revoke')}{longest}.",
         columns=RevokeRow.COLUMNS,
         rows=tuple(rows),
     )
@@ -521,7 +525,7 @@ def silences_section(evidence: Evidence, notes: list[str]) -> Section:
         controls="Monitoring. SOC 2 CC7.2 (monitoring of system components); ISO/IEC 27001:2022 A.8.16 "
         "(monitoring activities). Each team whose telemetry stopped: when its working hours without a "
         "sample crossed its threshold, when the health check announced it, and when it recovered.",
-        summary=f"{len(rows)} silences, {open_count} not recovered by the end{slowest}.",
+        summary=f"{counted(len(rows), 'silence')}, {open_count} not recovered by the end{slowest}.",
         columns=SilenceRow.COLUMNS,
         rows=tuple(rows),
     )
@@ -573,14 +577,21 @@ def takeover_rows(evidence: Evidence, notes: list[str]) -> list[DriftRow]:
             DriftRow(
                 principal=principal,
                 finding="takeover refused",
-                detail=f"{last.finding} (refused {len(refusals)} day(s), last {last.at:%Y-%m-%d})",
+                detail=f"{last.finding} (refused on {counted(len(refusals), 'day')}, last {last.at:%Y-%m-%d})",
                 found_at=first.at,
-                resolution="takeover refused",
+                resolution=_refusal_outcome(last.at, evidence.end),
                 resolved_at=None,
                 sources=tuple(item.citation for item, _ in refusals),
             )
         )
     return rows
+
+
+def _refusal_outcome(last: datetime, end: datetime) -> str:
+    """A refusal repeats every night until a person resolves it: none for two nights means resolved."""
+    if end - last > 2 * SCHEDULE_TOLERANCE:
+        return "takeover refused, no refusal since"
+    return "takeover refused"
 
 
 def open_rows(evidence: Evidence) -> list[DriftRow]:
@@ -609,7 +620,7 @@ def drift_section(evidence: Evidence, notes: list[str]) -> Section:
         controls="Configuration monitoring. SOC 2 CC7.1 (detection of configuration changes); ISO/IEC "
         "27001:2022 A.8.9 (configuration management). Keys broken out of band and repaired, takeovers "
         "refused, and what the account audit finds open at the end of the period.",
-        summary=f"{len(rows) - still} findings recorded in the period; {still} open in the account now.",
+        summary=f"{counted(len(rows) - still, 'finding')} recorded in the period; {still} open in the account now.",
         columns=DriftRow.COLUMNS,
         rows=tuple(rows),
     )

@@ -115,10 +115,11 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
                 "TOKENWARDEN_PROMQL_URL is required for an unsigned Prometheus-compatible server"
             )
         querier = PromQLClient.unsigned(settings.promql_url, dialect=dialect)
+    store = DynamoHealthStore(session.client("dynamodb", config=_RETRIES), settings.ledger_table)
     return HealthChecker(
         querier=querier,
         dialect=dialect,
-        store=DynamoHealthStore(session.client("dynamodb", config=_RETRIES), settings.ledger_table),
+        store=store,
         ledger=adapters.ledger,
         iam=adapters.iam,
         notifier=adapters.notifier,
@@ -126,6 +127,7 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+        journal=store,
     )
 
 
@@ -158,6 +160,7 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
+        journal=adapters.ledger,
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tokenwarden.cli import rendering
+from tokenwarden.cli.channels import channels
 from tokenwarden.cli.context import Context
 from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, fail
 from tokenwarden.cli.parser import LOOPBACK
@@ -219,6 +220,7 @@ COMMANDS: dict[str, Command] = {
     "revoke": revoke,
     "restore": restore,
     "health": health,
+    "channels": channels,
     "local up": local_up,
 }
 """Every command but `demo`, which drives these (see `tokenwarden.cli.demo`)."""

@@ -29,6 +29,7 @@ EXAMPLES = {
     "restore": "tokenwarden restore platform-eng\n"
     "  tokenwarden restore platform-eng --force --reason 'the leak report was a false alarm'",
     "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'",
+    "channels": "tokenwarden channels\n  tokenwarden channels --format json | jq -c '.channels[] | [.channel, .filter_policy]'",
 }
 
 # Keys live at most 90 days; any date the lifecycle arithmetic meets stays far inside datetime's range.
@@ -144,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_audit,
         _add_revoke,
         _add_restore,
+        _add_channels,
         _add_local,
         _add_demo,
     ):
@@ -286,6 +288,19 @@ def _add_restore(add: Add) -> None:
     p.add_argument("--reason", help="why the forced restore (recorded in the ledger and the alert)")
     _with_registry(p)
     _with_json(p, "the result")
+
+
+def _add_channels(add: Add) -> None:
+    p = add(
+        "channels",
+        "Show each notification channel of the registry (`notify`), the teams it serves and the SNS "
+        "subscription filter policy that gives it exactly their messages; the platform channel "
+        "subscribes without one and receives everything (reads only the registry).",
+    )
+    _with_registry(p)
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text for people (default), json for tools"
+    )
 
 
 def _add_local(add: Add) -> None:

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # How long a key the health check re-activates automatically stays active (domain/rollback.py);
     # 0 turns the automatic rollback off.
     rollback_grace_days: int = Field(default=3, ge=0, le=14)
+    # One DaysToExpiry metric per principal (template parameter PrincipalMetrics): a custom metric each.
+    principal_metrics: bool = False
 
     @field_validator(
         "topic_arn",

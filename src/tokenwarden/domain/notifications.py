@@ -71,6 +71,9 @@ class Notification(BaseModel):
     key: KeyRef | None = None
     context: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime
+    # The Slack channel (registry `notify`) of the team the message is about; set when it is routed
+    # (domain/routing.py), None for run-wide messages and teams without one.
+    channel: str | None = None
 
     def chatbot_message(self) -> dict[str, Any]:
         additional = {"principal": self.principal, "team": self.team, **self.context}
@@ -102,12 +105,17 @@ class Notification(BaseModel):
         return json.dumps(self.chatbot_message(), sort_keys=True)
 
     def attributes(self) -> dict[str, str]:
-        return {
+        """The SNS message attributes subscription filter policies select on: metadata only (the
+        kind, a registry id, a severity, a registry channel), never a token or free text."""
+        attributes = {
             "event_type": self.event_type.value,
             "principal": self.principal,
             "team": self.team,
             "severity": self.severity,
         }
+        if self.channel is not None:
+            attributes["channel"] = self.channel
+        return attributes
 
     def render_text(self) -> str:
         """The message as a person reads it in Slack, for the terminal."""
@@ -257,8 +265,11 @@ def run_summary(
 ) -> Notification:
     failed = [o for o in outcomes if o.status == "failed"]
     done = {k: v for k, v in sorted(counts.items()) if not k.startswith("principals_")}
+    # A night bigger than its report names only some principals (failures first); counts are whole.
+    principals = sum(v for k, v in counts.items() if k.startswith("principals_")) or len(outcomes)
+    unnamed = counts.get("principals_failed", len(failed)) - len(failed)
     parts = [
-        f"{len(outcomes)} principal(s): "
+        f"{principals} principal(s): "
         + ", ".join(
             f"{counts.get('principals_' + s, 0)} {s}"
             for s in ("ok", "unchanged", "failed", "locked", "deferred")
@@ -268,7 +279,8 @@ def run_summary(
     if done:
         parts.append("Actions: " + ", ".join(f"{k} x{v}" for k, v in done.items()) + ".")
     if failed:
-        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + ".")
+        more = f" and {unnamed} more" if unnamed > 0 else ""
+        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + more + ".")
     noted = [f"{o.principal} ({note})" for o in outcomes for note in getattr(o, "notes", ())]
     if noted:
         parts.append("Notes: " + "; ".join(noted) + ".")
@@ -649,7 +661,10 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "principal's lease, or Secrets Manager was still running an earlier rotation of its secret. The "
         "run changed nothing for it. Leases expire by themselves (a run's after 5 minutes, a rotation's "
         "after about 215 s), and the next run picks the principal up.\n"
-        "- `deferred`: the Lambda ran out of time; the next run continues.",
+        "- `deferred`: the Lambda ran out of time, or the nightly execution stopped before it reached the "
+        "principal (its round limit, or a round in which no principal finished); the next run continues.\n\n"
+        "The counts cover every principal; a night with more than 200 names its failures first and "
+        "counts the rest.",
         action="- **With failures:** each failed principal is retried every night, and the other principals "
         "were not affected. Read the error, fix the cause, and run `tokenwarden apply` or invoke the "
         "reconciler.\n"
@@ -659,6 +674,8 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "  - `key_without_expiry`, `key_lifetime_over_90_days` and `key_outside_tokenwarden` are keys made "
         "by hand: see the drift audit in [operate.md](operate.md#drift-audit).\n"
         "  - `managed_user_not_in_registry` is expected while an offboarding runs its course.\n"
-        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).",
+        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).\n"
+        "  - `night_stopped`: the nightly execution stopped with work left: see "
+        "[operate.md](operate.md#a-night-that-stopped-early).",
     ),
 }

@@ -32,7 +32,9 @@ from tokenwarden.domain.health import (
     Transition,
     evaluate,
     likely_causes,
+    team_profiles,
 )
+from tokenwarden.domain.journal import HealthRecord, threshold_crossed_at
 from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.promql import (
@@ -51,9 +53,10 @@ from tokenwarden.domain.promql import (
     split_shard,
     team_shards,
 )
-from tokenwarden.domain.registry import Registry
+from tokenwarden.domain.registry import ActivityProfile, Registry
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
+from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.rollback import AutomaticRollback, RollbackOutcome
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
@@ -112,6 +115,8 @@ class HealthChecker:
     window: timedelta = timedelta(hours=24)
     policy: HealthPolicy = field(default_factory=HealthPolicy)
     rollback: AutomaticRollback | None = None
+    # Where each announced transition is recorded for the evidence report (the ledger's history).
+    journal: Journal | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -168,6 +173,7 @@ class HealthChecker:
             if self.rollback is not None:
                 rollbacks = self.rollback.after_evaluation(registry, evaluation.records, now)
             self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
+            self._record(registry, evaluation.transitions, now)
             self._metrics(evaluation)
         teams = tuple(
             TeamHealth(
@@ -225,6 +231,12 @@ class HealthChecker:
             result[team] = causes
         return result
 
+    def _record(self, registry: Registry, transitions: Iterable[Transition], now: datetime) -> None:
+        """Each announced transition as a journal record under its team, after the state is saved."""
+        profiles = team_profiles(registry)
+        for transition in transitions:
+            write_transition(self.journal, transition, profiles[transition.team], now)
+
     def _metrics(self, evaluation: Evaluation) -> None:
         per_state = {state: 0 for state in HealthState}
         for rec in evaluation.records.values():
@@ -269,6 +281,29 @@ def query_by_shard(
         logger.warning("truncated PromQL answer; splitting the shard", extra={"shard": str(shard)})
         pending.extendleft(reversed(halves))
     return merge_results(answers), sent
+
+
+def write_transition(
+    book: Journal | None, transition: Transition, profile: ActivityProfile, now: datetime
+) -> None:
+    """The journal record of one transition: when it was announced and when its silence began."""
+    crossed = (
+        threshold_crossed_at(profile, transition.last_sample_at, profile.silent_after_hours)
+        if transition.last_sample_at is not None
+        else None
+    )
+    record = HealthRecord(
+        team=transition.team,
+        event=transition.event,
+        at=now,
+        previous=transition.previous.value if transition.previous is not None else None,
+        current=transition.current.value,
+        last_sample_at=transition.last_sample_at,
+        silent_active_hours=round(transition.silent_active_hours, 3),
+        silent_after_hours=profile.silent_after_hours,
+        threshold_crossed_at=crossed,
+    )
+    write_record(book, transition.team, record)
 
 
 def _current(entries: Sequence[LedgerEntry], credentials: Mapping[str, Credential]) -> Credential | None:

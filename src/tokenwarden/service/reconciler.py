@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.audit import audit
+from tokenwarden.domain.journal import RepairRecord, TakeoverRefusedRecord
 from tokenwarden.domain.model import (
     AWSPENDING,
     Credential,
@@ -51,6 +52,8 @@ from tokenwarden.domain.rollback import retirement_note, team_record
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.expiry_metrics import days_to_expiry, publish_expiry
+from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.ownership import Custody, Secured, UserRead
 from tokenwarden.service.rotation import (
@@ -113,6 +116,10 @@ class Reconciler:
     leases: Leases | None = None
     # Read before a previous key is retired: the run report says when the team was silent already.
     health: HealthRecords | None = None
+    # Where repairs and refused takeovers are recorded for the evidence report (the ledger's history).
+    journal: Journal | None = None
+    # One DaysToExpiry metric per principal at each summary (PrincipalMetrics; aggregates always).
+    principal_metrics: bool = False
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -249,6 +256,7 @@ class Reconciler:
             counts=dict(counts),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
+        publish_expiry(days_to_expiry(registry, final, now), self.principal_metrics)
         self._summarise(report, now)
         return report
 
@@ -286,22 +294,25 @@ class Reconciler:
         outcomes: tuple[PrincipalOutcome, ...],
         findings: tuple[Finding, ...],
         final: Inventory | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> RunReport:
         """The report of a run whose principals were applied elsewhere (the state machine's items):
-        counted, audited against the account as it is now (`final`, read here when not given),
-        summarised in one `run_summary` with the run's metrics."""
-        counts: Counter[str] = Counter()
+        counted (or `counts` given, when `outcomes` name only some of the run's principals), audited
+        against the account as it is now (`final`, read here when not given), summarised in one
+        `run_summary` with the run's metrics."""
+        counted: Counter[str] = Counter()
         for outcome in outcomes:
-            counts.update(outcome.done)
-            counts[f"principals_{outcome.status}"] += 1
+            counted.update(outcome.done)
+            counted[f"principals_{outcome.status}"] += 1
         final = final if final is not None else self.inventory()
         report = RunReport(
             started_at=started_at,
             outcomes=outcomes,
             findings=findings + audit(registry, final, now),
-            counts=dict(counts),
+            counts=dict(counts if counts is not None else counted),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
+        publish_expiry(days_to_expiry(registry, final, now), self.principal_metrics)
         self._summarise(report, now)
         return report
 
@@ -456,6 +467,9 @@ class Reconciler:
         count("TakeoverRefused", 1)
         count("PrincipalFailed", 1)
         self.notifier.publish(notes.takeover_refused(principal.id, principal.team, found, now))
+        write_record(
+            self.journal, principal.id, TakeoverRefusedRecord(principal=principal.id, at=now, finding=found)
+        )
         return PrincipalOutcome(principal=principal.id, status="failed", done=done, error=f"refused: {found}")
 
     def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str, known: _Known) -> None:
@@ -536,6 +550,7 @@ class Reconciler:
             broken = known.entry_for(action.credential_id) if action.credential_id else None
             key = _key(broken) if broken else None
             self.notifier.publish(notes.repaired(principal.id, principal.team, name, key, action.reason, now))
+            write_record(self.journal, principal.id, _repair_record(principal.id, broken, action.reason, now))
         token = str(uuid.uuid4())
         known.forget()
         if self.rotation_lambda_arn is None:
@@ -673,7 +688,7 @@ class Reconciler:
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
             count("MinDaysToExpiry", report.min_days_to_expiry)
-        count("RunFailures", len(report.failed))
+        count("RunFailures", report.counts.get("principals_failed", len(report.failed)))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
 
 
@@ -774,6 +789,16 @@ def _live(entries: list[LedgerEntry]) -> bool:
     return any(e.state not in (LedgerState.DELETED, LedgerState.ABANDONED) for e in entries)
 
 
+def _repair_record(principal: str, broken: LedgerEntry | None, reason: str, now: datetime) -> RepairRecord:
+    return RepairRecord(
+        principal=principal,
+        at=now,
+        reason=reason,
+        credential_id=broken.credential_id if broken else None,
+        alias=broken.alias if broken else None,
+    )
+
+
 def _key(entry: LedgerEntry) -> notes.KeyRef:
     return notes.KeyRef(
         credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
@@ -781,9 +806,5 @@ def _key(entry: LedgerEntry) -> notes.KeyRef:
 
 
 def _min_days_to_expiry(registry: Registry, inventory: Inventory, now: datetime) -> float | None:
-    remaining = [
-        (cred.expires_at - now).total_seconds() / 86400
-        for p in registry.principals
-        if (cred := inventory.of(p.id).current_credential) is not None and cred.expires_at is not None
-    ]
-    return round(min(remaining), 2) if remaining else None
+    remaining = days_to_expiry(registry, inventory, now).values()
+    return min(remaining) if remaining else None

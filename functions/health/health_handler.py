@@ -50,7 +50,7 @@ check_health_settings(SETTINGS)
 @cache
 def _checker() -> HealthChecker:
     """Built on the first invocation (not at import, so tests can mock AWS first), then reused."""
-    return build_health_checker(SETTINGS, build_adapters(SETTINGS))
+    return build_health_checker(SETTINGS, build_adapters(SETTINGS), clock=CLOCK)
 
 
 class HealthInput(BaseModel):

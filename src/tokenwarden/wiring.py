@@ -98,11 +98,15 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> Rotati
     )
 
 
-def build_health_checker(settings: Settings, adapters: Adapters, session: Any | None = None) -> HealthChecker:
+def build_health_checker(
+    settings: Settings, adapters: Adapters, session: Any | None = None, clock: Clock | None = None
+) -> HealthChecker:
     from tokenwarden.adapters.promql import PromQLClient
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect
+    from tokenwarden.domain.rollback import RollbackPolicy
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.rollback import AutomaticRollback
 
     session = session or boto3.session.Session(region_name=settings.region)
     dialect = Dialect(settings.promql_dialect)
@@ -130,6 +134,14 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+        rollback=AutomaticRollback(
+            iam=adapters.iam,
+            ledger=adapters.ledger,
+            notifier=adapters.notifier,
+            naming=settings.naming,
+            clock=clock or SystemClock(),
+            policy=RollbackPolicy(grace_days=settings.rollback_grace_days),
+        ),
         journal=store,
     )
 
@@ -163,6 +175,7 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
+        health=adapters.ledger.health_store(),
         journal=adapters.ledger,
         principal_metrics=settings.principal_metrics,
     )

@@ -705,7 +705,7 @@ def test_restore_has_its_own_function_that_can_only_reactivate_keys(cfn: dict[st
     ], "nobody but IAM principals granted lambda:InvokeFunction may call it"
 
 
-def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
+def test_health_check_writes_iam_only_to_roll_back_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
     role = role_of(cfn, "HealthFunction")
     for statement in statements(cfn, role):
         if statement["Effect"] != "Allow":
@@ -713,12 +713,41 @@ def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, An
         for action in as_list(statement["Action"]):
             service, _, name = action.partition(":")
             assert service != "secretsmanager", (statement.get("Sid"), action)
-            if service == "iam":
-                # No IAM write: nothing that creates, updates, deletes, attaches, tags or passes.
+            if service == "iam" and name == "UpdateServiceSpecificCredential":
+                # The automatic rollback: keys of TokenWarden's users only.
+                assert statement["Resource"] == {
+                    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user${UserPath}*"
+                }
+                assert statement["Condition"] == {
+                    "StringEquals": {"aws:ResourceTag/tokenwarden:managed-by": "tokenwarden"}
+                }
+            elif service == "iam":
+                # No other IAM write: nothing that creates, deletes, attaches, tags or passes.
                 assert name.startswith(("Get", "List")) and "*" not in name, (statement.get("Sid"), action)
     assert allowing(cfn, role, "iam:ListServiceSpecificCredentials")
     assert not allowing(cfn, role, "iam:CreateServiceSpecificCredential")
+    assert not allowing(cfn, role, "iam:DeleteServiceSpecificCredential")
     assert not allowing(cfn, role, "iam:PassRole")
+
+
+def test_health_check_may_roll_back_only_when_the_rollback_is_on(cfn: dict[str, Any]) -> None:
+    """RollbackGraceDays 0 turns the rollback off, and with it every write outside the health record."""
+    raw = [
+        raw
+        for policy in props(cfn, role_of(cfn, "HealthFunction")).get("Policies", [])
+        for raw in as_list(policy["PolicyDocument"]["Statement"])
+    ]
+    rollback = [s for s in raw if isinstance(s, dict) and "Fn::If" in s and s["Fn::If"][0] == "RollsBack"]
+    assert {b["Sid"] for s in rollback for b in branches(s)} == {
+        "RollBackARetiredKeyOfTokenWardensUsers",
+        "ReadAPrincipalsRecords",
+        "WriteOnlyPrincipalsRecordsUnderTheirLease",
+    }
+    assert all(s["Fn::If"][2] == {"Ref": "AWS::NoValue"} for s in rollback)
+    writes = next(b for s in rollback for b in branches(s) if b["Action"] == "dynamodb:PutItem")
+    assert writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*"]}}
+    assert env(cfn, "HealthFunction")["TOKENWARDEN_ROLLBACK_GRACE_DAYS"] == {"Ref": "RollbackGraceDays"}
+    assert cfn["Parameters"]["RollbackGraceDays"]["Default"] == 3
 
 
 def test_health_check_queries_cloudwatch_and_prometheus_only_when_chosen(cfn: dict[str, Any]) -> None:
@@ -786,10 +815,16 @@ def test_functions_reach_only_their_own_table_topic_and_keys(cfn: dict[str, Any]
         assert all(s["Resource"] != secrets_key for s in statements(cfn, role)), (name, "never reads a token")
 
 
-def test_health_writes_only_its_own_record(cfn: dict[str, Any]) -> None:
+def test_health_writes_only_its_own_record_and_principals_records_for_a_rollback(cfn: dict[str, Any]) -> None:
     role = role_of(cfn, "HealthFunction")
-    (put,) = allowing(cfn, role, "dynamodb:PutItem")
-    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}}
+    puts = allowing(cfn, role, "dynamodb:PutItem")
+    assert sorted(str(put["Condition"]) for put in puts) == sorted(
+        str(c)
+        for c in (
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}},
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*"]}},
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------ alarms

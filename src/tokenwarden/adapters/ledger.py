@@ -53,8 +53,13 @@ def _from_item(item: dict[str, Any]) -> LedgerEntry:
 
 class DynamoLedger:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
         self._db = translating(client)
         self._table = table
+
+    def health_store(self) -> DynamoHealthStore:
+        """The health check's team records, in the same table through the same client."""
+        return DynamoHealthStore(self._client, self._table)
 
     def scan(self) -> list[LedgerEntry]:
         entries: list[LedgerEntry] = []

@@ -210,6 +210,12 @@ def render_health(report: HealthReport) -> str:
             f"{t.team:<18} {t.state.value:<15} {t.since:%Y-%m-%d %H:%M} {last:<17} {'; '.join(t.likely_causes) or '-'}"
         )
     lines += [f"alert: {transition.event} for {transition.team}" for transition in report.transitions]
+    lines += [
+        f"rollback: {r.verdict} {r.credential_id or '-'} of {r.principal} ({r.team})"
+        + (f" until {r.active_until:%Y-%m-%d %H:%M} UTC" if r.active_until else "")
+        + f": {r.reason}"
+        for r in report.rollbacks
+    ]
     if report.unregistered_teams:
         lines.append(
             "drift: telemetry from teams not in the registry: " + ", ".join(report.unregistered_teams)

@@ -32,6 +32,8 @@ class EventType(StrEnum):
     TEAM_SILENT = "team_silent"
     TEAM_RECOVERED = "team_recovered"
     TEAM_NEVER_REPORTED = "team_never_reported"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_ESCALATED = "rollback_escalated"
     RUN_SUMMARY = "run_summary"
 
 
@@ -279,6 +281,9 @@ def run_summary(
     if failed:
         more = f" and {unnamed} more" if unnamed > 0 else ""
         parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + more + ".")
+    noted = [f"{o.principal} ({note})" for o in outcomes for note in getattr(o, "notes", ())]
+    if noted:
+        parts.append("Notes: " + "; ".join(noted) + ".")
     if findings:
         shown = [f"- {f.kind}: {f.detail}" for f in findings[:10]]
         more = f"\n- ... and {len(findings) - 10} more (`tokenwarden audit`)" if len(findings) > 10 else ""
@@ -403,6 +408,54 @@ def takeover_refused(principal: str, team: str, found: str, at: datetime) -> Not
             "Treat any token it held as leaked: `tokenwarden revoke "
             f"{principal} --reason '...' --reissue` once it is TokenWarden's again.",
         ),
+    )
+
+
+def rolled_back(
+    principal: str, team: str, key: KeyRef, retired_at: datetime, until: datetime, at: datetime
+) -> Notification:
+    return Notification(
+        event_type=EventType.ROLLED_BACK,
+        severity="warning",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{team}: laptops still send with the previous key; it is active again until {until:%Y-%m-%d %H:%M} UTC",
+        description=f"Team {team} went silent right after {principal}'s previous key {key.describe()} was "
+        f"retired ({retired_at:%Y-%m-%d %H:%M} UTC): its laptops never picked up the new key. TokenWarden "
+        f"re-activated it automatically; it is active again until {until:%Y-%m-%d %H:%M} UTC, then retired "
+        "again. This happens once per key.",
+        next_steps=(
+            f"Run the pickup kit on the team's laptops before then: `tokenwarden pickup {principal}`.",
+            "If the team is silent again after that, nothing is re-activated a second time "
+            "(`rollback_escalated`).",
+        ),
+        context={"active_until": until.isoformat(), "retired_at": retired_at.isoformat()},
+    )
+
+
+def rollback_escalated(
+    principal: str, team: str, key: KeyRef, rolled_back_at: datetime, at: datetime
+) -> Notification:
+    return Notification(
+        event_type=EventType.ROLLBACK_ESCALATED,
+        severity="critical",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{team}: silent again after the rollback of {principal}'s previous key",
+        description=f"Key {key.describe()} was re-activated once already ({rolled_back_at:%Y-%m-%d %H:%M} UTC) "
+        f"because team {team}'s laptops still sent with it, and it was retired again when that grace ended. "
+        "The team went silent again: the laptops still have not picked up the current key. It is not "
+        "re-activated a second time.",
+        next_steps=(
+            f"Run the pickup kit on the team's laptops now: `tokenwarden pickup {principal}`.",
+            "Find out why the laptops do not re-read the secret (settings managed by hand, the helper "
+            "script not installed, no read access to the secret).",
+        ),
+        context={"rolled_back_at": rolled_back_at.isoformat()},
     )
 
 
@@ -575,6 +628,26 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "without a single sample. It is sent once.",
         action="Check the laptops' Claude Code settings: `CLAUDE_CODE_ENABLE_TELEMETRY=1`, the OTLP "
         "endpoint, and `team.id=<team>` in `OTEL_RESOURCE_ATTRIBUTES`. The pickup kit sets all three.",
+    ),
+    EventType.ROLLED_BACK: Runbook(
+        severities=("warning",),
+        meaning="A team went silent within its next working hours after a routine retirement of one of its "
+        "keys, and that retirement is the likely cause: its laptops still send with the previous key. The "
+        "health check re-activated the key automatically and extended its grace by "
+        "`TOKENWARDEN_ROLLBACK_GRACE_DAYS` (3 by default); the nightly run retires it again when that grace "
+        "ends. Never sent for a revoked or offboarded key, nor for one deleted, expired or past its "
+        "retention. The rule is in [operate.md](operate.md#automatic-rollback).",
+        action="Run the pickup kit on the team's laptops before the date in the message "
+        "(`tokenwarden pickup <p>`), or have them re-read the secret. `team_recovered` follows once they "
+        "send again.",
+    ),
+    EventType.ROLLBACK_ESCALATED: Runbook(
+        severities=("critical",),
+        meaning="The team went silent again after the second retirement of a key that was rolled back "
+        "once already. Nothing was re-activated: a key is rolled back once, never in a loop.",
+        action="The laptops still have not picked up the current key: run the pickup kit "
+        "(`tokenwarden pickup <p>`) and find out why they do not re-read the secret (settings managed by "
+        "hand, the helper script missing, no read access to the secret).",
     ),
     EventType.RUN_SUMMARY: Runbook(
         severities=("info", "warning", "critical"),

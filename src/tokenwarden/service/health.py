@@ -57,6 +57,7 @@ from tokenwarden.domain.registry import ActivityProfile, Registry
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 from tokenwarden.service.journal import Journal, write_record
+from tokenwarden.service.rollback import AutomaticRollback, RollbackOutcome
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
 
@@ -97,6 +98,8 @@ class HealthReport(BaseModel):
     transitions: tuple[Transition, ...]
     unregistered_teams: tuple[str, ...]
     queries: int
+    rollbacks: tuple[RollbackOutcome, ...] = ()
+    """What the automatic rollback did about silent teams' retired keys (only when committing)."""
 
 
 @dataclass
@@ -111,6 +114,7 @@ class HealthChecker:
     metric_names: tuple[str, ...] = DEFAULT_METRICS
     window: timedelta = timedelta(hours=24)
     policy: HealthPolicy = field(default_factory=HealthPolicy)
+    rollback: AutomaticRollback | None = None
     # Where each announced transition is recorded for the evidence report (the ledger's history).
     journal: Journal | None = None
 
@@ -156,6 +160,7 @@ class HealthChecker:
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
         evaluation = evaluate(registry, samples, previous, now, self.policy)
         causes = self._causes(registry, evaluation, now)
+        rollbacks: tuple[RollbackOutcome, ...] = ()
         if commit:
             for transition in evaluation.transitions:
                 secrets = [
@@ -164,6 +169,9 @@ class HealthChecker:
                 self.notifier.publish(
                     _notification(transition, causes.get(transition.team, ()), secrets, now)
                 )
+            # Before the records are saved: a run killed in between finds the team silent again.
+            if self.rollback is not None:
+                rollbacks = self.rollback.after_evaluation(registry, evaluation.records, now)
             self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
             self._record(registry, evaluation.transitions, now)
             self._metrics(evaluation)
@@ -188,6 +196,7 @@ class HealthChecker:
             transitions=evaluation.transitions,
             unregistered_teams=evaluation.unregistered_teams,
             queries=queries,
+            rollbacks=rollbacks,
         )
 
     def _causes(self, registry: Registry, evaluation: Evaluation, now: datetime) -> dict[str, list[str]]:

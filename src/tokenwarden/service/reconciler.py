@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,6 +48,7 @@ from tokenwarden.domain.plan import (
     rotation_days,
 )
 from tokenwarden.domain.registry import Principal, Registry
+from tokenwarden.domain.rollback import retirement_note, team_record
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
@@ -78,6 +79,8 @@ class PrincipalOutcome(BaseModel):
     status: Status
     done: tuple[str, ...] = ()
     error: str | None = None
+    # What a person should know about what was done, e.g. a key retired for a team already silent.
+    notes: tuple[str, ...] = ()
 
 
 class RunReport(BaseModel):
@@ -94,6 +97,12 @@ class RunReport(BaseModel):
         return tuple(o for o in self.outcomes if o.status == "failed")
 
 
+class HealthRecords(Protocol):
+    """The health check's saved team records (service/health.py writes them)."""
+
+    def load(self) -> dict[str, dict[str, Any]]: ...
+
+
 @dataclass
 class Reconciler:
     iam: IamPort
@@ -105,6 +114,8 @@ class Reconciler:
     rotation_lambda_arn: str | None = None
     custody: Custody | None = None
     leases: Leases | None = None
+    # Read before a previous key is retired: the run report says when the team was silent already.
+    health: HealthRecords | None = None
     # Where repairs and refused takeovers are recorded for the evidence report (the ledger's history).
     journal: Journal | None = None
     # One DaysToExpiry metric per principal at each summary (PrincipalMetrics; aggregates always).
@@ -331,7 +342,9 @@ class Reconciler:
             if self.leases is not None and not progress.lease_handed_over:
                 self.leases.release(principal.id, run_id)
         status: Status = "ok" if progress.done else "unchanged"
-        return PrincipalOutcome(principal=principal.id, status=status, done=tuple(progress.done))
+        return PrincipalOutcome(
+            principal=principal.id, status=status, done=tuple(progress.done), notes=tuple(progress.notes)
+        )
 
     def _apply_actions(
         self,
@@ -371,6 +384,7 @@ class Reconciler:
                 count(f"Action_{action.kind.value}", 1)
         finally:
             progress.lease_handed_over = known.lease_handed_over
+            progress.notes += known.notes
 
     def _inspect_user(self, principal: str) -> UserRead | None:
         """With ownership rules, the user is read once under the lease with everything custody
@@ -563,6 +577,10 @@ class Reconciler:
     def _retire(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
         cred_id = action.credential_id or ""
+        before = known.entry_for(cred_id)
+        note = self._team_before_retirement(principal, before.alias if before else None, cred_id)
+        if note is not None:
+            known.notes.append(note)
         self.iam.set_credential_status(user, cred_id, active=False)
         entry = known.entry_for(cred_id)
         if entry is not None:
@@ -572,6 +590,21 @@ class Reconciler:
                     principal.id, principal.team, _key(entry), principal.lifecycle.retention_days, now
                 )
             )
+
+    def _team_before_retirement(self, principal: Principal, alias: str | None, cred_id: str) -> str | None:
+        """The team's health before its previous key is retired: a team already silent, or that never
+        reported, is not made worse by it (the key is retired as planned, and the report says so); a
+        team that reports is protected by the automatic rollback (service/rollback.py)."""
+        if self.health is None:
+            return None
+        note = retirement_note(
+            principal.team, alias or cred_id, team_record(self.health.load(), principal.team)
+        )
+        if note is not None:
+            logger.info(
+                "retiring for a team that does not report", extra={"principal": principal.id, "note": note}
+            )
+        return note
 
     def _delete(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
@@ -666,6 +699,7 @@ class _Progress:
     done: list[str] = field(default_factory=list)
     step: str = "read"
     lease_handed_over: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -687,6 +721,8 @@ class _Known:
     secret_arn: str | None = None
     # The principal's lease was handed to a rotation (which releases it).
     lease_handed_over: bool = False
+    # What the run report should say about this principal's actions.
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._entries = list(self.read.ledger)

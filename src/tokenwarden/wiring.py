@@ -27,6 +27,7 @@ from tokenwarden.settings import Settings
 
 if TYPE_CHECKING:
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.snooze import Snoozes
 
 # Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
 # answers are retried with botocore's standard mode: jittered exponential back-off, up to 8
@@ -97,6 +98,7 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> Rotati
 
 def build_health_checker(settings: Settings, adapters: Adapters, session: Any | None = None) -> HealthChecker:
     from tokenwarden.adapters.promql import PromQLClient
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect
     from tokenwarden.service.health import HealthChecker
@@ -115,10 +117,11 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
                 "TOKENWARDEN_PROMQL_URL is required for an unsigned Prometheus-compatible server"
             )
         querier = PromQLClient.unsigned(settings.promql_url, dialect=dialect)
+    dynamodb = session.client("dynamodb", config=_RETRIES)
     return HealthChecker(
         querier=querier,
         dialect=dialect,
-        store=DynamoHealthStore(session.client("dynamodb", config=_RETRIES), settings.ledger_table),
+        store=DynamoHealthStore(dynamodb, settings.ledger_table),
         ledger=adapters.ledger,
         iam=adapters.iam,
         notifier=adapters.notifier,
@@ -126,6 +129,7 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+        snoozes=DynamoSnoozeLog(dynamodb, settings.ledger_table),
     )
 
 
@@ -180,3 +184,12 @@ def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> Br
         rotation_lambda_arn=settings.rotation_lambda_arn,
         sleep=engine.sleep,
     )
+
+
+def build_snoozes(settings: Settings, session: Any | None = None) -> Snoozes:
+    """Health snoozes in the ledger table (`tokenwarden health snooze`), with the caller's credentials."""
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
+    from tokenwarden.service.snooze import Snoozes
+
+    session = session or boto3.session.Session(region_name=settings.region)
+    return Snoozes(DynamoSnoozeLog(session.client("dynamodb", config=_RETRIES), settings.ledger_table))

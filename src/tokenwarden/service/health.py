@@ -52,8 +52,10 @@ from tokenwarden.domain.promql import (
     team_shards,
 )
 from tokenwarden.domain.registry import Registry
+from tokenwarden.domain.snooze import Snooze, active_snoozes, snooze_spans
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
+from tokenwarden.service.snooze import SnoozeLog
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
 
@@ -84,6 +86,10 @@ class TeamHealth(BaseModel):
     last_sample_at: datetime | None
     minutes_since_last_sample: float | None
     likely_causes: tuple[str, ...] = ()
+    snoozed_until: datetime | None = None
+    """When the team's snooze in force ends (``tokenwarden health snooze``); None: not snoozed."""
+    snooze_reason: str | None = None
+    snoozed_by: str | None = None
 
 
 class HealthReport(BaseModel):
@@ -108,6 +114,8 @@ class HealthChecker:
     metric_names: tuple[str, ...] = DEFAULT_METRICS
     window: timedelta = timedelta(hours=24)
     policy: HealthPolicy = field(default_factory=HealthPolicy)
+    snoozes: SnoozeLog | None = None
+    """Where ``tokenwarden health snooze`` records snoozes; read once per run."""
 
     def __post_init__(self) -> None:
         try:
@@ -149,7 +157,9 @@ class HealthChecker:
         """Evaluate every team. With `commit`, alert on transitions and record the new states."""
         samples, queries = self.last_samples(now, registry.teams)
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
-        evaluation = evaluate(registry, samples, previous, now, self.policy)
+        snoozes = self.snoozes.records() if self.snoozes is not None else []
+        evaluation = evaluate(registry, samples, previous, now, self.policy, snooze_spans(snoozes))
+        snoozed = active_snoozes(snoozes, now)
         causes = self._causes(registry, evaluation, now)
         if commit:
             for transition in evaluation.transitions:
@@ -169,6 +179,7 @@ class HealthChecker:
                 last_sample_at=rec.last_sample_at,
                 minutes_since_last_sample=evaluation.minutes_since_last_sample.get(team),
                 likely_causes=tuple(causes.get(team, ())),
+                **snooze_fields(snoozed.get(team)),
             )
             for team, rec in sorted(evaluation.records.items())
         )
@@ -225,6 +236,13 @@ class HealthChecker:
         for team, minutes in evaluation.minutes_since_last_sample.items():
             if minutes is not None:
                 team_metric("MinutesSinceLastSample", minutes, team)
+
+
+def snooze_fields(snooze: Snooze | None) -> dict[str, Any]:
+    """A team's snooze in force as :class:`TeamHealth` shows it (nothing when there is none)."""
+    if snooze is None:
+        return {}
+    return {"snoozed_until": snooze.until, "snooze_reason": snooze.reason, "snoozed_by": snooze.by}
 
 
 def query_by_shard(

@@ -203,6 +203,24 @@ def test_a_silence_whose_threshold_falls_on_a_holiday_is_announced_after_it() ->
     assert first_silence(with_calendar, last, berlin(2026, 12, 29, 0)) == berlin(2026, 12, 28, 11)
 
 
+@pytest.mark.parametrize("minute", [0, 1, 7, 14, 15, 29, 44, 52, 59])
+def test_a_silence_is_announced_within_15_minutes_of_its_threshold(minute: int) -> None:
+    """The schedule runs on the quarter hours; the last sample falls anywhere between them."""
+    last = berlin(2027, 6, 7, 10, minute)  # Monday; the 4-hour threshold falls at 14:<minute>
+    reg = team("      timezone: Europe/Berlin\n")
+    records: dict[str, TeamRecord] = {}
+    run = berlin(2027, 6, 7, 10)
+    while run < berlin(2027, 6, 8, 0):
+        result = evaluate(reg, {"alpha": last}, records, run)
+        records = result.records
+        if result.transitions:
+            break
+        run += EVERY_15_MINUTES
+    threshold = last + timedelta(hours=4)
+    assert [t.event for t in result.transitions] == ["team_silent"]
+    assert threshold <= run < threshold + EVERY_15_MINUTES
+
+
 def test_a_subdivision_has_its_own_holidays() -> None:
     last = new_york(2027, 2, 11, 16)  # Thursday
     federal = team("      timezone: America/New_York\n      holidays: US\n")

@@ -302,7 +302,7 @@ def _health_notice(world: DemoWorld, fleet: Fleet, message: Message) -> None:
     kind = event_type(message)
     if not kind.startswith("team_"):
         return
-    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check:")
+    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check:")
     show([message])
     fleet.silent_seen = fleet.silent_seen or kind == "team_silent"
     fleet.recovered = fleet.recovered or kind == "team_recovered"

@@ -6,7 +6,7 @@ working days and hours of its activity profile, in its own time zone. Nights and
 not count toward silence, so a team that stops on Friday evening is not silent on Sunday. Neither do
 its public holidays, its quiet days and its snoozes (:mod:`tokenwarden.domain.calendar`).
 
-States and transitions (one evaluation per run, e.g. hourly; ``previous`` is what the last run saved):
+States and transitions (one evaluation per run, every 15 minutes; ``previous`` is what the last run saved):
 
 * A team the health check has not known before starts ``never_reported`` (``first_seen_at`` = now)
   *without* an alert. Once the active hours since ``first_seen_at`` reach the profile's
@@ -23,7 +23,7 @@ States and transitions (one evaluation per run, e.g. hourly; ``previous`` is wha
 * ``recovered`` becomes ``healthy`` on the next evaluation without a transition.
 
 At most one transition per team per evaluation, and none when nothing changed: running the check
-every hour on the same data alerts once, not every hour. ``since`` moves only when the state changes;
+every 15 minutes on the same data alerts once, not every run. ``since`` moves only when the state changes;
 ``last_alert_at`` moves only when a transition is emitted. A team removed from the registry loses its
 record; if it keeps sending, it shows up in ``unregistered_teams`` (drift).
 

@@ -51,7 +51,7 @@ def test_without_victoriametrics_the_health_story_is_replaced_by_how_to_add_it(
         return tell
 
     plot = demo.plot(200, health=False)
-    assert len(plot) == 4
+    assert len(plot) == 5
     assert demo.tell(world=None, plot=[story("a"), story("b"), *plot[3:]]) == 0  # type: ignore[arg-type]  # these stories never read the world
     assert told == ["a", "b"]
     assert "skipping the telemetry health story; run `make setup`" in capsys.readouterr().out

@@ -68,6 +68,7 @@ def plot(days: int, health: bool) -> list[Story]:
         stories.break_glass,
         stories.takeover,
         stories.silent_team if health else _no_health_story,
+        stories.snoozed_team if health else _no_story,
     ]
 
 
@@ -82,4 +83,8 @@ def tell(world: DemoWorld, plot: list[Story]) -> int:
 
 def _no_health_story(world: DemoWorld) -> int:
     say(NO_HEALTH_STORY)
+    return 0
+
+
+def _no_story(world: DemoWorld) -> int:
     return 0

@@ -118,10 +118,11 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
             )
         querier = PromQLClient.unsigned(settings.promql_url, dialect=dialect)
     dynamodb = session.client("dynamodb", config=_RETRIES)
+    store = DynamoHealthStore(dynamodb, settings.ledger_table)
     return HealthChecker(
         querier=querier,
         dialect=dialect,
-        store=DynamoHealthStore(dynamodb, settings.ledger_table),
+        store=store,
         ledger=adapters.ledger,
         iam=adapters.iam,
         notifier=adapters.notifier,
@@ -129,6 +130,7 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+        journal=store,
         snoozes=DynamoSnoozeLog(dynamodb, settings.ledger_table),
     )
 
@@ -162,6 +164,7 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
+        journal=adapters.ledger,
     )
 
 

@@ -267,18 +267,25 @@ def _run_lifecycle(env: Env, monkeypatch: pytest.MonkeyPatch, calls: Calls, tmp_
 
 
 def _night_in_steps(reconcile: Callable[..., Any]) -> None:
-    """The events the nightly state machine sends the reconcile function (statemachine/nightly.asl.json)."""
-    plan = reconcile(
-        {"mode": "plan_night", "allow_mass_revoke": False, "max_principals": 1000}, FakeContext()
-    )
-    results = [
-        reconcile(
-            {"mode": "principal", "principal": p, "run_id": plan["run_id"], "allow_mass_revoke": False},
+    """The events the nightly state machine sends the reconcile function, round after round
+    (statemachine/nightly.asl.json)."""
+    previous: dict[str, Any] | None = None
+    while True:
+        planned = reconcile(
+            {"mode": "plan_night", "allow_mass_revoke": False, "max_principals": 2, "previous": previous},
             FakeContext(),
         )
-        for p in plan["work"]
-    ]
-    reconcile({"mode": "summary", "night": {"plan": plan, "results": results}}, FakeContext())
+        if not planned["more"]:
+            break
+        results = [
+            reconcile(
+                {"mode": "principal", "principal": p, "run_id": planned["night"]["run_id"]},
+                FakeContext(),
+            )
+            for p in planned["work"]
+        ]
+        previous = {"round": {k: planned[k] for k in ("night", "upto", "waiting")}, "results": results}
+    reconcile({"mode": "summary", "night": planned["night"]}, FakeContext())
 
 
 def granted_actions(cfn: dict[str, Any], function: str) -> set[str]:

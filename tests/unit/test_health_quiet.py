@@ -376,3 +376,14 @@ print("holidays" in sys.modules)
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_evidence_reports_threshold_leaves_out_the_same_quiet_time() -> None:
+    """Minutes to detection are measured from the crossing the health check judged, not a naive one."""
+    from tokenwarden.domain.journal import threshold_crossed_at
+
+    assert threshold_crossed_at(OFFICE_DE, berlin(2026, 12, 24, 16), 4) == berlin(2026, 12, 28, 11)
+    office = ActivityProfile(timezone="Europe/Berlin")
+    snoozed = [Span(berlin(2027, 6, 7, 10, 30), berlin(2027, 6, 9, 0))]
+    assert threshold_crossed_at(office, berlin(2027, 6, 7, 10), 4, snoozed) == berlin(2027, 6, 9, 12, 30)
+    assert threshold_crossed_at(office, berlin(2027, 6, 7, 10), 4) == berlin(2027, 6, 7, 14)

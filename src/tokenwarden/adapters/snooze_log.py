@@ -8,13 +8,12 @@ number of teams.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from tokenwarden.adapters.aws import translating
+from tokenwarden.adapters.ledger import _append as append_once
 from tokenwarden.domain.snooze import SnoozeRecord
-from tokenwarden.errors import AwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,19 +36,9 @@ class DynamoSnoozeLog:
         """Write the record; False when another record holds its key (and it is not this one, as a
         retried write that landed the first time finds)."""
         key = record_key(record)
-        body = {"S": json.dumps(record.model_dump(mode="json"), sort_keys=True)}
-        try:
-            self._db.put_item(
-                TableName=self._table,
-                Item={**key, "record": body},
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except AwsError as exc:
-            if exc.code != "ConditionalCheckFailedException":
-                raise
-            existing = self._db.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
-            return existing is not None and existing.get("record") == body
-        return True
+        return append_once(
+            self._db, self._table, key["pk"]["S"], key["sk"]["S"], record.model_dump(mode="json")
+        )
 
     def records(self) -> list[SnoozeRecord]:
         """Every snooze and unsnooze of every team, in key order (team, then time)."""

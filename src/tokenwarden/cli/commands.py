@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from tokenwarden.cli import rendering
@@ -220,6 +221,36 @@ def _snoozes(ctx: Context) -> Snoozes:
     return build_snoozes(ctx.settings)
 
 
+def report(args: argparse.Namespace, ctx: Context) -> int:
+    """The evidence report over the period `--since` names (read-only)."""
+    from tokenwarden.cli.report_render import digest, render
+    from tokenwarden.service.evidence import evidence_report
+
+    registry, now = ctx.registry, ctx.now
+    start = now - args.since if isinstance(args.since, timedelta) else args.since
+    if start >= now:
+        raise UsageError(f"--since {start:%Y-%m-%d %H:%M} UTC is not before now ({now:%Y-%m-%d %H:%M} UTC)")
+    evidence = evidence_report(
+        ctx.adapters.ledger,
+        ctx.reconciler().inventory(),
+        registry,
+        start,
+        now,
+        caller_arn=ctx.adapters.iam.caller(),
+        ledger_table=ctx.settings.ledger_table,
+    )
+    rendered = render(evidence, args.format)
+    if not args.output:
+        print(rendered)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(rendered + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {exc.strerror or exc} ({args.output})") from exc
+    print(f"wrote {args.output} (SHA-256 of the content {digest(evidence)})", file=sys.stderr)
+    return EXIT_OK
+
+
 def local_up(args: argparse.Namespace, ctx: Context) -> int:
     import signal
     import threading
@@ -256,6 +287,7 @@ COMMANDS: dict[str, Command] = {
     "health": health,
     "health snooze": health_snooze,
     "health unsnooze": health_unsnooze,
+    "report": report,
     "local up": local_up,
 }
 """Every command but `demo`, which drives these (see `tokenwarden.cli.demo`)."""

@@ -68,7 +68,11 @@ def render_report(report: RunReport) -> str:
         lines.append(f"  {o.principal:<24} {o.status:<9} {', '.join(o.done) or '-'}{extra}")
     if report.min_days_to_expiry is not None:
         lines.append(f"Soonest expiry of a current key: {report.min_days_to_expiry:.1f} days.")
-    lines.append(f"{len(report.failed)} principal(s) failed.")
+    # A night too big to name each principal (the state machine's report) counts the others.
+    unnamed = sum(v for k, v in report.counts.items() if k.startswith("principals_")) - len(report.outcomes)
+    if unnamed > 0:
+        lines.append(f"  ... and {unnamed} more principal(s), counted, not named.")
+    lines.append(f"{report.counts.get('principals_failed', len(report.failed))} principal(s) failed.")
     return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "check_calendar",
     "covers",
     "day_range",
+    "free_parts",
     "holiday_dates",
     "merged",
     "overlap",
@@ -200,6 +201,21 @@ def overlap(spans: Sequence[Span], start: datetime, end: datetime) -> timedelta:
         if hi > lo:
             total += hi - lo
     return total
+
+
+def free_parts(spans: Sequence[Span], start: datetime, end: datetime) -> list[Span]:
+    """``[start, end)`` without the (merged, sorted) ``spans``: the parts they leave, in order."""
+    parts: list[Span] = []
+    at = start
+    for span in spans:
+        if span.end <= at or span.start >= end:
+            continue
+        if span.start > at:
+            parts.append(Span(at, span.start))
+        at = max(at, span.end)
+    if end > at:
+        parts.append(Span(at, end))
+    return parts
 
 
 def covers(spans: Sequence[Span], at: datetime) -> bool:

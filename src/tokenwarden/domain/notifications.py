@@ -255,8 +255,11 @@ def run_summary(
 ) -> Notification:
     failed = [o for o in outcomes if o.status == "failed"]
     done = {k: v for k, v in sorted(counts.items()) if not k.startswith("principals_")}
+    # A night bigger than its report names only some principals (failures first); counts are whole.
+    principals = sum(v for k, v in counts.items() if k.startswith("principals_")) or len(outcomes)
+    unnamed = counts.get("principals_failed", len(failed)) - len(failed)
     parts = [
-        f"{len(outcomes)} principal(s): "
+        f"{principals} principal(s): "
         + ", ".join(
             f"{counts.get('principals_' + s, 0)} {s}"
             for s in ("ok", "unchanged", "failed", "locked", "deferred")
@@ -266,7 +269,8 @@ def run_summary(
     if done:
         parts.append("Actions: " + ", ".join(f"{k} x{v}" for k, v in done.items()) + ".")
     if failed:
-        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + ".")
+        more = f" and {unnamed} more" if unnamed > 0 else ""
+        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + more + ".")
     if findings:
         shown = [f"- {f.kind}: {f.detail}" for f in findings[:10]]
         more = f"\n- ... and {len(findings) - 10} more (`tokenwarden audit`)" if len(findings) > 10 else ""
@@ -576,7 +580,10 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "principal's lease, or Secrets Manager was still running an earlier rotation of its secret. The "
         "run changed nothing for it. Leases expire by themselves (a run's after 5 minutes, a rotation's "
         "after about 215 s), and the next run picks the principal up.\n"
-        "- `deferred`: the Lambda ran out of time; the next run continues.",
+        "- `deferred`: the Lambda ran out of time, or the nightly execution stopped before it reached the "
+        "principal (its round limit, or a round in which no principal finished); the next run continues.\n\n"
+        "The counts cover every principal; a night with more than 200 names its failures first and "
+        "counts the rest.",
         action="- **With failures:** each failed principal is retried every night, and the other principals "
         "were not affected. Read the error, fix the cause, and run `tokenwarden apply` or invoke the "
         "reconciler.\n"
@@ -586,6 +593,8 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "  - `key_without_expiry`, `key_lifetime_over_90_days` and `key_outside_tokenwarden` are keys made "
         "by hand: see the drift audit in [operate.md](operate.md#drift-audit).\n"
         "  - `managed_user_not_in_registry` is expected while an offboarding runs its course.\n"
-        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).",
+        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).\n"
+        "  - `night_stopped`: the nightly execution stopped with work left: see "
+        "[operate.md](operate.md#a-night-that-stopped-early).",
     ),
 }

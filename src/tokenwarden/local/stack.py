@@ -58,7 +58,8 @@ STATE_MACHINE_NAME = "tokenwarden-nightly"
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/tokenwarden/local/{STATE_MACHINE_NAME}"
 # Items the local interpreter runs at once: its threads share this machine's cores with the stack.
 LOCAL_MAX_CONCURRENCY = 4
-LOCAL_MAX_PRINCIPALS = 1000
+LOCAL_MAX_PRINCIPALS = 500
+LOCAL_MAX_ROUNDS = 120
 LEDGER_TABLE = "tokenwarden-ledger"
 # Who the secrets' resource policies name: the roles a deployment would have, and moto's default
 # caller as the operator (moto does not enforce policies; the documents are what is tested).
@@ -113,13 +114,16 @@ def load_function(name: str, clock: Clock | None = None) -> ModuleType:
     return module
 
 
-def nightly_definition(reconcile_function_arn: str, max_concurrency: int, max_principals: int) -> str:
+def nightly_definition(
+    reconcile_function_arn: str, max_concurrency: int, max_principals: int, max_rounds: int = LOCAL_MAX_ROUNDS
+) -> str:
     """The nightly state machine's definition (statemachine/nightly.asl.json) with the template's
     DefinitionSubstitutions applied, as CloudFormation applies them."""
     substitutions = {
         "ReconcileFunctionArn": reconcile_function_arn,
         "MaxConcurrency": str(max_concurrency),
         "MaxPrincipalsPerRun": str(max_principals),
+        "MaxRounds": str(max_rounds),
     }
     text = (repo_root() / "statemachine" / "nightly.asl.json").read_text(encoding="utf-8")
     for name, value in substitutions.items():

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.calendar import Span
 from tokenwarden.domain.health import (
     Evaluation,
     HealthPolicy,
@@ -32,7 +33,9 @@ from tokenwarden.domain.health import (
     Transition,
     evaluate,
     likely_causes,
+    team_profiles,
 )
+from tokenwarden.domain.journal import HealthRecord, threshold_crossed_at
 from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.promql import (
@@ -51,10 +54,11 @@ from tokenwarden.domain.promql import (
     split_shard,
     team_shards,
 )
-from tokenwarden.domain.registry import Registry
+from tokenwarden.domain.registry import ActivityProfile, Registry
 from tokenwarden.domain.snooze import Snooze, active_snoozes, snooze_spans
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
+from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.snooze import SnoozeLog
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
@@ -114,6 +118,8 @@ class HealthChecker:
     metric_names: tuple[str, ...] = DEFAULT_METRICS
     window: timedelta = timedelta(hours=24)
     policy: HealthPolicy = field(default_factory=HealthPolicy)
+    # Where each announced transition is recorded for the evidence report (the ledger's history).
+    journal: Journal | None = None
     snoozes: SnoozeLog | None = None
     """Where ``tokenwarden health snooze`` records snoozes; read once per run."""
 
@@ -158,7 +164,8 @@ class HealthChecker:
         samples, queries = self.last_samples(now, registry.teams)
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
         snoozes = self.snoozes.records() if self.snoozes is not None else []
-        evaluation = evaluate(registry, samples, previous, now, self.policy, snooze_spans(snoozes))
+        spans = snooze_spans(snoozes)
+        evaluation = evaluate(registry, samples, previous, now, self.policy, spans)
         snoozed = active_snoozes(snoozes, now)
         causes = self._causes(registry, evaluation, now)
         if commit:
@@ -170,6 +177,7 @@ class HealthChecker:
                     _notification(transition, causes.get(transition.team, ()), secrets, now)
                 )
             self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
+            self._record(registry, evaluation.transitions, now, spans)
             self._metrics(evaluation)
         teams = tuple(
             TeamHealth(
@@ -227,6 +235,19 @@ class HealthChecker:
             result[team] = causes
         return result
 
+    def _record(
+        self,
+        registry: Registry,
+        transitions: Iterable[Transition],
+        now: datetime,
+        snoozed: Mapping[str, Sequence[Span]] | None = None,
+    ) -> None:
+        """Each announced transition as a journal record under its team, after the state is saved."""
+        profiles = team_profiles(registry)
+        for transition in transitions:
+            spans = (snoozed or {}).get(transition.team, ())
+            write_transition(self.journal, transition, profiles[transition.team], now, spans)
+
     def _metrics(self, evaluation: Evaluation) -> None:
         per_state = {state: 0 for state in HealthState}
         for rec in evaluation.records.values():
@@ -278,6 +299,34 @@ def query_by_shard(
         logger.warning("truncated PromQL answer; splitting the shard", extra={"shard": str(shard)})
         pending.extendleft(reversed(halves))
     return merge_results(answers), sent
+
+
+def write_transition(
+    book: Journal | None,
+    transition: Transition,
+    profile: ActivityProfile,
+    now: datetime,
+    snoozed: Sequence[Span] = (),
+) -> None:
+    """The journal record of one transition: when it was announced and when its silence began
+    (quiet time left out, as the health check leaves it out)."""
+    crossed = (
+        threshold_crossed_at(profile, transition.last_sample_at, profile.silent_after_hours, snoozed)
+        if transition.last_sample_at is not None
+        else None
+    )
+    record = HealthRecord(
+        team=transition.team,
+        event=transition.event,
+        at=now,
+        previous=transition.previous.value if transition.previous is not None else None,
+        current=transition.current.value,
+        last_sample_at=transition.last_sample_at,
+        silent_active_hours=round(transition.silent_active_hours, 3),
+        silent_after_hours=profile.silent_after_hours,
+        threshold_crossed_at=crossed,
+    )
+    write_record(book, transition.team, record)
 
 
 def _current(entries: Sequence[LedgerEntry], credentials: Mapping[str, Credential]) -> Credential | None:

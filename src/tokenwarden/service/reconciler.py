@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.audit import audit
+from tokenwarden.domain.journal import RepairRecord, TakeoverRefusedRecord
 from tokenwarden.domain.model import (
     AWSPENDING,
     Credential,
@@ -50,6 +51,7 @@ from tokenwarden.domain.registry import Principal, Registry
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.ownership import Custody, Secured, UserRead
 from tokenwarden.service.rotation import (
@@ -102,6 +104,8 @@ class Reconciler:
     rotation_lambda_arn: str | None = None
     custody: Custody | None = None
     leases: Leases | None = None
+    # Where repairs and refused takeovers are recorded for the evidence report (the ledger's history).
+    journal: Journal | None = None
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -275,20 +279,22 @@ class Reconciler:
         outcomes: tuple[PrincipalOutcome, ...],
         findings: tuple[Finding, ...],
         final: Inventory | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> RunReport:
         """The report of a run whose principals were applied elsewhere (the state machine's items):
-        counted, audited against the account as it is now (`final`, read here when not given),
-        summarised in one `run_summary` with the run's metrics."""
-        counts: Counter[str] = Counter()
+        counted (or `counts` given, when `outcomes` name only some of the run's principals), audited
+        against the account as it is now (`final`, read here when not given), summarised in one
+        `run_summary` with the run's metrics."""
+        counted: Counter[str] = Counter()
         for outcome in outcomes:
-            counts.update(outcome.done)
-            counts[f"principals_{outcome.status}"] += 1
+            counted.update(outcome.done)
+            counted[f"principals_{outcome.status}"] += 1
         final = final if final is not None else self.inventory()
         report = RunReport(
             started_at=started_at,
             outcomes=outcomes,
             findings=findings + audit(registry, final, now),
-            counts=dict(counts),
+            counts=dict(counts if counts is not None else counted),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
         self._summarise(report, now)
@@ -442,6 +448,9 @@ class Reconciler:
         count("TakeoverRefused", 1)
         count("PrincipalFailed", 1)
         self.notifier.publish(notes.takeover_refused(principal.id, principal.team, found, now))
+        write_record(
+            self.journal, principal.id, TakeoverRefusedRecord(principal=principal.id, at=now, finding=found)
+        )
         return PrincipalOutcome(principal=principal.id, status="failed", done=done, error=f"refused: {found}")
 
     def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str, known: _Known) -> None:
@@ -522,6 +531,7 @@ class Reconciler:
             broken = known.entry_for(action.credential_id) if action.credential_id else None
             key = _key(broken) if broken else None
             self.notifier.publish(notes.repaired(principal.id, principal.team, name, key, action.reason, now))
+            write_record(self.journal, principal.id, _repair_record(principal.id, broken, action.reason, now))
         token = str(uuid.uuid4())
         known.forget()
         if self.rotation_lambda_arn is None:
@@ -640,7 +650,7 @@ class Reconciler:
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
             count("MinDaysToExpiry", report.min_days_to_expiry)
-        count("RunFailures", len(report.failed))
+        count("RunFailures", report.counts.get("principals_failed", len(report.failed)))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
 
 
@@ -736,6 +746,16 @@ def _known_expiry(credentials: list[Credential], entries: list[LedgerEntry]) -> 
 
 def _live(entries: list[LedgerEntry]) -> bool:
     return any(e.state not in (LedgerState.DELETED, LedgerState.ABANDONED) for e in entries)
+
+
+def _repair_record(principal: str, broken: LedgerEntry | None, reason: str, now: datetime) -> RepairRecord:
+    return RepairRecord(
+        principal=principal,
+        at=now,
+        reason=reason,
+        credential_id=broken.credential_id if broken else None,
+        alias=broken.alias if broken else None,
+    )
 
 
 def _key(entry: LedgerEntry) -> notes.KeyRef:

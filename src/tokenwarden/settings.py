@@ -52,6 +52,8 @@ class Settings(BaseSettings):
         default=24.0, ge=1 / 60, le=MAX_LAST_SAMPLE_WINDOW / timedelta(hours=1)
     )
     health_reminder_hours: float = Field(default=24.0, gt=0)
+    # One DaysToExpiry metric per principal (template parameter PrincipalMetrics): a custom metric each.
+    principal_metrics: bool = False
 
     @field_validator(
         "topic_arn",

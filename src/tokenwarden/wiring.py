@@ -23,6 +23,7 @@ from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.service.rotation import ProbePolicy, RotationEngine
+from tokenwarden.service.routing import RegistryRoutes, RoutedNotifier
 from tokenwarden.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,17 +57,19 @@ class Adapters:
     iam: IamAdapter
     secrets: SecretsAdapter
     ledger: DynamoLedger
-    notifier: SnsNotifier | DiscardNotifier
+    notifier: RoutedNotifier
     probe: OtlpProbe
 
 
 def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
     session = session or boto3.session.Session(region_name=settings.region)
-    notifier: SnsNotifier | DiscardNotifier = (
+    topic: SnsNotifier | DiscardNotifier = (
         SnsNotifier(session.client("sns", config=_RETRIES), settings.topic_arn)
         if settings.topic_arn
         else DiscardNotifier()
     )
+    # Each message carries its team's channel, from the registry shipped with the function.
+    notifier = RoutedNotifier(topic, RegistryRoutes(settings.registry_path))
     return Adapters(
         iam=IamAdapter(
             session.client("iam", config=_RETRIES), partition=settings.partition, sts=session.client("sts")
@@ -165,6 +168,7 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
         journal=adapters.ledger,
+        principal_metrics=settings.principal_metrics,
     )
 
 

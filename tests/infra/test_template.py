@@ -903,6 +903,7 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
         ("HealthFunction", "health_handler"),
         ("RevokeFunction", "revoke_handler"),
         ("RestoreFunction", "restore_handler"),
+        ("RotateSecretFunction", "rotate_secret_handler"),
     ):
         assert (BUILD_DIR / function / "teams.yaml").is_file(), function
         assert (BUILD_DIR / function / f"{handler}.py").is_file(), function

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tokenwarden.cli import rendering
+from tokenwarden.cli.channels import channels
 from tokenwarden.cli.context import Context
 from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, fail
 from tokenwarden.cli.parser import LOOPBACK
@@ -288,6 +289,7 @@ COMMANDS: dict[str, Command] = {
     "health snooze": health_snooze,
     "health unsnooze": health_unsnooze,
     "report": report,
+    "channels": channels,
     "local up": local_up,
 }
 """Every command but `demo`, which drives these (see `tokenwarden.cli.demo`)."""

@@ -33,6 +33,7 @@ EXAMPLES = {
     "  tokenwarden health snooze data-science --until 2027-01-04 --reason 'team offsite'",
     "report": "tokenwarden report --since 90d --format html --output evidence.html\n"
     "  tokenwarden report --since 2027-01-01 --format json | jq '.sections[] | {id, summary}'",
+    "channels": "tokenwarden channels\n  tokenwarden channels --format json | jq -c '.channels[] | [.channel, .filter_policy]'",
 }
 
 # Keys live at most 90 days; any date the lifecycle arithmetic meets stays far inside datetime's range.
@@ -149,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_revoke,
         _add_restore,
         _add_report,
+        _add_channels,
         _add_local,
         _add_demo,
     ):
@@ -380,6 +382,19 @@ def _add_report(add: Add) -> None:
     )
     p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
     _with_registry(p)
+
+
+def _add_channels(add: Add) -> None:
+    p = add(
+        "channels",
+        "Show each notification channel of the registry (`notify`), the teams it serves and the SNS "
+        "subscription filter policy that gives it exactly their messages; the platform channel "
+        "subscribes without one and receives everything (reads only the registry).",
+    )
+    _with_registry(p)
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text for people (default), json for tools"
+    )
 
 
 def _add_local(add: Add) -> None:

@@ -31,7 +31,9 @@ NOTIFICATIONS_INTRO = """\
 
 Every change TokenWarden makes is announced on the SNS topic (`TopicArn`) as an AWS Chatbot
 custom notification. Each message carries the attributes `event_type`, `principal`, `team` and
-`severity`, for subscription filter policies ([deploy.md](deploy.md#subscribe-slack-through-aws-chatbot)).
+`severity`, for subscription filter policies ([deploy.md](deploy.md#subscribe-slack-through-aws-chatbot)),
+and a message about a team with a `notify` channel also `channel`, which gives each team's Slack
+channel exactly its own messages ([routing.md](routing.md)).
 A message names a key by its alias, id and expiry, never by its token.
 
 This page has one entry per `event_type`: what it means and what to do. The CloudWatch alarms

@@ -69,6 +69,9 @@ class Notification(BaseModel):
     key: KeyRef | None = None
     context: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime
+    # The Slack channel (registry `notify`) of the team the message is about; set when it is routed
+    # (domain/routing.py), None for run-wide messages and teams without one.
+    channel: str | None = None
 
     def chatbot_message(self) -> dict[str, Any]:
         additional = {"principal": self.principal, "team": self.team, **self.context}
@@ -100,12 +103,17 @@ class Notification(BaseModel):
         return json.dumps(self.chatbot_message(), sort_keys=True)
 
     def attributes(self) -> dict[str, str]:
-        return {
+        """The SNS message attributes subscription filter policies select on: metadata only (the
+        kind, a registry id, a severity, a registry channel), never a token or free text."""
+        attributes = {
             "event_type": self.event_type.value,
             "principal": self.principal,
             "team": self.team,
             "severity": self.severity,
         }
+        if self.channel is not None:
+            attributes["channel"] = self.channel
+        return attributes
 
     def render_text(self) -> str:
         """The message as a person reads it in Slack, for the terminal."""

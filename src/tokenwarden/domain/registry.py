@@ -27,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from tokenwarden.domain.calendar import MAX_QUIET_DAYS, QuietDay, check_calendar
 from tokenwarden.domain.ownership import Readers
+from tokenwarden.domain.routing import channel_problem
 
 MAX_KEY_AGE_DAYS = 90
 MAX_HOURS = MAX_KEY_AGE_DAYS * 24
@@ -200,6 +201,16 @@ class PrincipalSpec(_Strict):
                 f"{_show(value)} is not a slug (lowercase letters, digits and '-', 1-48 characters, "
                 "starting and ending with a letter or digit)"
             )
+        return value
+
+    @field_validator("notify")
+    @classmethod
+    def _sns_channel(cls, value: str | None) -> str | None:
+        """`notify` travels as the SNS message attribute `channel`: a value SNS would refuse is
+        refused here, when the registry loads, not at the first message."""
+        problem = None if value is None else channel_problem(value)
+        if problem is not None:
+            raise ValueError(f"{_show(value or '')} {problem}")
         return value
 
 

@@ -51,6 +51,7 @@ from tokenwarden.domain.registry import Principal, Registry
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.expiry_metrics import days_to_expiry, publish_expiry
 from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.ownership import Custody, Secured, UserRead
@@ -106,6 +107,8 @@ class Reconciler:
     leases: Leases | None = None
     # Where repairs and refused takeovers are recorded for the evidence report (the ledger's history).
     journal: Journal | None = None
+    # One DaysToExpiry metric per principal at each summary (PrincipalMetrics; aggregates always).
+    principal_metrics: bool = False
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -242,6 +245,7 @@ class Reconciler:
             counts=dict(counts),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
+        publish_expiry(days_to_expiry(registry, final, now), self.principal_metrics)
         self._summarise(report, now)
         return report
 
@@ -297,6 +301,7 @@ class Reconciler:
             counts=dict(counts if counts is not None else counted),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
+        publish_expiry(days_to_expiry(registry, final, now), self.principal_metrics)
         self._summarise(report, now)
         return report
 
@@ -765,9 +770,5 @@ def _key(entry: LedgerEntry) -> notes.KeyRef:
 
 
 def _min_days_to_expiry(registry: Registry, inventory: Inventory, now: datetime) -> float | None:
-    remaining = [
-        (cred.expires_at - now).total_seconds() / 86400
-        for p in registry.principals
-        if (cred := inventory.of(p.id).current_credential) is not None and cred.expires_at is not None
-    ]
-    return round(min(remaining), 2) if remaining else None
+    remaining = days_to_expiry(registry, inventory, now).values()
+    return min(remaining) if remaining else None

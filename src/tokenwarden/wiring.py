@@ -28,6 +28,7 @@ from tokenwarden.settings import Settings
 
 if TYPE_CHECKING:
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.snooze import Snoozes
 
 # Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
 # answers are retried with botocore's standard mode: jittered exponential back-off, up to 8
@@ -102,6 +103,7 @@ def build_health_checker(
     settings: Settings, adapters: Adapters, session: Any | None = None, clock: Clock | None = None
 ) -> HealthChecker:
     from tokenwarden.adapters.promql import PromQLClient
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect
     from tokenwarden.domain.rollback import RollbackPolicy
@@ -122,7 +124,8 @@ def build_health_checker(
                 "TOKENWARDEN_PROMQL_URL is required for an unsigned Prometheus-compatible server"
             )
         querier = PromQLClient.unsigned(settings.promql_url, dialect=dialect)
-    store = DynamoHealthStore(session.client("dynamodb", config=_RETRIES), settings.ledger_table)
+    dynamodb = session.client("dynamodb", config=_RETRIES)
+    store = DynamoHealthStore(dynamodb, settings.ledger_table)
     return HealthChecker(
         querier=querier,
         dialect=dialect,
@@ -143,6 +146,7 @@ def build_health_checker(
             policy=RollbackPolicy(grace_days=settings.rollback_grace_days),
         ),
         journal=store,
+        snoozes=DynamoSnoozeLog(dynamodb, settings.ledger_table),
     )
 
 
@@ -200,3 +204,12 @@ def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> Br
         rotation_lambda_arn=settings.rotation_lambda_arn,
         sleep=engine.sleep,
     )
+
+
+def build_snoozes(settings: Settings, session: Any | None = None) -> Snoozes:
+    """Health snoozes in the ledger table (`tokenwarden health snooze`), with the caller's credentials."""
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
+    from tokenwarden.service.snooze import Snoozes
+
+    session = session or boto3.session.Session(region_name=settings.region)
+    return Snoozes(DynamoSnoozeLog(session.client("dynamodb", config=_RETRIES), settings.ledger_table))

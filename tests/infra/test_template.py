@@ -344,7 +344,7 @@ def test_nightly_schedule_starts_the_state_machine_with_an_explicit_input(cfn: d
     assert {"Fn::GetAtt": ["ReconcileFunction", "Arn"]} not in targets, "one nightly run, not two"
 
 
-def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
+def test_health_schedule_passes_an_explicit_input_every_15_minutes(cfn: dict[str, Any]) -> None:
     (schedule,) = (
         s["Properties"]
         for s in resources(cfn, "AWS::Scheduler::Schedule").values()
@@ -353,7 +353,8 @@ def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) ->
     assert schedule["ScheduleExpression"] == {"Ref": "HealthSchedule"}
     assert json.loads(schedule["Target"]["Input"]) == {"mode": "check"}
     assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
-    assert cfn["Parameters"]["HealthSchedule"]["Default"] == "rate(1 hour)"
+    # A silence is announced within 15 minutes of its threshold.
+    assert cfn["Parameters"]["HealthSchedule"]["Default"] == "rate(15 minutes)"
 
 
 def test_revoke_has_no_schedule_or_trigger(cfn: dict[str, Any]) -> None:
@@ -703,6 +704,19 @@ def test_restore_has_its_own_function_that_can_only_reactivate_keys(cfn: dict[st
         if p["Properties"]["FunctionName"]
         in ({"Ref": "RestoreFunction"}, {"Fn::GetAtt": ["RestoreFunction", "Arn"]})
     ], "nobody but IAM principals granted lambda:InvokeFunction may call it"
+
+
+def test_health_check_queries_only_the_health_and_principal_partitions(cfn: dict[str, Any]) -> None:
+    """It reads the snoozes with Query on pk HEALTH, and (for the automatic rollback) a principal's
+    records on its P# partition; never a Query without a partition condition."""
+    conditions = [q["Condition"] for q in allowing(cfn, role_of(cfn, "HealthFunction"), "dynamodb:Query")]
+    assert sorted(conditions, key=str) == sorted(
+        [
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}},
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*"]}},
+        ],
+        key=str,
+    )
 
 
 def test_health_check_writes_iam_only_to_roll_back_and_never_touches_secrets(cfn: dict[str, Any]) -> None:

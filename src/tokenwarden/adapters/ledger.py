@@ -5,8 +5,8 @@ Keys: `pk = P#<principal>`; `sk = V#<version id>` for a key record (the key's pr
 rewritten as it changes), `H#<key>` for a history record (a revoke or a restore, see
 service/breakglass.py; a repair or a refused takeover, see domain/journal.py: written once with a
 conditional put and never rewritten), `LOCK` for the per-principal lease (see service/lease.py).
-`pk = HEALTH` holds the health check's state (`sk = TEAMS`) and its transitions (`sk =
-H#<team>#<key>`). Records are never deleted: they are the history that later runs, the audit, the
+`pk = HEALTH` holds the health check's state (`sk = TEAMS`), its transitions (`sk =
+H#<team>#<key>`) and the snoozes (`sk = SNOOZE#<team>#<time>`, see adapters/snooze_log.py). Records are never deleted: they are the history that later runs, the audit, the
 health check's likely-cause hints and the evidence report read.
 """
 

@@ -74,7 +74,7 @@ def plot(days: int, health: bool) -> list[Story]:
         lambda world: stories.lifecycle(world, days),
         stories.break_glass,
         stories.takeover,
-        *([stories.silent_team, stories.rollback] if health else [_no_health_story]),
+        *([stories.silent_team, stories.rollback, stories.snoozed_team] if health else [_no_health_story]),
     ]
 
 

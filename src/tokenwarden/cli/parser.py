@@ -29,7 +29,8 @@ EXAMPLES = {
     "revoke": "tokenwarden revoke platform-eng --reason 'token pasted in #general' --reissue",
     "restore": "tokenwarden restore platform-eng\n"
     "  tokenwarden restore platform-eng --force --reason 'the leak report was a false alarm'",
-    "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'",
+    "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'\n"
+    "  tokenwarden health snooze data-science --until 2027-01-04 --reason 'team offsite'",
     "report": "tokenwarden report --since 90d --format html --output evidence.html\n"
     "  tokenwarden report --since 2027-01-01 --format json | jq '.sections[] | {id, summary}'",
     "channels": "tokenwarden channels\n  tokenwarden channels --format json | jq -c '.channels[] | [.channel, .filter_policy]'",
@@ -229,6 +230,48 @@ def _add_health(add: Add) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="evaluate only: send no notification and record nothing"
     )
+    _add_snooze_commands(p)
+
+
+SNOOZE_EXAMPLES = {
+    "snooze": "tokenwarden health snooze data-science --until 2027-01-04 --reason 'team offsite, laptops off'",
+    "unsnooze": "tokenwarden health unsnooze data-science",
+}
+
+
+def _add_snooze_commands(health: argparse.ArgumentParser) -> None:
+    """`health snooze` and `health unsnooze`; `health` alone still runs the check."""
+    sub = health.add_subparsers(dest="health_command", required=False, metavar="SUBCOMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {SNOOZE_EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.set_defaults(command_parser=command)
+        command.add_argument("team", help="the team id from the registry")
+        _with_registry(command)
+        _with_json(command, "the snooze")
+        return command
+
+    snooze = add(
+        "snooze",
+        "Planned quiet: the team's silence stops counting until a date (recorded in the ledger).",
+    )
+    snooze.add_argument(
+        "--until",
+        required=True,
+        metavar="DATE",
+        help="when it ends: a date is that day's start in the team's time zone (e.g. 2027-01-04); "
+        "a time without an offset is the team's local time; at most 90 days ahead",
+    )
+    snooze.add_argument(
+        "--reason", required=True, help="why (recorded in the ledger, shown by status and health)"
+    )
+    add("unsnooze", "End the team's snooze now (recorded in the ledger).")
 
 
 def _add_pickup(add: Add) -> None:
@@ -393,5 +436,5 @@ def _add_demo(add: Add) -> None:
 
 def command_name(args: argparse.Namespace) -> str:
     """The command a parse named: `plan`, ..., or `local up`."""
-    local = getattr(args, "local_command", None)
+    local = getattr(args, "local_command", None) or getattr(args, "health_command", None)
     return f"{args.command} {local}" if local else str(args.command)

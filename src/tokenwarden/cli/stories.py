@@ -27,7 +27,7 @@ from tokenwarden.cli.demo_world import (
     show,
 )
 from tokenwarden.cli.errors import guarded
-from tokenwarden.cli.parser import build_parser
+from tokenwarden.cli.parser import build_parser, command_name
 from tokenwarden.cli.views import status_rows
 from tokenwarden.domain.audit import audit
 from tokenwarden.domain.registry import ActivityProfile, Principal
@@ -142,7 +142,7 @@ def break_glass(world: DemoWorld) -> int:
 def run_command(world: DemoWorld, argv: list[str]) -> int:
     """A `tokenwarden` command, run as the operator would type it, against the demo's stack."""
     args = build_parser().parse_args(argv)
-    command = commands.COMMANDS[args.command]
+    command = commands.COMMANDS[command_name(args)]
     return guarded(lambda: command(args, Context(world.settings, args)))
 
 
@@ -312,7 +312,7 @@ def _health_notice(world: DemoWorld, fleet: Fleet, message: Message) -> None:
     kind = event_type(message)
     if not kind.startswith("team_"):
         return
-    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check:")
+    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check:")
     show([message])
     fleet.silent_seen = fleet.silent_seen or kind == "team_silent"
     fleet.recovered = fleet.recovered or kind == "team_recovered"
@@ -429,12 +429,12 @@ def _rollback_day(world: DemoWorld, story: Rollback, checker: HealthChecker, day
         and event_type(m) in ("team_silent", "team_recovered", "rolled_back", "rollback_escalated")
     ]
     if told:
-        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check:")
+        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check:")
         show(told)
         story.seen += [event_type(m) for m in told]
     elif story.seen.count("retired") >= 2:
         story.seen.append("healthy day")
-        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check: {fleet.victim} is healthy")
+        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check: {fleet.victim} is healthy")
     if story.saw("team_recovered") and not story.picked_up:
         story.picked_up = True
         say(
@@ -471,6 +471,84 @@ def _rollback_held(world: DemoWorld, story: Rollback) -> int:
         f"\n  The previous key is retired for good; {story.fleet.victim}'s laptops send with the current one."
     )
     return 0
+
+
+# -- a team snoozed for its offsite ----------------------------------------------------------------
+
+OFFSITE = "team offsite, laptops off"
+
+
+def snoozed_team(world: DemoWorld) -> int:
+    """A team away for two working days is snoozed: its laptops send nothing, and nobody is paged."""
+    from tokenwarden.wiring import build_adapters, build_health_checker
+
+    checker = build_health_checker(world.settings, build_adapters(world.settings))
+    fleet = Fleet.of(world)
+    team = "mobile" if "mobile" in fleet.owners else sorted(fleet.owners)[0]
+    monday = _next_monday(world.clock.now())
+    world.clock.advance_to(monday.replace(hour=9))
+    _export_except(world, fleet, away=None)
+    until = monday + timedelta(days=3)
+    say(
+        f"\nPlanned quiet: {team} is at an offsite from Monday {monday:%Y-%m-%d}, laptops off, until Thursday."
+    )
+    say(f"  $ tokenwarden health snooze {team} --until {until:%Y-%m-%d} --reason '{OFFSITE}'")
+    argv = ["health", "snooze", team, "--until", f"{until:%Y-%m-%d}", "--reason", OFFSITE]
+    if run_command(world, [*argv, "--registry", world.registry.source]):
+        return 1
+    paged = [
+        m
+        for day in range(2)
+        for m in _quiet_day(world, checker, fleet, team, monday + timedelta(days=day), team)
+    ]
+    log, checker.snoozes = checker.snoozes, None  # what the same check would say without the snooze
+    say(
+        "  Without the snooze it would say: "
+        + rendering.render_team_health(checker.run(world.registry, world.clock.now(), commit=False))
+    )
+    checker.snoozes = log
+    wednesday = monday + timedelta(days=2)
+    world.clock.advance_to(wednesday.replace(hour=8))
+    say(f"\n  The team is back a day early: $ tokenwarden health unsnooze {team}")
+    if run_command(world, ["health", "unsnooze", team, "--registry", world.registry.source]):
+        return 1
+    paged += _quiet_day(world, checker, fleet, team, wednesday, away=None)
+    if paged:
+        say(f"  UNEXPECTED: {team} was paged: {[event_type(m) for m in paged]}")
+        return 1
+    return 0
+
+
+def _next_monday(now: datetime) -> datetime:
+    return (now + timedelta(days=7 - now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _quiet_day(
+    world: DemoWorld, checker: HealthChecker, fleet: Fleet, team: str, day: datetime, away: str | None = None
+) -> list[Message]:
+    """A working day on which every team at work exports but the one `away`; the evening's health
+    check reports `team`. Returns the alerts about `team`, of which there should be none."""
+    for hour in range(11, 23, 2):
+        world.clock.advance_to(day.replace(hour=hour))
+        _export_except(world, fleet, away)
+    world.clock.advance_to(day.replace(hour=23, minute=30))
+    report = checker.run(world.registry, world.clock.now())
+    about_team = [m for m in world.drain() if about(m, team) and event_type(m).startswith("team_")]
+    [health] = [t for t in report.teams if t.team == team]
+    until = health.snoozed_until
+    snoozed = f", snoozed until {until:%Y-%m-%d %H:%M} UTC ({health.snooze_reason})" if until else ""
+    say(
+        f"  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check: {team} {health.state.value}{snoozed}; "
+        f"{len(about_team)} alert(s) for it"
+    )
+    return about_team
+
+
+def _export_except(world: DemoWorld, fleet: Fleet, away: str | None) -> None:
+    """Every team at work exports with its current token, except the one `away`."""
+    for team, owner in fleet.owners.items():
+        if team != away and working(fleet.profiles[team], world.clock.now()):
+            world.send(world.token_of(owner), team, f"dev-{team}")
 
 
 # -- the end ----------------------------------------------------------------------------------------

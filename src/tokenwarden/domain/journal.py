@@ -9,6 +9,7 @@ its own record instead of writing a second one. Readers that do not know a kind 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from tokenwarden.domain.calendar import Span, free_parts, merged, quiet_dates
 from tokenwarden.domain.registry import WEEKDAYS, ActivityProfile
 
 # A silence threshold is at most a few weeks of working hours; a search past this finds none.
@@ -98,22 +100,25 @@ def stamp(at: datetime) -> str:
     return f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
 
-def threshold_crossed_at(profile: ActivityProfile, start: datetime, hours: float) -> datetime | None:
+def threshold_crossed_at(
+    profile: ActivityProfile, start: datetime, hours: float, snoozed: Sequence[Span] = ()
+) -> datetime | None:
     """The instant when `hours` working hours of `profile` have passed since `start` (the inverse of
-    :func:`tokenwarden.domain.health.active_hours`), or None past the search horizon."""
+    :func:`tokenwarden.domain.health.active_hours`: holidays, quiet days and the `snoozed` spans do
+    not count either), or None past the search horizon."""
     zone = ZoneInfo(profile.timezone)
     working = {WEEKDAYS.index(day) for day in profile.working_days}
     left = timedelta(hours=hours)
     start_utc = start.astimezone(UTC)
     day = start_utc.astimezone(zone).date()
+    spans = merged(snoozed)
     for _ in range(MAX_CROSSING_SEARCH_DAYS):
-        if day.weekday() in working:
+        if day.weekday() in working and not quiet_dates(profile.holidays, profile.quiet_days, day, day):
             opens = datetime.combine(day, profile.start.replace(tzinfo=None), tzinfo=zone).astimezone(UTC)
             closes = datetime.combine(day, profile.end.replace(tzinfo=None), tzinfo=zone).astimezone(UTC)
-            lo = max(opens, start_utc)
-            if closes > lo:
-                if closes - lo >= left:
+            for lo, hi in free_parts(spans, max(opens, start_utc), closes):
+                if hi - lo >= left:
                     return lo + left
-                left -= closes - lo
+                left -= hi - lo
         day += timedelta(days=1)
     return None

@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from tokenwarden.domain.calendar import MAX_QUIET_DAYS, QuietDay, check_calendar
 from tokenwarden.domain.ownership import Readers
 from tokenwarden.domain.routing import channel_problem
 
@@ -112,6 +113,22 @@ class ActivityProfile(_Strict):
     start: time = time(9, 0)
     end: time = time(18, 0)
     silent_after_hours: float = Field(default=4.0, gt=0, le=MAX_HOURS, strict=True, allow_inf_nan=False)
+    holidays: StrictStr | None = Field(default=None, max_length=16)
+    """Public-holiday calendar (``DE``, ``US-NY``): its holidays do not count toward silence."""
+    quiet_days: tuple[QuietDay, ...] = Field(default=(), max_length=MAX_QUIET_DAYS)
+    """Dates and ranges (``2026-12-24``, ``2026-12-27..2027-01-01``) that do not count either."""
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _calendar_text(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError('write the calendar quoted, e.g. "NO" (YAML reads an unquoted NO as false)')
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        return None if value is None else check_calendar(value)
 
     @field_validator("timezone")
     @classmethod
@@ -338,6 +355,18 @@ class _RegistryLoader(yaml.SafeLoader):
                     None, None, f"duplicate key {_show(str(key))}", key_node.start_mark
                 )
             seen.add(key)
+
+    def construct_timestamp(self, node: yaml.ScalarNode) -> object:
+        """A date-shaped scalar that is no date (``2026-13-01``) is a YAML error with its line, not a crash."""
+        try:
+            return self.construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_show(str(node.value))} is not a date ({exc})", node.start_mark
+            ) from None
+
+
+_RegistryLoader.add_constructor("tag:yaml.org,2002:timestamp", _RegistryLoader.construct_timestamp)
 
 
 def load_registry(path: Path) -> Registry:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.calendar import Span
 from tokenwarden.domain.health import (
     Evaluation,
     HealthPolicy,
@@ -54,10 +55,12 @@ from tokenwarden.domain.promql import (
     team_shards,
 )
 from tokenwarden.domain.registry import ActivityProfile, Registry
+from tokenwarden.domain.snooze import Snooze, active_snoozes, snooze_spans
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.rollback import AutomaticRollback, RollbackOutcome
+from tokenwarden.service.snooze import SnoozeLog
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
 
@@ -88,6 +91,10 @@ class TeamHealth(BaseModel):
     last_sample_at: datetime | None
     minutes_since_last_sample: float | None
     likely_causes: tuple[str, ...] = ()
+    snoozed_until: datetime | None = None
+    """When the team's snooze in force ends (``tokenwarden health snooze``); None: not snoozed."""
+    snooze_reason: str | None = None
+    snoozed_by: str | None = None
 
 
 class HealthReport(BaseModel):
@@ -117,6 +124,8 @@ class HealthChecker:
     rollback: AutomaticRollback | None = None
     # Where each announced transition is recorded for the evidence report (the ledger's history).
     journal: Journal | None = None
+    snoozes: SnoozeLog | None = None
+    """Where ``tokenwarden health snooze`` records snoozes; read once per run."""
 
     def __post_init__(self) -> None:
         try:
@@ -158,7 +167,10 @@ class HealthChecker:
         """Evaluate every team. With `commit`, alert on transitions and record the new states."""
         samples, queries = self.last_samples(now, registry.teams)
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
-        evaluation = evaluate(registry, samples, previous, now, self.policy)
+        snoozes = self.snoozes.records() if self.snoozes is not None else []
+        spans = snooze_spans(snoozes)
+        evaluation = evaluate(registry, samples, previous, now, self.policy, spans)
+        snoozed = active_snoozes(snoozes, now)
         causes = self._causes(registry, evaluation, now)
         rollbacks: tuple[RollbackOutcome, ...] = ()
         if commit:
@@ -173,7 +185,7 @@ class HealthChecker:
             if self.rollback is not None:
                 rollbacks = self.rollback.after_evaluation(registry, evaluation.records, now)
             self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
-            self._record(registry, evaluation.transitions, now)
+            self._record(registry, evaluation.transitions, now, spans)
             self._metrics(evaluation)
         teams = tuple(
             TeamHealth(
@@ -183,6 +195,7 @@ class HealthChecker:
                 last_sample_at=rec.last_sample_at,
                 minutes_since_last_sample=evaluation.minutes_since_last_sample.get(team),
                 likely_causes=tuple(causes.get(team, ())),
+                **snooze_fields(snoozed.get(team)),
             )
             for team, rec in sorted(evaluation.records.items())
         )
@@ -231,11 +244,18 @@ class HealthChecker:
             result[team] = causes
         return result
 
-    def _record(self, registry: Registry, transitions: Iterable[Transition], now: datetime) -> None:
+    def _record(
+        self,
+        registry: Registry,
+        transitions: Iterable[Transition],
+        now: datetime,
+        snoozed: Mapping[str, Sequence[Span]] | None = None,
+    ) -> None:
         """Each announced transition as a journal record under its team, after the state is saved."""
         profiles = team_profiles(registry)
         for transition in transitions:
-            write_transition(self.journal, transition, profiles[transition.team], now)
+            spans = (snoozed or {}).get(transition.team, ())
+            write_transition(self.journal, transition, profiles[transition.team], now, spans)
 
     def _metrics(self, evaluation: Evaluation) -> None:
         per_state = {state: 0 for state in HealthState}
@@ -246,6 +266,13 @@ class HealthChecker:
         for team, minutes in evaluation.minutes_since_last_sample.items():
             if minutes is not None:
                 team_metric("MinutesSinceLastSample", minutes, team)
+
+
+def snooze_fields(snooze: Snooze | None) -> dict[str, Any]:
+    """A team's snooze in force as :class:`TeamHealth` shows it (nothing when there is none)."""
+    if snooze is None:
+        return {}
+    return {"snoozed_until": snooze.until, "snooze_reason": snooze.reason, "snoozed_by": snooze.by}
 
 
 def query_by_shard(
@@ -284,11 +311,16 @@ def query_by_shard(
 
 
 def write_transition(
-    book: Journal | None, transition: Transition, profile: ActivityProfile, now: datetime
+    book: Journal | None,
+    transition: Transition,
+    profile: ActivityProfile,
+    now: datetime,
+    snoozed: Sequence[Span] = (),
 ) -> None:
-    """The journal record of one transition: when it was announced and when its silence began."""
+    """The journal record of one transition: when it was announced and when its silence began
+    (quiet time left out, as the health check leaves it out)."""
     crossed = (
-        threshold_crossed_at(profile, transition.last_sample_at, profile.silent_after_hours)
+        threshold_crossed_at(profile, transition.last_sample_at, profile.silent_after_hours, snoozed)
         if transition.last_sample_at is not None
         else None
     )

@@ -1,4 +1,5 @@
-# Shared by the functions that read the principal registry (reconcile, health, revoke, restore).
+# Shared by the functions that read the principal registry (reconcile, health, revoke, restore,
+# rotate_secret: for the channel its messages carry).
 #
 # `sam build` (Metadata BuildMethod: makefile) runs `make --makefile <functions/NAME/Makefile>
 # build-<Logical>Function` from a scratch copy of the folder, so the repository is found from the

@@ -48,6 +48,7 @@ from tokenwarden.domain.ownership import (
     refusal,
 )
 from tokenwarden.domain.promql import MAX_SERIES, Dialect, PromQLQuerier, QueryResult, TeamSample
+from tokenwarden.domain.snooze import SnoozeRecord
 from tokenwarden.errors import AwsError
 from tokenwarden.service.breakglass import BreakGlass, BreakGlassLedger
 from tokenwarden.service.health import HealthChecker, HealthStore
@@ -55,6 +56,7 @@ from tokenwarden.service.lease import Leases
 from tokenwarden.service.ownership import Custody
 from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.service.rotation import RotationEngine
+from tokenwarden.service.snooze import SnoozeLog
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -737,6 +739,24 @@ class FakeHealthStore:
         self.records = {team: dict(record) for team, record in records.items()}
 
 
+class FakeSnoozeLog:
+    """Snooze records in memory; like the ledger, a record is written once under its team and time."""
+
+    def __init__(self) -> None:
+        self.written: list[SnoozeRecord] = []
+        self.reads = 0
+
+    def append(self, record: SnoozeRecord) -> bool:
+        if any(r.team == record.team and r.at == record.at for r in self.written):
+            return record in self.written
+        self.written.append(record)
+        return True
+
+    def records(self) -> list[SnoozeRecord]:
+        self.reads += 1
+        return sorted(self.written, key=lambda r: (r.team, r.at))
+
+
 class FakePromQL:
     """Answers a last-sample query with each team's newest sample time: from `by_metric` for a query
     naming that metric, else from `last_seen`; `unattributed` is a series without a team label.
@@ -917,3 +937,4 @@ def conformance() -> None:
     _probe: ports.TokenProbe = FakeProbe(iam)
     _store: HealthStore = FakeHealthStore()
     _querier: PromQLQuerier = FakePromQL()
+    _snoozes: SnoozeLog = FakeSnoozeLog()

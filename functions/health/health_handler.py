@@ -1,7 +1,7 @@
-"""Health check: hourly (ScheduleV2 with an explicit Input) or invoked by hand.
+"""Health check: every 15 minutes (ScheduleV2 with an explicit Input) or invoked by hand.
 
 A window or metric list no query could run with stops the function at cold start (a failed
-initialisation, named in the log), not each hourly run once it has started.
+initialisation, named in the log), not each scheduled run once it has started.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ check_health_settings(
 @cache
 def _checker() -> HealthChecker:
     """Built on the first invocation (not at import, so tests can mock AWS first), then reused."""
-    return build_health_checker(SETTINGS, build_adapters(SETTINGS))
+    return build_health_checker(SETTINGS, build_adapters(SETTINGS), clock=CLOCK)
 
 
 class HealthInput(BaseModel):

@@ -1,7 +1,7 @@
 """Reconciler: the steps of the nightly state machine, or a whole run invoked by hand.
 
 Modes: `plan` (a dry run) and `apply` (one whole run in this invocation, for small registries and
-by hand); `plan_night`, `principal` and `summary` are the state machine's steps
+by hand); `plan_night` (once per round), `principal` and `summary` are the state machine's steps
 (statemachine/nightly.asl.json, tokenwarden.service.night)."""
 
 from __future__ import annotations
@@ -45,13 +45,16 @@ class ReconcileInput(BaseModel):
 
 
 class PlanNightInput(BaseModel):
-    """The state machine's first step."""
+    """The state machine's plan step, at the start of each round."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["plan_night"]
     allow_mass_revoke: bool = False
     max_principals: int = Field(default=night.DEFAULT_MAX_PRINCIPALS, ge=1)
+    max_rounds: int = Field(default=night.DEFAULT_MAX_ROUNDS, ge=1)
+    # The last round and its results (JSON from Step Functions: read leniently); none in the first.
+    previous: Annotated[night.RoundResults | None, Field(strict=False)] = None
 
 
 class PrincipalInput(BaseModel):
@@ -66,12 +69,13 @@ class PrincipalInput(BaseModel):
 
 
 class SummaryInput(BaseModel):
-    """The state machine's last step: the plan and the Map's results (JSON from Step Functions)."""
+    """The state machine's last step, once per night: the night the rounds left (JSON from Step
+    Functions)."""
 
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["summary"]
-    night: night.NightResults
+    night: night.NightState
 
 
 Request = Annotated[
@@ -104,8 +108,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     reconciler = _reconciler()
     now = CLOCK.now()
     if isinstance(request, PlanNightInput):
-        plan = night.plan_night(reconciler, registry, now, request.allow_mass_revoke, request.max_principals)
-        return plan.model_dump(mode="json")
+        planned = night.plan_night(
+            reconciler,
+            registry,
+            now,
+            request.allow_mass_revoke,
+            request.max_principals,
+            request.max_rounds,
+            request.previous,
+        )
+        return planned.model_dump(mode="json")
     if isinstance(request, PrincipalInput):
         result = night.apply_batch(
             reconciler, registry, [request.principal], now, request.run_id, request.allow_mass_revoke

@@ -25,10 +25,20 @@ tracer = Tracer(service=SERVICE)
 
 def team_metric(name: str, value: float, team: str) -> None:
     """One EMF document with a `team` dimension (the shared `metrics` carries no per-team dimension)."""
+    _single(name, value, "team", team)
+
+
+def principal_metric(name: str, value: float, principal: str) -> None:
+    """One EMF document with a `principal` dimension: one custom metric per principal, so only
+    where the deployment asked for them (service/expiry_metrics.py)."""
+    _single(name, value, "principal", principal)
+
+
+def _single(name: str, value: float, dimension: str, dimension_value: str) -> None:
     if _disabled():
         return
     with single_metric(name=name, unit=MetricUnit.Count, value=value, namespace=NAMESPACE) as metric:
-        metric.add_dimension(name="team", value=team)
+        metric.add_dimension(name=dimension, value=dimension_value)
 
 
 def _disabled() -> bool:

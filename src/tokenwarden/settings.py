@@ -65,6 +65,11 @@ class Settings(BaseModel):
         default=24.0, ge=1 / 60, le=MAX_LAST_SAMPLE_WINDOW / timedelta(hours=1)
     )
     health_reminder_hours: float = Field(default=24.0, gt=0)
+    # How long a key the health check re-activates automatically stays active (domain/rollback.py);
+    # 0 turns the automatic rollback off.
+    rollback_grace_days: int = Field(default=3, ge=0, le=14)
+    # One DaysToExpiry metric per principal (template parameter PrincipalMetrics): a custom metric each.
+    principal_metrics: bool = False
 
     @field_validator(
         "topic_arn",

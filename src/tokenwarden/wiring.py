@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from tokenwarden.adapters.ledger import DynamoLedger
     from tokenwarden.adapters.otlp_probe import OtlpProbe
     from tokenwarden.adapters.secrets import SecretsAdapter
-    from tokenwarden.adapters.sns import SnsNotifier
     from tokenwarden.adapters.stepfunctions import NightlyStateMachine
     from tokenwarden.domain.notifications import Notification
     from tokenwarden.domain.registry import Principal
@@ -29,6 +28,8 @@ if TYPE_CHECKING:
     from tokenwarden.service.ownership import Custody
     from tokenwarden.service.reconciler import Reconciler
     from tokenwarden.service.rotation import RotationEngine
+    from tokenwarden.service.routing import RoutedNotifier
+    from tokenwarden.service.snooze import Snoozes
     from tokenwarden.settings import Settings
 
 # Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
@@ -58,7 +59,7 @@ class Adapters:
     iam: IamAdapter
     secrets: SecretsAdapter
     ledger: DynamoLedger
-    notifier: SnsNotifier | DiscardNotifier
+    notifier: RoutedNotifier
     probe: OtlpProbe
 
 
@@ -68,13 +69,16 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
     from tokenwarden.adapters.otlp_probe import OtlpProbe
     from tokenwarden.adapters.secrets import SecretsAdapter
     from tokenwarden.adapters.sns import SnsNotifier
+    from tokenwarden.service.routing import RegistryRoutes, RoutedNotifier
 
     session = session or boto3.session.Session(region_name=settings.region)
-    notifier: SnsNotifier | DiscardNotifier = (
+    topic: SnsNotifier | DiscardNotifier = (
         SnsNotifier(session.client("sns", config=_RETRIES), settings.topic_arn)
         if settings.topic_arn
         else DiscardNotifier()
     )
+    # Each message carries its team's channel, from the registry shipped with the function.
+    notifier = RoutedNotifier(topic, RegistryRoutes(settings.registry_path))
     return Adapters(
         iam=IamAdapter(
             session.client("iam", config=_RETRIES), partition=settings.partition, sts=session.client("sts")
@@ -107,12 +111,17 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> Rotati
     )
 
 
-def build_health_checker(settings: Settings, adapters: Adapters, session: Any | None = None) -> HealthChecker:
+def build_health_checker(
+    settings: Settings, adapters: Adapters, session: Any | None = None, clock: Clock | None = None
+) -> HealthChecker:
     from tokenwarden.adapters.ledger import DynamoHealthStore
     from tokenwarden.adapters.promql import PromQLClient
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
     from tokenwarden.domain.health import HealthPolicy
     from tokenwarden.domain.promql import Dialect
+    from tokenwarden.domain.rollback import RollbackPolicy
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.rollback import AutomaticRollback
 
     session = session or boto3.session.Session(region_name=settings.region)
     dialect = Dialect(settings.promql_dialect)
@@ -128,10 +137,12 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
                 "TOKENWARDEN_PROMQL_URL is required for an unsigned Prometheus-compatible server"
             )
         querier = PromQLClient.unsigned(settings.promql_url, dialect=dialect)
+    dynamodb = session.client("dynamodb", config=_RETRIES)
+    store = DynamoHealthStore(dynamodb, settings.ledger_table)
     return HealthChecker(
         querier=querier,
         dialect=dialect,
-        store=DynamoHealthStore(session.client("dynamodb", config=_RETRIES), settings.ledger_table),
+        store=store,
         ledger=adapters.ledger,
         iam=adapters.iam,
         notifier=adapters.notifier,
@@ -139,6 +150,16 @@ def build_health_checker(settings: Settings, adapters: Adapters, session: Any | 
         metric_names=settings.metric_names,
         window=timedelta(hours=settings.health_window_hours),
         policy=HealthPolicy(reminder_hours=settings.health_reminder_hours),
+        rollback=AutomaticRollback(
+            iam=adapters.iam,
+            ledger=adapters.ledger,
+            notifier=adapters.notifier,
+            naming=settings.naming,
+            clock=clock or SystemClock(),
+            policy=RollbackPolicy(grace_days=settings.rollback_grace_days),
+        ),
+        journal=store,
+        snoozes=DynamoSnoozeLog(dynamodb, settings.ledger_table),
     )
 
 
@@ -177,6 +198,9 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
         naming=settings.naming,
         rotation_lambda_arn=settings.rotation_lambda_arn,
         custody=build_custody(settings, adapters),
+        health=adapters.ledger.health_store(),
+        journal=adapters.ledger,
+        principal_metrics=settings.principal_metrics,
     )
 
 
@@ -203,3 +227,12 @@ def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> Br
         rotation_lambda_arn=settings.rotation_lambda_arn,
         sleep=engine.sleep,
     )
+
+
+def build_snoozes(settings: Settings, session: Any | None = None) -> Snoozes:
+    """Health snoozes in the ledger table (`tokenwarden health snooze`), with the caller's credentials."""
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
+    from tokenwarden.service.snooze import Snoozes
+
+    session = session or boto3.session.Session(region_name=settings.region)
+    return Snoozes(DynamoSnoozeLog(session.client("dynamodb", config=_RETRIES), settings.ledger_table))

@@ -169,3 +169,35 @@ def test_the_layer_is_at_most_twenty_megabytes_unzipped() -> None:
     size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
     print(f"\nlayer unzipped: {size:,} bytes ({size / 1e6:.1f} MB) in {layer.name}")
     assert size <= MAX_LAYER_BYTES, f"{size:,} bytes: over {MAX_LAYER_BYTES:,}"
+
+
+# Reads public holidays as the health check does, from the layer alone (its holidays package has no
+# translations or financial calendars): the calendars a registry names must still be found and read.
+_HOLIDAYS = """
+import json
+import holidays
+from datetime import date
+from tokenwarden.domain.calendar import check_calendar, holiday_dates
+check_calendar("US-NY")
+december = holiday_dates("DE-BY", date(2026, 12, 1), date(2026, 12, 31))
+february = holiday_dates("US-NY", date(2027, 2, 1), date(2027, 2, 28))
+print(json.dumps({"origin": holidays.__file__, "de": sorted(map(str, december)), "ny": sorted(map(str, february))}))
+"""
+
+
+def test_the_layer_reads_public_holiday_calendars() -> None:
+    layer = layer_or_skip()
+    folder, _ = handlers()[0]
+    completed = subprocess.run(
+        layer_layout(layer, folder).command(_HOLIDAYS),
+        env=lambda_environment(TOKENWARDEN_TOPIC_ARN=TOPIC_ARN),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.splitlines()[-1])
+    assert Path(report["origin"]).is_relative_to(layer)
+    assert report["de"] == ["2026-12-25", "2026-12-26"]
+    assert report["ny"] == ["2027-02-12", "2027-02-15"]

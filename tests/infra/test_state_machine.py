@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,6 +25,8 @@ from tests.infra.test_template import (
     text,
 )
 from tokenwarden.local.stack import nightly_definition
+from tokenwarden.service import night as steps
+from tokenwarden.service.reconciler import PrincipalOutcome
 
 pytestmark = pytest.mark.infra
 
@@ -38,7 +41,9 @@ LAMBDA_ERRORS = {
 
 @pytest.fixture(scope="module")
 def definition() -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(nightly_definition("arn:aws:lambda:us-east-1:1:function:f", 7, 300))
+    parsed: dict[str, Any] = json.loads(
+        nightly_definition("arn:aws:lambda:us-east-1:1:function:f", 7, 300, 11)
+    )
     return parsed
 
 
@@ -50,25 +55,104 @@ def test_every_placeholder_of_the_definition_is_substituted_by_the_template(cfn:
         "ReconcileFunctionArn": {"Fn::GetAtt": ["ReconcileFunction", "Arn"]},
         "MaxConcurrency": {"Ref": "NightlyMaxConcurrency"},
         "MaxPrincipalsPerRun": {"Ref": "NightlyMaxPrincipals"},
+        "MaxRounds": {"Ref": "NightlyMaxRounds"},
     }
     assert machine["StateMachineType"] == "STANDARD"
     assert cfn["Parameters"]["NightlyMaxConcurrency"]["Default"] == 10
 
 
-def test_plan_then_a_distributed_map_then_one_summary(definition: dict[str, Any]) -> None:
+def test_rounds_of_plan_and_a_distributed_map_then_one_summary(definition: dict[str, Any]) -> None:
     states = definition["States"]
-    assert definition["StartAt"] == "Plan"
-    assert states["Plan"]["Next"] == "Principals"
+    start = states[definition["StartAt"]]
+    assert start["Parameters"]["previous"] is None and start["Next"] == "Plan"
     payload = states["Plan"]["Parameters"]["Payload"]
-    assert (payload["mode"], payload["max_principals"]) == ("plan_night", 300)
+    assert (payload["mode"], payload["max_principals"], payload["max_rounds"]) == ("plan_night", 300, 11)
+    assert payload["previous.$"] == "$.previous"
+    more = states[states["Plan"]["Next"]]
+    (go,) = more["Choices"]
+    assert (more["Type"], go["Variable"], go["BooleanEquals"]) == ("Choice", "$.round.more", True)
+    assert (go["Next"], more["Default"]) == ("Principals", "Summary")
     principals = states["Principals"]
-    assert principals["Type"] == "Map"
+    assert principals["Type"] == "Map" and principals["ItemsPath"] == "$.round.work"
     assert principals["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert principals["MaxConcurrency"] == 7
-    assert principals["Next"] == "Summary"
-    assert states["Summary"]["Parameters"]["Payload"]["mode"] == "summary"
+    back = states[principals["Next"]]
+    assert back["Next"] == "Plan", "each round's results go back to the plan step"
+    assert back["Parameters"]["previous"] == {
+        "round": {"night.$": "$.round.night", "upto.$": "$.round.upto", "waiting.$": "$.round.waiting"},
+        "results.$": "$.results",
+    }, "the night, where the round stopped and its results: not its ids again (256 KiB a state)"
+    assert states["Summary"]["Parameters"]["Payload"] == {"mode": "summary", "night.$": "$.round.night"}
     for name in ("Plan", "Summary"):
         assert states[name]["Parameters"]["FunctionName"] == "arn:aws:lambda:us-east-1:1:function:f"
+    into_summary = {
+        name for name, state in states.items() if "Summary" in (state.get("Next"), state.get("Default"))
+    }
+    assert into_summary == {"More?", "NoResults"}, "one summary per night, after the last round"
+
+
+# History events of a standard execution (Step Functions quotas: 25,000 per execution). A Task
+# state: entered, scheduled, started, succeeded, exited, and three more per retry (scheduled,
+# started, failed). A Choice or Pass state: entered, exited. A Distributed Map in its parent:
+# entered, started, its Map Run started and succeeded, succeeded, exited (its items' events are
+# in their child executions' histories).
+HISTORY_LIMIT = 25_000
+MAP_EVENTS = 6
+
+
+def worst_case_events(states: dict[str, Any], name: str) -> int:
+    state = states[name]
+    if state["Type"] == "Task":
+        return 5 + sum(3 * int(retry["MaxAttempts"]) for retry in state.get("Retry", []))
+    if state["Type"] == "Map":
+        return MAP_EVENTS
+    return 2
+
+
+def test_the_largest_round_limit_fits_the_execution_history(
+    cfn: dict[str, Any], definition: dict[str, Any]
+) -> None:
+    states = definition["States"]
+    per_round = sum(worst_case_events(states, name) for name in ("Plan", "More?", "Principals", "NextRound"))
+    once = 2 + sum(
+        worst_case_events(states, n) for n in ("Night", "Plan", "More?", "Summary", "MapFailed?", "Report")
+    )
+    rounds = cfn["Parameters"]["NightlyMaxRounds"]
+
+    assert per_round * rounds["MaxValue"] + once <= HISTORY_LIMIT // 2, "half the history limit, for margin"
+    assert (per_round, once) == (27, 44), "docs/architecture.md quotes these figures"
+    assert (
+        rounds["MinValue"] == 1
+        and rounds["Default"] * cfn["Parameters"]["NightlyMaxPrincipals"]["Default"] >= 50_000
+    )
+
+
+STATE_LIMIT = 256 * 1024
+
+
+def failed(n: int) -> PrincipalOutcome:
+    """A failure as long as they come: a registry id of the longest kind and a long error."""
+    return PrincipalOutcome(
+        principal=f"p{n:05d}".ljust(48, "x"), status="failed", done=("secure", "onboard"), error="e" * 120
+    )
+
+
+def test_the_largest_round_fits_a_state_next_to_the_night(cfn: dict[str, Any]) -> None:
+    most = cfn["Parameters"]["NightlyMaxPrincipals"]["MaxValue"]
+    night = steps.NightState(
+        run_id="f" * 32,
+        started_at=datetime(2030, 1, 1, tzinfo=UTC),
+        outcomes=tuple(failed(n) for n in range(steps.MAX_LISTED_OUTCOMES)),
+        counts={"secure": 60_000, "onboard": 60_000, "principals_failed": 60_000},
+    )
+    work = tuple(failed(n).principal for n in range(most))
+    planned = steps.NightRound(night=night, work=work, upto=work[-1], waiting=60_000, more=True)
+    results = [steps.BatchResult(outcomes=(failed(n),)).model_dump(mode="json") for n in range(most)]
+
+    # The largest state of a round: after the Map, the round as planned and every item's result.
+    after_map = {"round": planned.model_dump(mode="json"), "map_failed": False, "results": results}
+
+    assert len(json.dumps(after_map).encode()) < 0.9 * STATE_LIMIT, "a tenth of the limit to spare"
 
 
 def test_each_principal_retries_lambdas_and_throttlings_and_a_failure_stops_no_other(

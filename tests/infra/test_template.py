@@ -344,7 +344,7 @@ def test_nightly_schedule_starts_the_state_machine_with_an_explicit_input(cfn: d
     assert {"Fn::GetAtt": ["ReconcileFunction", "Arn"]} not in targets, "one nightly run, not two"
 
 
-def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) -> None:
+def test_health_schedule_passes_an_explicit_input_every_15_minutes(cfn: dict[str, Any]) -> None:
     (schedule,) = (
         s["Properties"]
         for s in resources(cfn, "AWS::Scheduler::Schedule").values()
@@ -353,7 +353,8 @@ def test_hourly_health_schedule_passes_an_explicit_input(cfn: dict[str, Any]) ->
     assert schedule["ScheduleExpression"] == {"Ref": "HealthSchedule"}
     assert json.loads(schedule["Target"]["Input"]) == {"mode": "check"}
     assert schedule["Target"]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}}
-    assert cfn["Parameters"]["HealthSchedule"]["Default"] == "rate(1 hour)"
+    # A silence is announced within 15 minutes of its threshold.
+    assert cfn["Parameters"]["HealthSchedule"]["Default"] == "rate(15 minutes)"
 
 
 def test_revoke_has_no_schedule_or_trigger(cfn: dict[str, Any]) -> None:
@@ -705,7 +706,20 @@ def test_restore_has_its_own_function_that_can_only_reactivate_keys(cfn: dict[st
     ], "nobody but IAM principals granted lambda:InvokeFunction may call it"
 
 
-def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
+def test_health_check_queries_only_the_health_and_principal_partitions(cfn: dict[str, Any]) -> None:
+    """It reads the snoozes with Query on pk HEALTH, and (for the automatic rollback) a principal's
+    records on its P# partition; never a Query without a partition condition."""
+    conditions = [q["Condition"] for q in allowing(cfn, role_of(cfn, "HealthFunction"), "dynamodb:Query")]
+    assert sorted(conditions, key=str) == sorted(
+        [
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}},
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*"]}},
+        ],
+        key=str,
+    )
+
+
+def test_health_check_writes_iam_only_to_roll_back_and_never_touches_secrets(cfn: dict[str, Any]) -> None:
     role = role_of(cfn, "HealthFunction")
     for statement in statements(cfn, role):
         if statement["Effect"] != "Allow":
@@ -713,12 +727,41 @@ def test_health_check_only_reads_iam_and_never_touches_secrets(cfn: dict[str, An
         for action in as_list(statement["Action"]):
             service, _, name = action.partition(":")
             assert service != "secretsmanager", (statement.get("Sid"), action)
-            if service == "iam":
-                # No IAM write: nothing that creates, updates, deletes, attaches, tags or passes.
+            if service == "iam" and name == "UpdateServiceSpecificCredential":
+                # The automatic rollback: keys of TokenWarden's users only.
+                assert statement["Resource"] == {
+                    "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:user${UserPath}*"
+                }
+                assert statement["Condition"] == {
+                    "StringEquals": {"aws:ResourceTag/tokenwarden:managed-by": "tokenwarden"}
+                }
+            elif service == "iam":
+                # No other IAM write: nothing that creates, deletes, attaches, tags or passes.
                 assert name.startswith(("Get", "List")) and "*" not in name, (statement.get("Sid"), action)
     assert allowing(cfn, role, "iam:ListServiceSpecificCredentials")
     assert not allowing(cfn, role, "iam:CreateServiceSpecificCredential")
+    assert not allowing(cfn, role, "iam:DeleteServiceSpecificCredential")
     assert not allowing(cfn, role, "iam:PassRole")
+
+
+def test_health_check_may_roll_back_only_when_the_rollback_is_on(cfn: dict[str, Any]) -> None:
+    """RollbackGraceDays 0 turns the rollback off, and with it every write outside the health record."""
+    raw = [
+        raw
+        for policy in props(cfn, role_of(cfn, "HealthFunction")).get("Policies", [])
+        for raw in as_list(policy["PolicyDocument"]["Statement"])
+    ]
+    rollback = [s for s in raw if isinstance(s, dict) and "Fn::If" in s and s["Fn::If"][0] == "RollsBack"]
+    assert {b["Sid"] for s in rollback for b in branches(s)} == {
+        "RollBackARetiredKeyOfTokenWardensUsers",
+        "ReadAPrincipalsRecords",
+        "WriteOnlyPrincipalsRecordsUnderTheirLease",
+    }
+    assert all(s["Fn::If"][2] == {"Ref": "AWS::NoValue"} for s in rollback)
+    writes = next(b for s in rollback for b in branches(s) if b["Action"] == "dynamodb:PutItem")
+    assert writes["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*"]}}
+    assert env(cfn, "HealthFunction")["TOKENWARDEN_ROLLBACK_GRACE_DAYS"] == {"Ref": "RollbackGraceDays"}
+    assert cfn["Parameters"]["RollbackGraceDays"]["Default"] == 3
 
 
 def test_health_check_queries_cloudwatch_and_prometheus_only_when_chosen(cfn: dict[str, Any]) -> None:
@@ -786,10 +829,16 @@ def test_functions_reach_only_their_own_table_topic_and_keys(cfn: dict[str, Any]
         assert all(s["Resource"] != secrets_key for s in statements(cfn, role)), (name, "never reads a token")
 
 
-def test_health_writes_only_its_own_record(cfn: dict[str, Any]) -> None:
+def test_health_writes_only_its_own_record_and_principals_records_for_a_rollback(cfn: dict[str, Any]) -> None:
     role = role_of(cfn, "HealthFunction")
-    (put,) = allowing(cfn, role, "dynamodb:PutItem")
-    assert put["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}}
+    puts = allowing(cfn, role, "dynamodb:PutItem")
+    assert sorted(str(put["Condition"]) for put in puts) == sorted(
+        str(c)
+        for c in (
+            {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["HEALTH"]}},
+            {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["P#*"]}},
+        )
+    )
 
 
 # ------------------------------------------------------------------------------------------ alarms
@@ -896,6 +945,7 @@ def test_built_artifacts_ship_no_dev_tooling_and_carry_the_registry() -> None:
         ("HealthFunction", "health_handler"),
         ("RevokeFunction", "revoke_handler"),
         ("RestoreFunction", "restore_handler"),
+        ("RotateSecretFunction", "rotate_secret_handler"),
     ):
         assert (BUILD_DIR / function / "teams.yaml").is_file(), function
         assert (BUILD_DIR / function / f"{handler}.py").is_file(), function

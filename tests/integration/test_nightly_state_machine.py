@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from moto.core.config import default_user_config
 
 from tests.conftest import Env
@@ -24,17 +26,65 @@ PRINCIPALS = ["platform-eng", "data-science", "mobile", "jdoe"]
 
 @pytest.fixture
 def nightly(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[NightlyStateMachine]:
+    yield state_machine(env, monkeypatch, max_principals=500, max_rounds=120)
+
+
+def state_machine(
+    env: Env,
+    monkeypatch: pytest.MonkeyPatch,
+    max_principals: int,
+    max_rounds: int,
+    registry: Path | None = None,
+) -> NightlyStateMachine:
+    """The nightly state machine on `env`, its tasks answered by the reconcile function (with
+    `registry` when given, the shipped one otherwise)."""
     env.use_handlers(monkeypatch)
+    if registry is not None:
+        monkeypatch.setenv("TOKENWARDEN_REGISTRY_PATH", str(registry))
     monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
     reconcile = load_function("reconcile", env.clock)
     lambda_router.register(RECONCILE_ARN, reconcile.lambda_handler)
     sfn = env.client("stepfunctions")
     arn = sfn.create_state_machine(
-        name="tokenwarden-nightly",
-        definition=nightly_definition(RECONCILE_ARN, max_concurrency=2, max_principals=1000),
+        name=f"tokenwarden-nightly-{max_principals}-{max_rounds}",
+        definition=nightly_definition(RECONCILE_ARN, 2, max_principals, max_rounds),
         roleArn="arn:aws:iam::123456789012:role/tokenwarden/local/nightly",
     )["stateMachineArn"]
-    yield NightlyStateMachine(sfn, arn, max_poll_seconds=0.1)
+    return NightlyStateMachine(sfn, arn, max_poll_seconds=0.1)
+
+
+def eight_teams(tmp_path: Path) -> Path:
+    path = tmp_path / "teams.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "principals": [
+                    {"id": f"team-{n}", "kind": "team", "owners": [f"team-{n}@example.com"]} for n in range(8)
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def history(env: Env) -> list[dict[str, Any]]:
+    """The events of the world's first execution of its state machine."""
+    sfn = env.client("stepfunctions")
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    execution = min(executions, key=lambda e: e["startDate"])
+    events: list[dict[str, Any]] = sfn.get_execution_history(
+        executionArn=execution["executionArn"], maxResults=1000
+    )["events"]
+    return events
+
+
+def plan_steps(env: Env) -> list[dict[str, Any]]:
+    """The plan step's results in the world's first execution: one per round, and the last one."""
+    exited = [e["stateExitedEventDetails"] for e in history(env) if "stateExitedEventDetails" in e]
+    return [json.loads(e["output"])["round"] for e in exited if e["name"] == "Plan"]
 
 
 def night(env: Env, machine: NightlyStateMachine) -> dict[str, Any]:
@@ -111,3 +161,61 @@ def test_an_execution_that_fails_is_said_by_its_status_and_error_name(
     with pytest.raises(ExecutionNotSucceeded, match="FAILED") as raised:
         nightly.run({"allow_mass_revoke": False}, timeout_seconds=60)
     assert "must not be shown" not in str(raised.value)
+
+
+def test_one_execution_takes_a_night_bigger_than_a_round_in_rounds(
+    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    machine = state_machine(env, monkeypatch, max_principals=3, max_rounds=60, registry=eight_teams(tmp_path))
+
+    report = night(env, machine)
+
+    assert statuses(report) == {f"team-{n}": "ok" for n in range(8)}
+    assert report["counts"] == {"secure": 8, "onboard": 8, "principals_ok": 8}
+    rounds = plan_steps(env)
+    assert [len(r["work"]) for r in rounds] == [3, 3, 2, 0]
+    assert len({r["night"]["run_id"] for r in rounds}) == 1
+    assert rounds[-1]["night"]["stopped"] == "done"
+    # Without retries, 15 history events a round and 20 once (docs/architecture.md).
+    assert len(history(env)) == 15 * 3 + 20
+    for n in range(8):
+        assert env.current_token(f"team-{n}"), n
+    events = [m["_attributes"]["event_type"] for m in env.messages()]
+    assert (events.count("onboarded"), events.count("run_summary")) == (8, 1)
+
+
+def test_a_round_where_every_principal_is_locked_stops_the_night(
+    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    machine = state_machine(env, monkeypatch, max_principals=3, max_rounds=60, registry=eight_teams(tmp_path))
+    for n in range(3):  # another run holds the first round's principals
+        assert env.adapters.ledger.acquire(f"team-{n}", "another-run", env.clock.now(), ttl_seconds=86400)
+
+    report = night(env, machine)
+
+    assert statuses(report) == {
+        **{f"team-{n}": "locked" for n in range(3)},
+        **{f"team-{n}": "deferred" for n in range(3, 8)},
+    }
+    assert [len(r["work"]) for r in plan_steps(env)] == [3, 0]
+    assert "no principal of its last round finished" in json.dumps(report["findings"])
+    assert env.credentials("team-3") == []
+    events = [m["_attributes"]["event_type"] for m in env.messages()]
+    assert events == ["run_summary"]
+
+
+def test_the_round_limit_is_honoured_and_the_next_night_goes_on(
+    env: Env, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    machine = state_machine(env, monkeypatch, max_principals=3, max_rounds=2, registry=eight_teams(tmp_path))
+
+    report = night(env, machine)
+
+    assert report["counts"] == {"secure": 6, "onboard": 6, "principals_ok": 6, "principals_deferred": 2}
+    assert [len(r["work"]) for r in plan_steps(env)] == [3, 3, 0]
+    assert "round limit" in json.dumps(report["findings"])
+    env.clock.advance(timedelta(days=1))
+
+    report = night(env, machine)
+
+    assert report["counts"]["principals_ok"] == 2 and report["counts"]["principals_unchanged"] == 6

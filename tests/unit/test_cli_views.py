@@ -31,6 +31,8 @@ KEYS = [
     "next_action",
     "note",
     "last_event",
+    "snoozed_until",
+    "snooze_reason",
 ]
 
 

@@ -15,6 +15,7 @@ from tokenwarden.domain.promql import PromQLQuerier
 from tokenwarden.errors import AwsError
 from tokenwarden.service.breakglass import BreakGlassLedger
 from tokenwarden.service.health import HealthStore
+from tokenwarden.service.snooze import SnoozeLog
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -39,6 +40,7 @@ def _methods(protocol: type) -> dict[str, inspect.Signature]:
         (ports.TokenProbe, fakes.FakeProbe),
         (HealthStore, fakes.FakeHealthStore),
         (PromQLQuerier, fakes.FakePromQL),
+        (SnoozeLog, fakes.FakeSnoozeLog),
     ],
 )
 def test_every_method_of_the_port_is_in_the_fake_with_the_same_parameters(port: type, fake: type) -> None:

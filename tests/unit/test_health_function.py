@@ -78,7 +78,8 @@ class _Checker:
 def test_the_checker_is_built_once_per_container(monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[_Checker] = []
 
-    def build(settings: Any, adapters: Any) -> _Checker:
+    def build(settings: Any, adapters: Any, clock: Any = None) -> _Checker:
+        assert clock is health.CLOCK  # the rollback's leases read the function's clock
         built.append(_Checker())
         return built[-1]
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from tokenwarden.local.stack import load_function
 
 HANDLER = load_function("reconcile")
+NIGHT = {"run_id": "r1", "started_at": "2030-01-01T02:00:00Z"}
 
 
 @pytest.mark.parametrize(
@@ -26,11 +27,18 @@ HANDLER = load_function("reconcile")
         ),
         (
             {
-                "mode": "summary",
-                "night": {"plan": {"run_id": "r1", "started_at": "2030-01-01T02:00:00Z", "work": []}},
+                "mode": "plan_night",
+                "max_principals": 3,
+                "max_rounds": 2,
+                "previous": {
+                    "round": {"night": NIGHT, "work": ["alpha"], "upto": "alpha", "waiting": 4, "more": True},
+                    "results": [{"outcomes": [{"principal": "alpha", "status": "ok", "done": ["onboard"]}]}],
+                },
             },
-            "SummaryInput",
+            "PlanNightInput",
         ),
+        ({"mode": "plan_night", "previous": None}, "PlanNightInput"),
+        ({"mode": "summary", "night": NIGHT}, "SummaryInput"),
     ],
 )
 def test_each_mode_is_read_as_its_own_input(event: dict[str, Any] | None, kind: str) -> None:
@@ -43,6 +51,9 @@ def test_each_mode_is_read_as_its_own_input(event: dict[str, Any] | None, kind: 
         {"mode": "apply", "surprise": True},
         {"mode": "plan_night", "allow_mass_revoke": "yes"},
         {"mode": "plan_night", "max_principals": 0},
+        {"mode": "plan_night", "max_rounds": 0},
+        {"mode": "plan_night", "previous": {"round": {"work": []}}},
+        {"mode": "summary", "night": {"plan": NIGHT}},
         {"mode": "principal", "principal": "", "run_id": "r1"},
         {"mode": "principal", "run_id": "r1"},
         {"mode": "summary"},

@@ -3,9 +3,11 @@ break-glass did to them.
 
 Keys: `pk = P#<principal>`; `sk = V#<version id>` for a key record (the key's present state,
 rewritten as it changes), `H#<key>` for a history record (a revoke or a restore, see
-service/breakglass.py: written once with a conditional put and never rewritten), `LOCK` for the
-per-principal lease (see service/lease.py). Records are never deleted: they are the history that
-later runs, the audit and the health check's likely-cause hints read.
+service/breakglass.py; a repair or a refused takeover, see domain/journal.py: written once with a
+conditional put and never rewritten), `LOCK` for the per-principal lease (see service/lease.py).
+`pk = HEALTH` holds the health check's state (`sk = TEAMS`), its transitions (`sk =
+H#<team>#<key>`) and the snoozes (`sk = SNOOZE#<team>#<time>`, see adapters/snooze_log.py). Records are never deleted: they are the history that later runs, the audit, the
+health check's likely-cause hints and the evidence report read.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from tokenwarden.adapters.aws import translating
+from tokenwarden.domain.journal import HistoryItem
 from tokenwarden.domain.model import LedgerEntry
 from tokenwarden.errors import AwsError
 
@@ -50,8 +53,13 @@ def _from_item(item: dict[str, Any]) -> LedgerEntry:
 
 class DynamoLedger:
     def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
         self._db = translating(client)
         self._table = table
+
+    def health_store(self) -> DynamoHealthStore:
+        """The health check's team records, in the same table through the same client."""
+        return DynamoHealthStore(self._client, self._table)
 
     def scan(self) -> list[LedgerEntry]:
         entries: list[LedgerEntry] = []
@@ -97,24 +105,7 @@ class DynamoLedger:
     def append_history(self, principal: str, key: str, record: Mapping[str, Any]) -> bool:
         """Write a history record unless one exists under `key`: False when one does. A history
         record is never overwritten (revokes and restores are appended, never edited)."""
-        item = {
-            "pk": {"S": _pk(principal)},
-            "sk": {"S": f"{HISTORY}{key}"},
-            "record": {"S": json.dumps(record, sort_keys=True)},
-        }
-        try:
-            self._db.put_item(
-                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-            )
-        except AwsError as exc:
-            if exc.code != "ConditionalCheckFailedException":
-                raise
-            # A retried write (the first answered 5xx after it landed) finds its own record: written.
-            existing = self._db.get_item(
-                TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True
-            ).get("Item")
-            return existing is not None and existing.get("record") == item["record"]
-        return True
+        return _append(self._db, self._table, _pk(principal), f"{HISTORY}{key}", record)
 
     def history(self, principal: str) -> list[dict[str, Any]]:
         """The principal's history records, in key order."""
@@ -127,6 +118,18 @@ class DynamoLedger:
         ):
             records += [dict(json.loads(i["record"]["S"])) for i in page["Items"]]
         return records
+
+    def history_items(self) -> list[HistoryItem]:
+        """Every history record of the table (break-glass, journal, health), with its keys: what the
+        evidence report reads and cites."""
+        items: list[HistoryItem] = []
+        for page in self._db.get_paginator("scan").paginate(TableName=self._table, ConsistentRead=True):
+            items += [
+                HistoryItem(pk=i["pk"]["S"], sk=i["sk"]["S"], record=dict(json.loads(i["record"]["S"])))
+                for i in page["Items"]
+                if i["sk"]["S"].startswith(HISTORY) and "record" in i
+            ]
+        return items
 
     def save(self, entry: LedgerEntry) -> None:
         self._db.put_item(TableName=self._table, Item=_to_item(entry))
@@ -213,6 +216,22 @@ class DynamoLedger:
                 raise
 
 
+def _append(db: Any, table: str, pk: str, sk: str, record: Mapping[str, Any]) -> bool:
+    """Put a history record unless one exists under (pk, sk); False when another one does."""
+    item = {"pk": {"S": pk}, "sk": {"S": sk}, "record": {"S": json.dumps(record, sort_keys=True)}}
+    try:
+        db.put_item(TableName=table, Item=item, ConditionExpression="attribute_not_exists(pk)")
+    except AwsError as exc:
+        if exc.code != "ConditionalCheckFailedException":
+            raise
+        # A retried write (the first answered 5xx after it landed) finds its own record: written.
+        existing = db.get_item(
+            TableName=table, Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True
+        ).get("Item")
+        return existing is not None and existing.get("record") == item["record"]
+    return True
+
+
 def create_table(client: DynamoDBClient, table: str) -> None:
     """Create the ledger table as the template declares it (local stack and tests)."""
     try:
@@ -254,3 +273,8 @@ class DynamoHealthStore:
             TableName=self._table,
             Item={**HEALTH_KEY, "teams": {"S": json.dumps(records, sort_keys=True, default=str)}},
         )
+
+    def append_history(self, team: str, key: str, record: Mapping[str, Any]) -> bool:
+        """A health transition's journal record, under the health item's own partition (the only
+        one the health function may write): `pk = HEALTH`, `sk = H#<team>#<key>`."""
+        return _append(self._db, self._table, HEALTH_KEY["pk"]["S"], f"{HISTORY}{team}#{key}", record)

@@ -9,15 +9,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from tokenwarden.cli import rendering
+from tokenwarden.cli.channels import channels
 from tokenwarden.cli.context import Context
 from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, fail
 from tokenwarden.cli.parser import LOOPBACK
-from tokenwarden.cli.views import RowFilter, StatusRow, selected, status_rows
+from tokenwarden.cli.views import RowFilter, StatusRow, selected, status_rows, with_snoozes
 from tokenwarden.domain.reason import checked_reason
 from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
+from tokenwarden.service.snooze import Snoozes
 
 Command = Callable[[argparse.Namespace, Context], int]
 
@@ -75,7 +78,7 @@ def current_status(ctx: Context) -> list[StatusRow]:
 
 def status(args: argparse.Namespace, ctx: Context) -> int:
     wanted = RowFilter.of(args.principal, args.team, args.state)
-    every = current_status(ctx)
+    every = with_snoozes(current_status(ctx), _snoozes(ctx).active(ctx.now))
     rows = selected(every, wanted)
     if args.json:
         print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
@@ -185,6 +188,70 @@ def health(args: argparse.Namespace, ctx: Context) -> int:
     return EXIT_OK
 
 
+def health_snooze(args: argparse.Namespace, ctx: Context) -> int:
+    from tokenwarden.domain.snooze import SnoozeError
+
+    registry, now = ctx.registry, ctx.now
+    try:
+        snooze = _snoozes(ctx).snooze(
+            registry, args.team, args.until, args.reason, ctx.adapters.iam.caller(), now
+        )
+    except SnoozeError as exc:
+        raise UsageError(str(exc)) from exc
+    print(snooze.model_dump_json(indent=2) if args.json else rendering.render_snooze(snooze))
+    return EXIT_OK
+
+
+def health_unsnooze(args: argparse.Namespace, ctx: Context) -> int:
+    registry, now = ctx.registry, ctx.now
+    ended = _snoozes(ctx).unsnooze(registry, args.team, ctx.adapters.iam.caller(), now)
+    if args.json:
+        print(
+            json.dumps(
+                {"team": args.team, "ended": ended.model_dump(mode="json") if ended else None}, indent=2
+            )
+        )
+    else:
+        print(rendering.render_unsnooze(args.team, ended, now))
+    return EXIT_OK
+
+
+def _snoozes(ctx: Context) -> Snoozes:
+    from tokenwarden.wiring import build_snoozes
+
+    return build_snoozes(ctx.settings)
+
+
+def report(args: argparse.Namespace, ctx: Context) -> int:
+    """The evidence report over the period `--since` names (read-only)."""
+    from tokenwarden.cli.report_render import digest, render
+    from tokenwarden.service.evidence import evidence_report
+
+    registry, now = ctx.registry, ctx.now
+    start = now - args.since if isinstance(args.since, timedelta) else args.since
+    if start >= now:
+        raise UsageError(f"--since {start:%Y-%m-%d %H:%M} UTC is not before now ({now:%Y-%m-%d %H:%M} UTC)")
+    evidence = evidence_report(
+        ctx.adapters.ledger,
+        ctx.reconciler().inventory(),
+        registry,
+        start,
+        now,
+        caller_arn=ctx.adapters.iam.caller(),
+        ledger_table=ctx.settings.ledger_table,
+    )
+    rendered = render(evidence, args.format)
+    if not args.output:
+        print(rendered)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(rendered + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report: {exc.strerror or exc} ({args.output})") from exc
+    print(f"wrote {args.output} (SHA-256 of the content {digest(evidence)})", file=sys.stderr)
+    return EXIT_OK
+
+
 def local_up(args: argparse.Namespace, ctx: Context) -> int:
     import signal
     import threading
@@ -219,6 +286,10 @@ COMMANDS: dict[str, Command] = {
     "revoke": revoke,
     "restore": restore,
     "health": health,
+    "health snooze": health_snooze,
+    "health unsnooze": health_unsnooze,
+    "report": report,
+    "channels": channels,
     "local up": local_up,
 }
 """Every command but `demo`, which drives these (see `tokenwarden.cli.demo`)."""

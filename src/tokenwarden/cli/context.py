@@ -178,7 +178,7 @@ class Context:
         from tokenwarden.wiring import build_health_checker
 
         try:
-            return build_health_checker(self.settings, self.adapters)
+            return build_health_checker(self.settings, self.adapters, clock=self.clock)
         except HealthSettingsError:
             raise  # names its own setting (window, metrics)
         except ValueError as exc:  # the PromQL settings do not describe a usable endpoint

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tokenwarden.cli import stories
 from tokenwarden.cli.context import Context
+from tokenwarden.cli.demo_report import evidence_story
 from tokenwarden.cli.demo_world import DemoWorld, say
 from tokenwarden.domain.registry import load_registry
 from tokenwarden.local import realism
@@ -25,10 +26,14 @@ NO_HEALTH_STORY = (
 
 
 def command(args: argparse.Namespace, ctx: Context) -> int:
-    return run_demo(days=args.days, registry_path=Path(args.registry) if args.registry else None)
+    return run_demo(
+        days=args.days,
+        registry_path=Path(args.registry) if args.registry else None,
+        report_path=Path(args.report) if args.report else None,
+    )
 
 
-def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
+def run_demo(days: int = 200, registry_path: Path | None = None, report_path: Path | None = None) -> int:
     started = time.monotonic()
     registry_file = registry_path or repo_root() / "teams.yaml"
     registry = load_registry(registry_file)
@@ -43,6 +48,8 @@ def run_demo(days: int = 200, registry_path: Path | None = None) -> int:
             code = tell(world, plot(days, health="TOKENWARDEN_PROMQL_URL" in exports))
             if code == 0:
                 stories.final_status(world)
+                code = evidence_story(world, report_path)
+            if code == 0:
                 say(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
             return code
     finally:
@@ -67,7 +74,7 @@ def plot(days: int, health: bool) -> list[Story]:
         lambda world: stories.lifecycle(world, days),
         stories.break_glass,
         stories.takeover,
-        stories.silent_team if health else _no_health_story,
+        *([stories.silent_team, stories.rollback, stories.snoozed_team] if health else [_no_health_story]),
     ]
 
 

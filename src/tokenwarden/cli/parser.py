@@ -7,8 +7,9 @@ Nothing here acts: a parsed command is named by `args.command` (and `args.local_
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
 from tokenwarden.cli.errors import EXIT_BAD_INPUT, UsageError
@@ -28,7 +29,11 @@ EXAMPLES = {
     "revoke": "tokenwarden revoke platform-eng --reason 'token pasted in #general' --reissue",
     "restore": "tokenwarden restore platform-eng\n"
     "  tokenwarden restore platform-eng --force --reason 'the leak report was a false alarm'",
-    "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'",
+    "health": "tokenwarden health\n  tokenwarden health --json | jq '.teams[] | select(.state == \"silent\")'\n"
+    "  tokenwarden health snooze data-science --until 2027-01-04 --reason 'team offsite'",
+    "report": "tokenwarden report --since 90d --format html --output evidence.html\n"
+    "  tokenwarden report --since 2027-01-01 --format json | jq '.sections[] | {id, summary}'",
+    "channels": "tokenwarden channels\n  tokenwarden channels --format json | jq -c '.channels[] | [.channel, .filter_policy]'",
 }
 
 # Keys live at most 90 days; any date the lifecycle arithmetic meets stays far inside datetime's range.
@@ -144,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_audit,
         _add_revoke,
         _add_restore,
+        _add_report,
+        _add_channels,
         _add_local,
         _add_demo,
     ):
@@ -223,6 +230,48 @@ def _add_health(add: Add) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="evaluate only: send no notification and record nothing"
     )
+    _add_snooze_commands(p)
+
+
+SNOOZE_EXAMPLES = {
+    "snooze": "tokenwarden health snooze data-science --until 2027-01-04 --reason 'team offsite, laptops off'",
+    "unsnooze": "tokenwarden health unsnooze data-science",
+}
+
+
+def _add_snooze_commands(health: argparse.ArgumentParser) -> None:
+    """`health snooze` and `health unsnooze`; `health` alone still runs the check."""
+    sub = health.add_subparsers(dest="health_command", required=False, metavar="SUBCOMMAND")
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {SNOOZE_EXAMPLES[name]}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.set_defaults(command_parser=command)
+        command.add_argument("team", help="the team id from the registry")
+        _with_registry(command)
+        _with_json(command, "the snooze")
+        return command
+
+    snooze = add(
+        "snooze",
+        "Planned quiet: the team's silence stops counting until a date (recorded in the ledger).",
+    )
+    snooze.add_argument(
+        "--until",
+        required=True,
+        metavar="DATE",
+        help="when it ends: a date is that day's start in the team's time zone (e.g. 2027-01-04); "
+        "a time without an offset is the team's local time; at most 90 days ahead",
+    )
+    snooze.add_argument(
+        "--reason", required=True, help="why (recorded in the ledger, shown by status and health)"
+    )
+    add("unsnooze", "End the team's snooze now (recorded in the ledger).")
 
 
 def _add_pickup(add: Add) -> None:
@@ -288,6 +337,66 @@ def _add_restore(add: Add) -> None:
     _with_json(p, "the result")
 
 
+SINCE_EXAMPLE = "e.g. 90d, 36h or 2027-01-01"
+MAX_SINCE_DAYS = 3660
+
+
+def since(raw: str) -> timedelta | datetime:
+    """`--since`: a span back from now (`90d`, `36h`) or a UTC date or time (`2027-01-01`)."""
+    value = raw.strip()
+    span = re.fullmatch(r"(\d{1,6})([dh])", value)
+    if span is not None:
+        amount = int(span.group(1))
+        length = timedelta(days=amount) if span.group(2) == "d" else timedelta(hours=amount)
+        if not timedelta(0) < length <= timedelta(days=MAX_SINCE_DAYS):
+            raise argparse.ArgumentTypeError(
+                f"{shown(raw)} is not a span between 1h and {MAX_SINCE_DAYS}d ({SINCE_EXAMPLE})"
+            )
+        return length
+    try:
+        at = parse_at(value)
+    except UsageError:
+        raise argparse.ArgumentTypeError(
+            f"{shown(raw)} is neither a span nor an ISO-8601 date ({SINCE_EXAMPLE})"
+        ) from None
+    if at is None:
+        raise argparse.ArgumentTypeError(f"--since needs a value ({SINCE_EXAMPLE})")
+    return at
+
+
+def _add_report(add: Add) -> None:
+    p = add(
+        "report",
+        "Evidence for auditors (read-only): every key's life, late rotations, revokes, silences and drift "
+        "over a period, each figure citing the ledger records it comes from.",
+    )
+    p.add_argument(
+        "--since",
+        type=since,
+        default=timedelta(days=90),
+        metavar="WHEN",
+        help=f"start of the period: a span back from now or a UTC date ({SINCE_EXAMPLE}; default 90d)",
+    )
+    p.add_argument(
+        "--format", choices=("md", "json", "html"), default="md", help="md, json or html (default md)"
+    )
+    p.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
+    _with_registry(p)
+
+
+def _add_channels(add: Add) -> None:
+    p = add(
+        "channels",
+        "Show each notification channel of the registry (`notify`), the teams it serves and the SNS "
+        "subscription filter policy that gives it exactly their messages; the platform channel "
+        "subscribes without one and receives everything (reads only the registry).",
+    )
+    _with_registry(p)
+    p.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text for people (default), json for tools"
+    )
+
+
 def _add_local(add: Add) -> None:
     p = add(
         "local", "The embedded local stack (moto + OTLP endpoint + VictoriaMetrics), no AWS account needed."
@@ -318,9 +427,14 @@ def _add_demo(add: Add) -> None:
     p.add_argument(
         "--days", type=positive_int(3650), default=200, help="days of nightly runs to simulate (default 200)"
     )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write the evidence report of the demo's last 90 days to FILE (Markdown)",
+    )
 
 
 def command_name(args: argparse.Namespace) -> str:
     """The command a parse named: `plan`, ..., or `local up`."""
-    local = getattr(args, "local_command", None)
+    local = getattr(args, "local_command", None) or getattr(args, "health_command", None)
     return f"{args.command} {local}" if local else str(args.command)

@@ -31,7 +31,9 @@ NOTIFICATIONS_INTRO = """\
 
 Every change TokenWarden makes is announced on the SNS topic (`TopicArn`) as an AWS Chatbot
 custom notification. Each message carries the attributes `event_type`, `principal`, `team` and
-`severity`, for subscription filter policies ([deploy.md](deploy.md#subscribe-slack-through-aws-chatbot)).
+`severity`, for subscription filter policies ([deploy.md](deploy.md#subscribe-slack-through-aws-chatbot)),
+and a message about a team with a `notify` channel also `channel`, which gives each team's Slack
+channel exactly its own messages ([routing.md](routing.md)).
 A message names a key by its alias, id and expiry, never by its token.
 
 This page has one entry per `event_type`: what it means and what to do. The CloudWatch alarms
@@ -44,11 +46,11 @@ have their runbook in [operate.md](operate.md#runbook-cloudwatch-alarms).
 
 def leaf_commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     """Every command a person runs, in the parser's order: a group such as `local` gives way to
-    its subcommands (`local up`), since the group alone does nothing."""
+    its subcommands (`local up`), since the group alone does nothing; a command whose subcommands
+    are optional (`health`, `health snooze`) runs alone too, and comes first."""
     groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not groups:
+    if not groups or not all(group.required for group in groups):
         yield parser
-        return
     for group in groups:
         for command in group._name_parser_map.values():
             yield from leaf_commands(command)

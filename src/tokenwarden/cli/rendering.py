@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from tokenwarden.cli.views import StatusRow
 from tokenwarden.domain.plan import ActionKind, Finding, Plan, PrincipalPlan
+from tokenwarden.domain.snooze import Snooze
 from tokenwarden.service.breakglass import RestoreResult, RevokeResult
 from tokenwarden.service.health import HealthReport
 from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
@@ -66,7 +68,11 @@ def render_report(report: RunReport) -> str:
         lines.append(f"  {o.principal:<24} {o.status:<9} {', '.join(o.done) or '-'}{extra}")
     if report.min_days_to_expiry is not None:
         lines.append(f"Soonest expiry of a current key: {report.min_days_to_expiry:.1f} days.")
-    lines.append(f"{len(report.failed)} principal(s) failed.")
+    # A night too big to name each principal (the state machine's report) counts the others.
+    unnamed = sum(v for k, v in report.counts.items() if k.startswith("principals_")) - len(report.outcomes)
+    if unnamed > 0:
+        lines.append(f"  ... and {unnamed} more principal(s), counted, not named.")
+    lines.append(f"{report.counts.get('principals_failed', len(report.failed))} principal(s) failed.")
     return "\n".join(lines)
 
 
@@ -84,6 +90,7 @@ def render_status(rows: Sequence[StatusRow], source: str = "the registry") -> st
             f"{r.principal:<18} {r.team or '':<14} {(r.current_alias or 'none'):<40} {days:>9}  "
             f"{_keys_cell(r):<22} {_next_cell(r):<26} {_last_cell(r)}"
         )
+    lines += snoozed_lines(registered)
     if others:
         lines += ["", f"In the account but not in {source}:"]
         header = f"{'PRINCIPAL':<18} {'STATE':<16} {'KEYS':<26} {'NEXT':<30} {'LAST EVENT':<22} LEFT IN THE ACCOUNT"
@@ -94,6 +101,20 @@ def render_status(rows: Sequence[StatusRow], source: str = "the registry") -> st
             for r in others
         ]
     return "\n".join(lines)
+
+
+def snoozed_lines(rows: Sequence[StatusRow]) -> list[str]:
+    """One line per snoozed team among the rows: until when, and why."""
+    teams = {r.team: r for r in rows if r.team is not None and r.snoozed_until is not None}
+    return [
+        f"{team}: health alerts snoozed until {_when(r.snoozed_until)} ({r.snooze_reason or 'no reason given'})"
+        for team, r in sorted(teams.items())
+        if r.snoozed_until is not None
+    ]
+
+
+def _when(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 def render_selection(rows: Sequence[StatusRow], total: int, source: str = "the registry") -> str:
@@ -205,7 +226,18 @@ def render_health(report: HealthReport) -> str:
         lines.append(
             f"{t.team:<18} {t.state.value:<15} {t.since:%Y-%m-%d %H:%M} {last:<17} {'; '.join(t.likely_causes) or '-'}"
         )
+    lines += [
+        f"{t.team}: snoozed until {_when(t.snoozed_until)} by {t.snoozed_by}: {t.snooze_reason}"
+        for t in report.teams
+        if t.snoozed_until is not None
+    ]
     lines += [f"alert: {transition.event} for {transition.team}" for transition in report.transitions]
+    lines += [
+        f"rollback: {r.verdict} {r.credential_id or '-'} of {r.principal} ({r.team})"
+        + (f" until {r.active_until:%Y-%m-%d %H:%M} UTC" if r.active_until else "")
+        + f": {r.reason}"
+        for r in report.rollbacks
+    ]
     if report.unregistered_teams:
         lines.append(
             "drift: telemetry from teams not in the registry: " + ", ".join(report.unregistered_teams)
@@ -216,3 +248,19 @@ def render_health(report: HealthReport) -> str:
 def render_team_health(report: HealthReport) -> str:
     """Every team's state on one line."""
     return ", ".join(f"{t.team} {t.state.value}" for t in report.teams)
+
+
+# -- snoozes -----------------------------------------------------------------------------------
+
+
+def render_snooze(snooze: Snooze) -> str:
+    return (
+        f"{snooze.team}: health alerts snoozed until {_when(snooze.until)}; its silence does not count "
+        f"until then.\nRecorded as {snooze.by}: {snooze.reason}"
+    )
+
+
+def render_unsnooze(team: str, ended: Snooze | None, now: datetime) -> str:
+    if ended is None:
+        return f"{team} is not snoozed: nothing recorded"
+    return f"{team}: snooze (until {_when(ended.until)}) ended at {_when(now)}; its silence counts again."

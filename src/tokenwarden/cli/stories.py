@@ -16,12 +16,22 @@ from zoneinfo import ZoneInfo
 
 from tokenwarden.cli import commands, rendering
 from tokenwarden.cli.context import Context
-from tokenwarden.cli.demo_world import DemoWorld, Message, about, counted, event_type, say, show
+from tokenwarden.cli.demo_world import (
+    SETTLE_SECONDS,
+    DemoWorld,
+    Message,
+    about,
+    counted,
+    event_type,
+    say,
+    show,
+)
 from tokenwarden.cli.errors import guarded
-from tokenwarden.cli.parser import build_parser
+from tokenwarden.cli.parser import build_parser, command_name
 from tokenwarden.cli.views import status_rows
 from tokenwarden.domain.audit import audit
 from tokenwarden.domain.registry import ActivityProfile, Principal
+from tokenwarden.local import realism
 from tokenwarden.observability import logger
 
 if TYPE_CHECKING:
@@ -132,7 +142,7 @@ def break_glass(world: DemoWorld) -> int:
 def run_command(world: DemoWorld, argv: list[str]) -> int:
     """A `tokenwarden` command, run as the operator would type it, against the demo's stack."""
     args = build_parser().parse_args(argv)
-    command = commands.COMMANDS[args.command]
+    command = commands.COMMANDS[command_name(args)]
     return guarded(lambda: command(args, Context(world.settings, args)))
 
 
@@ -302,7 +312,7 @@ def _health_notice(world: DemoWorld, fleet: Fleet, message: Message) -> None:
     kind = event_type(message)
     if not kind.startswith("team_"):
         return
-    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, hourly health check:")
+    say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check:")
     show([message])
     fleet.silent_seen = fleet.silent_seen or kind == "team_silent"
     fleet.recovered = fleet.recovered or kind == "team_recovered"
@@ -312,6 +322,233 @@ def working(profile: ActivityProfile, at: datetime) -> bool:
     """Whether `at` falls in the profile's working hours, in the team's own time zone."""
     local = at.astimezone(ZoneInfo(profile.timezone))
     return WEEKDAYS[local.weekday()] in profile.working_days and profile.start <= local.time() < profile.end
+
+
+# -- a retirement rolled back by itself -----------------------------------------------------------
+
+
+@dataclass
+class Rollback:
+    """What the rollback story has seen of its team: the token its laptops hold and the messages."""
+
+    fleet: Fleet
+    owner: str
+    old_token: str
+    seen: list[str] = field(default_factory=list)
+    picked_up: bool = False
+
+    def saw(self, kind: str) -> bool:
+        return kind in self.seen
+
+
+def rollback(world: DemoWorld) -> int:
+    """A team's laptops still use the previous key when it is retired: the health check finds the team
+    silent within hours, re-activates the key for a few days and tells the team to run the pickup
+    kit; the nightly run retires the key again once that grace ends, and nobody was cut off for a day."""
+    from tokenwarden.wiring import build_adapters, build_health_checker
+
+    checker = build_health_checker(world.settings, build_adapters(world.settings), clock=world.clock)
+    fleet = Fleet.of(world)
+    candidates = [
+        t for t in sorted(fleet.owners) if t != fleet.victim and _one_active_key(world, fleet.owners[t])
+    ]
+    if not candidates:
+        say("\n(No team can be rotated by hand right now: skipping the rollback story.)")
+        return 0
+    fleet.victim = candidates[0]
+    owner = fleet.owners[fleet.victim]
+    story = Rollback(fleet=fleet, owner=owner, old_token=world.token_of(owner))
+    secret = world.settings.naming.secret_name(owner)
+    rotated_at = _next_weekday(world.clock.now().replace(hour=10, minute=0, second=0, microsecond=0))
+    world.clock.advance_to(rotated_at)
+    world.drain()
+    say(f"\nAutomatic rollback: {owner}'s key is rotated by hand on {rotated_at:%Y-%m-%d} and its laptops")
+    say("never pick up the new key (they keep the token they read once).")
+    say(f"  $ aws secretsmanager rotate-secret --secret-id {secret}")
+    world.secrets.rotate_secret(SecretId=secret)
+    realism.wait_idle(SETTLE_SECONDS)
+    show([m for m in world.drain() if event_type(m) == "rotated" and about(m, owner)])
+    grace = timedelta(days=world.registry.require(owner).lifecycle.grace_days)
+    # Through the grace the laptops work with either key: the story picks up the day before it ends.
+    watched_from = rotated_at + grace - timedelta(days=1)
+    day = rotated_at.replace(hour=2, minute=15) + timedelta(days=1)
+    while day <= rotated_at + grace + timedelta(days=9) and not _rollback_told(story):
+        _rollback_night(world, story, day)
+        if day.weekday() < 5 and day >= watched_from:
+            _rollback_day(world, story, checker, day)
+        day += timedelta(days=1)
+    return _rollback_held(world, story)
+
+
+def _one_active_key(world: DemoWorld, owner: str) -> bool:
+    """Whether the owner's user holds no working key but the current one (a rotation by hand then
+    never takes a slot from a previous key still in its grace)."""
+    inventory = world.reconciler.principal_inventory(owner)
+    return sum(c.status == "Active" for c in inventory.credentials) == 1
+
+
+def _next_weekday(at: datetime) -> datetime:
+    at += timedelta(days=1)
+    while at.weekday() >= 5:
+        at += timedelta(days=1)
+    return at
+
+
+def _rollback_told(story: Rollback) -> bool:
+    """The story is over once the key was retired a second time and a working day after it was quiet."""
+    return story.seen.count("retired") >= 2 and story.seen[-1] == "healthy day"
+
+
+def _rollback_night(world: DemoWorld, story: Rollback, at: datetime) -> None:
+    world.nightly(at)
+    retired = [m for m in world.drain() if event_type(m) == "retired" and about(m, story.owner)]
+    if retired:
+        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, nightly run:")
+        show(retired)
+        story.seen.append("retired")
+
+
+def _rollback_day(world: DemoWorld, story: Rollback, checker: HealthChecker, day: datetime) -> None:
+    """Laptops export every two hours of the working day; the evening's health check acts."""
+    fleet = story.fleet
+    for hour in range(7, 23, 2):
+        world.clock.advance_to(day.replace(hour=hour, minute=0))
+        for team, owner in fleet.owners.items():
+            if not working(fleet.profiles[team], world.clock.now()):
+                continue
+            token = story.old_token if team == fleet.victim and not story.picked_up else world.token_of(owner)
+            accepted = world.send(token, team, f"dev-{team}")
+            if team == fleet.victim and not story.picked_up:
+                _old_token_answer(world, story, accepted)
+    world.clock.advance_to(day.replace(hour=23, minute=30))
+    checker.run(world.registry, world.clock.now())
+    told = [
+        m
+        for m in world.drain()
+        if about(m, story.owner)
+        and event_type(m) in ("team_silent", "team_recovered", "rolled_back", "rollback_escalated")
+    ]
+    if told:
+        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check:")
+        show(told)
+        story.seen += [event_type(m) for m in told]
+    elif story.seen.count("retired") >= 2:
+        story.seen.append("healthy day")
+        say(f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check: {fleet.victim} is healthy")
+    if story.saw("team_recovered") and not story.picked_up:
+        story.picked_up = True
+        say(
+            f"  -> the team runs the pickup kit (`tokenwarden pickup {story.owner}`): its laptops follow rotations now"
+        )
+
+
+def _old_token_answer(world: DemoWorld, story: Rollback, accepted: bool) -> None:
+    """Say once when the previous token is first refused, and once when it works again."""
+    kind = "accepted again" if accepted else "refused"
+    if (accepted and "refused" in story.seen and kind not in story.seen) or (
+        not accepted and kind not in story.seen
+    ):
+        story.seen.append(kind)
+        say(
+            f"\n  {world.clock.now():%Y-%m-%d %H:%M} UTC: {story.fleet.victim}'s laptops export with the previous token: {kind}"
+        )
+
+
+def _rollback_held(world: DemoWorld, story: Rollback) -> int:
+    """The key came back once, the team recovered, the key went for good, and nothing escalated."""
+    old_refused = not world.send(story.old_token, story.fleet.victim, "dev")
+    held = (
+        story.saw("rolled_back")
+        and story.saw("team_recovered")
+        and story.seen.count("retired") >= 2
+        and not story.saw("rollback_escalated")
+        and old_refused
+    )
+    if not held:
+        say(f"  UNEXPECTED: {story.seen}; previous token refused at the end: {old_refused}")
+        return 1
+    say(
+        f"\n  The previous key is retired for good; {story.fleet.victim}'s laptops send with the current one."
+    )
+    return 0
+
+
+# -- a team snoozed for its offsite ----------------------------------------------------------------
+
+OFFSITE = "team offsite, laptops off"
+
+
+def snoozed_team(world: DemoWorld) -> int:
+    """A team away for two working days is snoozed: its laptops send nothing, and nobody is paged."""
+    from tokenwarden.wiring import build_adapters, build_health_checker
+
+    checker = build_health_checker(world.settings, build_adapters(world.settings))
+    fleet = Fleet.of(world)
+    team = "mobile" if "mobile" in fleet.owners else sorted(fleet.owners)[0]
+    monday = _next_monday(world.clock.now())
+    world.clock.advance_to(monday.replace(hour=9))
+    _export_except(world, fleet, away=None)
+    until = monday + timedelta(days=3)
+    say(
+        f"\nPlanned quiet: {team} is at an offsite from Monday {monday:%Y-%m-%d}, laptops off, until Thursday."
+    )
+    say(f"  $ tokenwarden health snooze {team} --until {until:%Y-%m-%d} --reason '{OFFSITE}'")
+    argv = ["health", "snooze", team, "--until", f"{until:%Y-%m-%d}", "--reason", OFFSITE]
+    if run_command(world, [*argv, "--registry", world.registry.source]):
+        return 1
+    paged = [
+        m
+        for day in range(2)
+        for m in _quiet_day(world, checker, fleet, team, monday + timedelta(days=day), team)
+    ]
+    log, checker.snoozes = checker.snoozes, None  # what the same check would say without the snooze
+    say(
+        "  Without the snooze it would say: "
+        + rendering.render_team_health(checker.run(world.registry, world.clock.now(), commit=False))
+    )
+    checker.snoozes = log
+    wednesday = monday + timedelta(days=2)
+    world.clock.advance_to(wednesday.replace(hour=8))
+    say(f"\n  The team is back a day early: $ tokenwarden health unsnooze {team}")
+    if run_command(world, ["health", "unsnooze", team, "--registry", world.registry.source]):
+        return 1
+    paged += _quiet_day(world, checker, fleet, team, wednesday, away=None)
+    if paged:
+        say(f"  UNEXPECTED: {team} was paged: {[event_type(m) for m in paged]}")
+        return 1
+    return 0
+
+
+def _next_monday(now: datetime) -> datetime:
+    return (now + timedelta(days=7 - now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _quiet_day(
+    world: DemoWorld, checker: HealthChecker, fleet: Fleet, team: str, day: datetime, away: str | None = None
+) -> list[Message]:
+    """A working day on which every team at work exports but the one `away`; the evening's health
+    check reports `team`. Returns the alerts about `team`, of which there should be none."""
+    for hour in range(11, 23, 2):
+        world.clock.advance_to(day.replace(hour=hour))
+        _export_except(world, fleet, away)
+    world.clock.advance_to(day.replace(hour=23, minute=30))
+    report = checker.run(world.registry, world.clock.now())
+    about_team = [m for m in world.drain() if about(m, team) and event_type(m).startswith("team_")]
+    [health] = [t for t in report.teams if t.team == team]
+    until = health.snoozed_until
+    snoozed = f", snoozed until {until:%Y-%m-%d %H:%M} UTC ({health.snooze_reason})" if until else ""
+    say(
+        f"  {world.clock.now():%Y-%m-%d %H:%M} UTC, health check: {team} {health.state.value}{snoozed}; "
+        f"{len(about_team)} alert(s) for it"
+    )
+    return about_team
+
+
+def _export_except(world: DemoWorld, fleet: Fleet, away: str | None) -> None:
+    """Every team at work exports with its current token, except the one `away`."""
+    for team, owner in fleet.owners.items():
+        if team != away and working(fleet.profiles[team], world.clock.now()):
+            world.send(world.token_of(owner), team, f"dev-{team}")
 
 
 # -- the end ----------------------------------------------------------------------------------------

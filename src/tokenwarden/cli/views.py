@@ -6,7 +6,7 @@ Times appear in JSON as ISO-8601 with a `+00:00` offset, as they always have.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -18,6 +18,7 @@ from tokenwarden.domain.model import Credential, Inventory, LedgerState, Princip
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.plan import Plan, PrincipalPlan
 from tokenwarden.domain.registry import Registry
+from tokenwarden.domain.snooze import Snooze
 
 Time = Annotated[datetime, PlainSerializer(lambda at: at.isoformat(), return_type=str)]
 
@@ -63,6 +64,9 @@ class StatusRow(_View):
     next_action: Scheduled | None
     note: str | None
     last_event: Scheduled | None
+    snoozed_until: Time | None = None
+    """When the team's health snooze ends (`tokenwarden health snooze`); None: not snoozed."""
+    snooze_reason: str | None = None
 
 
 # What a status row's `state` can be: registered, or found only in the account (unregistered_state).
@@ -217,3 +221,13 @@ def credential_role(cred: Credential, inv: PrincipalInventory, current: Credenti
     if entry.reason == "offboarded" and entry.state is LedgerState.RETIRED:
         return "offboarded"
     return entry.state.value
+
+
+def with_snoozes(rows: Sequence[StatusRow], snoozes: Mapping[str, Snooze]) -> list[StatusRow]:
+    """The rows with their team's snooze in force, if any (every principal of a snoozed team)."""
+    return [
+        row.model_copy(update={"snoozed_until": snooze.until, "snooze_reason": snooze.reason})
+        if row.team is not None and (snooze := snoozes.get(row.team)) is not None
+        else row
+        for row in rows
+    ]

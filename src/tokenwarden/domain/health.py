@@ -3,9 +3,10 @@
 The health check knows which teams *should* report (the registry) and when each one last did (the
 newest sample per team from the PromQL queries). A team is judged only over its **active hours**: the
 working days and hours of its activity profile, in its own time zone. Nights and non-working days do
-not count toward silence, so a team that stops on Friday evening is not silent on Sunday.
+not count toward silence, so a team that stops on Friday evening is not silent on Sunday. Neither do
+its public holidays, its quiet days and its snoozes (:mod:`tokenwarden.domain.calendar`).
 
-States and transitions (one evaluation per run, e.g. hourly; ``previous`` is what the last run saved):
+States and transitions (one evaluation per run, every 15 minutes; ``previous`` is what the last run saved):
 
 * A team the health check has not known before starts ``never_reported`` (``first_seen_at`` = now)
   *without* an alert. Once the active hours since ``first_seen_at`` reach the profile's
@@ -22,7 +23,7 @@ States and transitions (one evaluation per run, e.g. hourly; ``previous`` is wha
 * ``recovered`` becomes ``healthy`` on the next evaluation without a transition.
 
 At most one transition per team per evaluation, and none when nothing changed: running the check
-every hour on the same data alerts once, not every hour. ``since`` moves only when the state changes;
+every 15 minutes on the same data alerts once, not every run. ``since`` moves only when the state changes;
 ``last_alert_at`` moves only when a transition is emitted. A team removed from the registry loses its
 record; if it keeps sending, it shows up in ``unregistered_teams`` (drift).
 
@@ -40,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenwarden.domain.calendar import Span, covers, merged, overlap, quiet_dates
 from tokenwarden.domain.model import Credential, LedgerEntry
 from tokenwarden.domain.registry import WEEKDAYS, ActivityProfile, Registry
 
@@ -54,6 +56,7 @@ __all__ = [
     "Transition",
     "active_hours",
     "evaluate",
+    "in_quiet_time",
     "likely_causes",
     "team_profiles",
 ]
@@ -135,7 +138,9 @@ def _aware(value: datetime, what: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def active_hours(profile: ActivityProfile, start: datetime, end: datetime) -> float:
+def active_hours(
+    profile: ActivityProfile, start: datetime, end: datetime, snoozed: Sequence[Span] = ()
+) -> float:
     """Working hours of ``profile`` between two aware datetimes, in the profile's time zone.
 
     Each working day contributes the elapsed time between its local ``start`` and ``end`` that falls
@@ -143,6 +148,9 @@ def active_hours(profile: ActivityProfile, start: datetime, end: datetime) -> fl
     09:00-18:00 day is 9 h even on a daylight-saving change day, and a window that spans the change
     itself (say 00:00-06:00) is an hour shorter or longer that day. A local time that does not exist
     (skipped by the change) is read with the offset before the change. ``end <= start`` gives 0.
+
+    Quiet time counts 0 as well (:mod:`tokenwarden.domain.calendar`): the public holidays of the
+    profile's calendar and its quiet days (whole local dates), and the ``snoozed`` spans.
     """
     start_utc = _aware(start, "start")
     end_utc = _aware(end, "end")
@@ -152,17 +160,26 @@ def active_hours(profile: ActivityProfile, start: datetime, end: datetime) -> fl
     working = {WEEKDAYS.index(day) for day in profile.working_days}
     day = start_utc.astimezone(zone).date()
     last_day = end_utc.astimezone(zone).date()
+    quiet = quiet_dates(profile.holidays, profile.quiet_days, day, last_day)
+    spans = merged(snoozed)
     total = timedelta()
     while day <= last_day:
-        if day.weekday() in working:
+        if day.weekday() in working and day not in quiet:
             opens = datetime.combine(day, profile.start.replace(tzinfo=None), tzinfo=zone).astimezone(UTC)
             closes = datetime.combine(day, profile.end.replace(tzinfo=None), tzinfo=zone).astimezone(UTC)
             lo = max(opens, start_utc)
             hi = min(closes, end_utc)
             if hi > lo:
-                total += hi - lo
+                total += hi - lo - overlap(spans, lo, hi)
         day += timedelta(days=1)
     return total.total_seconds() / 3600
+
+
+def in_quiet_time(profile: ActivityProfile, snoozed: Sequence[Span], at: datetime) -> bool:
+    """Whether ``at`` falls in a snooze, or on a holiday or quiet day of the profile (its local date)."""
+    at_utc = _aware(at, "at")
+    today = at_utc.astimezone(ZoneInfo(profile.timezone)).date()
+    return covers(snoozed, at_utc) or today in quiet_dates(profile.holidays, profile.quiet_days, today, today)
 
 
 def team_profiles(registry: Registry) -> dict[str, ActivityProfile]:
@@ -278,12 +295,17 @@ def judge_team(
     observed: datetime | None,
     now: datetime,
     policy: HealthPolicy = DEFAULT_POLICY,
+    snoozed: Sequence[Span] = (),
 ) -> tuple[TeamRecord, Transition | None]:
-    """One team's new record, and the transition to announce (if any), at ``now`` (aware, UTC)."""
+    """One team's new record, and the transition to announce (if any), at ``now`` (aware, UTC).
+
+    ``snoozed`` are the team's snoozes: like its holidays and quiet days they do not count toward
+    silence, and no reminder goes out while one of them lasts (it goes out after, if still silent).
+    """
     before = _checked_record(team, before)
     newest = last_sample(team, before, observed)
     first_seen_at = before.first_seen_at if before is not None else now
-    quiet_hours = active_hours(profile, newest or first_seen_at, now)
+    quiet_hours = active_hours(profile, newest or first_seen_at, now, snoozed)
     state, event = _judge(
         before,
         has_sample=newest is not None,
@@ -291,6 +313,8 @@ def judge_team(
         now=now,
         policy=policy,
     )
+    if event == "team_silent_reminder" and in_quiet_time(profile, snoozed, now):
+        event = None
     transition = None
     if event is not None:
         transition = Transition(
@@ -310,19 +334,30 @@ def evaluate(
     previous: Mapping[str, TeamRecord],
     now: datetime,
     policy: HealthPolicy = DEFAULT_POLICY,
+    snoozes: Mapping[str, Sequence[Span]] | None = None,
 ) -> Evaluation:
     """Judge every registered team at ``now``.
 
     ``last_samples`` maps a team id to the time of its newest sample in the query window (a team
     missing from it had none there); ``previous`` holds the records the last run saved. The record
     keeps the newer of its saved last sample and the observed one, so a query window shorter than a
-    silence does not forget when the team last reported. See the module docstring for the rules.
+    silence does not forget when the team last reported. ``snoozes`` maps a team to its snoozes
+    (:func:`judge_team`). See the module docstring for the rules.
     """
     now_utc = _aware(now, "now")
     observed = {team: _aware(at, f"the last sample of {team!r}") for team, at in last_samples.items()}
     profiles = team_profiles(registry)
+    snoozed = snoozes or {}
     judged = [
-        judge_team(team, profiles[team], previous.get(team), observed.get(team), now_utc, policy)
+        judge_team(
+            team,
+            profiles[team],
+            previous.get(team),
+            observed.get(team),
+            now_utc,
+            policy,
+            snoozed.get(team, ()),
+        )
         for team in sorted(profiles)
     ]
     return Evaluation(

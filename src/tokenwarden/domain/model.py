@@ -138,6 +138,9 @@ class LedgerEntry(_Value):
     # A revoke asked for a replacement: a run that finds this key broken issues one, even if
     # the revoke itself was interrupted before it could.
     reissue_requested: bool = False
+    # An automatic rollback re-activated this retired key (domain/rollback.py): it stays a previous
+    # key, Active until then, and the nightly run retires it again when that extended grace ends.
+    grace_until: datetime | None = None
 
 
 def with_known_expiry(cred: Credential, entry: LedgerEntry | None) -> Credential:

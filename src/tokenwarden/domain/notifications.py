@@ -32,6 +32,8 @@ class EventType(StrEnum):
     TEAM_SILENT = "team_silent"
     TEAM_RECOVERED = "team_recovered"
     TEAM_NEVER_REPORTED = "team_never_reported"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_ESCALATED = "rollback_escalated"
     RUN_SUMMARY = "run_summary"
 
 
@@ -69,6 +71,9 @@ class Notification(BaseModel):
     key: KeyRef | None = None
     context: dict[str, str] = Field(default_factory=dict)
     occurred_at: datetime
+    # The Slack channel (registry `notify`) of the team the message is about; set when it is routed
+    # (domain/routing.py), None for run-wide messages and teams without one.
+    channel: str | None = None
 
     def chatbot_message(self) -> dict[str, Any]:
         additional = {"principal": self.principal, "team": self.team, **self.context}
@@ -100,12 +105,17 @@ class Notification(BaseModel):
         return json.dumps(self.chatbot_message(), sort_keys=True)
 
     def attributes(self) -> dict[str, str]:
-        return {
+        """The SNS message attributes subscription filter policies select on: metadata only (the
+        kind, a registry id, a severity, a registry channel), never a token or free text."""
+        attributes = {
             "event_type": self.event_type.value,
             "principal": self.principal,
             "team": self.team,
             "severity": self.severity,
         }
+        if self.channel is not None:
+            attributes["channel"] = self.channel
+        return attributes
 
     def render_text(self) -> str:
         """The message as a person reads it in Slack, for the terminal."""
@@ -255,8 +265,11 @@ def run_summary(
 ) -> Notification:
     failed = [o for o in outcomes if o.status == "failed"]
     done = {k: v for k, v in sorted(counts.items()) if not k.startswith("principals_")}
+    # A night bigger than its report names only some principals (failures first); counts are whole.
+    principals = sum(v for k, v in counts.items() if k.startswith("principals_")) or len(outcomes)
+    unnamed = counts.get("principals_failed", len(failed)) - len(failed)
     parts = [
-        f"{len(outcomes)} principal(s): "
+        f"{principals} principal(s): "
         + ", ".join(
             f"{counts.get('principals_' + s, 0)} {s}"
             for s in ("ok", "unchanged", "failed", "locked", "deferred")
@@ -266,7 +279,11 @@ def run_summary(
     if done:
         parts.append("Actions: " + ", ".join(f"{k} x{v}" for k, v in done.items()) + ".")
     if failed:
-        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + ".")
+        more = f" and {unnamed} more" if unnamed > 0 else ""
+        parts.append("Failed: " + "; ".join(f"{o.principal} ({o.error})" for o in failed) + more + ".")
+    noted = [f"{o.principal} ({note})" for o in outcomes for note in getattr(o, "notes", ())]
+    if noted:
+        parts.append("Notes: " + "; ".join(noted) + ".")
     if findings:
         shown = [f"- {f.kind}: {f.detail}" for f in findings[:10]]
         more = f"\n- ... and {len(findings) - 10} more (`tokenwarden audit`)" if len(findings) > 10 else ""
@@ -391,6 +408,54 @@ def takeover_refused(principal: str, team: str, found: str, at: datetime) -> Not
             "Treat any token it held as leaked: `tokenwarden revoke "
             f"{principal} --reason '...' --reissue` once it is TokenWarden's again.",
         ),
+    )
+
+
+def rolled_back(
+    principal: str, team: str, key: KeyRef, retired_at: datetime, until: datetime, at: datetime
+) -> Notification:
+    return Notification(
+        event_type=EventType.ROLLED_BACK,
+        severity="warning",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{team}: laptops still send with the previous key; it is active again until {until:%Y-%m-%d %H:%M} UTC",
+        description=f"Team {team} went silent right after {principal}'s previous key {key.describe()} was "
+        f"retired ({retired_at:%Y-%m-%d %H:%M} UTC): its laptops never picked up the new key. TokenWarden "
+        f"re-activated it automatically; it is active again until {until:%Y-%m-%d %H:%M} UTC, then retired "
+        "again. This happens once per key.",
+        next_steps=(
+            f"Run the pickup kit on the team's laptops before then: `tokenwarden pickup {principal}`.",
+            "If the team is silent again after that, nothing is re-activated a second time "
+            "(`rollback_escalated`).",
+        ),
+        context={"active_until": until.isoformat(), "retired_at": retired_at.isoformat()},
+    )
+
+
+def rollback_escalated(
+    principal: str, team: str, key: KeyRef, rolled_back_at: datetime, at: datetime
+) -> Notification:
+    return Notification(
+        event_type=EventType.ROLLBACK_ESCALATED,
+        severity="critical",
+        principal=principal,
+        team=team,
+        key=key,
+        occurred_at=at,
+        title=f"{team}: silent again after the rollback of {principal}'s previous key",
+        description=f"Key {key.describe()} was re-activated once already ({rolled_back_at:%Y-%m-%d %H:%M} UTC) "
+        f"because team {team}'s laptops still sent with it, and it was retired again when that grace ended. "
+        "The team went silent again: the laptops still have not picked up the current key. It is not "
+        "re-activated a second time.",
+        next_steps=(
+            f"Run the pickup kit on the team's laptops now: `tokenwarden pickup {principal}`.",
+            "Find out why the laptops do not re-read the secret (settings managed by hand, the helper "
+            "script not installed, no read access to the secret).",
+        ),
+        context={"rolled_back_at": rolled_back_at.isoformat()},
     )
 
 
@@ -564,6 +629,26 @@ RUNBOOKS: dict[EventType, Runbook] = {
         action="Check the laptops' Claude Code settings: `CLAUDE_CODE_ENABLE_TELEMETRY=1`, the OTLP "
         "endpoint, and `team.id=<team>` in `OTEL_RESOURCE_ATTRIBUTES`. The pickup kit sets all three.",
     ),
+    EventType.ROLLED_BACK: Runbook(
+        severities=("warning",),
+        meaning="A team went silent within its next working hours after a routine retirement of one of its "
+        "keys, and that retirement is the likely cause: its laptops still send with the previous key. The "
+        "health check re-activated the key automatically and extended its grace by "
+        "`TOKENWARDEN_ROLLBACK_GRACE_DAYS` (3 by default); the nightly run retires it again when that grace "
+        "ends. Never sent for a revoked or offboarded key, nor for one deleted, expired or past its "
+        "retention. The rule is in [operate.md](operate.md#automatic-rollback).",
+        action="Run the pickup kit on the team's laptops before the date in the message "
+        "(`tokenwarden pickup <p>`), or have them re-read the secret. `team_recovered` follows once they "
+        "send again.",
+    ),
+    EventType.ROLLBACK_ESCALATED: Runbook(
+        severities=("critical",),
+        meaning="The team went silent again after the second retirement of a key that was rolled back "
+        "once already. Nothing was re-activated: a key is rolled back once, never in a loop.",
+        action="The laptops still have not picked up the current key: run the pickup kit "
+        "(`tokenwarden pickup <p>`) and find out why they do not re-read the secret (settings managed by "
+        "hand, the helper script missing, no read access to the secret).",
+    ),
     EventType.RUN_SUMMARY: Runbook(
         severities=("info", "warning", "critical"),
         severity_rule="warning with findings, critical with failures",
@@ -576,7 +661,10 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "principal's lease, or Secrets Manager was still running an earlier rotation of its secret. The "
         "run changed nothing for it. Leases expire by themselves (a run's after 5 minutes, a rotation's "
         "after about 215 s), and the next run picks the principal up.\n"
-        "- `deferred`: the Lambda ran out of time; the next run continues.",
+        "- `deferred`: the Lambda ran out of time, or the nightly execution stopped before it reached the "
+        "principal (its round limit, or a round in which no principal finished); the next run continues.\n\n"
+        "The counts cover every principal; a night with more than 200 names its failures first and "
+        "counts the rest.",
         action="- **With failures:** each failed principal is retried every night, and the other principals "
         "were not affected. Read the error, fix the cause, and run `tokenwarden apply` or invoke the "
         "reconciler.\n"
@@ -586,6 +674,8 @@ RUNBOOKS: dict[EventType, Runbook] = {
         "  - `key_without_expiry`, `key_lifetime_over_90_days` and `key_outside_tokenwarden` are keys made "
         "by hand: see the drift audit in [operate.md](operate.md#drift-audit).\n"
         "  - `managed_user_not_in_registry` is expected while an offboarding runs its course.\n"
-        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).",
+        "  - `guard_tripped`: see [`guard_tripped`](#guard_tripped).\n"
+        "  - `night_stopped`: the nightly execution stopped with work left: see "
+        "[operate.md](operate.md#a-night-that-stopped-early).",
     ),
 }

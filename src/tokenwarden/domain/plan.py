@@ -618,7 +618,7 @@ def _rotation_blocker(
             continue
         entry = inv.entry_for_credential(cred.id)
         if entry is not None and entry.state == LedgerState.PREVIOUS and entry.superseded_at is not None:
-            grace_end = entry.superseded_at + timedelta(days=life.grace_days)
+            grace_end = grace_ends_at(entry, life, now)
             if grace_end > now:
                 return f"rotation waits until the previous key's grace ends {grace_end:%Y-%m-%d %H:%M}"
     return None
@@ -648,9 +648,11 @@ def untracked_key(p: str, cred: Credential, life: Lifecycle, now: datetime) -> K
 
 
 def grace_ends_at(entry: LedgerEntry, life: Lifecycle, now: datetime) -> datetime:
-    """When a replaced key's grace ends: ``grace_days`` after it was superseded (or switched off)."""
+    """When a replaced key's grace ends: ``grace_days`` after it was superseded (or switched off),
+    or later when an automatic rollback extended it (``grace_until``)."""
     superseded = entry.superseded_at or entry.deactivated_at or now
-    return superseded + timedelta(days=life.grace_days)
+    planned = superseded + timedelta(days=life.grace_days)
+    return max(planned, entry.grace_until) if entry.grace_until is not None else planned
 
 
 def retire_after_grace(
@@ -659,6 +661,11 @@ def retire_after_grace(
     """A replaced key that still works is switched off when its grace is over."""
     superseded = entry.superseded_at or entry.deactivated_at or now
     reason = f"key {cred.alias} was replaced {superseded:%Y-%m-%d}; its {life.grace_days}-day grace is over"
+    if entry.grace_until is not None:
+        reason = (
+            f"key {cred.alias} was rolled back after its retirement; its grace, extended until "
+            f"{entry.grace_until:%Y-%m-%d %H:%M} UTC, is over"
+        )
     return _when_due(p, ActionKind.RETIRE, cred, grace_ends_at(entry, life, now), now, reason)
 
 

@@ -18,14 +18,15 @@ class ReasonError(ValueError):
     """The reason given is empty, too long or not one printable line; the message says which."""
 
 
-def checked_reason(raw: str, what: str = "the reason") -> str:
+BREAK_GLASS = "a break-glass action needs a reason, recorded in the ledger and the alert"
+
+
+def checked_reason(raw: str, what: str = "the reason", needed: str = BREAK_GLASS) -> str:
     """`raw` without surrounding whitespace, if it is a usable reason; `what` names it in the error
-    (a CLI option, a payload field)."""
+    (a CLI option, a payload field), `needed` says what needs it and where it goes."""
     reason = raw.strip()
     if not reason:
-        raise ReasonError(
-            f"{what} must say why: a break-glass action needs a reason, recorded in the ledger and the alert"
-        )
+        raise ReasonError(f"{what} must say why: {needed}")
     if len(reason) > MAX_REASON_LENGTH:
         raise ReasonError(f"{what} is {len(reason)} characters; keep it to {MAX_REASON_LENGTH} or fewer")
     if not reason.isprintable():

@@ -24,7 +24,9 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from tokenwarden.domain.calendar import MAX_QUIET_DAYS, QuietDay, check_calendar
 from tokenwarden.domain.ownership import Readers
+from tokenwarden.domain.routing import channel_problem
 
 MAX_KEY_AGE_DAYS = 90
 MAX_HOURS = MAX_KEY_AGE_DAYS * 24
@@ -110,6 +112,22 @@ class ActivityProfile(_Strict):
     start: time = time(9, 0)
     end: time = time(18, 0)
     silent_after_hours: float = Field(default=4.0, gt=0, le=MAX_HOURS, strict=True, allow_inf_nan=False)
+    holidays: StrictStr | None = Field(default=None, max_length=16)
+    """Public-holiday calendar (``DE``, ``US-NY``): its holidays do not count toward silence."""
+    quiet_days: tuple[QuietDay, ...] = Field(default=(), max_length=MAX_QUIET_DAYS)
+    """Dates and ranges (``2026-12-24``, ``2026-12-27..2027-01-01``) that do not count either."""
+
+    @field_validator("holidays", mode="before")
+    @classmethod
+    def _calendar_text(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError('write the calendar quoted, e.g. "NO" (YAML reads an unquoted NO as false)')
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        return None if value is None else check_calendar(value)
 
     @field_validator("timezone")
     @classmethod
@@ -182,6 +200,16 @@ class PrincipalSpec(_Strict):
                 f"{_show(value)} is not a slug (lowercase letters, digits and '-', 1-48 characters, "
                 "starting and ending with a letter or digit)"
             )
+        return value
+
+    @field_validator("notify")
+    @classmethod
+    def _sns_channel(cls, value: str | None) -> str | None:
+        """`notify` travels as the SNS message attribute `channel`: a value SNS would refuse is
+        refused here, when the registry loads, not at the first message."""
+        problem = None if value is None else channel_problem(value)
+        if problem is not None:
+            raise ValueError(f"{_show(value or '')} {problem}")
         return value
 
 

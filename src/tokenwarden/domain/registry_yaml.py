@@ -90,6 +90,18 @@ class _RegistryLoader(yaml.SafeLoader):
                 )
             seen.add(key)
 
+    def construct_timestamp(self, node: yaml.ScalarNode) -> object:
+        """A date-shaped scalar that is no date (``2026-13-01``) is a YAML error with its line, not a crash."""
+        try:
+            return self.construct_yaml_timestamp(node)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{_show(str(node.value))} is not a date ({exc})", node.start_mark
+            ) from None
+
+
+_RegistryLoader.add_constructor("tag:yaml.org,2002:timestamp", _RegistryLoader.construct_timestamp)
+
 
 def _yaml_problem(source: str, text: str, exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.position, int):

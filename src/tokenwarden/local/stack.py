@@ -58,7 +58,8 @@ STATE_MACHINE_NAME = "tokenwarden-nightly"
 STATE_MACHINE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/tokenwarden/local/{STATE_MACHINE_NAME}"
 # Items the local interpreter runs at once: its threads share this machine's cores with the stack.
 LOCAL_MAX_CONCURRENCY = 4
-LOCAL_MAX_PRINCIPALS = 1000
+LOCAL_MAX_PRINCIPALS = 500
+LOCAL_MAX_ROUNDS = 120
 LEDGER_TABLE = "tokenwarden-ledger"
 # Who the secrets' resource policies name: the roles a deployment would have, and moto's default
 # caller as the operator (moto does not enforce policies; the documents are what is tested).
@@ -113,13 +114,16 @@ def load_function(name: str, clock: Clock | None = None) -> ModuleType:
     return module
 
 
-def nightly_definition(reconcile_function_arn: str, max_concurrency: int, max_principals: int) -> str:
+def nightly_definition(
+    reconcile_function_arn: str, max_concurrency: int, max_principals: int, max_rounds: int = LOCAL_MAX_ROUNDS
+) -> str:
     """The nightly state machine's definition (statemachine/nightly.asl.json) with the template's
     DefinitionSubstitutions applied, as CloudFormation applies them."""
     substitutions = {
         "ReconcileFunctionArn": reconcile_function_arn,
         "MaxConcurrency": str(max_concurrency),
         "MaxPrincipalsPerRun": str(max_principals),
+        "MaxRounds": str(max_rounds),
     }
     text = (repo_root() / "statemachine" / "nightly.asl.json").read_text(encoding="utf-8")
     for name, value in substitutions.items():
@@ -196,12 +200,7 @@ class LocalStack:
         os.environ.update(self.exports)
         with realism.setup_calls():
             self._create_resources()
-        rotate = load_function("rotate_secret", self.clock)
-        simulate_waits(rotate, self.clock)
-        lambda_router.register(ROTATION_ARN, rotate.lambda_handler)
-        self._reconcile = load_function("reconcile", self.clock)
-        simulate_reconciler_waits(self._reconcile, self.clock)
-        lambda_router.register(RECONCILE_ARN, self._reconcile.lambda_handler)
+        self._start_functions()
         return self.exports
 
     def deploy_registry(self, path: Path) -> None:
@@ -212,8 +211,22 @@ class LocalStack:
         load_registry(path)  # a registry that does not load is refused here, not by every task
         if self._reconcile is None:
             raise StackError("the stack is not started")
-        module = self._reconcile
-        module.SETTINGS = module.SETTINGS.model_copy(update={"registry_path": path})  # type: ignore[attr-defined]
+        if path != self._reconcile.SETTINGS.registry_path:  # type: ignore[attr-defined]
+            self._start_functions(path)
+
+    def _start_functions(self, registry: Path | None = None) -> None:
+        """The functions that read the registry (the reconciler's runs, the rotation function's
+        messages and their channels), started afresh on `registry` (None: the one their settings
+        name): a deploy starts new containers."""
+        rotate = load_function("rotate_secret", self.clock)
+        simulate_waits(rotate, self.clock)
+        reconcile = load_function("reconcile", self.clock)
+        simulate_reconciler_waits(reconcile, self.clock)
+        for module in (rotate, reconcile) if registry is not None else ():
+            module.SETTINGS = module.SETTINGS.model_copy(update={"registry_path": registry})  # type: ignore[attr-defined]
+        lambda_router.register(ROTATION_ARN, rotate.lambda_handler)
+        lambda_router.register(RECONCILE_ARN, reconcile.lambda_handler)
+        self._reconcile = reconcile
 
     def _start_victoriametrics(self) -> Callable[[bytes, str], None] | None:
         if not self.victoriametrics:

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.calendar import Span
 from tokenwarden.domain.health import (
     Evaluation,
     HealthPolicy,
@@ -32,7 +33,9 @@ from tokenwarden.domain.health import (
     Transition,
     evaluate,
     likely_causes,
+    team_profiles,
 )
+from tokenwarden.domain.journal import HealthRecord, threshold_crossed_at
 from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.promql import (
@@ -49,11 +52,15 @@ from tokenwarden.domain.promql import (
     split_shard,
     team_shards,
 )
-from tokenwarden.domain.registry import Registry
+from tokenwarden.domain.registry import ActivityProfile, Registry
+from tokenwarden.domain.snooze import Snooze, active_snoozes, snooze_spans
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
 from tokenwarden.service.health_settings import HealthSettingsError as HealthSettingsError
 from tokenwarden.service.health_settings import check_health_settings
+from tokenwarden.service.journal import Journal, write_record
+from tokenwarden.service.rollback import AutomaticRollback, RollbackOutcome
+from tokenwarden.service.snooze import SnoozeLog
 
 DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
 
@@ -77,6 +84,10 @@ class TeamHealth(BaseModel):
     last_sample_at: datetime | None
     minutes_since_last_sample: float | None
     likely_causes: tuple[str, ...] = ()
+    snoozed_until: datetime | None = None
+    """When the team's snooze in force ends (``tokenwarden health snooze``); None: not snoozed."""
+    snooze_reason: str | None = None
+    snoozed_by: str | None = None
 
 
 class HealthReport(BaseModel):
@@ -87,6 +98,8 @@ class HealthReport(BaseModel):
     transitions: tuple[Transition, ...]
     unregistered_teams: tuple[str, ...]
     queries: int
+    rollbacks: tuple[RollbackOutcome, ...] = ()
+    """What the automatic rollback did about silent teams' retired keys (only when committing)."""
 
 
 @dataclass
@@ -101,6 +114,11 @@ class HealthChecker:
     metric_names: tuple[str, ...] = DEFAULT_METRICS
     window: timedelta = timedelta(hours=24)
     policy: HealthPolicy = field(default_factory=HealthPolicy)
+    rollback: AutomaticRollback | None = None
+    # Where each announced transition is recorded for the evidence report (the ledger's history).
+    journal: Journal | None = None
+    snoozes: SnoozeLog | None = None
+    """Where ``tokenwarden health snooze`` records snoozes; read once per run."""
 
     def __post_init__(self) -> None:
         check_health_settings(self.dialect, self.metric_names, self.window)
@@ -129,8 +147,12 @@ class HealthChecker:
         """Evaluate every team. With `commit`, alert on transitions and record the new states."""
         samples, queries = self.last_samples(now, registry.teams)
         previous = {team: TeamRecord.model_validate(raw) for team, raw in self.store.load().items()}
-        evaluation = evaluate(registry, samples, previous, now, self.policy)
+        snoozes = self.snoozes.records() if self.snoozes is not None else []
+        spans = snooze_spans(snoozes)
+        evaluation = evaluate(registry, samples, previous, now, self.policy, spans)
+        snoozed = active_snoozes(snoozes, now)
         causes = self._causes(registry, evaluation, now)
+        rollbacks: tuple[RollbackOutcome, ...] = ()
         if commit:
             for transition in evaluation.transitions:
                 secrets = [
@@ -139,7 +161,11 @@ class HealthChecker:
                 self.notifier.publish(
                     _notification(transition, causes.get(transition.team, ()), secrets, now)
                 )
+            # Before the records are saved: a run killed in between finds the team silent again.
+            if self.rollback is not None:
+                rollbacks = self.rollback.after_evaluation(registry, evaluation.records, now)
             self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
+            self._record(registry, evaluation.transitions, now, spans)
             self._metrics(evaluation)
         teams = tuple(
             TeamHealth(
@@ -149,6 +175,7 @@ class HealthChecker:
                 last_sample_at=rec.last_sample_at,
                 minutes_since_last_sample=evaluation.minutes_since_last_sample.get(team),
                 likely_causes=tuple(causes.get(team, ())),
+                **snooze_fields(snoozed.get(team)),
             )
             for team, rec in sorted(evaluation.records.items())
         )
@@ -162,6 +189,7 @@ class HealthChecker:
             transitions=evaluation.transitions,
             unregistered_teams=evaluation.unregistered_teams,
             queries=queries,
+            rollbacks=rollbacks,
         )
 
     def _causes(self, registry: Registry, evaluation: Evaluation, now: datetime) -> dict[str, list[str]]:
@@ -196,6 +224,19 @@ class HealthChecker:
             result[team] = causes
         return result
 
+    def _record(
+        self,
+        registry: Registry,
+        transitions: Iterable[Transition],
+        now: datetime,
+        snoozed: Mapping[str, Sequence[Span]] | None = None,
+    ) -> None:
+        """Each announced transition as a journal record under its team, after the state is saved."""
+        profiles = team_profiles(registry)
+        for transition in transitions:
+            spans = (snoozed or {}).get(transition.team, ())
+            write_transition(self.journal, transition, profiles[transition.team], now, spans)
+
     def _metrics(self, evaluation: Evaluation) -> None:
         per_state = {state: 0 for state in HealthState}
         for rec in evaluation.records.values():
@@ -205,6 +246,13 @@ class HealthChecker:
         for team, minutes in evaluation.minutes_since_last_sample.items():
             if minutes is not None:
                 team_metric("MinutesSinceLastSample", minutes, team)
+
+
+def snooze_fields(snooze: Snooze | None) -> dict[str, Any]:
+    """A team's snooze in force as :class:`TeamHealth` shows it (nothing when there is none)."""
+    if snooze is None:
+        return {}
+    return {"snoozed_until": snooze.until, "snooze_reason": snooze.reason, "snoozed_by": snooze.by}
 
 
 def query_by_shard(
@@ -240,6 +288,34 @@ def query_by_shard(
         logger.warning("truncated PromQL answer; splitting the shard", extra={"shard": str(shard)})
         pending.extendleft(reversed(halves))
     return merge_results(answers), sent
+
+
+def write_transition(
+    book: Journal | None,
+    transition: Transition,
+    profile: ActivityProfile,
+    now: datetime,
+    snoozed: Sequence[Span] = (),
+) -> None:
+    """The journal record of one transition: when it was announced and when its silence began
+    (quiet time left out, as the health check leaves it out)."""
+    crossed = (
+        threshold_crossed_at(profile, transition.last_sample_at, profile.silent_after_hours, snoozed)
+        if transition.last_sample_at is not None
+        else None
+    )
+    record = HealthRecord(
+        team=transition.team,
+        event=transition.event,
+        at=now,
+        previous=transition.previous.value if transition.previous is not None else None,
+        current=transition.current.value,
+        last_sample_at=transition.last_sample_at,
+        silent_active_hours=round(transition.silent_active_hours, 3),
+        silent_after_hours=profile.silent_after_hours,
+        threshold_crossed_at=crossed,
+    )
+    write_record(book, transition.team, record)
 
 
 def _current(entries: Sequence[LedgerEntry], credentials: Mapping[str, Credential]) -> Credential | None:

@@ -1,21 +1,29 @@
-"""The nightly run in three steps, as the state machine runs it (statemachine/nightly.asl.json).
+"""The nightly run as the state machine runs it (statemachine/nightly.asl.json): in rounds, one
+execution for the whole night however many principals have work.
 
-1. `plan_night`: one inventory read and one plan; the principals with work to do become the Map's
-   items (at most `max_principals` of them, the rest are left for the next run).
+1. `plan_night`: one inventory read and one plan; the next principals with work (at most
+   `max_principals`, in id order after the last round's) become the Map's items. From the second
+   round on it first folds the last round's results into the night (`tally`) and decides whether
+   another round runs (`next_round`): not when nothing is left, when the last round made no
+   progress (every principal failed or was locked) or when the round limit is reached.
 2. `apply_batch`: each item, the same code the CLI's run applies to one principal
    (`Reconciler.apply_principal`: under its lease, read afresh, planned again, applied).
-3. `summarise_night`: the outcomes gathered, every other principal reported as unchanged or
-   deferred, the account audited, one `run_summary` and the run's metrics; the run report.
+3. `summarise_night`: once, after the last round: the night's counts, every principal no round
+   took reported as unchanged or deferred, the account audited, one `run_summary` and the run's
+   metrics; the run report.
 
-What passes between the steps is JSON that Step Functions carries (256 KiB at most per state):
-principal ids, outcomes and findings, never a token.
+What passes between the steps and the rounds is JSON that Step Functions carries (256 KiB at most
+per state), so it is bounded: one round's ids and outcomes, the night's counts, the id the last
+round reached and at most `MAX_LISTED_OUTCOMES` outcomes, failures first. Never a token.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,21 +33,50 @@ from tokenwarden.domain.registry import Registry
 from tokenwarden.observability import count
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
 
-# Principals applied by one execution. An id and its outcome take about 150 bytes of state, so
-# 1,000 stay well inside Step Functions' 256 KiB per state; the rest wait for the next run.
-DEFAULT_MAX_PRINCIPALS = 1000
+# Principals applied by one round. An outcome takes about 150 bytes of state, about 350 for a
+# failure with a long id and error: 500 of them, their ids and the night's named outcomes stay
+# inside Step Functions' 256 KiB per state (tests/infra/test_state_machine.py); the rest wait for
+# the next round.
+DEFAULT_MAX_PRINCIPALS = 500
+# Rounds one execution runs: 120 rounds of 500 take 60,000 principals with work in one night.
+DEFAULT_MAX_ROUNDS = 120
+# Outcomes the night carries by name and reports (failures first); beyond them, counts only.
+# 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
+MAX_LISTED_OUTCOMES = 200
+
+Stop = Literal["done", "no_progress", "round_limit"]
+# The order in which outcomes keep their place in a bounded list: what a person must act on first.
+_PRIORITY = {"failed": 0, "locked": 1, "deferred": 2, "ok": 3, "unchanged": 4}
 
 
-class NightPlan(BaseModel):
-    """What the plan step hands to the Map (`work`) and to the summary."""
+class NightState(BaseModel):
+    """The night so far, carried from round to round and handed to the summary."""
 
     model_config = ConfigDict(frozen=True)
 
     run_id: str
     started_at: datetime
     allow_mass_revoke: bool = False
-    work: tuple[str, ...]
     findings: tuple[Finding, ...] = ()
+    rounds: int = 0
+    # The last principal id (in id order) an applied round reached; the next round starts after it.
+    through: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+    outcomes: tuple[PrincipalOutcome, ...] = ()
+    unlisted: int = 0  # principals the rounds applied that `outcomes` has no room to name
+    stopped: Stop | None = None
+
+
+class NightRound(BaseModel):
+    """What the plan step hands to the Map (`work`, when `more`) and to the next round."""
+
+    model_config = ConfigDict(frozen=True)
+
+    night: NightState
+    work: tuple[str, ...] = ()
+    upto: str | None = None  # where `through` stands once this round is applied
+    waiting: int = 0  # principals with work beyond this round when it was planned
+    more: bool = False
 
 
 class BatchResult(BaseModel):
@@ -53,13 +90,13 @@ class BatchResult(BaseModel):
     error: str | None = None
 
 
-class NightResults(BaseModel):
-    """The summary step's input: the plan and every Map item's result."""
+class RoundResults(BaseModel):
+    """A round as the Map left it: its plan and every item's result."""
 
     model_config = ConfigDict(frozen=True)
 
-    plan: NightPlan
-    results: tuple[BatchResult, ...] = Field(default_factory=tuple)
+    round: NightRound
+    results: tuple[BatchResult, ...] = ()
 
 
 def plan_night(
@@ -68,24 +105,88 @@ def plan_night(
     now: datetime,
     allow_mass_revoke: bool = False,
     max_principals: int = DEFAULT_MAX_PRINCIPALS,
-) -> NightPlan:
-    """One inventory read, one plan: who has work tonight. The blast-radius guard is announced here,
+    max_rounds: int = DEFAULT_MAX_ROUNDS,
+    previous: RoundResults | None = None,
+) -> NightRound:
+    """The next round: the last one tallied, then (unless the night stops) one inventory read and
+    one plan. The first round starts the night (its run id) and announces the blast-radius guard,
     once, as the Lambda run does."""
+    if previous is None:
+        night = NightState(run_id=uuid.uuid4().hex, started_at=now, allow_mass_revoke=allow_mass_revoke)
+    else:
+        night = tally(previous)
+        stop = next_round(night.rounds, max_rounds, previous.round.waiting, progressed(previous.results))
+        if stop is not None:
+            return NightRound(night=night.model_copy(update={"stopped": stop}))
     inventory = reconciler.inventory()
-    plan = reconciler.plan(registry, now, inventory, allow_mass_revoke)
-    if plan.guard is not None and plan.guard.tripped:
-        reconciler.notifier.publish(
-            notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
-        )
-        count("GuardTripped", 1)
-    work = [p.principal for p in plan.principals if reconciler.has_work(registry, p, inventory)]
-    return NightPlan(
-        run_id=uuid.uuid4().hex,
-        started_at=now,
-        allow_mass_revoke=allow_mass_revoke,
-        work=tuple(work[:max_principals]),
-        findings=plan.findings,
+    plan = reconciler.plan(registry, now, inventory, night.allow_mass_revoke)
+    if previous is None:
+        night = night.model_copy(update={"findings": plan.findings})
+        if plan.guard is not None and plan.guard.tripped:
+            reconciler.notifier.publish(
+                notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
+            )
+            count("GuardTripped", 1)
+    waiting = sorted(
+        p.principal
+        for p in plan.principals
+        if _after(p.principal, night.through) and reconciler.has_work(registry, p, inventory)
     )
+    work = tuple(waiting[:max_principals])
+    if not work:
+        return NightRound(night=night.model_copy(update={"stopped": "done"}))
+    return NightRound(night=night, work=work, upto=work[-1], waiting=len(waiting) - len(work), more=True)
+
+
+def next_round(rounds: int, max_rounds: int, waiting: int, progressed: bool) -> Stop | None:
+    """Whether the night goes on after `rounds` rounds (None) or why it stops: nothing was left
+    beyond the last round, the last round made no progress (every one of its principals failed or
+    was locked: another round would most likely fare no better, and the rest is reported
+    deferred), or the round limit is reached."""
+    if waiting == 0:
+        return "done"
+    if not progressed:
+        return "no_progress"
+    if rounds >= max_rounds:
+        return "round_limit"
+    return None
+
+
+def progressed(results: Iterable[BatchResult]) -> bool:
+    """Whether at least one principal of a round finished its work (applied, or found nothing to do)."""
+    return any(o.status in ("ok", "unchanged") for result in results for o in result.outcomes)
+
+
+def tally(previous: RoundResults) -> NightState:
+    """The night with one more round folded in: its counts added, its outcomes named while there
+    is room (failures first), the rest counted in `unlisted`, and `through` moved past it."""
+    night = previous.round.night
+    outcomes = round_outcomes(previous.results)
+    counts = Counter(night.counts)
+    for outcome in outcomes:
+        counts.update(outcome.done)
+        counts[f"principals_{outcome.status}"] += 1
+    listed = _most_pressing(night.outcomes + outcomes, MAX_LISTED_OUTCOMES)
+    return night.model_copy(
+        update={
+            "rounds": night.rounds + 1,
+            "through": previous.round.upto,
+            "counts": dict(counts),
+            "outcomes": listed,
+            "unlisted": night.unlisted + len(night.outcomes) + len(outcomes) - len(listed),
+        }
+    )
+
+
+def round_outcomes(results: Iterable[BatchResult]) -> tuple[PrincipalOutcome, ...]:
+    """Every Map item's outcomes; a principal its item did not finish is failed, by the error's name."""
+    outcomes: dict[str, PrincipalOutcome] = {}
+    for result in results:
+        for outcome in result.outcomes:
+            outcomes[outcome.principal] = outcome
+        for principal in result.unfinished:
+            outcomes.setdefault(principal, _unfinished(principal, result.error))
+    return tuple(outcomes.values())
 
 
 def apply_batch(
@@ -106,27 +207,77 @@ def apply_batch(
 
 
 def summarise_night(
-    reconciler: Reconciler, registry: Registry, night: NightResults, now: datetime
+    reconciler: Reconciler, registry: Registry, night: NightState, now: datetime
 ) -> RunReport:
-    """The run report, in the plan's order: the principals the Map applied, those an item could not
-    finish (failed, with the error's name), and every other principal: deferred when it still has
-    work (the rest of a night bigger than one execution), unchanged otherwise. One inventory read."""
-    applied = {o.principal: o for result in night.results for o in result.outcomes}
-    for result in night.results:
-        for principal in result.unfinished:
-            applied.setdefault(principal, _unfinished(principal, result.error))
+    """The run report, once per night, in the plan's order: the principals the rounds applied, and
+    every other one, deferred when it still has work (beyond the last round: a night stopped early,
+    or a round whose Map failed), unchanged otherwise. One inventory read. A night bigger than
+    `MAX_LISTED_OUTCOMES` names its most pressing outcomes and counts every principal."""
     final = reconciler.inventory()
-    plan = reconciler.plan(registry, now, final, night.plan.allow_mass_revoke)
+    plan = reconciler.plan(registry, now, final, night.allow_mass_revoke)
+    applied = {o.principal: o for o in night.outcomes}
+    counts = Counter(night.counts)
     outcomes: list[PrincipalOutcome] = []
+    behind = 0  # principals the rounds passed without naming them: unchanged, or applied and unlisted
     for p in plan.principals:
-        done = applied.pop(p.principal, None)
-        outcomes.append(
-            done if done is not None else _untouched(p.principal, reconciler.has_work(registry, p, final))
-        )
+        outcome = applied.pop(p.principal, None)
+        if outcome is None and night.unlisted and not _after(p.principal, night.through):
+            behind += 1
+            continue
+        if outcome is None:
+            outcome = _untouched(p.principal, reconciler.has_work(registry, p, final))
+            counts[f"principals_{outcome.status}"] += 1
+        outcomes.append(outcome)
     outcomes += applied.values()  # applied tonight and gone from the plan since (offboarded for good)
+    counts["principals_unchanged"] += max(0, behind - night.unlisted)
+    count("NightRounds", night.rounds)
     return reconciler.close_run(
-        registry, night.plan.started_at, now, tuple(outcomes), night.plan.findings, final
+        registry,
+        night.started_at,
+        now,
+        _in_plan_order(outcomes, _most_pressing(outcomes, MAX_LISTED_OUTCOMES)),
+        night.findings + _stopped_early(night, counts["principals_deferred"]),
+        final,
+        counts={k: v for k, v in counts.items() if v},
     )
+
+
+def _stopped_early(night: NightState, deferred: int) -> tuple[Finding, ...]:
+    """A night that stopped with work left says why, so that the run_summary does."""
+    if not deferred or night.stopped not in ("no_progress", "round_limit"):
+        return ()
+    why = (
+        "no principal of its last round finished (each failed or was locked)"
+        if night.stopped == "no_progress"
+        else "it reached its round limit (NightlyMaxRounds)"
+    )
+    return (
+        Finding(
+            principal=None,
+            kind="night_stopped",
+            detail=f"the night stopped after {night.rounds} round(s): {why}; "
+            f"{deferred} principal(s) with work are deferred to the next run",
+        ),
+    )
+
+
+def _after(principal: str, through: str | None) -> bool:
+    """Whether `principal` comes after the last round's reach (every principal does before the first)."""
+    return through is None or principal > through
+
+
+def _most_pressing(outcomes: Sequence[PrincipalOutcome], limit: int) -> tuple[PrincipalOutcome, ...]:
+    """At most `limit` outcomes, the most pressing kept (failed, locked, deferred, ok, unchanged)."""
+    if len(outcomes) <= limit:
+        return tuple(outcomes)
+    return tuple(sorted(outcomes, key=lambda o: _PRIORITY[o.status])[:limit])
+
+
+def _in_plan_order(
+    ordered: Sequence[PrincipalOutcome], kept: Sequence[PrincipalOutcome]
+) -> tuple[PrincipalOutcome, ...]:
+    keep = {o.principal for o in kept}
+    return tuple(o for o in ordered if o.principal in keep)
 
 
 def _unfinished(principal: str, error: str | None) -> PrincipalOutcome:
@@ -138,6 +289,6 @@ def _unfinished(principal: str, error: str | None) -> PrincipalOutcome:
 def _untouched(principal: str, has_work: bool) -> PrincipalOutcome:
     if has_work:
         return PrincipalOutcome(
-            principal=principal, status="deferred", error="more work than one run; next run"
+            principal=principal, status="deferred", error="more work than one night; next run"
         )
     return PrincipalOutcome(principal=principal, status="unchanged")

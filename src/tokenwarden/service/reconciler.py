@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.audit import audit
+from tokenwarden.domain.journal import RepairRecord, TakeoverRefusedRecord
 from tokenwarden.domain.model import (
     AWSPENDING,
     Credential,
@@ -47,9 +48,12 @@ from tokenwarden.domain.plan import (
     rotation_days,
 )
 from tokenwarden.domain.registry import Principal, Registry
+from tokenwarden.domain.rollback import retirement_note, team_record
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
 from tokenwarden.ports import IamPort, LedgerPort, Notifier, SecretsPort
+from tokenwarden.service.expiry_metrics import days_to_expiry, publish_expiry
+from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.lease import Leases, PrincipalBusy, rotation_owner
 from tokenwarden.service.ownership import Custody, Secured, UserRead
 from tokenwarden.service.rotation import (
@@ -75,6 +79,8 @@ class PrincipalOutcome(BaseModel):
     status: Status
     done: tuple[str, ...] = ()
     error: str | None = None
+    # What a person should know about what was done, e.g. a key retired for a team already silent.
+    notes: tuple[str, ...] = ()
 
 
 class RunReport(BaseModel):
@@ -91,6 +97,12 @@ class RunReport(BaseModel):
         return tuple(o for o in self.outcomes if o.status == "failed")
 
 
+class HealthRecords(Protocol):
+    """The health check's saved team records (service/health.py writes them)."""
+
+    def load(self) -> dict[str, dict[str, Any]]: ...
+
+
 @dataclass
 class Reconciler:
     iam: IamPort
@@ -102,6 +114,12 @@ class Reconciler:
     rotation_lambda_arn: str | None = None
     custody: Custody | None = None
     leases: Leases | None = None
+    # Read before a previous key is retired: the run report says when the team was silent already.
+    health: HealthRecords | None = None
+    # Where repairs and refused takeovers are recorded for the evidence report (the ledger's history).
+    journal: Journal | None = None
+    # One DaysToExpiry metric per principal at each summary (PrincipalMetrics; aggregates always).
+    principal_metrics: bool = False
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
 
@@ -238,6 +256,7 @@ class Reconciler:
             counts=dict(counts),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
+        publish_expiry(days_to_expiry(registry, final, now), self.principal_metrics)
         self._summarise(report, now)
         return report
 
@@ -275,22 +294,25 @@ class Reconciler:
         outcomes: tuple[PrincipalOutcome, ...],
         findings: tuple[Finding, ...],
         final: Inventory | None = None,
+        counts: Mapping[str, int] | None = None,
     ) -> RunReport:
         """The report of a run whose principals were applied elsewhere (the state machine's items):
-        counted, audited against the account as it is now (`final`, read here when not given),
-        summarised in one `run_summary` with the run's metrics."""
-        counts: Counter[str] = Counter()
+        counted (or `counts` given, when `outcomes` name only some of the run's principals), audited
+        against the account as it is now (`final`, read here when not given), summarised in one
+        `run_summary` with the run's metrics."""
+        counted: Counter[str] = Counter()
         for outcome in outcomes:
-            counts.update(outcome.done)
-            counts[f"principals_{outcome.status}"] += 1
+            counted.update(outcome.done)
+            counted[f"principals_{outcome.status}"] += 1
         final = final if final is not None else self.inventory()
         report = RunReport(
             started_at=started_at,
             outcomes=outcomes,
             findings=findings + audit(registry, final, now),
-            counts=dict(counts),
+            counts=dict(counts if counts is not None else counted),
             min_days_to_expiry=_min_days_to_expiry(registry, final, now),
         )
+        publish_expiry(days_to_expiry(registry, final, now), self.principal_metrics)
         self._summarise(report, now)
         return report
 
@@ -320,7 +342,9 @@ class Reconciler:
             if self.leases is not None and not progress.lease_handed_over:
                 self.leases.release(principal.id, run_id)
         status: Status = "ok" if progress.done else "unchanged"
-        return PrincipalOutcome(principal=principal.id, status=status, done=tuple(progress.done))
+        return PrincipalOutcome(
+            principal=principal.id, status=status, done=tuple(progress.done), notes=tuple(progress.notes)
+        )
 
     def _apply_actions(
         self,
@@ -360,6 +384,7 @@ class Reconciler:
                 count(f"Action_{action.kind.value}", 1)
         finally:
             progress.lease_handed_over = known.lease_handed_over
+            progress.notes += known.notes
 
     def _inspect_user(self, principal: str) -> UserRead | None:
         """With ownership rules, the user is read once under the lease with everything custody
@@ -442,6 +467,9 @@ class Reconciler:
         count("TakeoverRefused", 1)
         count("PrincipalFailed", 1)
         self.notifier.publish(notes.takeover_refused(principal.id, principal.team, found, now))
+        write_record(
+            self.journal, principal.id, TakeoverRefusedRecord(principal=principal.id, at=now, finding=found)
+        )
         return PrincipalOutcome(principal=principal.id, status="failed", done=done, error=f"refused: {found}")
 
     def _apply(self, principal: Principal, action: Action, now: datetime, run_id: str, known: _Known) -> None:
@@ -522,6 +550,7 @@ class Reconciler:
             broken = known.entry_for(action.credential_id) if action.credential_id else None
             key = _key(broken) if broken else None
             self.notifier.publish(notes.repaired(principal.id, principal.team, name, key, action.reason, now))
+            write_record(self.journal, principal.id, _repair_record(principal.id, broken, action.reason, now))
         token = str(uuid.uuid4())
         known.forget()
         if self.rotation_lambda_arn is None:
@@ -548,6 +577,10 @@ class Reconciler:
     def _retire(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
         cred_id = action.credential_id or ""
+        before = known.entry_for(cred_id)
+        note = self._team_before_retirement(principal, before.alias if before else None, cred_id)
+        if note is not None:
+            known.notes.append(note)
         self.iam.set_credential_status(user, cred_id, active=False)
         entry = known.entry_for(cred_id)
         if entry is not None:
@@ -557,6 +590,21 @@ class Reconciler:
                     principal.id, principal.team, _key(entry), principal.lifecycle.retention_days, now
                 )
             )
+
+    def _team_before_retirement(self, principal: Principal, alias: str | None, cred_id: str) -> str | None:
+        """The team's health before its previous key is retired: a team already silent, or that never
+        reported, is not made worse by it (the key is retired as planned, and the report says so); a
+        team that reports is protected by the automatic rollback (service/rollback.py)."""
+        if self.health is None:
+            return None
+        note = retirement_note(
+            principal.team, alias or cred_id, team_record(self.health.load(), principal.team)
+        )
+        if note is not None:
+            logger.info(
+                "retiring for a team that does not report", extra={"principal": principal.id, "note": note}
+            )
+        return note
 
     def _delete(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)
@@ -640,7 +688,7 @@ class Reconciler:
     def _summarise(self, report: RunReport, now: datetime) -> None:
         if report.min_days_to_expiry is not None:
             count("MinDaysToExpiry", report.min_days_to_expiry)
-        count("RunFailures", len(report.failed))
+        count("RunFailures", report.counts.get("principals_failed", len(report.failed)))
         self.notifier.publish(notes.run_summary(report.outcomes, report.findings, report.counts, now))
 
 
@@ -651,6 +699,7 @@ class _Progress:
     done: list[str] = field(default_factory=list)
     step: str = "read"
     lease_handed_over: bool = False
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -672,6 +721,8 @@ class _Known:
     secret_arn: str | None = None
     # The principal's lease was handed to a rotation (which releases it).
     lease_handed_over: bool = False
+    # What the run report should say about this principal's actions.
+    notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._entries = list(self.read.ledger)
@@ -738,6 +789,16 @@ def _live(entries: list[LedgerEntry]) -> bool:
     return any(e.state not in (LedgerState.DELETED, LedgerState.ABANDONED) for e in entries)
 
 
+def _repair_record(principal: str, broken: LedgerEntry | None, reason: str, now: datetime) -> RepairRecord:
+    return RepairRecord(
+        principal=principal,
+        at=now,
+        reason=reason,
+        credential_id=broken.credential_id if broken else None,
+        alias=broken.alias if broken else None,
+    )
+
+
 def _key(entry: LedgerEntry) -> notes.KeyRef:
     return notes.KeyRef(
         credential_id=entry.credential_id or "", alias=entry.alias or "", expires_at=entry.expires_at
@@ -745,9 +806,5 @@ def _key(entry: LedgerEntry) -> notes.KeyRef:
 
 
 def _min_days_to_expiry(registry: Registry, inventory: Inventory, now: datetime) -> float | None:
-    remaining = [
-        (cred.expires_at - now).total_seconds() / 86400
-        for p in registry.principals
-        if (cred := inventory.of(p.id).current_credential) is not None and cred.expires_at is not None
-    ]
-    return round(min(remaining), 2) if remaining else None
+    remaining = days_to_expiry(registry, inventory, now).values()
+    return min(remaining) if remaining else None

@@ -1,0 +1,269 @@
+"""The automatic rollback on in-memory fakes: the nightly run retires a key the team's laptops still
+use, the hourly health check finds the team silent and re-activates it under the principal's lease,
+the plan keeps it until its extended grace ends and retires it again, and a second silence escalates.
+Killed half way, the next check finishes it; a revoked principal's keys never come back."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.fakes import FakeClock, FakeHealthStore, FakePromQL, FakeWorld
+from tests.unit.builders import registry
+from tokenwarden.domain.model import LedgerState
+from tokenwarden.domain.rollback import ROLLED_BACK
+from tokenwarden.errors import AwsError
+from tokenwarden.service.health import HealthChecker, HealthReport
+from tokenwarden.service.reconciler import Reconciler
+from tokenwarden.service.rollback import AutomaticRollback
+
+T0 = datetime(2030, 5, 6, 2, 0, tzinfo=UTC)  # a Monday night; working hours are 9-18 UTC, Mon-Fri
+USER = "tw-alpha"
+ALPHA = registry("alpha")
+
+
+class Scene:
+    """alpha's key rotated on day 77 and its previous key retired on day 85 (a Tuesday, 02:00)."""
+
+    def __init__(self, world: FakeWorld) -> None:
+        self.world = world
+        self.reconciler: Reconciler = world.reconciler(rotation_lambda_arn=None)
+        self.reconciler.run(ALPHA, world.clock.now())
+        (self.first,) = world.iam.keys_of(USER)
+        world.clock.advance(timedelta(days=77))
+        self.reconciler.run(ALPHA, world.clock.now())
+        self.querier = FakePromQL({"alpha": world.clock.now()})
+        self.store = FakeHealthStore()
+        self.checker = dataclasses.replace(
+            world.health(self.querier, self.store),
+            rollback=AutomaticRollback(world.iam, world.ledger, world.notifier, world.naming, world.clock),
+        )
+        self.night(days=8)
+        self.retired_at = world.clock.now()
+        assert self.retired_at.weekday() == 1 and self.status() == "Inactive"
+
+    def night(self, days: int = 1) -> None:
+        """The nightly run, `days` later at 02:00; the laptops' last sample is the evening before."""
+        evening = (self.world.clock.now() + timedelta(days=days - 1)).replace(hour=17, minute=0)
+        self.check(evening, sample=evening - timedelta(minutes=5))
+        self.to(evening.replace(hour=2) + timedelta(days=1))
+        self.reconciler.run(ALPHA, self.world.clock.now())
+
+    def check(self, at: datetime, sample: datetime | None = None) -> HealthReport:
+        if sample is not None:
+            self.querier.last_seen["alpha"] = sample
+        self.to(at)
+        return self.checker.run(ALPHA, at)
+
+    def to(self, at: datetime) -> None:
+        self.world.clock.advance(at - self.world.clock.now())
+
+    def status(self) -> str:
+        return self.world.iam.key(self.first.id).status
+
+    def events(self) -> list[str]:
+        events = self.world.notifier.events()
+        self.world.notifier.published.clear()
+        return [e for e in events if e != "run_summary"]
+
+
+@pytest.fixture
+def scene() -> Scene:
+    built = Scene(FakeWorld(clock=FakeClock(T0)))
+    built.events()
+    return built
+
+
+def test_a_team_silenced_by_a_retirement_gets_the_key_back_and_the_plan_retires_it_again(
+    scene: Scene,
+) -> None:
+    afternoon = scene.retired_at.replace(hour=15)
+
+    report = scene.check(afternoon)
+
+    assert [(o.verdict, o.credential_id) for o in report.rollbacks] == [("rollback", scene.first.id)]
+    assert scene.status() == "Active"
+    assert scene.events() == ["team_silent", "rolled_back"]
+    (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
+    assert entry.state is LedgerState.PREVIOUS and entry.deactivated_at is None
+    assert entry.grace_until == afternoon + timedelta(days=3) and ROLLED_BACK in entry.notified
+    (record,) = scene.world.ledger.history("alpha")
+    assert record["kind"] == "rolled_back" and record["credential_id"] == scene.first.id
+    assert scene.world.ledger.holder("alpha") == ""  # the lease was let go
+
+    again = scene.check(afternoon + timedelta(hours=1))
+    assert again.rollbacks == () and scene.events() == []
+
+    scene.check(afternoon + timedelta(hours=2), sample=afternoon + timedelta(hours=1, minutes=50))
+    assert scene.events() == ["team_recovered"]
+
+    scene.night()  # Wednesday night: within the extended grace
+    assert scene.status() == "Active"
+    scene.night(days=3)  # Saturday night: the extended grace ended on Friday at 15:00
+    assert scene.status() == "Inactive" and "retired" in scene.events()
+
+
+def test_silent_again_after_the_keys_rollback_escalates_once_and_reactivates_nothing(scene: Scene) -> None:
+    scene.check(scene.retired_at.replace(hour=15))
+    scene.check(scene.retired_at.replace(hour=16), sample=scene.retired_at.replace(hour=15, minute=50))
+    scene.night(days=4)  # retired again on Saturday night, after a healthy Friday
+    scene.events()
+    monday = scene.world.clock.now().replace(hour=15) + timedelta(days=2)
+
+    report = scene.check(monday)
+    scene.check(monday + timedelta(hours=1))
+
+    assert [o.verdict for o in report.rollbacks] == ["escalate"]
+    assert scene.status() != "Active"  # Inactive, and by now past its expiry
+    events = scene.world.notifier.published
+    assert [n.event_type.value for n in events] == ["team_silent", "rollback_escalated"]
+    assert events[1].severity == "critical" and "pickup" in " ".join(events[1].next_steps)
+    kinds = [r["kind"] for r in scene.world.ledger.history("alpha")]
+    assert kinds == ["rolled_back", "rollback_escalated"]
+
+
+def test_a_principal_another_run_holds_is_left_to_the_next_check(scene: Scene) -> None:
+    afternoon = scene.retired_at.replace(hour=15)
+    scene.world.ledger.acquire("alpha", "nightly", afternoon, 600)
+
+    busy = scene.check(afternoon)
+    scene.world.ledger.release("alpha", "nightly")
+    later = scene.check(afternoon + timedelta(hours=1))
+
+    assert [o.verdict for o in busy.rollbacks] == ["busy"]
+    assert [o.verdict for o in later.rollbacks] == ["rollback"]
+    assert scene.status() == "Active"
+
+
+class Killed(BaseException):
+    """The process stopped (a timeout, a crash): nothing after it runs, nothing catches it."""
+
+
+class KilledOnce:
+    """A port whose call `operation` stops the process once, right there."""
+
+    def __init__(self, port: object, operation: str) -> None:
+        self.port, self.operation, self.killed = port, operation, False
+
+    def __getattr__(self, name: str) -> object:
+        call = getattr(self.port, name)
+        if name != self.operation or self.killed:
+            return call
+        self.killed = True
+
+        def killed(*args: object, **kwargs: object) -> None:
+            raise Killed(f"killed at {name}")
+
+        return killed
+
+
+@pytest.mark.parametrize("killed_at", ["append_history", "save", "set_credential_status", "publish"])
+def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scene, killed_at: str) -> None:
+    """Killed before a step (`append_history`: before anything was written) or right after it."""
+    afternoon = scene.retired_at.replace(hour=15)
+    rollback = scene.checker.rollback
+    assert rollback is not None
+    ports = {"iam": rollback.iam, "ledger": rollback.ledger, "notifier": rollback.notifier}
+    port = {"set_credential_status": "iam", "publish": "notifier"}.get(killed_at, "ledger")
+    setattr(rollback, port, KilledOnce(ports[port], killed_at))
+
+    with pytest.raises(Killed):
+        scene.check(afternoon)
+    first_try = scene.world.ledger.history("alpha")
+    scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))  # it would expire by itself
+    scene.check(afternoon + timedelta(hours=1))
+
+    assert scene.status() == "Active"
+    assert scene.world.notifier.events().count("rolled_back") == 1
+    assert len(scene.world.ledger.history("alpha")) == 1  # finished, not counted as a second rollback
+    (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
+    started = afternoon if first_try else afternoon + timedelta(hours=1)
+    assert entry.grace_until == started + timedelta(days=3) and ROLLED_BACK in entry.notified
+
+
+def test_a_failed_rollback_is_reported_the_alerts_still_go_out_and_the_next_check_finishes_it(
+    scene: Scene,
+) -> None:
+    afternoon = scene.retired_at.replace(hour=15)
+    scene.world.iam.fail("set_credential_status", AwsError("UpdateServiceSpecificCredential", "Throttling"))
+
+    failed = scene.check(afternoon)
+    later = scene.check(afternoon + timedelta(hours=1))
+
+    assert [(o.verdict, o.reason.split(";")[0]) for o in failed.rollbacks] == [
+        ("failed", "UpdateServiceSpecificCredential: Throttling")
+    ]
+    assert scene.store.records["alpha"]["state"] == "silent"  # recorded: the alert is not sent again
+    assert [o.verdict for o in later.rollbacks] == ["finish"]
+    assert scene.status() == "Active"
+    assert scene.events() == ["team_silent", "rolled_back"]
+
+
+def test_after_a_revoke_of_the_principal_no_key_comes_back(scene: Scene) -> None:
+    scene.world.breakglass().revoke(
+        ALPHA.principals[0], "token pasted in #general", "ops", False, scene.retired_at
+    )
+
+    report = scene.check(scene.retired_at.replace(hour=15))
+
+    assert [o.verdict for o in report.rollbacks] == ["refuse"]
+    assert "revoked" in report.rollbacks[0].reason
+    assert scene.status() == "Inactive"
+    assert "rolled_back" not in scene.world.notifier.events()
+
+
+def test_the_checker_without_a_rollback_only_alerts(scene: Scene) -> None:
+    plain: HealthChecker = dataclasses.replace(scene.checker, rollback=None)
+
+    report = plain.run(ALPHA, scene.retired_at.replace(hour=15))
+
+    assert report.rollbacks == () and scene.status() == "Inactive"
+
+
+# -- before retiring, the reconciler reads the team's health -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [("silent", "already silent"), ("never_reported", "never reported"), ("healthy", None), (None, None)],
+)
+def test_the_run_report_says_when_a_key_is_retired_for_a_team_that_does_not_report(
+    state: str | None, said: str | None
+) -> None:
+    world = FakeWorld(clock=FakeClock(T0))
+    store = FakeHealthStore()
+    reconciler = dataclasses.replace(world.reconciler(rotation_lambda_arn=None), health=store)
+    reconciler.run(ALPHA, world.clock.now())
+    world.clock.advance(timedelta(days=77))
+    reconciler.run(ALPHA, world.clock.now())
+    world.clock.advance(timedelta(days=8))
+    if state is not None:
+        store.records = {"alpha": {"team": "alpha", "state": state, "since": T0, "first_seen_at": T0}}
+    world.notifier.published.clear()
+
+    report = reconciler.run(ALPHA, world.clock.now())
+
+    (outcome,) = report.outcomes
+    assert "retire" in outcome.done  # retired as planned, whatever the team's health
+    (summary,) = [n for n in world.notifier.published if n.event_type.value == "run_summary"]
+    if said is None:
+        assert outcome.notes == () and "Notes" not in summary.description
+    else:
+        (note,) = outcome.notes
+        assert said in note and "cuts off no laptop" in note
+        assert f"Notes: alpha ({note})" in summary.description
+
+
+def test_tokenwarden_health_lists_what_the_rollback_did(scene: Scene) -> None:
+    from tokenwarden.cli.rendering import render_health
+
+    report = scene.check(scene.retired_at.replace(hour=15))
+
+    text = render_health(report)
+    until = scene.retired_at.replace(hour=15) + timedelta(days=3)
+    assert (
+        f"rollback: rollback {scene.first.id} of alpha (alpha) until {until:%Y-%m-%d %H:%M} UTC: team alpha"
+        in text
+    )

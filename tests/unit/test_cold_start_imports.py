@@ -17,8 +17,9 @@ import pytest
 
 from tests.infra.lambda_path import handlers, lambda_environment, source_layout
 
-# Never at a cold start: the development tools, and what only they or a registry's parsing need.
-NEVER = ("tokenwarden.local", "tokenwarden.cli", "pydantic_settings", "dotenv", "yaml", "moto")
+# Never at a cold start: the development tools, and what only they, a registry's parsing or a
+# team's public holidays need.
+NEVER = ("tokenwarden.local", "tokenwarden.cli", "pydantic_settings", "dotenv", "yaml", "holidays", "moto")
 
 # Each function's handler module, and the services of the other functions it must not load.
 OTHERS = {

@@ -6,7 +6,6 @@ an error that names the file, the entry and the field; nothing is planned from i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
@@ -25,12 +24,12 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from tokenwarden.domain.calendar import MAX_QUIET_DAYS, QuietDay, check_calendar
+from tokenwarden.domain.naming import SLUG as SLUG
 from tokenwarden.domain.ownership import Readers
 from tokenwarden.domain.routing import channel_problem
 
 MAX_KEY_AGE_DAYS = 90
 MAX_HOURS = MAX_KEY_AGE_DAYS * 24
-SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_FILE_BYTES = 5 * 1024 * 1024
 """Far above any real registry (IAM allows 5,000 users per account); refuses /dev/zero and the like."""

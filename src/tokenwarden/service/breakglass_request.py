@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tokenwarden.domain.registry import SLUG
+from tokenwarden.domain.naming import SLUG
 
 # Free text (a name typed by the caller) is one printable line of at most this many characters.
 MAX_CLAIM_LENGTH = 200

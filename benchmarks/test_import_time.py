@@ -83,14 +83,39 @@ def paired_medians(folder: Path, module: str, runs: int) -> tuple[Seconds, Secon
     return median(handler), median(baseline)
 
 
-# Not met yet: 1.42-1.51x on a quiet 2-core machine (median of 11 pairs, built layer). pydantic,
-# pydantic-settings and PyYAML, which a bare Powertools handler never imports, cost ~0.4 s at import.
-# Strict: the day the goal is met, this marker fails the run and must go.
-NOT_YET = "handlers import pydantic, pydantic-settings and PyYAML at cold start (1.42-1.51x today)"
+# Each handler loads at cold start its settings, its event model, Powertools and boto3; the service it
+# runs is loaded on its first invocation (tests/unit/test_cold_start_imports.py keeps it so). Before
+# that, every handler imported every service, pydantic-settings and PyYAML: 1.42-1.51x.
+# On a quiet 2-core machine (median of 11 pairs, built layer): rotate_secret 1.11x, revoke 1.20x,
+# restore 1.19x, health 1.25x, reconcile 1.40x; counted in processor instructions (valgrind), which
+# other work on the machine does not blur: 1.24x, 1.24x, 1.24x, 1.25x and 1.40x (health was 1.58x).
+# With the machine busy, a run's ratio swings by about 0.15. What is left is mostly pydantic's own
+# import and its first model, about the whole 0.2 allowance by itself; the reconcile handler's event
+# models also hold service.night's state, which loads the reconciler, the planner and the rotation
+# engine at import. Not strict: the handlers near 1.2 land on either side of it from run to run; when
+# one holds on a quiet machine run after run, its entry must go.
+NOT_YET = {
+    "health_handler": "pydantic's own import leaves no room for the PromQL checks of its settings (1.25x)",
+    "revoke_handler": "pydantic's own import: 1.20x, on either side of 1.2 from run to run",
+    "restore_handler": "pydantic's own import: 1.19x, on either side of 1.2 from run to run",
+    "reconcile_handler": "its event models import service.night, and with it the reconciler (1.40x)",
+}
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_YET)
-@pytest.mark.parametrize(("folder", "module"), handlers(), ids=[module for _, module in handlers()])
+def cases() -> list[Any]:
+    """Each handler, marked as an expected failure where the goal is not met yet."""
+    return [
+        pytest.param(
+            folder,
+            module,
+            id=module,
+            marks=[pytest.mark.xfail(strict=False, reason=NOT_YET[module])] if module in NOT_YET else [],
+        )
+        for folder, module in handlers()
+    ]
+
+
+@pytest.mark.parametrize(("folder", "module"), cases())
 def test_a_handler_imports_within_a_fifth_of_a_bare_powertools_handler(
     benchmark: Any, folder: Path, module: str
 ) -> None:

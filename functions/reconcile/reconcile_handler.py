@@ -8,18 +8,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from tokenwarden.domain.registry import SLUG, Registry, load_registry
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.ports import Clock
 from tokenwarden.service import night
-from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_reconciler
+
+if TYPE_CHECKING:
+    from tokenwarden.ports import Clock
+    from tokenwarden.service.reconciler import Reconciler
 
 SETTINGS: Settings = load_settings()
 # The system clock; the embedded local stack runs this function on its simulated clock instead.

@@ -12,17 +12,20 @@ for this invoke, found by the request id in the ledger record and the notificati
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import field_validator, model_validator
 
 from tokenwarden.domain.reason import checked_reason
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.ports import Clock
-from tokenwarden.service.breakglass import Actor, BreakGlass, BreakGlassRequest
+from tokenwarden.service.breakglass_request import Actor, BreakGlassRequest
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_breakglass, registered_principal
+
+if TYPE_CHECKING:
+    from tokenwarden.ports import Clock
+    from tokenwarden.service.breakglass import BreakGlass
 
 SETTINGS: Settings = load_settings()
 # The system clock; the embedded local stack runs this function on its simulated clock instead.

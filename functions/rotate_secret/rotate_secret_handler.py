@@ -9,16 +9,18 @@ as, qualifier aside, must be the secret's RotationLambdaARN. Its errors never ca
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.ports import Clock
-from tokenwarden.service.rotation import RotationEngine
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_engine
+
+if TYPE_CHECKING:
+    from tokenwarden.ports import Clock
+    from tokenwarden.service.rotation import RotationEngine
 
 SETTINGS: Settings = load_settings()
 # The system clock; the embedded local stack runs this function on its simulated clock instead.

@@ -1,4 +1,9 @@
-"""The composition root: real adapters built from validated Settings, nothing hidden."""
+"""The composition root: real adapters built from validated Settings, nothing hidden.
+
+Each builder imports the adapters or the service it builds: a Lambda handler imports this module
+at cold start, and loads the code its own builders need with the objects they build, on its first
+invocation (the clients are made then too).
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,23 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from tokenwarden.adapters.iam import IamAdapter
-from tokenwarden.adapters.ledger import DynamoHealthStore, DynamoLedger
-from tokenwarden.adapters.otlp_probe import OtlpProbe
-from tokenwarden.adapters.secrets import SecretsAdapter
-from tokenwarden.adapters.sns import SnsNotifier
-from tokenwarden.adapters.stepfunctions import NightlyStateMachine
-from tokenwarden.domain.notifications import Notification
-from tokenwarden.domain.registry import Principal, load_registry
-from tokenwarden.ports import Clock
-from tokenwarden.service.breakglass import BreakGlass
-from tokenwarden.service.lease import Leases
-from tokenwarden.service.ownership import Custody
-from tokenwarden.service.reconciler import Reconciler
-from tokenwarden.service.rotation import ProbePolicy, RotationEngine
-from tokenwarden.service.routing import RegistryRoutes, RoutedNotifier
-from tokenwarden.settings import Settings
-
 if TYPE_CHECKING:
+    from tokenwarden.adapters.iam import IamAdapter
+    from tokenwarden.adapters.ledger import DynamoLedger
+    from tokenwarden.adapters.otlp_probe import OtlpProbe
+    from tokenwarden.adapters.secrets import SecretsAdapter
+    from tokenwarden.adapters.stepfunctions import NightlyStateMachine
+    from tokenwarden.domain.notifications import Notification
+    from tokenwarden.domain.registry import Principal
+    from tokenwarden.ports import Clock
+    from tokenwarden.service.breakglass import BreakGlass
     from tokenwarden.service.health import HealthChecker
+    from tokenwarden.service.ownership import Custody
+    from tokenwarden.service.reconciler import Reconciler
+    from tokenwarden.service.rotation import RotationEngine
+    from tokenwarden.service.routing import RoutedNotifier
     from tokenwarden.service.snooze import Snoozes
+    from tokenwarden.settings import Settings
 
 # Throttling (IAM's limits are unpublished, Secrets Manager allows 50 writes a second) and 5xx
 # answers are retried with botocore's standard mode: jittered exponential back-off, up to 8
@@ -62,6 +64,13 @@ class Adapters:
 
 
 def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
+    from tokenwarden.adapters.iam import IamAdapter
+    from tokenwarden.adapters.ledger import DynamoLedger
+    from tokenwarden.adapters.otlp_probe import OtlpProbe
+    from tokenwarden.adapters.secrets import SecretsAdapter
+    from tokenwarden.adapters.sns import SnsNotifier
+    from tokenwarden.service.routing import RegistryRoutes, RoutedNotifier
+
     session = session or boto3.session.Session(region_name=settings.region)
     topic: SnsNotifier | DiscardNotifier = (
         SnsNotifier(session.client("sns", config=_RETRIES), settings.topic_arn)
@@ -83,6 +92,9 @@ def build_adapters(settings: Settings, session: Any | None = None) -> Adapters:
 
 def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> RotationEngine:
     """The rotation steps; they take the principal's lease in the same ledger table."""
+    from tokenwarden.service.lease import Leases
+    from tokenwarden.service.rotation import ProbePolicy, RotationEngine
+
     return RotationEngine(
         iam=adapters.iam,
         secrets=adapters.secrets,
@@ -102,6 +114,7 @@ def build_engine(settings: Settings, adapters: Adapters, clock: Clock) -> Rotati
 def build_health_checker(
     settings: Settings, adapters: Adapters, session: Any | None = None, clock: Clock | None = None
 ) -> HealthChecker:
+    from tokenwarden.adapters.ledger import DynamoHealthStore
     from tokenwarden.adapters.promql import PromQLClient
     from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
     from tokenwarden.domain.health import HealthPolicy
@@ -152,6 +165,8 @@ def build_health_checker(
 
 def build_nightly_state_machine(settings: Settings, session: Any | None = None) -> NightlyStateMachine:
     """The deployed nightly state machine (TOKENWARDEN_STATE_MACHINE_ARN), to start a night by hand."""
+    from tokenwarden.adapters.stepfunctions import NightlyStateMachine
+
     if not settings.state_machine_arn:
         raise ValueError(
             "TOKENWARDEN_STATE_MACHINE_ARN is not set: it is the stack's NightlyStateMachineArn output"
@@ -162,12 +177,16 @@ def build_nightly_state_machine(settings: Settings, session: Any | None = None) 
 
 def build_custody(settings: Settings, adapters: Adapters) -> Custody:
     """Verifies (and makes) principals' users and secrets: never adopts one by its name."""
+    from tokenwarden.service.ownership import Custody
+
     return Custody(
         iam=adapters.iam, secrets=adapters.secrets, naming=settings.naming, rules=settings.ownership
     )
 
 
 def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Reconciler:
+    from tokenwarden.service.reconciler import Reconciler
+
     engine = build_engine(settings, adapters, clock)
     return Reconciler(
         iam=adapters.iam,
@@ -188,10 +207,14 @@ def build_reconciler(settings: Settings, adapters: Adapters, clock: Clock) -> Re
 def registered_principal(settings: Settings, principal_id: str) -> Principal:
     """The principal a break-glass request names, read from the registry shipped with the
     function; RegistryError when the registry does not name it."""
+    from tokenwarden.domain.registry import load_registry
+
     return load_registry(settings.registry_path).require(principal_id)
 
 
 def build_breakglass(settings: Settings, adapters: Adapters, clock: Clock) -> BreakGlass:
+    from tokenwarden.service.breakglass import BreakGlass
+
     engine = build_engine(settings, adapters, clock)
     return BreakGlass(
         iam=adapters.iam,

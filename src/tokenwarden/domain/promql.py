@@ -61,6 +61,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from tokenwarden.domain.promql_limits import LOOKBACK, MAX_LAST_SAMPLE_WINDOW, MAX_RANGE
+
 __all__ = [
     "DEFAULT_LAST_SAMPLE_STEP",
     "EARLIEST_TIME",
@@ -97,22 +99,12 @@ __all__ = [
     "team_shards",
 ]
 
-MAX_RANGE = timedelta(days=7)
-"""CloudWatch reads at most seven days of samples for one PromQL query: range selectors, subquery
-ranges and the lookback all count. Queries that would read more are refused before sending."""
-
 MAX_SERIES = 500
 """The most series CloudWatch's PromQL answers for one query; it cuts the rest and says so in a warning.
 The health check asks for at most this many registered teams per query (:func:`team_shards`)."""
 
 MAX_WINDOW = MAX_RANGE
 """The longest range selector (:func:`activity_query`): a range selector has no lookback."""
-
-LOOKBACK = timedelta(minutes=5)
-"""How far back an instant selector looks for a sample (Prometheus' default lookback delta)."""
-
-MAX_LAST_SAMPLE_WINDOW = MAX_RANGE - LOOKBACK
-"""The longest window of :func:`last_sample_query`: its first instant looks back :data:`LOOKBACK`."""
 
 DEFAULT_LAST_SAMPLE_STEP = timedelta(minutes=1)
 MAX_LAST_SAMPLE_STEP = LOOKBACK

@@ -41,12 +41,10 @@ from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.promql import (
     DEFAULT_LAST_SAMPLE_STEP,
     Dialect,
-    InvalidQueryError,
     PromQLQuerier,
     QueryResult,
     TeamRange,
     TruncatedResultError,
-    check_last_sample_window,
     check_within,
     evaluation_time,
     last_sample_query,
@@ -58,6 +56,8 @@ from tokenwarden.domain.registry import ActivityProfile, Registry
 from tokenwarden.domain.snooze import Snooze, active_snoozes, snooze_spans
 from tokenwarden.observability import count, logger, team_metric
 from tokenwarden.ports import IamPort, LedgerPort, Notifier
+from tokenwarden.service.health_settings import HealthSettingsError as HealthSettingsError
+from tokenwarden.service.health_settings import check_health_settings
 from tokenwarden.service.journal import Journal, write_record
 from tokenwarden.service.rollback import AutomaticRollback, RollbackOutcome
 from tokenwarden.service.snooze import SnoozeLog
@@ -67,13 +67,6 @@ DEFAULT_METRICS = ("claude_code.session.count", "claude_code.token.usage")
 MAX_SPLITS = 64
 """How many times one metric's shards may be split after truncated answers: enough for thousands of
 unregistered teams, and an end for a server that cuts every answer whatever its size."""
-
-WINDOW_SETTING = "TOKENWARDEN_HEALTH_WINDOW_HOURS"
-METRICS_SETTING = "TOKENWARDEN_HEALTH_METRICS"
-
-
-class HealthSettingsError(InvalidQueryError):
-    """A health-check setting that no query could run with. The message names the setting."""
 
 
 class HealthStore(Protocol):
@@ -128,20 +121,7 @@ class HealthChecker:
     """Where ``tokenwarden health snooze`` records snoozes; read once per run."""
 
     def __post_init__(self) -> None:
-        try:
-            check_last_sample_window(self.window, DEFAULT_LAST_SAMPLE_STEP)
-        except InvalidQueryError as exc:
-            hours = self.window / timedelta(hours=1)
-            raise HealthSettingsError(f"{WINDOW_SETTING}={hours:g} cannot be used: {exc}") from None
-        if not self.metric_names:
-            raise HealthSettingsError(
-                f"{METRICS_SETTING} names no metric: name at least one, comma-separated"
-            )
-        for metric in self.metric_names:
-            try:
-                last_sample_query(self.dialect, metric, self.window)
-            except InvalidQueryError as exc:
-                raise HealthSettingsError(f"{METRICS_SETTING} cannot be used: {exc}") from None
+        check_health_settings(self.dialect, self.metric_names, self.window)
 
     def last_samples(self, now: datetime, teams: Iterable[str] = ()) -> tuple[dict[str, datetime], int]:
         """Each team's newest sample of any metric, and the number of queries it took: one per metric

@@ -92,31 +92,31 @@ def paired_medians(folder: Path, module: str, runs: int) -> tuple[Seconds, Secon
 # With the machine busy, a run's ratio swings by about 0.15. What is left is mostly pydantic's own
 # import and its first model, about the whole 0.2 allowance by itself; the reconcile handler's event
 # models also hold service.night's state, which loads the reconciler, the planner and the rotation
-# engine at import. Not strict: the handlers near 1.2 land on either side of it from run to run; when
-# one holds on a quiet machine run after run, its entry must go.
-NOT_YET = {
-    "health_handler": "pydantic's own import leaves no room for the PromQL checks of its settings (1.25x)",
-    "revoke_handler": "pydantic's own import: 1.20x, on either side of 1.2 from run to run",
-    "restore_handler": "pydantic's own import: 1.19x, on either side of 1.2 from run to run",
-    "reconcile_handler": "its event models import service.night, and with it the reconciler (1.40x)",
+# engine at import.
+#
+# Asserted: what each handler reaches on a quiet machine plus more than that swing, so a regression fails `make bench`; the
+# goal (MAX_RATIO) is printed beside it. A handler not listed is held to the goal itself.
+NOISE = 0.2
+REACHED = {
+    "rotate_secret_handler": 1.11,
+    "health_handler": 1.25,
+    "revoke_handler": 1.20,
+    "restore_handler": 1.20,
+    "reconcile_handler": 1.40,
 }
 
 
+def bound(module: str) -> float:
+    """The ratio a handler must stay within: the goal, or what it reaches today and the noise."""
+    return REACHED[module] + NOISE if module in REACHED else MAX_RATIO
+
+
 def cases() -> list[Any]:
-    """Each handler, marked as an expected failure where the goal is not met yet."""
-    return [
-        pytest.param(
-            folder,
-            module,
-            id=module,
-            marks=[pytest.mark.xfail(strict=False, reason=NOT_YET[module])] if module in NOT_YET else [],
-        )
-        for folder, module in handlers()
-    ]
+    return [pytest.param(folder, module, id=module) for folder, module in handlers()]
 
 
 @pytest.mark.parametrize(("folder", "module"), cases())
-def test_a_handler_imports_within_a_fifth_of_a_bare_powertools_handler(
+def test_a_handler_imports_within_its_bound_of_a_bare_powertools_handler(
     benchmark: Any, folder: Path, module: str
 ) -> None:
     source = "built layer" if built_layer() else "source tree"
@@ -135,6 +135,9 @@ def test_a_handler_imports_within_a_fifth_of_a_bare_powertools_handler(
         f"\n{module} from the {source}, median of {RUNS} pairs: processor {handler.processor * 1000:.0f} ms "
         f"against {baseline.processor * 1000:.0f} ms for a bare Powertools handler, ratio {ratio:.2f}; "
         f"wall {handler.wall * 1000:.0f} ms against {baseline.wall * 1000:.0f} ms, "
-        f"ratio {handler.wall / baseline.wall:.2f}"
+        f"ratio {handler.wall / baseline.wall:.2f}; goal {MAX_RATIO}: "
+        f"{'met' if ratio <= MAX_RATIO else 'not met'}"
     )
-    assert ratio <= MAX_RATIO, f"{module} imports {ratio:.2f}x as long as a bare Powertools handler"
+    assert ratio <= bound(module), (
+        f"{module} imports {ratio:.2f}x as long as a bare Powertools handler (bound {bound(module):.2f})"
+    )

@@ -11,17 +11,20 @@ propagation and new-user delays on), one phase after the other:
 - health: one health check of every team (PromQL answered in memory, CloudWatch's 500-series cut on).
 
 Each phase's wall time and AWS calls (every botocore call of the run and of the rotation function it
-starts) are printed as a table at the end. Numbers, not assertions: the targets live in
-benchmarks/test_calls.py.
+starts) are printed as a table at the end, and written as JSON to TOKENWARDEN_SCALE_FIGURES when it
+is set (`make bench-scale` then draws docs/scale.svg from them with benchmarks/plot_scale.py).
+Numbers, not assertions: the targets live in benchmarks/test_calls.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,6 +72,10 @@ def table() -> Iterator[None]:
     print("|--------|----------------|----------|---------|-----------|----------|")
     for measured in RESULTS:
         print(measured.row())
+    figures = os.environ.get("TOKENWARDEN_SCALE_FIGURES")
+    if figures:
+        Path(figures).parent.mkdir(parents=True, exist_ok=True)
+        Path(figures).write_text(json.dumps([asdict(m) for m in RESULTS], indent=1), encoding="utf-8")
 
 
 def measure(world: Env, size: int, phase: str, work: Callable[[], Any]) -> Any:

@@ -125,7 +125,7 @@ SCALE_PLOT ?= docs/scale.svg
 
 bench-scale: venv ## Wall time and AWS calls per phase for N principals, and their plot: make bench-scale SCALE=10,100,1000,5000
 	set -o pipefail; TOKENWARDEN_SCALE=$(SCALE) TOKENWARDEN_SCALE_FIGURES=$(SCALE_FIGURES) POWERTOOLS_LOG_LEVEL=CRITICAL \
-		$(PY) -m pytest -q -s -p no:randomly benchmarks/test_scale.py -m scale 2>&1 | grep -v '^{"level"'
+		$(PY) -m pytest -q -s -p no:randomly benchmarks/test_scale.py -m scale 2>&1 | grep --line-buffered -v '^{"level"'
 	$(PY) benchmarks/plot_scale.py $(SCALE_FIGURES) $(SCALE_PLOT)
 
 invoke: venv ## Run a handler in-process on the embedded stack: make invoke FN=reconcile EVENT=events/reconcile.json

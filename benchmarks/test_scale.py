@@ -65,24 +65,40 @@ class Measured:
 RESULTS: list[Measured] = []
 
 
+HEADER = (
+    "| N      | phase          | wall (s) | calls   | per prin. | queries  |\n"
+    "|--------|----------------|----------|---------|-----------|----------|"
+)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def table() -> Iterator[None]:
+    print("\n\n" + HEADER, flush=True)
     yield
-    print("\n\n| N      | phase          | wall (s) | calls   | per prin. | queries  |")
-    print("|--------|----------------|----------|---------|-----------|----------|")
+    print("\n\n" + HEADER)
     for measured in RESULTS:
         print(measured.row())
+
+
+def record(measured: Measured) -> None:
+    """Keep a phase's figures, print its row at once (a long run shows its progress) and write
+    every figure so far to TOKENWARDEN_SCALE_FIGURES, so an interrupted run keeps what it measured."""
+    RESULTS.append(measured)
+    print(measured.row(), flush=True)
     figures = os.environ.get("TOKENWARDEN_SCALE_FIGURES")
     if figures:
         Path(figures).parent.mkdir(parents=True, exist_ok=True)
         Path(figures).write_text(json.dumps([asdict(m) for m in RESULTS], indent=1), encoding="utf-8")
 
 
-def measure(world: Env, size: int, phase: str, work: Callable[[], Any]) -> Any:
+def measure(
+    world: Env, size: int, phase: str, work: Callable[[], Any], queries: Callable[[Any], int] | None = None
+) -> Any:
     world.log.calls.clear()
     started = time.perf_counter()
     result = work()
-    RESULTS.append(Measured(size, phase, time.perf_counter() - started, len(world.log.calls)))
+    seconds = time.perf_counter() - started
+    record(Measured(size, phase, seconds, len(world.log.calls), queries(result) if queries else 0))
     return result
 
 
@@ -118,5 +134,4 @@ def test_a_registry_of_n_principals(monkeypatch: pytest.MonkeyPatch, size: int) 
             return len(status_rows(reg, inventory, plan, world.settings.naming))
 
         assert measure(world, size, "status", status) == size
-        queries = measure(world, size, "health", lambda: health(world, reg))
-        RESULTS[-1] = Measured(size, "health", RESULTS[-1].seconds, RESULTS[-1].calls, queries)
+        measure(world, size, "health", lambda: health(world, reg), queries=int)

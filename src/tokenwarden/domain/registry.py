@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import date, time
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -236,8 +237,16 @@ class Registry(_Strict):
             readers=self.defaults.readers,
         )
 
+    @cached_property
+    def by_id(self) -> tuple[tuple[Principal, ...], dict[str, Principal]]:
+        """The principals by id (the first of an id wins, as a scan finds it), with the principals
+        they were taken from: a run looks each of its principals up, so a lookup is not a scan."""
+        return self.principals, {p.id: p for p in reversed(self.principals)}
+
     def get(self, principal_id: str) -> Principal | None:
-        return next((p for p in self.principals if p.id == principal_id), None)
+        if self.by_id[0] is not self.principals:  # a copy with other principals
+            del self.__dict__["by_id"]
+        return self.by_id[1].get(principal_id)
 
     def require(self, principal_id: str) -> Principal:
         """The registered principal `principal_id`; a RegistryError naming the registry and what it

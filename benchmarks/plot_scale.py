@@ -1,9 +1,9 @@
 """The figure and the table of `make bench-scale`: wall time per phase against the number of
 principals, log-log, from the figures benchmarks/test_scale.py wrote.
 
-    python benchmarks/plot_scale.py <figures.json> <image.svg>
+    python benchmarks/plot_scale.py <figures.json>... <image.svg>
 
-writes the image and prints the figures as the Markdown table docs/architecture.md quotes. A line
+writes the image (several figure files: runs of different sizes, drawn together) and prints the figures as the Markdown table docs/architecture.md quotes. A line
 of slope 1 on the plot is a phase whose time grows with the registry; steeper is worse than linear.
 """
 
@@ -71,11 +71,11 @@ def plot(figures: list[dict[str, Any]], image: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    figures = load(Path(argv[0]))
-    plot(figures, Path(argv[1]))
+    figures = [figure for path in argv[:-1] for figure in load(Path(path))]
+    plot(figures, Path(argv[-1]))
     print(markdown(figures))
     return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
@@ -219,6 +220,22 @@ class RegistryFile(_Strict):
         return value
 
 
+@dataclass(frozen=True)
+class RegistryIndex:
+    """A registry's principals by id (the first of an id wins, as a scan finds it), its ids and
+    teams, and the principals they were taken from."""
+
+    principals: tuple[Principal, ...]
+    by_id: Mapping[str, Principal]
+    ids: frozenset[str]
+    teams: frozenset[str]
+
+    @classmethod
+    def of(cls, principals: tuple[Principal, ...]) -> RegistryIndex:
+        by_id = {p.id: p for p in reversed(principals)}
+        return cls(principals, by_id, frozenset(by_id), frozenset(p.team for p in principals))
+
+
 class Registry(_Strict):
     source: str
     principals: tuple[Principal, ...]
@@ -238,15 +255,18 @@ class Registry(_Strict):
         )
 
     @cached_property
-    def by_id(self) -> tuple[tuple[Principal, ...], dict[str, Principal]]:
-        """The principals by id (the first of an id wins, as a scan finds it), with the principals
-        they were taken from: a run looks each of its principals up, so a lookup is not a scan."""
-        return self.principals, {p.id: p for p in reversed(self.principals)}
+    def index(self) -> RegistryIndex:
+        """The principals by id, their ids and teams, built once: a run looks each of its principals
+        up, so a lookup is not a scan of the registry."""
+        return RegistryIndex.of(self.principals)
+
+    def _index(self) -> RegistryIndex:
+        if self.index.principals is not self.principals:  # a copy with other principals
+            del self.__dict__["index"]
+        return self.index
 
     def get(self, principal_id: str) -> Principal | None:
-        if self.by_id[0] is not self.principals:  # a copy with other principals
-            del self.__dict__["by_id"]
-        return self.by_id[1].get(principal_id)
+        return self._index().by_id.get(principal_id)
 
     def require(self, principal_id: str) -> Principal:
         """The registered principal `principal_id`; a RegistryError naming the registry and what it
@@ -263,11 +283,11 @@ class Registry(_Strict):
 
     @property
     def ids(self) -> frozenset[str]:
-        return frozenset(p.id for p in self.principals)
+        return self._index().ids
 
     @property
     def teams(self) -> frozenset[str]:
-        return frozenset(p.team for p in self.principals)
+        return self._index().teams
 
 
 class _RegistryLoader(yaml.SafeLoader):

@@ -1,5 +1,5 @@
 """The embedded stack's Scan and Query pages (`tokenwarden.local.dynamodb_pages`): the answers moto's
-serializer gives, without walking every item through it."""
+serializer gives, without walking every item through it; a Query reads only its partition."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 from moto.core.serialize import ResponseSerializer
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
 
 from tokenwarden.adapters.ledger import create_table
 from tokenwarden.local import dynamodb_pages
+from tokenwarden.local.dynamodb_pages import partition_items
 
 TABLE = "ledger"
 EVERY_PLAIN_TYPE: dict[str, Any] = {
@@ -87,3 +89,34 @@ def test_a_page_costs_the_serializer_the_same_whatever_its_items(
         assert db.scan(TableName=TABLE)["Count"] == count
         costs.append(len(serialized))
     assert costs[0] == costs[1]
+
+
+def test_a_query_reads_only_its_partition_and_answers_as_moto_does(
+    db: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for owner in ("a", "b", "c"):
+        for i in range(6):
+            db.put_item(TableName=TABLE, Item={"pk": {"S": f"P#{owner}"}, "sk": {"S": f"H#{i:02d}"}})
+    gathered: list[int] = []
+    real = partition_items
+
+    def counted(table: Any, hash_key: Any) -> Any:
+        found = real(table, hash_key)
+        gathered.append(len(found))
+        return found
+
+    monkeypatch.setattr(dynamodb_pages, "partition_items", counted)
+    page = {"TableName": TABLE, "Limit": 4, "ScanIndexForward": False}
+    query = {"KeyConditionExpression": "pk = :pk AND sk > :s"}
+    values = {":pk": {"S": "P#b"}, ":s": {"S": "H#01"}}
+    ours = db.query(**page, **query, ExpressionAttributeValues=values)
+    after = db.query(
+        **page, **query, ExpressionAttributeValues=values, ExclusiveStartKey=ours["LastEvaluatedKey"]
+    )
+    assert gathered == [6, 6]  # the partition of P#b, never the table's 18 items
+    assert [i["sk"]["S"] for i in ours["Items"] + after["Items"]] == ["H#05", "H#04", "H#03", "H#02"]
+    monkeypatch.setattr(Table, "query", Table.query.__wrapped__)  # type: ignore[attr-defined]
+    moto = db.query(**page, **query, ExpressionAttributeValues=values)
+    assert {k: v for k, v in moto.items() if k != "ResponseMetadata"} == {
+        k: v for k, v in ours.items() if k != "ResponseMetadata"
+    }

@@ -120,9 +120,13 @@ bench: venv ## Benchmarks (speed targets live here, not in tests)
 
 SCALE ?= 10,100,1000,5000
 
-bench-scale: venv ## Wall time and AWS calls per phase for N principals: make bench-scale SCALE=10,100,1000,5000
-	set -o pipefail; TOKENWARDEN_SCALE=$(SCALE) POWERTOOLS_LOG_LEVEL=CRITICAL \
-		$(PY) -m pytest -q -s -p no:randomly benchmarks/test_scale.py -m scale 2>&1 | grep -v '^{"level"'
+SCALE_FIGURES ?= .cache/bench-scale.json
+SCALE_PLOT ?= docs/scale.svg
+
+bench-scale: venv ## Wall time and AWS calls per phase for N principals, and their plot: make bench-scale SCALE=10,100,1000,5000
+	set -o pipefail; TOKENWARDEN_SCALE=$(SCALE) TOKENWARDEN_SCALE_FIGURES=$(SCALE_FIGURES) POWERTOOLS_LOG_LEVEL=CRITICAL \
+		$(PY) -m pytest -q -s -p no:randomly benchmarks/test_scale.py -m scale 2>&1 | grep --line-buffered -v '^{"level"'
+	$(PY) benchmarks/plot_scale.py $(SCALE_FIGURES) $(SCALE_PLOT)
 
 invoke: venv ## Run a handler in-process on the embedded stack: make invoke FN=reconcile EVENT=events/reconcile.json
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=reconcile EVENT=events/reconcile.json [REAL_ACCOUNT=yes]"; exit 2; }

@@ -6,22 +6,28 @@ propagation and new-user delays on), one phase after the other:
 
 - onboarding: the first night, users, keys and secrets made, the rotation test run by Secrets Manager;
 - a quiet night: the next night, nothing due;
-- a night where every key rotates (77 days later), the rotations run to their end;
-- status: the inventory, the plan and every principal's status row;
-- health: one health check of every team (PromQL answered in memory, CloudWatch's 500-series cut on).
+- status: the inventory, the plan and every principal's status row, the day after;
+- health: one health check of every team (PromQL answered in memory, CloudWatch's 500-series cut on);
+- a night where every key rotates (77 days later), the rotations run to their end.
+
+The rotation night comes last: it is the longest phase, so a run cut short at a large N still has
+the figures of the phases with targets (a quiet night, status).
 
 Each phase's wall time and AWS calls (every botocore call of the run and of the rotation function it
-starts) are printed as a table at the end. Numbers, not assertions: the targets live in
-benchmarks/test_calls.py.
+starts) are printed as a table at the end, and written as JSON to TOKENWARDEN_SCALE_FIGURES when it
+is set (`make bench-scale` then draws docs/scale.svg from them with benchmarks/plot_scale.py).
+Numbers, not assertions: the targets live in benchmarks/test_calls.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +45,7 @@ from tokenwarden.service.health import HealthChecker
 pytestmark = pytest.mark.scale
 
 SIZES = [int(n) for n in os.environ.get("TOKENWARDEN_SCALE", "10,100,1000,5000").split(",") if n.strip()]
-PHASES = ("onboarding", "quiet night", "rotation night", "status", "health")
+PHASES = ("onboarding", "quiet night", "status", "health", "rotation night")
 
 
 @dataclass(frozen=True)
@@ -62,20 +68,40 @@ class Measured:
 RESULTS: list[Measured] = []
 
 
+HEADER = (
+    "| N      | phase          | wall (s) | calls   | per prin. | queries  |\n"
+    "|--------|----------------|----------|---------|-----------|----------|"
+)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def table() -> Iterator[None]:
+    print("\n\n" + HEADER, flush=True)
     yield
-    print("\n\n| N      | phase          | wall (s) | calls   | per prin. | queries  |")
-    print("|--------|----------------|----------|---------|-----------|----------|")
+    print("\n\n" + HEADER)
     for measured in RESULTS:
         print(measured.row())
 
 
-def measure(world: Env, size: int, phase: str, work: Callable[[], Any]) -> Any:
+def record(measured: Measured) -> None:
+    """Keep a phase's figures, print its row at once (a long run shows its progress) and write
+    every figure so far to TOKENWARDEN_SCALE_FIGURES, so an interrupted run keeps what it measured."""
+    RESULTS.append(measured)
+    print(measured.row(), flush=True)
+    figures = os.environ.get("TOKENWARDEN_SCALE_FIGURES")
+    if figures:
+        Path(figures).parent.mkdir(parents=True, exist_ok=True)
+        Path(figures).write_text(json.dumps([asdict(m) for m in RESULTS], indent=1), encoding="utf-8")
+
+
+def measure(
+    world: Env, size: int, phase: str, work: Callable[[], Any], queries: Callable[[Any], int] | None = None
+) -> Any:
     world.log.calls.clear()
     started = time.perf_counter()
     result = work()
-    RESULTS.append(Measured(size, phase, time.perf_counter() - started, len(world.log.calls)))
+    seconds = time.perf_counter() - started
+    record(Measured(size, phase, seconds, len(world.log.calls), queries(result) if queries else 0))
     return result
 
 
@@ -103,7 +129,6 @@ def test_a_registry_of_n_principals(monkeypatch: pytest.MonkeyPatch, size: int) 
     with open_env(monkeypatch, StackBehaviour(fault_rate=0.0)) as world:
         measure(world, size, "onboarding", lambda: world.run(registry=reg))
         measure(world, size, "quiet night", lambda: world.run(T0 + timedelta(days=1), registry=reg))
-        measure(world, size, "rotation night", lambda: world.run(T0 + timedelta(days=77), registry=reg))
 
         def status() -> int:
             inventory = world.reconciler.inventory()
@@ -111,5 +136,5 @@ def test_a_registry_of_n_principals(monkeypatch: pytest.MonkeyPatch, size: int) 
             return len(status_rows(reg, inventory, plan, world.settings.naming))
 
         assert measure(world, size, "status", status) == size
-        queries = measure(world, size, "health", lambda: health(world, reg))
-        RESULTS[-1] = Measured(size, "health", RESULTS[-1].seconds, RESULTS[-1].calls, queries)
+        measure(world, size, "health", lambda: health(world, reg), queries=int)
+        measure(world, size, "rotation night", lambda: world.run(T0 + timedelta(days=77), registry=reg))

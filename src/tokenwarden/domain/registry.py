@@ -7,7 +7,9 @@ an error that names the file, the entry and the field; nothing is planned from i
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, time
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -244,6 +246,22 @@ class RegistryFile(_Strict):
         return value
 
 
+@dataclass(frozen=True)
+class RegistryIndex:
+    """A registry's principals by id (the first of an id wins, as a scan finds it), its ids and
+    teams, and the principals they were taken from."""
+
+    principals: tuple[Principal, ...]
+    by_id: Mapping[str, Principal]
+    ids: frozenset[str]
+    teams: frozenset[str]
+
+    @classmethod
+    def of(cls, principals: tuple[Principal, ...]) -> RegistryIndex:
+        by_id = {p.id: p for p in reversed(principals)}
+        return cls(principals, by_id, frozenset(by_id), frozenset(p.team for p in principals))
+
+
 class Registry(_Strict):
     source: str
     principals: tuple[Principal, ...]
@@ -262,8 +280,19 @@ class Registry(_Strict):
             readers=self.defaults.readers,
         )
 
+    @cached_property
+    def index(self) -> RegistryIndex:
+        """The principals by id, their ids and teams, built once: a run looks each of its principals
+        up, so a lookup is not a scan of the registry."""
+        return RegistryIndex.of(self.principals)
+
+    def _index(self) -> RegistryIndex:
+        if self.index.principals is not self.principals:  # a copy with other principals
+            del self.__dict__["index"]
+        return self.index
+
     def get(self, principal_id: str) -> Principal | None:
-        return next((p for p in self.principals if p.id == principal_id), None)
+        return self._index().by_id.get(principal_id)
 
     def require(self, principal_id: str) -> Principal:
         """The registered principal `principal_id`; a RegistryError naming the registry and what it
@@ -280,11 +309,11 @@ class Registry(_Strict):
 
     @property
     def ids(self) -> frozenset[str]:
-        return frozenset(p.id for p in self.principals)
+        return self._index().ids
 
     @property
     def teams(self) -> frozenset[str]:
-        return frozenset(p.team for p in self.principals)
+        return self._index().teams
 
 
 def load_registry(path: Path) -> Registry:

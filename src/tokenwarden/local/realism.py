@@ -73,7 +73,15 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokenwarden.local import async_rotation, faults, iam_ssc, secrets_labels
+from tokenwarden.local import (
+    async_rotation,
+    dynamodb_pages,
+    dynamodb_transactions,
+    faults,
+    iam_ssc,
+    listings,
+    secrets_labels,
+)
 from tokenwarden.local.async_rotation import BackgroundRotations, RotationRecord
 from tokenwarden.local.clock import StackClock
 from tokenwarden.local.faults import FaultInjector, HttpThrottle
@@ -174,6 +182,9 @@ def install(behaviour: StackBehaviour, clock: StackClock) -> None:
     with _lock:
         uninstall()
         secrets_labels.install()  # AWS's GetSecretValue default, whatever the switches say
+        dynamodb_transactions.install()  # all-or-nothing at the cost of the items, not of the table
+        listings.install()  # ListSecrets describes only the page it returns
+        dynamodb_pages.install()  # Scan and Query pages written as JSON, not item by item
         iam_ssc.install(clock)
         iam_ssc.configure(
             key_propagation_seconds=live.iam_propagation_seconds,

@@ -255,8 +255,40 @@ def create_table(client: DynamoDBClient, table: str) -> None:
 HEALTH_KEY = {"pk": {"S": "HEALTH"}, "sk": {"S": "TEAMS"}}
 
 
+# DynamoDB refuses an item over 400 KB and a transaction over 4 MB. One part holds the records of a
+# few thousand teams; a registry needing more than MAX_PARTS parts is refused with its size named.
+PART_BYTES = 300_000
+MAX_PARTS = 12
+
+
+class HealthRecordsError(ValueError):
+    """The health records of every team no longer fit one DynamoDB transaction, or a part is gone."""
+
+
+def health_parts(records: Mapping[str, Any], part_bytes: int = PART_BYTES) -> list[str]:
+    """The teams' records as JSON objects of at most `part_bytes` each, in team order; always at
+    least one (an empty object for no team)."""
+    parts: list[dict[str, Any]] = [{}]
+    size = 2
+    for team in sorted(records):
+        entry = len(json.dumps({team: records[team]}, sort_keys=True, default=str).encode()) - 1
+        if parts[-1] and size + entry > part_bytes:
+            parts.append({})
+            size = 2
+        parts[-1][team] = records[team]
+        size += entry
+    return [json.dumps(part, sort_keys=True, default=str) for part in parts]
+
+
+def _part_key(index: int) -> dict[str, Any]:
+    return HEALTH_KEY if index == 0 else {**HEALTH_KEY, "sk": {"S": f"TEAMS#{index}"}}
+
+
 class DynamoHealthStore:
-    """Every team's health record in one item: one read and one write per health run."""
+    """Every team's health record: one item (`HEALTH`/`TEAMS`), one read and one write per health
+    run, until the records outgrow it. Then they are split over parts (`TEAMS`, `TEAMS#1`, ...) that
+    are written in one transaction and read in one, so a run never sees half of another's save; the
+    first part says how many there are, so parts left over from a larger save are never read."""
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
         self._db = translating(client)
@@ -266,12 +298,43 @@ class DynamoHealthStore:
         item = self._db.get_item(TableName=self._table, Key=HEALTH_KEY, ConsistentRead=True).get("Item")
         if not item:
             return {}
-        return dict(json.loads(item["teams"]["S"]))
+        count = int(item.get("parts", {}).get("N", "1"))
+        parts = [item] if count == 1 else self._read_parts(count)
+        records: dict[str, dict[str, Any]] = {}
+        for part in parts:
+            records.update(json.loads(part["teams"]["S"]))
+        return records
+
+    def _read_parts(self, count: int) -> list[dict[str, Any]]:
+        """Every part of one save, read together (the first part again, so its count is theirs)."""
+        answer = self._db.transact_get_items(
+            TransactItems=[{"Get": {"TableName": self._table, "Key": _part_key(i)}} for i in range(count)]
+        )
+        parts = [dict(response.get("Item") or {}) for response in answer.get("Responses", [])]
+        if len(parts) != count or not all("teams" in part for part in parts):
+            raise HealthRecordsError(
+                f"the health records say {count} parts, but not all of them are there"
+            )
+        if int(parts[0]["parts"]["N"]) != count:  # another run saved in between: read its parts
+            return self._read_parts(int(parts[0]["parts"]["N"]))
+        return parts
 
     def save(self, records: dict[str, dict[str, Any]]) -> None:
-        self._db.put_item(
-            TableName=self._table,
-            Item={**HEALTH_KEY, "teams": {"S": json.dumps(records, sort_keys=True, default=str)}},
+        parts = health_parts(records)
+        if len(parts) > MAX_PARTS:
+            raise HealthRecordsError(
+                f"the health records of {len(records)} teams take {len(parts)} parts of "
+                f"{PART_BYTES} bytes; at most {MAX_PARTS} fit one DynamoDB transaction"
+            )
+        items = [
+            {**_part_key(i), "teams": {"S": part}, "parts": {"N": str(len(parts))}}
+            for i, part in enumerate(parts)
+        ]
+        if len(items) == 1:
+            self._db.put_item(TableName=self._table, Item=items[0])
+            return
+        self._db.transact_write_items(
+            TransactItems=[{"Put": {"TableName": self._table, "Item": item}} for item in items]
         )
 
     def append_history(self, team: str, key: str, record: Mapping[str, Any]) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -102,6 +103,8 @@ def measure(
     result = work()
     seconds = time.perf_counter() - started
     record(Measured(size, phase, seconds, len(world.log.calls), queries(result) if queries else 0))
+    busiest = Counter(world.log.calls).most_common(6)
+    print("    " + ", ".join(f"{operation} {count}" for operation, count in busiest), flush=True)
     return result
 
 

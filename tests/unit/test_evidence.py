@@ -13,6 +13,7 @@ from tokenwarden.domain.evidence import (
     KeyRow,
     Report,
     RevokeRow,
+    RollbackRow,
     RotationRow,
     Section,
     SilenceRow,
@@ -31,6 +32,7 @@ from tokenwarden.domain.journal import (
 from tokenwarden.domain.model import LedgerEntry, LedgerState
 from tokenwarden.domain.plan import Finding, rotation_due_at
 from tokenwarden.domain.registry import ActivityProfile, Lifecycle, parse_registry
+from tokenwarden.domain.rollback import EscalationRecord, RollbackRecord
 
 R = TypeVar("R")
 
@@ -396,9 +398,57 @@ def test_the_report_states_its_period_account_and_registry() -> None:
     built = report()
     assert (built.period_start, built.period_end, built.generated_at) == (START, END, END)
     assert (built.account, built.registry) == ("123456789012", "teams.yaml")
-    assert [s.id for s in built.sections] == ["keys", "rotations", "revokes", "silences", "drift"]
+    assert [s.id for s in built.sections] == ["keys", "rotations", "revokes", "silences", "rollbacks", "drift"]
 
 
 def test_the_account_is_read_from_the_callers_arn() -> None:
     assert account_of("arn:aws:iam::123456789012:user/oncall") == "123456789012"
     assert account_of(None) is None and account_of("not-an-arn") is None
+
+
+def rollback_items(retired: datetime) -> tuple[HistoryItem, HistoryItem]:
+    done = RollbackRecord(
+        principal="alpha",
+        team="alpha",
+        credential_id="ACCAV1",
+        alias="alias-v1",
+        version_id="v1",
+        retired_at=retired,
+        rolled_back_at=retired + timedelta(hours=9),
+        grace_until=retired + timedelta(days=3, hours=9),
+        last_sample_at=retired - timedelta(hours=1),
+        reason="the team went silent right after the retirement",
+    )
+    again = EscalationRecord(
+        principal="alpha",
+        team="alpha",
+        credential_id="ACCAV1",
+        alias="alias-v1",
+        retired_at=retired + timedelta(days=4),
+        escalated_at=retired + timedelta(days=4, hours=6),
+        reason="silent again after the key's second retirement",
+    )
+    return (
+        history("P#alpha", f"H#{done.key}", done.model_dump(mode="json")),
+        history("P#alpha", f"H#{again.key}", again.model_dump(mode="json")),
+    )
+
+
+def test_an_automatic_rollback_and_its_escalation_are_rows_citing_their_records() -> None:
+    items = rollback_items(END - timedelta(days=10))
+
+    rows = rows_of(report((), items), "rollbacks", RollbackRow)
+
+    assert [(r.outcome, r.minutes_after_retirement) for r in rows] == [
+        ("re-activated", 540.0),
+        ("escalated (second silence; not re-activated)", 360.0),
+    ]
+    assert rows[0].active_until == END - timedelta(days=10) + timedelta(days=3, hours=9)
+    assert rows[1].active_until is None
+    assert [r.sources for r in rows] == [(items[0].citation,), (items[1].citation,)]
+    assert section(report((), items), "rollbacks").summary == "1 key re-activated, 1 escalated."
+
+
+def test_rollbacks_outside_the_period_are_left_out() -> None:
+    items = rollback_items(START - timedelta(days=10))
+    assert rows_of(report((), items), "rollbacks", RollbackRow) == []

@@ -79,7 +79,7 @@ def test_each_rendering_cites_the_ledger_records_of_a_row() -> None:
 
 
 def test_an_empty_section_says_so() -> None:
-    assert render_markdown(report()).count("Nothing in the period.") == 5
+    assert render_markdown(report()).count("Nothing in the period.") == 6
 
 
 def test_no_token_in_any_format_even_when_one_sits_in_a_record_the_report_does_not_show() -> None:

@@ -9,7 +9,7 @@ import re
 from datetime import timedelta
 
 from tests.conftest import ROOT
-from tests.unit.test_evidence import END, health, journal, key, report, revoke_record
+from tests.unit.test_evidence import END, health, journal, key, report, revoke_record, rollback_items
 from tokenwarden.cli.demo_report import SAMPLE_HEADER
 from tokenwarden.cli.report_render import render_markdown
 from tokenwarden.domain.journal import RepairRecord
@@ -39,6 +39,7 @@ def every_section_with_a_row() -> str:
         revoke_record(at),
         health("team_silent", at),
         journal("beta", repair),
+        *rollback_items(at),
     )
     owed = key("b1", END - timedelta(days=80), principal="beta")  # past its due date: a rotation row
     return render_markdown(report((old, key("v2", at + timedelta(minutes=1)), owed), items))

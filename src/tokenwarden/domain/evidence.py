@@ -25,6 +25,7 @@ from tokenwarden.domain.journal import HealthRecord, HistoryItem, RepairRecord, 
 from tokenwarden.domain.model import LedgerEntry
 from tokenwarden.domain.plan import Finding, rotation_due_at
 from tokenwarden.domain.registry import Lifecycle, Registry
+from tokenwarden.domain.rollback import EscalationRecord, RollbackRecord
 
 SCHEDULE_TOLERANCE = timedelta(hours=36)
 """How long after its due time a nightly step may run and still be on time: the next night's run
@@ -155,6 +156,27 @@ class DriftRow(Row):
     found_at: datetime
     resolution: str
     resolved_at: datetime | None
+
+
+class RollbackRow(Row):
+    COLUMNS = (
+        ("principal", "Principal"),
+        ("team", "Team"),
+        ("key", "Key"),
+        ("retired_at", "Retired"),
+        ("acted_at", "Acted"),
+        ("minutes_after_retirement", "Minutes after retirement"),
+        ("outcome", "Outcome"),
+        ("active_until", "Active again until"),
+    )
+    principal: str
+    team: str
+    key: str
+    retired_at: datetime
+    acted_at: datetime
+    minutes_after_retirement: float | None
+    outcome: str
+    active_until: datetime | None
 
 
 class Section(_Value):
@@ -531,6 +553,63 @@ def silences_section(evidence: Evidence, notes: list[str]) -> Section:
     )
 
 
+# -- automatic rollbacks ----------------------------------------------------------------------------
+
+
+def rollback_rows(evidence: Evidence, notes: list[str]) -> list[RollbackRow]:
+    """Each retired key the health check re-activated, and each second silence it escalated instead."""
+    rows: list[RollbackRow] = []
+    for item, raw in evidence.records("rolled_back"):
+        done = _parsed(RollbackRecord, item, raw, notes)
+        if done is not None:
+            rows.append(
+                RollbackRow(
+                    principal=done.principal,
+                    team=done.team,
+                    key=done.alias,
+                    retired_at=done.retired_at,
+                    acted_at=done.rolled_back_at,
+                    minutes_after_retirement=_minutes(done.retired_at, done.rolled_back_at),
+                    outcome="re-activated",
+                    active_until=done.grace_until,
+                    sources=(item.citation,),
+                )
+            )
+    for item, raw in evidence.records("rollback_escalated"):
+        refused = _parsed(EscalationRecord, item, raw, notes)
+        if refused is not None:
+            rows.append(
+                RollbackRow(
+                    principal=refused.principal,
+                    team=refused.team,
+                    key=refused.alias,
+                    retired_at=refused.retired_at,
+                    acted_at=refused.escalated_at,
+                    minutes_after_retirement=_minutes(refused.retired_at, refused.escalated_at),
+                    outcome="escalated (second silence; not re-activated)",
+                    active_until=None,
+                    sources=(item.citation,),
+                )
+            )
+    return [r for r in rows if evidence.start <= r.acted_at <= evidence.end]
+
+
+def rollbacks_section(evidence: Evidence, notes: list[str]) -> Section:
+    rows = sorted(rollback_rows(evidence, notes), key=lambda r: r.acted_at)
+    escalated = sum(r.active_until is None for r in rows)
+    return Section(
+        id="rollbacks",
+        title="Automatic rollbacks",
+        controls="Availability of key rotation. SOC 2 CC7.4 and CC7.5 (response to and recovery from "
+        "incidents); ISO/IEC 27001:2022 A.5.26 (response to information security incidents). Each retired "
+        "key the health check re-activated because its team went silent right after the retirement, and "
+        "each second silence it escalated instead of re-activating the key again.",
+        summary=f"{counted(len(rows) - escalated, 'key')} re-activated, {escalated} escalated.",
+        columns=RollbackRow.COLUMNS,
+        rows=tuple(rows),
+    )
+
+
 # -- drift ------------------------------------------------------------------------------------------
 
 
@@ -635,6 +714,7 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     lambda evidence, _: rotations_section(evidence),
     revokes_section,
     silences_section,
+    rollbacks_section,
     drift_section,
 )
 """The report's sections, in order."""

@@ -312,9 +312,7 @@ class DynamoHealthStore:
         )
         parts = [dict(response.get("Item") or {}) for response in answer.get("Responses", [])]
         if len(parts) != count or not all("teams" in part for part in parts):
-            raise HealthRecordsError(
-                f"the health records say {count} parts, but not all of them are there"
-            )
+            raise HealthRecordsError(f"the health records say {count} parts, but not all of them are there")
         if int(parts[0]["parts"]["N"]) != count:  # another run saved in between: read its parts
             return self._read_parts(int(parts[0]["parts"]["N"]))
         return parts

@@ -398,7 +398,14 @@ def test_the_report_states_its_period_account_and_registry() -> None:
     built = report()
     assert (built.period_start, built.period_end, built.generated_at) == (START, END, END)
     assert (built.account, built.registry) == ("123456789012", "teams.yaml")
-    assert [s.id for s in built.sections] == ["keys", "rotations", "revokes", "silences", "rollbacks", "drift"]
+    assert [s.id for s in built.sections] == [
+        "keys",
+        "rotations",
+        "revokes",
+        "silences",
+        "rollbacks",
+        "drift",
+    ]
 
 
 def test_the_account_is_read_from_the_callers_arn() -> None:

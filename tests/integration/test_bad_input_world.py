@@ -317,6 +317,7 @@ def test_a_broken_registry_never_changes_the_world(
         (["restore", "nobody"], "unknown principal 'nobody'"),
         (["pickup", "nobody"], "unknown principal 'nobody'"),
         (["apply", "--at", "2027-02-01"], "embedded local stack"),
+        (["health", "--at", "2027-02-01"], "embedded local stack"),
         (["apply", "--at", "next week"], "--at 'next week'"),
         (["plan", "--at", "0001-01-01"], "--at '0001-01-01' is outside"),
         (["status", "--at", "9999-12-31"], "--at '9999-12-31' is outside"),

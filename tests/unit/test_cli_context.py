@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tokenwarden.cli import context
-from tokenwarden.cli.context import FixedClock, choose_clock
+from tokenwarden.cli.context import FixedClock, choose_clock, moves_time
 from tokenwarden.cli.errors import UsageError
+from tokenwarden.cli.parser import build_parser
 from tokenwarden.wiring import SystemClock
 
 AT = datetime(2027, 3, 1, 2, 15, tzinfo=UTC)
@@ -82,3 +83,21 @@ def test_a_stack_url_left_over_in_a_shell_never_changes_the_time_of_a_run_agains
     env["AWS_ENDPOINT_URL"] = "https://iam.amazonaws.com"
     assert isinstance(choose_clock(None, moves_time=False, env=env).clock, SystemClock)
     assert FakeStackClock.instances == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "acts"),
+    [
+        (["apply"], True),
+        (["health"], True),
+        (["health", "--dry-run"], False),
+        (["health", "snooze", "web", "--until", "2030-01-02", "--reason", "offsite"], True),
+        (["health", "unsnooze", "web"], True),
+        (["plan"], False),
+        (["status"], False),
+    ],
+)
+def test_only_commands_that_change_aws_refuse_at_away_from_the_stack(argv: list[str], acts: bool) -> None:
+    """`health --at T` on an account would alert, record and roll keys back at a made-up time."""
+    args = build_parser().parse_args(argv)
+    assert moves_time(args) is acts

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from tokenwarden.cli.errors import UsageError
-from tokenwarden.cli.parser import parse_at
+from tokenwarden.cli.parser import command_name, parse_at
 from tokenwarden.domain.registry import Registry, load_registry
 from tokenwarden.local.clock import RemoteStackClock, embedded_stack_url
 from tokenwarden.service.breakglass import Actor, BreakGlass
@@ -33,8 +33,16 @@ from tokenwarden.wiring import Adapters, SystemClock, build_adapters, build_brea
 if TYPE_CHECKING:
     from tokenwarden.service.health import HealthChecker
 
-# Commands whose --at changes what exists (keys rotate): only the embedded stack's time may move.
-MOVES_TIME = frozenset({"apply"})
+# Commands that change AWS (keys rotate, a retired key is re-activated, alerts and snoozes are
+# recorded): with --at, only on the embedded stack, whose time may move. Elsewhere a made-up time
+# would be written into the ledger and could pass the rollback's time checks. `health --dry-run`
+# changes nothing, so it may be evaluated as of any time.
+MOVES_TIME = frozenset({"apply", "health", "health snooze", "health unsnooze"})
+
+
+def moves_time(args: argparse.Namespace) -> bool:
+    """Whether this command would act at the time `--at` names (a dry run never does)."""
+    return command_name(args) in MOVES_TIME and not getattr(args, "dry_run", False)
 
 
 class Clock(Protocol):
@@ -67,8 +75,9 @@ def choose_clock(at: datetime | None, *, moves_time: bool, env: Mapping[str, str
         return Timing(stack_clock, stack_clock.now() if at is None else _moved(stack_clock, at))
     if at is not None and moves_time:
         raise UsageError(
-            "--at changes time only on the embedded local stack (TOKENWARDEN_STACK_URL and AWS_ENDPOINT_URL "
-            "on loopback are not both set)"
+            "--at with a command that changes AWS works only on the embedded local stack "
+            "(TOKENWARDEN_STACK_URL and AWS_ENDPOINT_URL on loopback are not both set); "
+            "`plan`, `status` and `health --dry-run` take --at anywhere"
         )
     if at is not None:
         return Timing(FixedClock(at), at)
@@ -123,7 +132,7 @@ class Context:
     @cached_property
     def timing(self) -> Timing:
         at = parse_at(getattr(self.args, "at", None))
-        return choose_clock(at, moves_time=self.args.command in MOVES_TIME)
+        return choose_clock(at, moves_time=moves_time(self.args))
 
     @property
     def clock(self) -> Clock:

@@ -225,7 +225,11 @@ def _add_status(add: Add) -> None:
 def _add_health(add: Add) -> None:
     p = add("health", "Check per team that Claude Code telemetry keeps arriving; alert on changes.")
     _with_registry(p)
-    p.add_argument("--at", metavar="ISO-8601", help="as of this time (moves the embedded stack's clock)")
+    p.add_argument(
+        "--at",
+        metavar="ISO-8601",
+        help="as of this time (moves the embedded stack's clock; against AWS only with --dry-run)",
+    )
     _with_json(p, "the report")
     p.add_argument(
         "--dry-run", action="store_true", help="evaluate only: send no notification and record nothing"

@@ -69,6 +69,16 @@ def test_the_pipe_role_moves_messages_and_nothing_else(cfn: dict[str, Any]) -> N
     }
     for policy in role["Policies"]:
         assert all(statement["Resource"] != "*" for statement in policy["PolicyDocument"]["Statement"])
+    (kms,) = [
+        statement
+        for policy in role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "kms:Decrypt" in statement["Action"]
+    ]
+    # The key protects the ledger and secrets too: the pipe may use it only through SNS.
+    assert kms["Condition"] == {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.amazonaws.com"}}
+    }
 
 
 def test_a_team_channel_without_its_notify_value_is_refused_before_deploying(cfn: dict[str, Any]) -> None:

@@ -160,3 +160,23 @@ def test_a_snooze_record_is_written_once_and_read_back(world: Env) -> None:
     assert log.append(record) is True  # a retried write finds its own record
     assert log.append(record.model_copy(update={"reason": "other"})) is False
     assert log.records() == [record]
+
+
+def test_a_damaged_snooze_record_is_ignored_and_the_others_still_read(world: Env) -> None:
+    """One record nobody can read (written by hand, or by a later version) must not stop every
+    health check; it silences nothing."""
+    from tokenwarden.adapters.snooze_log import DynamoSnoozeLog
+    from tokenwarden.domain.snooze import SnoozeRecord
+
+    db = world.client("dynamodb")
+    log = DynamoSnoozeLog(db, world.settings.ledger_table)
+    at = world.clock.now()
+    record = SnoozeRecord(
+        team=TEAM, action="snooze", at=at, by="arn:x", until=at + timedelta(days=1), reason="r"
+    )
+    assert log.append(record) is True
+    db.put_item(
+        TableName=world.settings.ledger_table,
+        Item={"pk": {"S": "HEALTH"}, "sk": {"S": "SNOOZE#zz#later"}, "record": {"S": '{"team": "zz"}'}},
+    )
+    assert log.records() == [record]

@@ -11,9 +11,12 @@ from __future__ import annotations
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from tokenwarden.adapters.aws import translating
 from tokenwarden.adapters.ledger import _append as append_once
 from tokenwarden.domain.snooze import SnoozeRecord
+from tokenwarden.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -49,5 +52,15 @@ class DynamoSnoozeLog:
             ExpressionAttributeValues={":pk": {"S": PARTITION}, ":s": {"S": PREFIX}},
             ConsistentRead=True,
         ):
-            found += [SnoozeRecord.model_validate_json(item["record"]["S"]) for item in page["Items"]]
+            found += [record for item in page["Items"] if (record := _readable(item)) is not None]
         return found
+
+
+def _readable(item: dict[str, Any]) -> SnoozeRecord | None:
+    """The item's snooze, or None (logged by its key) when it cannot be read: one damaged record
+    must not stop the health check, and a snooze that cannot be read silences nothing."""
+    try:
+        return SnoozeRecord.model_validate_json(item["record"]["S"])
+    except (KeyError, ValidationError):
+        logger.warning("a snooze record cannot be read and is ignored", extra={"sk": item["sk"]["S"]})
+        return None

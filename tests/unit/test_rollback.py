@@ -207,6 +207,16 @@ def test_no_key_comes_back_after_a_revoke_of_its_principal_since_it_was_replaced
     assert only_older is not None and only_older.verdict is Verdict.ROLLBACK
 
 
+def test_a_revoke_record_that_cannot_be_read_refuses_every_rollback_of_the_principal() -> None:
+    """Fail closed: the damaged record may name the very key a rollback would re-activate."""
+    damaged = {"kind": "revoke", "revoked_at": "not a time", "keys": [{"credential_id": "K1"}]}
+    unreadable_rollback = {"kind": "rolled_back", "principal": "p"}
+
+    assert "cannot be read" in refusal(facts(history=KeyHistory.parse([damaged])))
+    still_decided = decide(facts(history=KeyHistory.parse([unreadable_rollback])))
+    assert still_decided is not None and still_decided.verdict is Verdict.ROLLBACK
+
+
 def test_an_offboarded_key_is_not_rolled_back() -> None:
     assert "offboarding" in refusal(facts(retired(reason="offboarded")))
     assert "offboarding" in refusal(facts(registered=False))

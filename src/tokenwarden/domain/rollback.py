@@ -142,14 +142,19 @@ class KeyHistory:
     """Credential ids any revoke ever named (restored or not)."""
     revokes_at: tuple[datetime, ...] = ()
     """When the principal's revokes were made (restored or not)."""
+    unreadable_revoke: bool = False
+    """A revoke record that cannot be read: which keys it named is unknown, so none comes back."""
 
     @classmethod
     def parse(cls, items: Iterable[Mapping[str, Any]]) -> KeyHistory:
-        """The records this rule reads; one it cannot read is left to break-glass to report."""
+        """The records this rule reads. A rollback or escalation record it cannot read is left to
+        break-glass to report; a revoke it cannot read refuses every rollback of the principal
+        (fail closed: it may name the very key a rollback would re-activate)."""
         rollbacks: list[RollbackRecord] = []
         escalations: list[EscalationRecord] = []
         revoked: set[str] = set()
         revokes_at: list[datetime] = []
+        unreadable_revoke = False
         for item in items:
             kind = item.get("kind")
             try:
@@ -162,8 +167,10 @@ class KeyHistory:
                     revoked |= {k.credential_id for k in revoke.keys}
                     revokes_at.append(revoke.revoked_at)
             except ValidationError:
-                continue
-        return cls(tuple(rollbacks), tuple(escalations), frozenset(revoked), tuple(revokes_at))
+                unreadable_revoke = unreadable_revoke or kind == "revoke"
+        return cls(
+            tuple(rollbacks), tuple(escalations), frozenset(revoked), tuple(revokes_at), unreadable_revoke
+        )
 
     def revoked_since(self, at: datetime) -> datetime | None:
         """The first revoke of the principal at or after ``at``, if any."""
@@ -297,6 +304,11 @@ def never_rolled_back(key: KeyFacts) -> str | None:
     """Why this key never comes back by itself, whatever the silence: revoked, or offboarded."""
     entry = key.entry
     name = _name(entry)
+    if key.history.unreadable_revoke:
+        return (
+            f"a revoke of {entry.principal} cannot be read: key {name} may be one it named, so it is "
+            "not re-activated automatically"
+        )
     if entry.revoked_at is not None or (entry.credential_id or "") in key.history.revoked:
         return (
             f"key {name} was revoked (break-glass): it is never re-activated automatically; "

@@ -14,7 +14,9 @@ execution for the whole night however many principals have work.
 
 What passes between the steps and the rounds is JSON that Step Functions carries (256 KiB at most
 per state), so it is bounded: one round's ids and outcomes, the night's counts, the id the last
-round reached and at most `MAX_LISTED_OUTCOMES` outcomes, failures first. Never a token.
+round reached, at most `MAX_LISTED_OUTCOMES` outcomes (failures first), each with at most
+`MAX_NOTES` notes of `MAX_NOTE_CHARS`, and at most `MAX_CARRIED_FINDINGS` of the first plan's
+findings of `MAX_FINDING_CHARS`; what does not fit is counted. Never a token.
 """
 
 from __future__ import annotations
@@ -43,6 +45,15 @@ DEFAULT_MAX_ROUNDS = 120
 # Outcomes the night carries by name and reports (failures first); beyond them, counts only.
 # 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
 MAX_LISTED_OUTCOMES = 200
+# Notes an outcome carries in the state, each at most this long; the rest are counted. A principal
+# retires at most its one previous key a night, and its note takes about 150 characters.
+MAX_NOTES = 1
+MAX_NOTE_CHARS = 200
+# The first plan's findings the night carries to the summary, each at most this long; the rest are
+# counted. The guard's finding names every principal it holds, so its length grows with the registry.
+MAX_CARRIED_FINDINGS = 20
+MAX_FINDING_CHARS = 1000
+_CUT = " ... (cut short)"
 
 Stop = Literal["done", "no_progress", "round_limit"]
 # The order in which outcomes keep their place in a bounded list: what a person must act on first.
@@ -58,6 +69,7 @@ class NightState(BaseModel):
     started_at: datetime
     allow_mass_revoke: bool = False
     findings: tuple[Finding, ...] = ()
+    unlisted_findings: int = 0  # the first plan's findings that `findings` has no room to carry
     rounds: int = 0
     # The last principal id (in id order) an applied round reached; the next round starts after it.
     through: str | None = None
@@ -121,7 +133,12 @@ def plan_night(
     inventory = reconciler.inventory()
     plan = reconciler.plan(registry, now, inventory, night.allow_mass_revoke)
     if previous is None:
-        night = night.model_copy(update={"findings": plan.findings})
+        night = night.model_copy(
+            update={
+                "findings": carried_findings(plan.findings),
+                "unlisted_findings": max(0, len(plan.findings) - MAX_CARRIED_FINDINGS),
+            }
+        )
         if plan.guard is not None and plan.guard.tripped:
             reconciler.notifier.publish(
                 notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
@@ -197,12 +214,32 @@ def apply_batch(
     run_id: str,
     allow_mass_revoke: bool = False,
 ) -> BatchResult:
-    """One Map item: each of its principals applied on its own (a failure is its outcome)."""
+    """One Map item: each of its principals applied on its own (a failure is its outcome), its
+    notes bounded for the state."""
     return BatchResult(
         outcomes=tuple(
-            reconciler.apply_principal(registry, principal, now, run_id, allow_mass_revoke)
+            bounded_notes(reconciler.apply_principal(registry, principal, now, run_id, allow_mass_revoke))
             for principal in principals
         )
+    )
+
+
+def bounded_notes(outcome: PrincipalOutcome) -> PrincipalOutcome:
+    """The outcome with at most `MAX_NOTES` notes of at most `MAX_NOTE_CHARS` each, and one more
+    that counts the notes left out (the reconciler logs every note as it is made)."""
+    kept = tuple(_cut(note, MAX_NOTE_CHARS) for note in outcome.notes[:MAX_NOTES])
+    left = len(outcome.notes) - len(kept)
+    more = (f"and {left} more note(s) in the reconciler's log",) if left else ()
+    if kept + more == outcome.notes:
+        return outcome
+    return outcome.model_copy(update={"notes": kept + more})
+
+
+def carried_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """The first `MAX_CARRIED_FINDINGS` findings, each detail at most `MAX_FINDING_CHARS`."""
+    return tuple(
+        f.model_copy(update={"detail": _cut(f.detail, MAX_FINDING_CHARS)})
+        for f in findings[:MAX_CARRIED_FINDINGS]
     )
 
 
@@ -236,10 +273,32 @@ def summarise_night(
         night.started_at,
         now,
         _in_plan_order(outcomes, _most_pressing(outcomes, MAX_LISTED_OUTCOMES)),
-        night.findings + _stopped_early(night, counts["principals_deferred"]),
+        night.findings + _unlisted_findings(night) + _stopped_early(night, counts["principals_deferred"]),
         final,
         counts={k: v for k, v in counts.items() if v},
     )
+
+
+def _unlisted_findings(night: NightState) -> tuple[Finding, ...]:
+    """The first plan's findings the night had no room to carry, counted, so the run_summary's
+    count of findings still covers them."""
+    if not night.unlisted_findings:
+        return ()
+    return (
+        Finding(
+            principal=None,
+            kind="findings_unlisted",
+            detail=f"{night.unlisted_findings} more finding(s) of the night's plan; `tokenwarden plan` "
+            "shows every one",
+        ),
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its start and a mark that it was cut, in at most `limit` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(_CUT)] + _CUT
 
 
 def _stopped_early(night: NightState, deferred: int) -> tuple[Finding, ...]:

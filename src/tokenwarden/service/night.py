@@ -25,9 +25,9 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.plan import Finding
@@ -48,11 +48,12 @@ MAX_LISTED_OUTCOMES = 200
 # Notes an outcome carries in the state, each at most this long; the rest are counted. A principal
 # retires at most its one previous key a night, and its note takes about 150 characters.
 MAX_NOTES = 1
-MAX_NOTE_CHARS = 200
-# The first plan's findings the night carries to the summary, each at most this long; the rest are
-# counted. The guard's finding names every principal it holds, so its length grows with the registry.
-MAX_CARRIED_FINDINGS = 20
-MAX_FINDING_CHARS = 1000
+MAX_NOTE_CHARS = 150
+# The first plan's findings the night carries to the summary (the run_summary lists 10), each at most
+# this long; the rest are counted. The guard's finding names every principal it holds, so its length
+# grows with the registry.
+MAX_CARRIED_FINDINGS = 10
+MAX_FINDING_CHARS = 400
 _CUT = " ... (cut short)"
 
 Stop = Literal["done", "no_progress", "round_limit"]
@@ -77,6 +78,11 @@ class NightState(BaseModel):
     outcomes: tuple[PrincipalOutcome, ...] = ()
     unlisted: int = 0  # principals the rounds applied that `outcomes` has no room to name
     stopped: Stop | None = None
+
+    @field_serializer("outcomes", when_used="json")
+    def _lean_outcomes(self, outcomes: tuple[PrincipalOutcome, ...]) -> list[dict[str, Any]]:
+        """The named outcomes without their fields at defaults: read back the same, in less state."""
+        return [o.model_dump(mode="json", exclude_defaults=True) for o in outcomes]
 
 
 class NightRound(BaseModel):
@@ -224,15 +230,28 @@ def apply_batch(
     )
 
 
+def item_output(result: BatchResult) -> dict[str, Any]:
+    """A Map item's result as JSON for the state: fields at their defaults are left out (the plan
+    step reads them back as defaults), which keeps a round's 500 results about 20 KiB smaller."""
+    return result.model_dump(mode="json", exclude_defaults=True)
+
+
 def bounded_notes(outcome: PrincipalOutcome) -> PrincipalOutcome:
-    """The outcome with at most `MAX_NOTES` notes of at most `MAX_NOTE_CHARS` each, and one more
-    that counts the notes left out (the reconciler logs every note as it is made)."""
-    kept = tuple(_cut(note, MAX_NOTE_CHARS) for note in outcome.notes[:MAX_NOTES])
-    left = len(outcome.notes) - len(kept)
-    more = (f"and {left} more note(s) in the reconciler's log",) if left else ()
-    if kept + more == outcome.notes:
+    """The outcome with at most `MAX_NOTES` notes of at most `MAX_NOTE_CHARS` each, the last of
+    them counting the notes left out (the reconciler logs every note as it is made)."""
+    left = len(outcome.notes) - MAX_NOTES
+    if left <= 0:
+        kept = tuple(_cut(note, MAX_NOTE_CHARS) for note in outcome.notes)
+    else:
+        more = f" (and {left} more note(s) in the reconciler's log)"
+        *first, last = outcome.notes[:MAX_NOTES]
+        kept = (
+            *(_cut(note, MAX_NOTE_CHARS) for note in first),
+            _cut(last, MAX_NOTE_CHARS - len(more)) + more,
+        )
+    if kept == outcome.notes:
         return outcome
-    return outcome.model_copy(update={"notes": kept + more})
+    return outcome.model_copy(update={"notes": kept})
 
 
 def carried_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:

@@ -35,10 +35,10 @@ from tokenwarden.domain.registry import Registry
 from tokenwarden.observability import count
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
 
-# Principals applied by one round. An outcome takes about 150 bytes of state, about 350 for a
-# failure with a long id and error: 500 of them, their ids and the night's named outcomes stay
-# inside Step Functions' 256 KiB per state (tests/infra/test_state_machine.py); the rest wait for
-# the next round.
+# Principals applied by one round. An outcome takes about 150 bytes of state, about 300 for a
+# failure with a long id and error or a retirement with its note at the cap: 500 of them, their ids,
+# the night's named outcomes and its findings stay inside Step Functions' 256 KiB per state (228 KiB
+# at every cap, tests/infra/test_state_machine.py); the rest wait for the next round.
 DEFAULT_MAX_PRINCIPALS = 500
 # Rounds one execution runs: 120 rounds of 500 take 60,000 principals with work in one night.
 DEFAULT_MAX_ROUNDS = 120
@@ -46,7 +46,8 @@ DEFAULT_MAX_ROUNDS = 120
 # 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
 MAX_LISTED_OUTCOMES = 200
 # Notes an outcome carries in the state, each at most this long; the rest are counted. A principal
-# retires at most its one previous key a night, and its note takes about 150 characters.
+# retires at most its one previous key a night, and its note takes about 150 characters (more only
+# with ids near the 48-character limit).
 MAX_NOTES = 1
 MAX_NOTE_CHARS = 150
 # The first plan's findings the night carries to the summary (the run_summary lists 10), each at most

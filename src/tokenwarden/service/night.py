@@ -300,8 +300,8 @@ def summarise_night(
 
 
 def _unlisted_findings(night: NightState) -> tuple[Finding, ...]:
-    """The first plan's findings the night had no room to carry, counted, so the run_summary's
-    count of findings still covers them."""
+    """The first plan's findings the night had no room to carry, as one finding that counts them,
+    so the run_summary still says how many there were."""
     if not night.unlisted_findings:
         return ()
     return (

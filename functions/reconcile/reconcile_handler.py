@@ -122,7 +122,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = night.apply_batch(
             reconciler, registry, [request.principal], now, request.run_id, request.allow_mass_revoke
         )
-        return result.model_dump(mode="json")
+        return night.item_output(result)
     if isinstance(request, SummaryInput):
         return night.summarise_night(reconciler, registry, request.night, now).model_dump(mode="json")
     return _whole_run(request, registry, reconciler, now, context)

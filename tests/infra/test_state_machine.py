@@ -24,6 +24,7 @@ from tests.infra.test_template import (
     statements,
     text,
 )
+from tokenwarden.domain.plan import Finding
 from tokenwarden.local.stack import nightly_definition
 from tokenwarden.service import night as steps
 from tokenwarden.service.reconciler import PrincipalOutcome
@@ -137,21 +138,51 @@ def failed(n: int) -> PrincipalOutcome:
     )
 
 
+def noted(n: int) -> PrincipalOutcome:
+    """A retirement as long as they come: the longest id and notes beyond the caps, bounded as the
+    Map item bounds them."""
+    return steps.bounded_notes(
+        PrincipalOutcome(
+            principal=f"p{n:05d}".ljust(48, "x"),
+            status="ok",
+            done=("retire", "delete"),
+            notes=("n" * 400,) * 3,
+        )
+    )
+
+
+def largest(n: int) -> PrincipalOutcome:
+    return max(failed(n), noted(n), key=lambda o: len(o.model_dump_json(exclude_defaults=True)))
+
+
 def test_the_largest_round_fits_a_state_next_to_the_night(cfn: dict[str, Any]) -> None:
     most = cfn["Parameters"]["NightlyMaxPrincipals"]["MaxValue"]
+    # The guard's finding names every principal it holds: 60,000 of them, and more findings than carried.
+    findings = tuple(
+        Finding(principal=None, kind="guard_tripped", detail=", ".join(f"p{n:05d}" for n in range(60_000)))
+        for _ in range(steps.MAX_CARRIED_FINDINGS + 900)
+    )
     night = steps.NightState(
         run_id="f" * 32,
         started_at=datetime(2030, 1, 1, tzinfo=UTC),
-        outcomes=tuple(failed(n) for n in range(steps.MAX_LISTED_OUTCOMES)),
+        findings=steps.carried_findings(findings),
+        unlisted_findings=900,
+        rounds=119,
+        through=failed(0).principal,
+        outcomes=tuple(largest(n) for n in range(steps.MAX_LISTED_OUTCOMES)),
+        unlisted=60_000,
         counts={"secure": 60_000, "onboard": 60_000, "principals_failed": 60_000},
     )
     work = tuple(failed(n).principal for n in range(most))
     planned = steps.NightRound(night=night, work=work, upto=work[-1], waiting=60_000, more=True)
-    results = [steps.BatchResult(outcomes=(failed(n),)).model_dump(mode="json") for n in range(most)]
+    results = [steps.item_output(steps.BatchResult(outcomes=(largest(n),))) for n in range(most)]
 
     # The largest state of a round: after the Map, the round as planned and every item's result.
     after_map = {"round": planned.model_dump(mode="json"), "map_failed": False, "results": results}
 
+    assert len(noted(0).notes[0]) == steps.MAX_NOTE_CHARS, "the notes are at their cap"
+    assert len(night.findings) == steps.MAX_CARRIED_FINDINGS
+    assert all(len(f.detail) == steps.MAX_FINDING_CHARS for f in night.findings)
     assert len(json.dumps(after_map).encode()) < 0.9 * STATE_LIMIT, "a tenth of the limit to spare"
 
 

@@ -297,6 +297,58 @@ def test_the_guard_is_announced_once_by_the_plan_and_holds_the_offboardings(worl
     assert world.iam.count("set_credential_status") == 0
 
 
+def test_the_night_carries_a_bounded_share_of_the_plans_findings_and_counts_the_rest(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciler = world.reconciler()
+    everyone = registry(*[f"team-{n}" for n in range(6)])
+    through_steps(world, reconciler, everyone)
+    monkeypatch.setattr(night, "MAX_FINDING_CHARS", 60)
+
+    plan, report = through_steps(world, reconciler, registry("team-0"))
+
+    (guard,) = plan.night.findings
+    assert len(guard.detail) == 60 and guard.detail.endswith("(cut short)")
+    assert guard.kind == "guard_tripped" and guard in report.findings
+    monkeypatch.setattr(night, "MAX_CARRIED_FINDINGS", 0)
+
+    plan, report = through_steps(world, reconciler, registry("team-0"))
+
+    assert plan.night.findings == () and plan.night.unlisted_findings == 1
+    (unlisted,) = [f for f in report.findings if f.kind == "findings_unlisted"]
+    assert unlisted.detail.startswith("1 more finding(s)")
+    assert "- findings_unlisted: 1 more finding(s)" in world.notifier.published[-1].description
+
+
+def test_an_outcome_carries_a_bounded_note_that_counts_the_others() -> None:
+    many = PrincipalOutcome(
+        principal="a", status="ok", done=("retire",), notes=("x" * 500, "second", "third")
+    )
+    short = PrincipalOutcome(principal="b", status="ok", done=("retire",), notes=("team b was silent",))
+
+    (note,) = night.bounded_notes(many).notes
+
+    assert len(note) == night.MAX_NOTE_CHARS
+    assert note.startswith("x" * 50) and note.endswith("(and 2 more note(s) in the reconciler's log)")
+    assert night.bounded_notes(short) == short
+    assert night.bounded_notes(many).model_copy(update={"notes": many.notes}) == many
+
+
+def test_each_map_item_bounds_its_notes_and_its_output_reads_back_whole(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciler = world.reconciler()
+    noted = PrincipalOutcome(principal="alpha", status="ok", done=("retire",), notes=("n" * 400,) * 2)
+    monkeypatch.setattr(reconciler, "apply_principal", lambda *args, **kwargs: noted)
+
+    result = night.apply_batch(reconciler, TEAMS, ["alpha"], T0, "ab")
+
+    assert result.outcomes == (night.bounded_notes(noted),)
+    assert night.BatchResult.model_validate(night.item_output(result)) == result
+    state = night.tally(a_round(night.NightState(run_id="ab", started_at=T0), "alpha", *result.outcomes))
+    assert night.NightState.model_validate_json(state.model_dump_json()) == state
+
+
 def test_a_night_whose_map_failed_reports_its_principals_deferred(world: FakeWorld) -> None:
     reconciler = world.reconciler()
     planned = night.plan_night(reconciler, TEAMS, T0)

@@ -14,7 +14,9 @@ execution for the whole night however many principals have work.
 
 What passes between the steps and the rounds is JSON that Step Functions carries (256 KiB at most
 per state), so it is bounded: one round's ids and outcomes, the night's counts, the id the last
-round reached and at most `MAX_LISTED_OUTCOMES` outcomes, failures first. Never a token.
+round reached, at most `MAX_LISTED_OUTCOMES` outcomes (failures first), each with at most
+`MAX_NOTES` notes of `MAX_NOTE_CHARS`, and at most `MAX_CARRIED_FINDINGS` of the first plan's
+findings of `MAX_FINDING_CHARS`; what does not fit is counted. Never a token.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.plan import Finding
@@ -33,16 +35,27 @@ from tokenwarden.domain.registry import Registry
 from tokenwarden.observability import count
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
 
-# Principals applied by one round. An outcome takes about 150 bytes of state, about 350 for a
-# failure with a long id and error: 500 of them, their ids and the night's named outcomes stay
-# inside Step Functions' 256 KiB per state (tests/infra/test_state_machine.py); the rest wait for
-# the next round.
+# Principals applied by one round. An outcome takes about 150 bytes of state, about 300 for a
+# failure with a long id and error or a retirement with its note at the cap: 500 of them, their ids,
+# the night's named outcomes and its findings stay inside Step Functions' 256 KiB per state (228 KiB
+# at every cap, tests/infra/test_state_machine.py); the rest wait for the next round.
 DEFAULT_MAX_PRINCIPALS = 500
 # Rounds one execution runs: 120 rounds of 500 take 60,000 principals with work in one night.
 DEFAULT_MAX_ROUNDS = 120
 # Outcomes the night carries by name and reports (failures first); beyond them, counts only.
 # 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
 MAX_LISTED_OUTCOMES = 200
+# Notes an outcome carries in the state, each at most this long; the rest are counted. A principal
+# retires at most its one previous key a night, and its note takes about 150 characters (more only
+# with ids near the 48-character limit).
+MAX_NOTES = 1
+MAX_NOTE_CHARS = 150
+# The first plan's findings the night carries to the summary (the run_summary lists 10), each at most
+# this long; the rest are counted. The guard's finding names every principal it holds, so its length
+# grows with the registry.
+MAX_CARRIED_FINDINGS = 10
+MAX_FINDING_CHARS = 400
+_CUT = " ... (cut short)"
 
 Stop = Literal["done", "no_progress", "round_limit"]
 # The order in which outcomes keep their place in a bounded list: what a person must act on first.
@@ -58,6 +71,7 @@ class NightState(BaseModel):
     started_at: datetime
     allow_mass_revoke: bool = False
     findings: tuple[Finding, ...] = ()
+    unlisted_findings: int = 0  # the first plan's findings that `findings` has no room to carry
     rounds: int = 0
     # The last principal id (in id order) an applied round reached; the next round starts after it.
     through: str | None = None
@@ -65,6 +79,11 @@ class NightState(BaseModel):
     outcomes: tuple[PrincipalOutcome, ...] = ()
     unlisted: int = 0  # principals the rounds applied that `outcomes` has no room to name
     stopped: Stop | None = None
+
+    @field_serializer("outcomes", when_used="json")
+    def _lean_outcomes(self, outcomes: tuple[PrincipalOutcome, ...]) -> list[dict[str, Any]]:
+        """The named outcomes without their fields at defaults: read back the same, in less state."""
+        return [o.model_dump(mode="json", exclude_defaults=True) for o in outcomes]
 
 
 class NightRound(BaseModel):
@@ -121,7 +140,12 @@ def plan_night(
     inventory = reconciler.inventory()
     plan = reconciler.plan(registry, now, inventory, night.allow_mass_revoke)
     if previous is None:
-        night = night.model_copy(update={"findings": plan.findings})
+        night = night.model_copy(
+            update={
+                "findings": carried_findings(plan.findings),
+                "unlisted_findings": max(0, len(plan.findings) - MAX_CARRIED_FINDINGS),
+            }
+        )
         if plan.guard is not None and plan.guard.tripped:
             reconciler.notifier.publish(
                 notes.guard_tripped(plan.guard.would_deactivate, plan.guard.managed, plan.guard.limit, now)
@@ -197,12 +221,45 @@ def apply_batch(
     run_id: str,
     allow_mass_revoke: bool = False,
 ) -> BatchResult:
-    """One Map item: each of its principals applied on its own (a failure is its outcome)."""
+    """One Map item: each of its principals applied on its own (a failure is its outcome), its
+    notes bounded for the state."""
     return BatchResult(
         outcomes=tuple(
-            reconciler.apply_principal(registry, principal, now, run_id, allow_mass_revoke)
+            bounded_notes(reconciler.apply_principal(registry, principal, now, run_id, allow_mass_revoke))
             for principal in principals
         )
+    )
+
+
+def item_output(result: BatchResult) -> dict[str, Any]:
+    """A Map item's result as JSON for the state: fields at their defaults are left out (the plan
+    step reads them back as defaults), which keeps a round's 500 results about 20 KiB smaller."""
+    return result.model_dump(mode="json", exclude_defaults=True)
+
+
+def bounded_notes(outcome: PrincipalOutcome) -> PrincipalOutcome:
+    """The outcome with at most `MAX_NOTES` notes of at most `MAX_NOTE_CHARS` each, the last of
+    them counting the notes left out (the reconciler logs every note as it is made)."""
+    left = len(outcome.notes) - MAX_NOTES
+    if left <= 0:
+        kept = tuple(_cut(note, MAX_NOTE_CHARS) for note in outcome.notes)
+    else:
+        more = f" (and {left} more note(s) in the reconciler's log)"
+        *first, last = outcome.notes[:MAX_NOTES]
+        kept = (
+            *(_cut(note, MAX_NOTE_CHARS) for note in first),
+            _cut(last, MAX_NOTE_CHARS - len(more)) + more,
+        )
+    if kept == outcome.notes:
+        return outcome
+    return outcome.model_copy(update={"notes": kept})
+
+
+def carried_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
+    """The first `MAX_CARRIED_FINDINGS` findings, each detail at most `MAX_FINDING_CHARS`."""
+    return tuple(
+        f.model_copy(update={"detail": _cut(f.detail, MAX_FINDING_CHARS)})
+        for f in findings[:MAX_CARRIED_FINDINGS]
     )
 
 
@@ -236,10 +293,32 @@ def summarise_night(
         night.started_at,
         now,
         _in_plan_order(outcomes, _most_pressing(outcomes, MAX_LISTED_OUTCOMES)),
-        night.findings + _stopped_early(night, counts["principals_deferred"]),
+        night.findings + _unlisted_findings(night) + _stopped_early(night, counts["principals_deferred"]),
         final,
         counts={k: v for k, v in counts.items() if v},
     )
+
+
+def _unlisted_findings(night: NightState) -> tuple[Finding, ...]:
+    """The first plan's findings the night had no room to carry, as one finding that counts them,
+    so the run_summary still says how many there were."""
+    if not night.unlisted_findings:
+        return ()
+    return (
+        Finding(
+            principal=None,
+            kind="findings_unlisted",
+            detail=f"{night.unlisted_findings} more finding(s) of the night's plan; `tokenwarden plan` "
+            "shows every one",
+        ),
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text`, or its start and a mark that it was cut, in at most `limit` characters."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(_CUT)] + _CUT
 
 
 def _stopped_early(night: NightState, deferred: int) -> tuple[Finding, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -254,6 +255,61 @@ def test_the_run_report_says_when_a_key_is_retired_for_a_team_that_does_not_repo
         (note,) = outcome.notes
         assert said in note and "cuts off no laptop" in note
         assert f"Notes: alpha ({note})" in summary.description
+
+
+class CountedStore(FakeHealthStore):
+    """A health store that counts its reads and can fail them."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.loads, self.error = 0, error
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        self.loads += 1
+        if self.error is not None:
+            raise self.error
+        return super().load()
+
+
+def _two_retirements(store: FakeHealthStore) -> tuple[FakeWorld, Reconciler]:
+    """Two principals whose previous keys the next run retires."""
+    world = FakeWorld(clock=FakeClock(T0))
+    reconciler = dataclasses.replace(world.reconciler(rotation_lambda_arn=None), health=store)
+    both = registry("alpha", "beta")
+    reconciler.run(both, world.clock.now())
+    world.clock.advance(timedelta(days=77))
+    reconciler.run(both, world.clock.now())
+    world.clock.advance(timedelta(days=8))
+    return world, reconciler
+
+
+def test_an_unreadable_health_store_never_holds_a_retirement_back() -> None:
+    store = CountedStore(AwsError("TransactGetItems", "ThrottlingException"))
+    world, reconciler = _two_retirements(store)
+
+    report = reconciler.run(registry("alpha", "beta"), world.clock.now())
+
+    assert [("retire" in o.done, o.status, o.notes) for o in report.outcomes] == [
+        (True, "ok", ()),
+        (True, "ok", ()),
+    ]
+    assert [k.status for k in world.iam.keys_of("tw-alpha") + world.iam.keys_of("tw-beta")].count(
+        "Inactive"
+    ) == 2
+    assert store.loads == 1  # the failed read is not tried again for every key
+
+
+def test_the_health_records_are_read_once_a_run_however_many_keys_are_retired() -> None:
+    store = CountedStore()
+    world, reconciler = _two_retirements(store)
+    store.records = {
+        t: {"team": t, "state": "silent", "since": T0, "first_seen_at": T0} for t in ("alpha", "beta")
+    }
+
+    report = reconciler.run(registry("alpha", "beta"), world.clock.now())
+
+    assert [len(o.notes) for o in report.outcomes] == [1, 1]
+    assert store.loads == 1
 
 
 def test_tokenwarden_health_lists_what_the_rollback_did(scene: Scene) -> None:

@@ -178,6 +178,7 @@ def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scen
 
     assert scene.status() == "Active"
     assert scene.world.notifier.events().count("rolled_back") == 1
+    assert scene.world.notifier.events().count("team_silent") == 1  # saved before the rollback ran
     assert len(scene.world.ledger.history("alpha")) == 1  # finished, not counted as a second rollback
     (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
     started = afternoon if first_try else afternoon + timedelta(hours=1)

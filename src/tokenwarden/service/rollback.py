@@ -101,6 +101,7 @@ class AutomaticRollback:
         if not self.policy.enabled:
             return ()
         profiles = team_profiles(registry)
+        members = _members(registry)
         outcomes: list[RollbackOutcome] = []
         for team, record in sorted(records.items()):
             if record.state is not HealthState.SILENT:
@@ -108,9 +109,8 @@ class AutomaticRollback:
             silence = Silence(
                 team=team, state=record.state, last_sample_at=record.last_sample_at, profile=profiles[team]
             )
-            for principal in registry.principals:
-                if principal.team == team:
-                    outcomes += self._isolated(principal, silence, now)
+            for principal in members.get(team, ()):
+                outcomes += self._isolated(principal, silence, now)
         return tuple(outcomes)
 
     def _isolated(self, principal: Principal, silence: Silence, now: datetime) -> list[RollbackOutcome]:
@@ -248,6 +248,14 @@ class AutomaticRollback:
         )
         self.ledger.append_history(principal.id, escalation.key, escalation.model_dump(mode="json"))
         count("RollbackEscalated", 1)
+
+
+def _members(registry: Registry) -> dict[str, list[Principal]]:
+    """The registry's principals by team, in the registry's order: one pass, however many teams."""
+    members: dict[str, list[Principal]] = {}
+    for principal in registry.principals:
+        members.setdefault(principal.team, []).append(principal)
+    return members
 
 
 def _listed(creds: Mapping[str, Credential], entry: LedgerEntry) -> Credential | None:

@@ -185,6 +185,29 @@ def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scen
     assert entry.grace_until == started + timedelta(days=3) and ROLLED_BACK in entry.notified
 
 
+def test_a_rollback_killed_after_the_key_is_back_is_announced_once_though_the_team_recovered(
+    scene: Scene,
+) -> None:
+    """The key back, the laptops send again: the team is no longer silent, yet it must be told."""
+    afternoon = scene.retired_at.replace(hour=15)
+    rollback = scene.checker.rollback
+    assert rollback is not None
+    rollback.notifier = KilledOnce(rollback.notifier, "publish")  # type: ignore[assignment]
+
+    with pytest.raises(Killed):
+        scene.check(afternoon)
+    assert scene.status() == "Active" and "rolled_back" not in scene.world.notifier.events()
+    scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))  # it would expire by itself
+    recovered = scene.check(afternoon + timedelta(hours=1), sample=afternoon + timedelta(minutes=50))
+    scene.check(afternoon + timedelta(hours=2), sample=afternoon + timedelta(hours=1, minutes=50))
+
+    assert [o.verdict for o in recovered.rollbacks] == ["finish"]
+    assert scene.world.notifier.events().count("rolled_back") == 1
+    (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
+    assert ROLLED_BACK in entry.notified and entry.grace_until == afternoon + timedelta(days=3)
+    assert len(scene.world.ledger.history("alpha")) == 1
+
+
 def test_a_failed_rollback_is_reported_the_alerts_still_go_out_and_the_next_check_finishes_it(
     scene: Scene,
 ) -> None:

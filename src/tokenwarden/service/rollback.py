@@ -8,7 +8,8 @@ is left to the next health check, which tries again while the team stays silent.
 
 Under the lease the principal's key records, keys and history are read afresh, each key decided
 again, and the steps of a rollback are done in an order that a kill at any instant leaves
-finishable by the next run (which finds the team still silent): the history record first (a key is
+finishable by the next run (which finds the team still silent, or finds the key back and its
+announcement not yet marked, whatever the team's health): the history record first (a key is
 never re-activated without a record saying why), then the key record (a previous key again, with
 its extended grace), then the key itself, then the announcement, marked in the key record once
 sent. An escalation is announced, then recorded, so it is announced at least once. A revoked key is
@@ -27,7 +28,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
-from tokenwarden.domain.health import HealthState, TeamRecord, team_profiles
+from tokenwarden.domain.health import TeamRecord, team_profiles
 from tokenwarden.domain.model import Credential, LedgerEntry, with_known_expiry
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.registry import Principal, Registry
@@ -97,26 +98,35 @@ class AutomaticRollback:
     def after_evaluation(
         self, registry: Registry, records: Mapping[str, TeamRecord], now: datetime
     ) -> tuple[RollbackOutcome, ...]:
-        """Every silent team's principals, whose retired keys may explain the silence."""
+        """Every silent team's principals, whose retired keys may explain the silence, and every
+        principal with a rollback a killed run left unannounced, whatever its team's health now: the
+        re-activated key may have brought the team back, and it must still be told (`rolled_back`).
+
+        The key records are read in one scan, not one query per principal; a principal is read again
+        under its lease only when one of its records can matter."""
         if not self.policy.enabled:
             return ()
         profiles = team_profiles(registry)
         members = _members(registry)
+        scanned: dict[str, list[LedgerEntry]] = {}
+        for entry in self.ledger.scan():
+            scanned.setdefault(entry.principal, []).append(entry)
         outcomes: list[RollbackOutcome] = []
         for team, record in sorted(records.items()):
-            if record.state is not HealthState.SILENT:
+            if team not in members:
                 continue
             silence = Silence(
                 team=team, state=record.state, last_sample_at=record.last_sample_at, profile=profiles[team]
             )
-            for principal in members.get(team, ()):
-                outcomes += self._isolated(principal, silence, now)
+            for principal in members[team]:
+                if candidates(scanned.get(principal.id, []), silence, self.policy):
+                    outcomes += self._isolated(principal, silence, now)
         return tuple(outcomes)
 
     def _isolated(self, principal: Principal, silence: Silence, now: datetime) -> list[RollbackOutcome]:
         """One principal's failure is reported and the health run goes on: its alerts are sent and
-        its records saved, and the next run, finding the team still silent, tries again (a rollback
-        recorded half way is finished then)."""
+        its records saved, and the next run tries again (a rollback recorded half way is finished
+        then)."""
         try:
             return self.principal(principal, silence, now)
         except Exception as exc:

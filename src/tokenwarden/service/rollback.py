@@ -20,7 +20,7 @@ revoke takes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.calendar import Span
 from tokenwarden.domain.health import TeamRecord, team_profiles
 from tokenwarden.domain.model import Credential, LedgerEntry, with_known_expiry
 from tokenwarden.domain.naming import Naming
@@ -96,7 +97,11 @@ class AutomaticRollback:
     lease_seconds: int = LEASE_SECONDS
 
     def after_evaluation(
-        self, registry: Registry, records: Mapping[str, TeamRecord], now: datetime
+        self,
+        registry: Registry,
+        records: Mapping[str, TeamRecord],
+        now: datetime,
+        snoozed: Mapping[str, Sequence[Span]] | None = None,
     ) -> tuple[RollbackOutcome, ...]:
         """Every silent team's principals, whose retired keys may explain the silence, and every
         principal with a rollback a killed run left unannounced, whatever its team's health now: the
@@ -116,7 +121,11 @@ class AutomaticRollback:
             if team not in members:
                 continue
             silence = Silence(
-                team=team, state=record.state, last_sample_at=record.last_sample_at, profile=profiles[team]
+                team=team,
+                state=record.state,
+                last_sample_at=record.last_sample_at,
+                profile=profiles[team],
+                snoozed=tuple((snoozed or {}).get(team, ())),
             )
             for principal in members[team]:
                 if candidates(scanned.get(principal.id, []), silence, self.policy):

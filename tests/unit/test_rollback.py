@@ -29,6 +29,7 @@ from tokenwarden.domain.rollback import (
     retirement_note,
     rollback_record,
     rolled_back_entry,
+    settled_refusal,
     team_record,
 )
 
@@ -270,6 +271,20 @@ def test_a_snoozed_day_after_the_retirement_counts_no_working_hours_toward_too_l
 
     assert snoozed is not None and snoozed.verdict is Verdict.ROLLBACK
     assert unsnoozed is not None and "too late" in unsnoozed.reason
+
+
+def test_a_refusal_the_key_record_alone_shows_is_settled() -> None:
+    later = datetime(2030, 5, 8, 18, 0, tzinfo=UTC)  # too late
+    expired = retired(expires_at=FOUND_AT - timedelta(hours=1))
+
+    assert settled_refusal(retired(), silence(), Lifecycle(), later, POLICY)
+    assert settled_refusal(retired(revoked_at=RETIRED_AT), silence(), Lifecycle(), FOUND_AT, POLICY)
+    assert settled_refusal(expired, silence(), Lifecycle(), FOUND_AT, POLICY)
+    assert not settled_refusal(retired(), silence(), Lifecycle(), FOUND_AT, POLICY)  # may come back
+    rolled = rolled_back_entry(retired(), rollback_record(facts(), silence(), decide(), FOUND_AT))  # type: ignore[arg-type]
+    assert not settled_refusal(rolled, silence(), Lifecycle(), later, POLICY)  # unfinished, or escalates
+    again = retired(notified=frozenset({ROLLED_BACK}))
+    assert not settled_refusal(again, silence(), Lifecycle(), later, POLICY)
 
 
 # -- once per key --------------------------------------------------------------------------------

@@ -239,6 +239,25 @@ def test_after_a_revoke_of_the_principal_no_key_comes_back(scene: Scene) -> None
     assert "rolled_back" not in scene.world.notifier.events()
 
 
+def test_a_settled_refusal_is_decided_once_not_at_every_check_of_the_silence(scene: Scene) -> None:
+    thursday = scene.retired_at.replace(hour=15) + timedelta(days=2)  # far past the next working hours
+    taken: list[str] = []
+    acquire = scene.world.ledger.acquire
+
+    def counted(principal: str, *args: object) -> bool:
+        taken.append(principal)
+        return acquire(principal, *args)  # type: ignore[arg-type]
+
+    scene.world.ledger.acquire = counted  # type: ignore[method-assign]
+    first = scene.check(thursday)
+    later = [scene.check(thursday + timedelta(hours=h)) for h in (1, 2)]
+
+    assert [(o.verdict, "too late" in o.reason) for o in first.rollbacks] == [("refuse", True)]
+    assert [r.rollbacks for r in later] == [(), ()]
+    assert taken == ["alpha"]  # the lease only for the first decision
+    assert scene.status() == "Inactive"
+
+
 def test_the_checker_without_a_rollback_only_alerts(scene: Scene) -> None:
     plain: HealthChecker = dataclasses.replace(scene.checker, rollback=None)
 

@@ -381,6 +381,29 @@ def is_candidate(
     return retired_at is not None and is_likely_cause(silence, retired_at, policy)
 
 
+def settled_refusal(
+    entry: LedgerEntry, silence: Silence, lifecycle: Lifecycle, now: datetime, policy: RollbackPolicy
+) -> bool:
+    """Whether the key record alone shows a refusal no later check can turn: revoked, offboarded,
+    deleted, expired, past its retention, or found too late (working hours only grow). Such a key is
+    decided (and its refusal logged and counted) when its team turns silent, and left alone after
+    that. A key rolled back before (whose second silence escalates) or whose rollback is not finished
+    is never settled this way."""
+    if ROLLED_BACK in entry.notified or (entry.state is LedgerState.PREVIOUS and entry.grace_until):
+        return False
+    retired_at = switched_off_at(entry)
+    if retired_at is None:
+        return False
+    return (
+        entry.revoked_at is not None
+        or entry.reason == OFFBOARDED
+        or entry.state is LedgerState.DELETED
+        or (entry.expires_at is not None and entry.expires_at <= now)
+        or now >= retired_at + timedelta(days=lifecycle.retention_days)
+        or too_late(silence, retired_at, now, policy) is not None
+    )
+
+
 def rollback_record(key: KeyFacts, silence: Silence, decision: Decision, now: datetime) -> RollbackRecord:
     """The history record of a ROLLBACK decision, written before the key is touched."""
     entry = key.entry

@@ -168,7 +168,10 @@ class HealthChecker:
             # record: the rollback visits every silent team on every run, not only the new ones, so a
             # run killed part way through leaves its rollbacks to the next run.
             if self.rollback is not None:
-                rollbacks = self.rollback.after_evaluation(registry, evaluation.records, now, spans)
+                newly_silent = {t.team for t in evaluation.transitions if t.current is HealthState.SILENT}
+                rollbacks = self.rollback.after_evaluation(
+                    registry, evaluation.records, now, spans, newly_silent
+                )
         teams = tuple(
             TeamHealth(
                 team=team,

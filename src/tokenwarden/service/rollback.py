@@ -20,7 +20,7 @@ revoke takes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -48,6 +48,7 @@ from tokenwarden.domain.rollback import (
     decide_rollback,
     rollback_record,
     rolled_back_entry,
+    settled_refusal,
 )
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
@@ -102,13 +103,16 @@ class AutomaticRollback:
         records: Mapping[str, TeamRecord],
         now: datetime,
         snoozed: Mapping[str, Sequence[Span]] | None = None,
+        newly_silent: Collection[str] | None = None,
     ) -> tuple[RollbackOutcome, ...]:
         """Every silent team's principals, whose retired keys may explain the silence, and every
         principal with a rollback a killed run left unannounced, whatever its team's health now: the
         re-activated key may have brought the team back, and it must still be told (`rolled_back`).
 
         The key records are read in one scan, not one query per principal; a principal is read again
-        under its lease only when one of its records can matter."""
+        under its lease only when one of its records can matter. A key whose refusal is settled
+        (:func:`settled_refusal`) is decided once, at the check that finds its team newly silent
+        (`newly_silent`; every silent team when not given), not again every check of the silence."""
         if not self.policy.enabled:
             return ()
         profiles = team_profiles(registry)
@@ -127,8 +131,16 @@ class AutomaticRollback:
                 profile=profiles[team],
                 snoozed=tuple((snoozed or {}).get(team, ())),
             )
+            fresh = newly_silent is None or team in newly_silent
             for principal in members[team]:
-                if candidates(scanned.get(principal.id, []), silence, self.policy):
+                found = candidates(scanned.get(principal.id, []), silence, self.policy)
+                if not fresh:
+                    found = [
+                        e
+                        for e in found
+                        if not settled_refusal(e, silence, principal.lifecycle, now, self.policy)
+                    ]
+                if found:
                     outcomes += self._isolated(principal, silence, now)
         return tuple(outcomes)
 

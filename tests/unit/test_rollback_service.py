@@ -244,9 +244,9 @@ def test_a_settled_refusal_is_decided_once_not_at_every_check_of_the_silence(sce
     taken: list[str] = []
     acquire = scene.world.ledger.acquire
 
-    def counted(principal: str, *args: object) -> bool:
+    def counted(principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
         taken.append(principal)
-        return acquire(principal, *args)  # type: ignore[arg-type]
+        return acquire(principal, owner, now, ttl_seconds)
 
     scene.world.ledger.acquire = counted  # type: ignore[method-assign]
     first = scene.check(thursday)

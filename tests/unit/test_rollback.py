@@ -3,12 +3,14 @@ may come back, for how long, and when a second silence escalates instead."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.unit.builders import credential, entry, principal, rotated
+from tokenwarden.domain.calendar import Span
 from tokenwarden.domain.health import HealthState, TeamRecord
 from tokenwarden.domain.model import LedgerEntry, LedgerState
 from tokenwarden.domain.plan import ActionKind, PlanConfig, plan_principal
@@ -27,6 +29,7 @@ from tokenwarden.domain.rollback import (
     retirement_note,
     rollback_record,
     rolled_back_entry,
+    settled_refusal,
     team_record,
 )
 
@@ -265,6 +268,33 @@ def test_within_the_next_working_hours_it_is_not_too_late() -> None:
     decision = decide(now=next_morning)
 
     assert decision is not None and decision.verdict is Verdict.ROLLBACK
+
+
+def test_a_snoozed_day_after_the_retirement_counts_no_working_hours_toward_too_late() -> None:
+    """Retired early Tuesday, the team snoozed all Tuesday (an offsite), found silent Wednesday 13:00."""
+    offsite = Span(datetime(2030, 5, 7, 0, 0, tzinfo=UTC), datetime(2030, 5, 8, 0, 0, tzinfo=UTC))
+    wednesday = datetime(2030, 5, 8, 13, 0, tzinfo=UTC)  # 9 + 4 working hours, 4 of them not snoozed
+    team = Silence(team="alpha", state=HealthState.SILENT, last_sample_at=LAST_SAMPLE, profile=PROFILE)
+
+    snoozed = decide(team=replace(team, snoozed=(offsite,)), now=wednesday)
+    unsnoozed = decide(team=team, now=wednesday)
+
+    assert snoozed is not None and snoozed.verdict is Verdict.ROLLBACK
+    assert unsnoozed is not None and "too late" in unsnoozed.reason
+
+
+def test_a_refusal_the_key_record_alone_shows_is_settled() -> None:
+    later = datetime(2030, 5, 8, 18, 0, tzinfo=UTC)  # too late
+    expired = retired(expires_at=FOUND_AT - timedelta(hours=1))
+
+    assert settled_refusal(retired(), silence(), Lifecycle(), later, POLICY)
+    assert settled_refusal(retired(revoked_at=RETIRED_AT), silence(), Lifecycle(), FOUND_AT, POLICY)
+    assert settled_refusal(expired, silence(), Lifecycle(), FOUND_AT, POLICY)
+    assert not settled_refusal(retired(), silence(), Lifecycle(), FOUND_AT, POLICY)  # may come back
+    rolled = rolled_back_entry(retired(), rollback_record(facts(), silence(), decide(), FOUND_AT))  # type: ignore[arg-type]
+    assert not settled_refusal(rolled, silence(), Lifecycle(), later, POLICY)  # unfinished, or escalates
+    again = retired(notified=frozenset({ROLLED_BACK}))
+    assert not settled_refusal(again, silence(), Lifecycle(), later, POLICY)
 
 
 # -- once per key --------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -177,10 +178,34 @@ def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scen
 
     assert scene.status() == "Active"
     assert scene.world.notifier.events().count("rolled_back") == 1
+    assert scene.world.notifier.events().count("team_silent") == 1  # saved before the rollback ran
     assert len(scene.world.ledger.history("alpha")) == 1  # finished, not counted as a second rollback
     (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
     started = afternoon if first_try else afternoon + timedelta(hours=1)
     assert entry.grace_until == started + timedelta(days=3) and ROLLED_BACK in entry.notified
+
+
+def test_a_rollback_killed_after_the_key_is_back_is_announced_once_though_the_team_recovered(
+    scene: Scene,
+) -> None:
+    """The key back, the laptops send again: the team is no longer silent, yet it must be told."""
+    afternoon = scene.retired_at.replace(hour=15)
+    rollback = scene.checker.rollback
+    assert rollback is not None
+    rollback.notifier = KilledOnce(rollback.notifier, "publish")  # type: ignore[assignment]
+
+    with pytest.raises(Killed):
+        scene.check(afternoon)
+    assert scene.status() == "Active" and "rolled_back" not in scene.world.notifier.events()
+    scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))  # it would expire by itself
+    recovered = scene.check(afternoon + timedelta(hours=1), sample=afternoon + timedelta(minutes=50))
+    scene.check(afternoon + timedelta(hours=2), sample=afternoon + timedelta(hours=1, minutes=50))
+
+    assert [o.verdict for o in recovered.rollbacks] == ["finish"]
+    assert scene.world.notifier.events().count("rolled_back") == 1
+    (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
+    assert ROLLED_BACK in entry.notified and entry.grace_until == afternoon + timedelta(days=3)
+    assert len(scene.world.ledger.history("alpha")) == 1
 
 
 def test_a_failed_rollback_is_reported_the_alerts_still_go_out_and_the_next_check_finishes_it(
@@ -212,6 +237,25 @@ def test_after_a_revoke_of_the_principal_no_key_comes_back(scene: Scene) -> None
     assert "revoked" in report.rollbacks[0].reason
     assert scene.status() == "Inactive"
     assert "rolled_back" not in scene.world.notifier.events()
+
+
+def test_a_settled_refusal_is_decided_once_not_at_every_check_of_the_silence(scene: Scene) -> None:
+    thursday = scene.retired_at.replace(hour=15) + timedelta(days=2)  # far past the next working hours
+    taken: list[str] = []
+    acquire = scene.world.ledger.acquire
+
+    def counted(principal: str, owner: str, now: datetime, ttl_seconds: int) -> bool:
+        taken.append(principal)
+        return acquire(principal, owner, now, ttl_seconds)
+
+    scene.world.ledger.acquire = counted  # type: ignore[method-assign]
+    first = scene.check(thursday)
+    later = [scene.check(thursday + timedelta(hours=h)) for h in (1, 2)]
+
+    assert [(o.verdict, "too late" in o.reason) for o in first.rollbacks] == [("refuse", True)]
+    assert [r.rollbacks for r in later] == [(), ()]
+    assert taken == ["alpha"]  # the lease only for the first decision
+    assert scene.status() == "Inactive"
 
 
 def test_the_checker_without_a_rollback_only_alerts(scene: Scene) -> None:
@@ -254,6 +298,61 @@ def test_the_run_report_says_when_a_key_is_retired_for_a_team_that_does_not_repo
         (note,) = outcome.notes
         assert said in note and "cuts off no laptop" in note
         assert f"Notes: alpha ({note})" in summary.description
+
+
+class CountedStore(FakeHealthStore):
+    """A health store that counts its reads and can fail them."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        super().__init__()
+        self.loads, self.error = 0, error
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        self.loads += 1
+        if self.error is not None:
+            raise self.error
+        return super().load()
+
+
+def _two_retirements(store: FakeHealthStore) -> tuple[FakeWorld, Reconciler]:
+    """Two principals whose previous keys the next run retires."""
+    world = FakeWorld(clock=FakeClock(T0))
+    reconciler = dataclasses.replace(world.reconciler(rotation_lambda_arn=None), health=store)
+    both = registry("alpha", "beta")
+    reconciler.run(both, world.clock.now())
+    world.clock.advance(timedelta(days=77))
+    reconciler.run(both, world.clock.now())
+    world.clock.advance(timedelta(days=8))
+    return world, reconciler
+
+
+def test_an_unreadable_health_store_never_holds_a_retirement_back() -> None:
+    store = CountedStore(AwsError("TransactGetItems", "ThrottlingException"))
+    world, reconciler = _two_retirements(store)
+
+    report = reconciler.run(registry("alpha", "beta"), world.clock.now())
+
+    assert [("retire" in o.done, o.status, o.notes) for o in report.outcomes] == [
+        (True, "ok", ()),
+        (True, "ok", ()),
+    ]
+    assert [k.status for k in world.iam.keys_of("tw-alpha") + world.iam.keys_of("tw-beta")].count(
+        "Inactive"
+    ) == 2
+    assert store.loads == 1  # the failed read is not tried again for every key
+
+
+def test_the_health_records_are_read_once_a_run_however_many_keys_are_retired() -> None:
+    store = CountedStore()
+    world, reconciler = _two_retirements(store)
+    store.records = {
+        t: {"team": t, "state": "silent", "since": T0, "first_seen_at": T0} for t in ("alpha", "beta")
+    }
+
+    report = reconciler.run(registry("alpha", "beta"), world.clock.now())
+
+    assert [len(o.notes) for o in report.outcomes] == [1, 1]
+    assert store.loads == 1
 
 
 def test_tokenwarden_health_lists_what_the_rollback_did(scene: Scene) -> None:

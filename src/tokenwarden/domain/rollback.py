@@ -12,7 +12,8 @@ reporting at the retirement goes silent right after it, the retirement is the li
   offboarded principal's, and only while the key still exists, has not expired and is within its
   retention;
 * only while the silence is young: at most ``act_within_hours`` working hours after the silence
-  threshold, counted from the retirement (the team's next working hours);
+  threshold, counted from the retirement (the team's next working hours; holidays, quiet days and
+  the team's snoozes count no working hours, as for the silence itself);
 * once per key: a second silence after the key's second retirement escalates (``rollback_escalated``,
   critical) and re-activates nothing, so a team whose laptops never pick up a key is not rolled back
   night after night.
@@ -38,6 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tokenwarden.domain.calendar import Span
 from tokenwarden.domain.health import HealthState, TeamRecord, active_hours
 from tokenwarden.domain.model import Credential, LedgerEntry, LedgerState
 from tokenwarden.domain.registry import ActivityProfile, Lifecycle
@@ -201,6 +203,8 @@ class Silence:
     state: HealthState
     last_sample_at: datetime | None
     profile: ActivityProfile
+    snoozed: Sequence[Span] = ()
+    """The team's snoozes: like its holidays, quiet time that counts toward no working hours."""
 
 
 @dataclass(frozen=True)
@@ -297,7 +301,9 @@ def is_likely_cause(silence: Silence, retired_at: datetime, policy: RollbackPoli
         return False
     if last > retired_at + policy.sample_slack:
         return False  # the team reported after the retirement: something else silenced it
-    return active_hours(silence.profile, last, retired_at) < silence.profile.silent_after_hours
+    return (
+        active_hours(silence.profile, last, retired_at, silence.snoozed) < silence.profile.silent_after_hours
+    )
 
 
 def never_rolled_back(key: KeyFacts) -> str | None:
@@ -343,7 +349,7 @@ def unusable(key: KeyFacts, now: datetime) -> str | None:
 
 def too_late(silence: Silence, retired_at: datetime, now: datetime, policy: RollbackPolicy) -> str | None:
     """Past the team's next working hours after the retirement, a rollback would come too late to help."""
-    since = active_hours(silence.profile, retired_at, now)
+    since = active_hours(silence.profile, retired_at, now, silence.snoozed)
     limit = silence.profile.silent_after_hours + policy.act_within_hours
     if since <= limit:
         return None
@@ -385,6 +391,29 @@ def is_candidate(
         return ROLLED_BACK not in entry.notified
     retired_at = switched_off_at(entry)
     return retired_at is not None and is_likely_cause(silence, retired_at, policy)
+
+
+def settled_refusal(
+    entry: LedgerEntry, silence: Silence, lifecycle: Lifecycle, now: datetime, policy: RollbackPolicy
+) -> bool:
+    """Whether the key record alone shows a refusal no later check can turn: revoked, offboarded,
+    deleted, expired, past its retention, or found too late (working hours only grow). Such a key is
+    decided (and its refusal logged and counted) when its team turns silent, and left alone after
+    that. A key rolled back before (whose second silence escalates) or whose rollback is not finished
+    is never settled this way."""
+    if ROLLED_BACK in entry.notified or (entry.state is LedgerState.PREVIOUS and entry.grace_until):
+        return False
+    retired_at = switched_off_at(entry)
+    if retired_at is None:
+        return False
+    return (
+        entry.revoked_at is not None
+        or entry.reason == OFFBOARDED
+        or entry.state is LedgerState.DELETED
+        or (entry.expires_at is not None and entry.expires_at <= now)
+        or now >= retired_at + timedelta(days=lifecycle.retention_days)
+        or too_late(silence, retired_at, now, policy) is not None
+    )
 
 
 def rollback_record(key: KeyFacts, silence: Silence, decision: Decision, now: datetime) -> RollbackRecord:

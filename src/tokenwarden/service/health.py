@@ -161,12 +161,17 @@ class HealthChecker:
                 self.notifier.publish(
                     _notification(transition, causes.get(transition.team, ()), secrets, now)
                 )
-            # Before the records are saved: a run killed in between finds the team silent again.
-            if self.rollback is not None:
-                rollbacks = self.rollback.after_evaluation(registry, evaluation.records, now)
             self.store.save({team: rec.model_dump(mode="json") for team, rec in evaluation.records.items()})
             self._record(registry, evaluation.transitions, now, spans)
             self._metrics(evaluation)
+            # After the records are saved, so a slow or killed rollback never costs the alerts their
+            # record: the rollback visits every silent team on every run, not only the new ones, so a
+            # run killed part way through leaves its rollbacks to the next run.
+            if self.rollback is not None:
+                newly_silent = {t.team for t in evaluation.transitions if t.current is HealthState.SILENT}
+                rollbacks = self.rollback.after_evaluation(
+                    registry, evaluation.records, now, spans, newly_silent
+                )
         teams = tuple(
             TeamHealth(
                 team=team,

@@ -122,6 +122,10 @@ class Reconciler:
     principal_metrics: bool = False
     # Principals whose `offboarded` message this run already sent (one message, however many keys).
     _offboard_announced: set[str] = field(default_factory=set, init=False, repr=False)
+    # The health records as read for the run of this id (empty when the read failed): one read a run.
+    _health_read: tuple[str, Mapping[str, Mapping[str, Any]]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     # -- read ------------------------------------------------------------------------------
 
@@ -484,7 +488,7 @@ class Reconciler:
             ActionKind.RESUME_FINISH: self._resume,
             ActionKind.ROTATE: lambda p, a, n, k: self._rotate(p, a, n, k, run_id),
             ActionKind.REPAIR: lambda p, a, n, k: self._rotate(p, a, n, k, run_id),
-            ActionKind.RETIRE: self._retire,
+            ActionKind.RETIRE: lambda p, a, n, k: self._retire(p, a, n, k, run_id),
             ActionKind.DELETE: self._delete,
             ActionKind.DELETE_UNTRACKED: self._delete,
             ActionKind.EXPIRING_SOON: self._expiring_soon,
@@ -574,11 +578,13 @@ class Reconciler:
                 ) from None
             raise
 
-    def _retire(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
+    def _retire(
+        self, principal: Principal, action: Action, now: datetime, known: _Known, run_id: str
+    ) -> None:
         user = self.naming.user_name(principal.id)
         cred_id = action.credential_id or ""
         before = known.entry_for(cred_id)
-        note = self._team_before_retirement(principal, before.alias if before else None, cred_id)
+        note = self._team_before_retirement(principal, before.alias if before else None, cred_id, run_id)
         if note is not None:
             known.notes.append(note)
         self.iam.set_credential_status(user, cred_id, active=False)
@@ -591,20 +597,36 @@ class Reconciler:
                 )
             )
 
-    def _team_before_retirement(self, principal: Principal, alias: str | None, cred_id: str) -> str | None:
+    def _team_before_retirement(
+        self, principal: Principal, alias: str | None, cred_id: str, run_id: str
+    ) -> str | None:
         """The team's health before its previous key is retired: a team already silent, or that never
         reported, is not made worse by it (the key is retired as planned, and the report says so); a
         team that reports is protected by the automatic rollback (service/rollback.py)."""
         if self.health is None:
             return None
         note = retirement_note(
-            principal.team, alias or cred_id, team_record(self.health.load(), principal.team)
+            principal.team, alias or cred_id, team_record(self._health(run_id), principal.team)
         )
         if note is not None:
             logger.info(
                 "retiring for a team that does not report", extra={"principal": principal.id, "note": note}
             )
         return note
+
+    def _health(self, run_id: str) -> Mapping[str, Mapping[str, Any]]:
+        """The health records, read once for the run. They only add a note to the report, so a failed
+        read never holds a retirement back: the key is retired as planned, without the note."""
+        if self._health_read is None or self._health_read[0] != run_id:
+            assert self.health is not None
+            try:
+                records: Mapping[str, Mapping[str, Any]] = self.health.load()
+            except Exception as exc:
+                error = f"{exc.operation}: {exc.code}" if isinstance(exc, AwsError) else type(exc).__name__
+                logger.warning("health records unreadable; retiring without the note", extra={"error": error})
+                records = {}
+            self._health_read = (run_id, records)
+        return self._health_read[1]
 
     def _delete(self, principal: Principal, action: Action, now: datetime, known: _Known) -> None:
         user = self.naming.user_name(principal.id)

@@ -8,7 +8,8 @@ is left to the next health check, which tries again while the team stays silent.
 
 Under the lease the principal's key records, keys and history are read afresh, each key decided
 again, and the steps of a rollback are done in an order that a kill at any instant leaves
-finishable by the next run (which finds the team still silent): the history record first (a key is
+finishable by the next run (which finds the team still silent, or finds the key back and its
+announcement not yet marked, whatever the team's health): the history record first (a key is
 never re-activated without a record saying why), then the key record (a previous key again, with
 its extended grace), then the key itself, then the announcement, marked in the key record once
 sent. An escalation is announced, then recorded, so it is announced at least once. A revoked key is
@@ -19,7 +20,7 @@ revoke takes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -27,7 +28,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from tokenwarden.domain import notifications as notes
-from tokenwarden.domain.health import HealthState, TeamRecord, team_profiles
+from tokenwarden.domain.calendar import Span
+from tokenwarden.domain.health import TeamRecord, team_profiles
 from tokenwarden.domain.model import Credential, LedgerEntry, with_known_expiry
 from tokenwarden.domain.naming import Naming
 from tokenwarden.domain.registry import Principal, Registry
@@ -46,6 +48,7 @@ from tokenwarden.domain.rollback import (
     decide_rollback,
     rollback_record,
     rolled_back_entry,
+    settled_refusal,
 )
 from tokenwarden.errors import AwsError
 from tokenwarden.observability import count, logger
@@ -95,28 +98,56 @@ class AutomaticRollback:
     lease_seconds: int = LEASE_SECONDS
 
     def after_evaluation(
-        self, registry: Registry, records: Mapping[str, TeamRecord], now: datetime
+        self,
+        registry: Registry,
+        records: Mapping[str, TeamRecord],
+        now: datetime,
+        snoozed: Mapping[str, Sequence[Span]] | None = None,
+        newly_silent: Collection[str] | None = None,
     ) -> tuple[RollbackOutcome, ...]:
-        """Every silent team's principals, whose retired keys may explain the silence."""
+        """Every silent team's principals, whose retired keys may explain the silence, and every
+        principal with a rollback a killed run left unannounced, whatever its team's health now: the
+        re-activated key may have brought the team back, and it must still be told (`rolled_back`).
+
+        The key records are read in one scan, not one query per principal; a principal is read again
+        under its lease only when one of its records can matter. A key whose refusal is settled
+        (:func:`settled_refusal`) is decided once, at the check that finds its team newly silent
+        (`newly_silent`; every silent team when not given), not again every check of the silence."""
         if not self.policy.enabled:
             return ()
         profiles = team_profiles(registry)
+        members = _members(registry)
+        scanned: dict[str, list[LedgerEntry]] = {}
+        for entry in self.ledger.scan():
+            scanned.setdefault(entry.principal, []).append(entry)
         outcomes: list[RollbackOutcome] = []
         for team, record in sorted(records.items()):
-            if record.state is not HealthState.SILENT:
+            if team not in members:
                 continue
             silence = Silence(
-                team=team, state=record.state, last_sample_at=record.last_sample_at, profile=profiles[team]
+                team=team,
+                state=record.state,
+                last_sample_at=record.last_sample_at,
+                profile=profiles[team],
+                snoozed=tuple((snoozed or {}).get(team, ())),
             )
-            for principal in registry.principals:
-                if principal.team == team:
+            fresh = newly_silent is None or team in newly_silent
+            for principal in members[team]:
+                found = candidates(scanned.get(principal.id, []), silence, self.policy)
+                if not fresh:
+                    found = [
+                        e
+                        for e in found
+                        if not settled_refusal(e, silence, principal.lifecycle, now, self.policy)
+                    ]
+                if found:
                     outcomes += self._isolated(principal, silence, now)
         return tuple(outcomes)
 
     def _isolated(self, principal: Principal, silence: Silence, now: datetime) -> list[RollbackOutcome]:
         """One principal's failure is reported and the health run goes on: its alerts are sent and
-        its records saved, and the next run, finding the team still silent, tries again (a rollback
-        recorded half way is finished then)."""
+        its records saved, and the next run tries again (a rollback recorded half way is finished
+        then)."""
         try:
             return self.principal(principal, silence, now)
         except Exception as exc:
@@ -248,6 +279,14 @@ class AutomaticRollback:
         )
         self.ledger.append_history(principal.id, escalation.key, escalation.model_dump(mode="json"))
         count("RollbackEscalated", 1)
+
+
+def _members(registry: Registry) -> dict[str, list[Principal]]:
+    """The registry's principals by team, in the registry's order: one pass, however many teams."""
+    members: dict[str, list[Principal]] = {}
+    for principal in registry.principals:
+        members.setdefault(principal.team, []).append(principal)
+    return members
 
 
 def _listed(creds: Mapping[str, Credential], entry: LedgerEntry) -> Credential | None:

@@ -1,6 +1,7 @@
 """`tokenwarden health snooze` and `unsnooze` in a moto world: each is recorded in the ledger table
 (who, when, until, why), `status` and `health` show the snoozed team, the health check reads every
-snooze in one Query, and a refused request records nothing."""
+snooze in one Query, and a refused request records nothing; a team's own public-holiday calendar
+keeps its holiday out of its silence."""
 
 from __future__ import annotations
 
@@ -180,3 +181,45 @@ def test_a_damaged_snooze_record_is_ignored_and_the_others_still_read(world: Env
         Item={"pk": {"S": "HEALTH"}, "sk": {"S": "SNOOZE#zz#later"}, "record": {"S": '{"team": "zz"}'}},
     )
     assert log.records() == [record]
+
+
+HOLIDAY_REGISTRY = """\
+defaults:
+  activity: {timezone: Europe/Berlin, silent_after_hours: 4}
+principals:
+  - id: munich
+    kind: team
+    activity: {holidays: DE-BY}
+  - id: berlin
+    kind: team
+    activity: {holidays: DE}
+"""
+
+
+def test_a_public_holiday_of_the_teams_own_calendar_does_not_count_toward_silence(
+    world: Env, tmp_path: Any
+) -> None:
+    """Epiphany (Wednesday 2027-01-06) is a public holiday in Bavaria, not in Berlin: both teams
+    last reported on Tuesday at 17:00 in Berlin; on Wednesday at 15:00 Berlin has 7 working hours
+    without a sample (silent), Munich 1 (healthy), through the registry file, the holidays library,
+    the health check and the ledger it records in."""
+    registry = tmp_path / "teams.yaml"
+    registry.write_text(HOLIDAY_REGISTRY, encoding="utf-8")
+    tuesday_evening = datetime.fromisoformat("2027-01-05T16:00:00+00:00").timestamp()
+    _FakePromQL.answer = {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"team.id": team}, "value": [tuesday_evening, str(tuesday_evening)]}
+                for team in ("munich", "berlin")
+            ],
+        },
+    }
+    world.clock.advance_to(datetime.fromisoformat("2027-01-06T14:00:00+00:00"))
+
+    code, out, err = cli("health", "--registry", str(registry), "--json")
+
+    assert code == 0, err
+    states = {t["team"]: t["state"] for t in json.loads(out)["teams"]}
+    assert states == {"munich": "healthy", "berlin": "silent"}

@@ -164,10 +164,8 @@ class AutomaticRollback:
             ]
 
     def principal(self, principal: Principal, silence: Silence, now: datetime) -> list[RollbackOutcome]:
-        """One principal's keys, decided and acted on under its lease; nothing taken when none of its
-        key records can matter (one ledger query)."""
-        if not candidates(self.ledger.entries(principal.id), silence, self.policy):
-            return []
+        """One principal's keys, decided and acted on under its lease. The caller has chosen it from
+        the scan (one of its key records can matter); under the lease its records are read again."""
         owner = f"rollback:{uuid.uuid4().hex}"
         if not self.ledger.acquire(principal.id, owner, self.clock.now(), self.lease_seconds):
             logger.info("rollback: principal busy", extra={"principal": principal.id})

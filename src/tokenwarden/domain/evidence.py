@@ -556,41 +556,31 @@ def silences_section(evidence: Evidence, notes: list[str]) -> Section:
 # -- automatic rollbacks ----------------------------------------------------------------------------
 
 
+def _rollback_row(
+    item: HistoryItem, record: RollbackRecord | EscalationRecord, acted_at: datetime, until: datetime | None
+) -> RollbackRow:
+    return RollbackRow(
+        principal=record.principal,
+        team=record.team,
+        key=record.alias,
+        retired_at=record.retired_at,
+        acted_at=acted_at,
+        minutes_after_retirement=_minutes(record.retired_at, acted_at),
+        outcome="re-activated" if until is not None else "escalated (second silence; not re-activated)",
+        active_until=until,
+        sources=(item.citation,),
+    )
+
+
 def rollback_rows(evidence: Evidence, notes: list[str]) -> list[RollbackRow]:
     """Each retired key the health check re-activated, and each second silence it escalated instead."""
     rows: list[RollbackRow] = []
     for item, raw in evidence.records("rolled_back"):
-        done = _parsed(RollbackRecord, item, raw, notes)
-        if done is not None:
-            rows.append(
-                RollbackRow(
-                    principal=done.principal,
-                    team=done.team,
-                    key=done.alias,
-                    retired_at=done.retired_at,
-                    acted_at=done.rolled_back_at,
-                    minutes_after_retirement=_minutes(done.retired_at, done.rolled_back_at),
-                    outcome="re-activated",
-                    active_until=done.grace_until,
-                    sources=(item.citation,),
-                )
-            )
+        if (done := _parsed(RollbackRecord, item, raw, notes)) is not None:
+            rows.append(_rollback_row(item, done, done.rolled_back_at, done.grace_until))
     for item, raw in evidence.records("rollback_escalated"):
-        refused = _parsed(EscalationRecord, item, raw, notes)
-        if refused is not None:
-            rows.append(
-                RollbackRow(
-                    principal=refused.principal,
-                    team=refused.team,
-                    key=refused.alias,
-                    retired_at=refused.retired_at,
-                    acted_at=refused.escalated_at,
-                    minutes_after_retirement=_minutes(refused.retired_at, refused.escalated_at),
-                    outcome="escalated (second silence; not re-activated)",
-                    active_until=None,
-                    sources=(item.citation,),
-                )
-            )
+        if (refused := _parsed(EscalationRecord, item, raw, notes)) is not None:
+            rows.append(_rollback_row(item, refused, refused.escalated_at, None))
     return [r for r in rows if evidence.start <= r.acted_at <= evidence.end]
 
 

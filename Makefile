@@ -18,7 +18,7 @@ SAM_TOOL        := .tools/sam/.installed-aws-sam-cli-$(SAM_CLI_VERSION)
 CHECKOV_TOOL    := .tools/checkov/.installed-checkov-$(CHECKOV_VERSION)
 UV_TOOL         := .tools/uv/.installed-uv-$(UV_VERSION)
 
-.PHONY: help setup venv victoriametrics demo test test-fast soak lint format typecheck validate build lock bench bench-scale invoke \
+.PHONY: help setup venv victoriametrics demo test test-fast soak lint format typecheck validate build bytecode-list lock bench bench-scale invoke \
 	deploy pr clean docs
 
 help: ## List the targets
@@ -95,6 +95,9 @@ validate: venv $(SAM_TOOL) $(CHECKOV_TOOL) ## SAM validation, offline translatio
 
 build: $(SAM_TOOL) ## sam build without Docker (layer built by its own Makefile, from its hashed lock)
 	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template template.yaml
+
+bytecode-list: venv ## After `make build`: list the modules a cold start loads, which the layer ships compiled
+	$(PY) -m tests.infra.bytecode_list
 
 # One resolution, two locks, each package with the sha256 of each of its files. First the layer's, for
 # the Lambda runtime (python3.13 on arm64) from its direct pins; then the development one, for python

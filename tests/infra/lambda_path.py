@@ -121,7 +121,9 @@ def shipped_services() -> set[str]:
 
 def lambda_environment(**settings: str) -> dict[str, str]:
     """A Lambda-like environment with fake credentials and no way to any real account: no shared
-    config or credentials file, no instance metadata."""
+    config or credentials file, no instance metadata. Tracing is active, as the template asks: the
+    tracer patches the libraries it can at import, and the X-Ray SDK, finding itself on Lambda,
+    makes no client of its own."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_REGION": "eu-west-1",
@@ -131,7 +133,9 @@ def lambda_environment(**settings: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "false",
+        "AWS_LAMBDA_FUNCTION_NAME": "tokenwarden-function",
+        "LAMBDA_TASK_ROOT": "/var/task",
         "POWERTOOLS_METRICS_NAMESPACE": "TokenWarden",
         **settings,
     }

@@ -13,8 +13,10 @@ Skipped, saying so, until `make build` has produced .aws-sam/build.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,10 @@ from tests.infra.lambda_path import (
 pytestmark = pytest.mark.infra
 
 MAX_LAYER_BYTES = 20_000_000
+MAX_BYTECODE_BYTES = 6_000_000
+BYTECODE_LIST = REPO / "layers" / "shared" / "bytecode.txt"
+# A .pyc's flags word: hash-based (bit 0) without checking the source (bit 1 clear).
+UNCHECKED_HASH = 0b01
 PRUNED_SERVICES = ("ec2", "s3", "cloudwatch", "amp")
 TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:tokenwarden-notifications"
 APS_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-00000000-0000-0000-0000-000000000000"
@@ -39,7 +45,7 @@ APS_URL = "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-00000000
 # Records every client made (the X-Ray SDK's too), imports the handler, calls each builder it caches
 # for its first invocation, then tries services the layer must not ship.
 _COMPOSE = """
-import importlib, inspect, json
+import importlib, inspect, json, os
 import boto3, botocore, botocore.session
 from botocore.exceptions import UnknownServiceError
 
@@ -67,7 +73,24 @@ def unknown(service):
     return False
 
 import tokenwarden
+if "tokenwarden.domain.registry" in sys.modules:
+    import tokenwarden.domain.registry_yaml  # the registry's reader, loaded by every invocation
+
+def from_layer(path):
+    # `path` as a file of the layer: the layer's own, or a native package's stood in for.
+    path = os.path.realpath(path)
+    layer, *natives_from = map(os.path.realpath, [_LAYOUT["path"][0], *_LAYOUT["natives_from"]])
+    for home in (layer, *natives_from):
+        if path.startswith(home + os.sep):
+            relative = os.path.relpath(path, home)
+            if home == layer or relative.split(os.sep)[0] in _LAYOUT["natives"]:
+                return relative
+    return None
+
+files = (getattr(module, "__file__", None) or "" for module in list(sys.modules.values()))
+loaded = sorted({from_layer(file) for file in files if file.endswith(".py")} - {None})
 print(json.dumps({
+    "loaded": loaded,
     "clients": sorted(set(made)),
     "builders": builders,
     "origins": {module.__name__: module.__file__ for module in (boto3, botocore, tokenwarden, handler)},
@@ -159,16 +182,73 @@ def test_every_shipped_model_is_used_by_some_handler(composed: dict[str, dict[st
 def test_the_layer_holds_exactly_the_listed_models() -> None:
     data = layer_or_skip() / "botocore" / "data"
     assert {model.name for model in data.iterdir() if model.is_dir()} == shipped_services()
-    assert {"endpoints.json", "partitions.json", "sdk-default-configuration.json", "_retry.json"} <= {
+    assert {"endpoints.json.gz", "partitions.json", "sdk-default-configuration.json", "_retry.json"} <= {
         path.name for path in data.iterdir()
     }
 
 
-def test_the_layer_is_at_most_twenty_megabytes_unzipped() -> None:
+def listed_bytecode() -> set[str]:
+    lines = (
+        line.partition("#")[0].strip() for line in BYTECODE_LIST.read_text(encoding="utf-8").splitlines()
+    )
+    return {line for line in lines if line}
+
+
+def cold_start_modules(composed: dict[str, dict[str, Any]]) -> set[str]:
+    """The layer's modules that some handler loads at a cold start (import, clients, registry reader)."""
+    return {path for report in composed.values() for path in report["loaded"]}
+
+
+def test_the_bytecode_list_is_what_the_cold_starts_load(composed: dict[str, dict[str, Any]]) -> None:
+    loaded, listed = cold_start_modules(composed), listed_bytecode()
+    assert "tokenwarden/service/reconciler.py" in loaded and "botocore/client.py" in loaded
+    assert "pydantic_core/core_schema.py" in loaded  # a native package's Python, stood in for
+    assert "aws_xray_sdk/ext/botocore/patch.py" in loaded  # the tracer patches, as deployed
+    assert loaded == listed, (
+        f"layers/shared/bytecode.txt is stale (run `make bytecode-list`): "
+        f"not listed {sorted(loaded - listed)[:10]}, listed but not loaded {sorted(listed - loaded)[:10]}"
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_every_module_a_cold_start_loads_has_runtime_bytecode_in_the_layer(
+    case: Case, composed: dict[str, dict[str, Any]]
+) -> None:
+    """Each module is loaded from bytecode for python3.13 that no source timestamp can make stale:
+    Lambda's read-only file system would otherwise have it compiled at every cold start."""
+    if sys.version_info[:2] != (3, 13):
+        pytest.skip("the layer's bytecode is python3.13's; these tests run on another version")
+    layer = layer_or_skip()
+    missing, wrong = [], []
+    for relative in composed[case_id(case)]["loaded"]:
+        cached = Path(importlib.util.cache_from_source(str(layer / relative)))
+        if not cached.is_file():
+            missing.append(relative)
+            continue
+        header = cached.read_bytes()[:8]
+        if (
+            header[:4] != importlib.util.MAGIC_NUMBER
+            or int.from_bytes(header[4:8], "little") != UNCHECKED_HASH
+        ):
+            wrong.append(relative)
+    assert not missing, f"{len(missing)} modules without bytecode, e.g. {missing[:5]}"
+    assert not wrong, (
+        f"{len(wrong)} modules with bytecode another interpreter or mode wrote, e.g. {wrong[:5]}"
+    )
+
+
+def test_the_layer_is_at_most_twenty_megabytes_unzipped_besides_its_bytecode() -> None:
+    """Twenty megabytes of code and data (a third of it pydantic's compiled core), and at most six of
+    bytecode, which a cold start would otherwise compile."""
     layer = layer_or_skip().parent
-    size = sum(path.stat().st_size for path in layer.rglob("*") if path.is_file())
-    print(f"\nlayer unzipped: {size:,} bytes ({size / 1e6:.1f} MB) in {layer.name}")
+    files = [path for path in layer.rglob("*") if path.is_file()]
+    bytecode = sum(path.stat().st_size for path in files if path.suffix == ".pyc")
+    size = sum(path.stat().st_size for path in files) - bytecode
+    print(
+        f"\nlayer unzipped: {size:,} bytes ({size / 1e6:.1f} MB) and {bytecode:,} of bytecode in {layer.name}"
+    )
     assert size <= MAX_LAYER_BYTES, f"{size:,} bytes: over {MAX_LAYER_BYTES:,}"
+    assert 0 < bytecode <= MAX_BYTECODE_BYTES, f"{bytecode:,} bytes of bytecode: over {MAX_BYTECODE_BYTES:,}"
 
 
 # Reads public holidays as the health check does, from the layer alone (its holidays package has no

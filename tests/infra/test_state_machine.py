@@ -27,7 +27,7 @@ from tests.infra.test_template import (
 from tokenwarden.domain.plan import Finding
 from tokenwarden.local.stack import nightly_definition
 from tokenwarden.service import night as steps
-from tokenwarden.service.reconciler import PrincipalOutcome
+from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
 
 pytestmark = pytest.mark.infra
 
@@ -186,6 +186,36 @@ def test_the_largest_round_fits_a_state_next_to_the_night(cfn: dict[str, Any]) -
     assert len(json.dumps(after_map).encode()) < 0.9 * STATE_LIMIT, "a tenth of the limit to spare"
 
 
+def test_the_largest_report_fits_the_state_after_the_summary(cfn: dict[str, Any]) -> None:
+    """After the summary step the state is the report in the round's place and the Map's failure:
+    every listed outcome at its longest, and a drift audit that found something for each of 60,000
+    principals (with long details) still fit."""
+    drift = tuple(
+        Finding(principal=f"p{n:05d}".ljust(48, "x"), kind="secret_policy_drift", detail="d" * 2_000)
+        for n in range(60_000)
+    )
+    report = steps.reported(
+        RunReport(
+            started_at=datetime(2030, 1, 1, tzinfo=UTC),
+            outcomes=tuple(largest(n) for n in range(steps.MAX_LISTED_OUTCOMES)),
+            findings=drift,
+            counts={"secure": 60_000, "principals_failed": 60_000},
+            min_days_to_expiry=0.5,
+        )
+    )
+    after_summary = {
+        "round": {"report": report.model_dump(mode="json")},
+        "map_failed": True,
+        "error": "States.ExceedToleratedFailureThreshold",
+    }
+
+    assert len(report.findings) == steps.MAX_REPORTED_FINDINGS + 1
+    assert report.findings[-1].detail.startswith(f"{60_000 - steps.MAX_REPORTED_FINDINGS} more finding(s)")
+    size = len(json.dumps(after_summary).encode())
+    print(f"\nthe state after the summary, at every cap: {size:,} bytes")
+    assert size < 0.9 * STATE_LIMIT, "a tenth of the limit to spare"
+
+
 def test_each_principal_retries_lambdas_and_throttlings_and_a_failure_stops_no_other(
     definition: dict[str, Any],
 ) -> None:
@@ -211,7 +241,8 @@ def test_a_failed_map_still_summarises_then_fails_the_execution(definition: dict
     choice = states[states["Summary"]["Next"]]
     (failed,) = choice["Choices"]
     assert states[failed["Next"]]["Type"] == "Fail"
-    assert states[choice["Default"]]["InputPath"] == "$.summary.report", "the output is the run report"
+    assert states["Summary"]["ResultPath"] == "$.round", "the report takes the night's place"
+    assert states[choice["Default"]]["InputPath"] == "$.round.report", "the output is the run report"
 
 
 def test_the_state_machines_role_invokes_the_reconciler_and_runs_only_its_own_children(

@@ -12,6 +12,7 @@ import pytest
 from tests.fakes import FakeClock, FakeWorld
 from tests.unit.builders import registry
 from tokenwarden.cli import rendering
+from tokenwarden.domain.plan import Finding
 from tokenwarden.domain.registry import Registry
 from tokenwarden.service import night
 from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
@@ -318,6 +319,33 @@ def test_the_night_carries_a_bounded_share_of_the_plans_findings_and_counts_the_
     (unlisted,) = [f for f in report.findings if f.kind == "findings_unlisted"]
     assert unlisted.detail.startswith("1 more finding(s)")
     assert "- findings_unlisted: 1 more finding(s)" in world.notifier.published[-1].description
+
+
+def test_the_run_report_names_a_bounded_share_of_the_findings_and_the_run_summary_counts_them_all(
+    world: FakeWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciler = world.reconciler()
+    through_steps(world, reconciler, registry(*[f"team-{n}" for n in range(6)]))
+    monkeypatch.setattr(night, "MAX_REPORTED_FINDINGS", 0)
+
+    _, report = through_steps(world, reconciler, registry("team-0"))
+
+    (counted,) = report.findings
+    # The guard's finding and the audit's of the five principals it holds back.
+    assert counted.kind == "findings_unlisted" and counted.detail.startswith("6 more finding(s) of the night")
+    summary = world.notifier.published[-1].description
+    assert "Drift and findings (6)" in summary and "- guard_tripped:" in summary
+
+
+def test_a_report_within_its_limit_is_reported_whole() -> None:
+    findings = tuple(Finding(principal=f"p{n}", kind="drift", detail="x" * 500) for n in range(3))
+    report = RunReport(started_at=datetime(2030, 1, 1, tzinfo=UTC), outcomes=(), findings=findings, counts={})
+
+    assert night.reported(report).findings == tuple(
+        f.model_copy(update={"detail": "x" * (night.MAX_FINDING_CHARS - 16) + " ... (cut short)"})
+        for f in findings
+    )
+    assert night.reported(report.model_copy(update={"findings": findings[:1]})).findings[0].principal == "p0"
 
 
 def test_an_outcome_carries_a_bounded_note_that_counts_the_others() -> None:

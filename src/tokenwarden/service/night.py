@@ -55,6 +55,10 @@ MAX_NOTE_CHARS = 150
 # grows with the registry.
 MAX_CARRIED_FINDINGS = 10
 MAX_FINDING_CHARS = 400
+# Findings the run report (the summary step's result and the execution's output) names: the drift
+# audit finds one a principal at worst, which for a large registry would not fit a state. The rest
+# are counted; the run_summary counts every one and `tokenwarden audit` lists them.
+MAX_REPORTED_FINDINGS = 50
 _CUT = " ... (cut short)"
 
 Stop = Literal["done", "no_progress", "round_limit"]
@@ -288,7 +292,7 @@ def summarise_night(
     outcomes += applied.values()  # applied tonight and gone from the plan since (offboarded for good)
     counts["principals_unchanged"] += max(0, behind - night.unlisted)
     count("NightRounds", night.rounds)
-    return reconciler.close_run(
+    report = reconciler.close_run(
         registry,
         night.started_at,
         now,
@@ -297,6 +301,20 @@ def summarise_night(
         final,
         counts={k: v for k, v in counts.items() if v},
     )
+    return reported(report)
+
+
+def reported(report: RunReport) -> RunReport:
+    """The report as the state machine carries it: at most `MAX_REPORTED_FINDINGS` findings, each
+    at most `MAX_FINDING_CHARS` long, and one that counts the rest."""
+    findings = tuple(
+        f.model_copy(update={"detail": _cut(f.detail, MAX_FINDING_CHARS)})
+        for f in report.findings[:MAX_REPORTED_FINDINGS]
+    )
+    left = len(report.findings) - len(findings)
+    if left > 0:
+        findings += (_unlisted(f"{left} more finding(s) of the night; `tokenwarden audit` shows the drift"),)
+    return report.model_copy(update={"findings": findings})
 
 
 def _unlisted_findings(night: NightState) -> tuple[Finding, ...]:
@@ -305,13 +323,14 @@ def _unlisted_findings(night: NightState) -> tuple[Finding, ...]:
     if not night.unlisted_findings:
         return ()
     return (
-        Finding(
-            principal=None,
-            kind="findings_unlisted",
-            detail=f"{night.unlisted_findings} more finding(s) of the night's plan; `tokenwarden plan` "
-            "shows every one",
+        _unlisted(
+            f"{night.unlisted_findings} more finding(s) of the night's plan; `tokenwarden plan` shows every one"
         ),
     )
+
+
+def _unlisted(detail: str) -> Finding:
+    return Finding(principal=None, kind="findings_unlisted", detail=detail)
 
 
 def _cut(text: str, limit: int) -> str:

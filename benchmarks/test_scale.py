@@ -38,6 +38,7 @@ from tests.unit.builders import registry
 
 from tokenwarden.adapters.ledger import DynamoHealthStore
 from tokenwarden.cli.views import status_rows
+from tokenwarden.domain.outcomes import RunReport
 from tokenwarden.domain.promql import Dialect
 from tokenwarden.domain.registry import Registry
 from tokenwarden.local.realism import StackBehaviour
@@ -105,6 +106,10 @@ def measure(
     record(Measured(size, phase, seconds, len(world.log.calls), queries(result) if queries else 0))
     busiest = Counter(world.log.calls).most_common(6)
     print("    " + ", ".join(f"{operation} {count}" for operation, count in busiest), flush=True)
+    if isinstance(result, RunReport):
+        # What the night did: a quiet night that is not quiet shows here, not only in its calls.
+        done = Counter(o.status for o in result.outcomes)
+        print(f"    outcomes {dict(done)}; counts {result.counts}", flush=True)
     return result
 
 

@@ -2,7 +2,9 @@
 
 Modes: `plan` (a dry run) and `apply` (one whole run in this invocation, for small registries and
 by hand); `plan_night` (once per round), `principal` and `summary` are the state machine's steps
-(statemachine/nightly.asl.json, tokenwarden.service.night)."""
+(statemachine/nightly.asl.json, tokenwarden.service.night). At import only the events' models are
+loaded (tokenwarden.domain.outcomes); the reconciler, the planner and the night's steps load with
+the first invocation, as every other function's service does."""
 
 from __future__ import annotations
 
@@ -13,13 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from tokenwarden.domain.registry import SLUG, Registry, load_registry
+from tokenwarden.domain.naming import SLUG
+from tokenwarden.domain.outcomes import DEFAULT_MAX_PRINCIPALS, DEFAULT_MAX_ROUNDS, NightState, RoundResults
 from tokenwarden.observability import logger, metrics, tracer
-from tokenwarden.service import night
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import SystemClock, build_adapters, build_reconciler
 
 if TYPE_CHECKING:
+    from tokenwarden.domain.registry import Registry
     from tokenwarden.ports import Clock
     from tokenwarden.service.reconciler import Reconciler
 
@@ -51,10 +54,10 @@ class PlanNightInput(BaseModel):
 
     mode: Literal["plan_night"]
     allow_mass_revoke: bool = False
-    max_principals: int = Field(default=night.DEFAULT_MAX_PRINCIPALS, ge=1)
-    max_rounds: int = Field(default=night.DEFAULT_MAX_ROUNDS, ge=1)
+    max_principals: int = Field(default=DEFAULT_MAX_PRINCIPALS, ge=1)
+    max_rounds: int = Field(default=DEFAULT_MAX_ROUNDS, ge=1)
     # The last round and its results (JSON from Step Functions: read leniently); none in the first.
-    previous: Annotated[night.RoundResults | None, Field(strict=False)] = None
+    previous: Annotated[RoundResults | None, Field(strict=False)] = None
 
 
 class PrincipalInput(BaseModel):
@@ -75,7 +78,7 @@ class SummaryInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["summary"]
-    night: night.NightState
+    night: NightState
 
 
 Request = Annotated[
@@ -103,6 +106,10 @@ def parse_request(event: object) -> Request:
 @metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The registry and the night's steps are loaded with the reconciler, by the first invocation.
+    from tokenwarden.domain.registry import load_registry
+    from tokenwarden.service import night
+
     request = parse_request(event)
     registry = load_registry(SETTINGS.registry_path)
     reconciler = _reconciler()

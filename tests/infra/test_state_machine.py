@@ -24,10 +24,16 @@ from tests.infra.test_template import (
     statements,
     text,
 )
-from tokenwarden.domain.plan import Finding
+from tokenwarden.domain.outcomes import (
+    BatchResult,
+    Finding,
+    NightRound,
+    NightState,
+    PrincipalOutcome,
+    RunReport,
+)
 from tokenwarden.local.stack import nightly_definition
 from tokenwarden.service import night as steps
-from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
 
 pytestmark = pytest.mark.infra
 
@@ -162,7 +168,7 @@ def test_the_largest_round_fits_a_state_next_to_the_night(cfn: dict[str, Any]) -
         Finding(principal=None, kind="guard_tripped", detail=", ".join(f"p{n:05d}" for n in range(60_000)))
         for _ in range(steps.MAX_CARRIED_FINDINGS + 900)
     )
-    night = steps.NightState(
+    night = NightState(
         run_id="f" * 32,
         started_at=datetime(2030, 1, 1, tzinfo=UTC),
         findings=steps.carried_findings(findings),
@@ -174,8 +180,8 @@ def test_the_largest_round_fits_a_state_next_to_the_night(cfn: dict[str, Any]) -
         counts={"secure": 60_000, "onboard": 60_000, "principals_failed": 60_000},
     )
     work = tuple(failed(n).principal for n in range(most))
-    planned = steps.NightRound(night=night, work=work, upto=work[-1], waiting=60_000, more=True)
-    results = [steps.item_output(steps.BatchResult(outcomes=(largest(n),))) for n in range(most)]
+    planned = NightRound(night=night, work=work, upto=work[-1], waiting=60_000, more=True)
+    results = [steps.item_output(BatchResult(outcomes=(largest(n),))) for n in range(most)]
 
     # The largest state of a round: after the Map, the round as planned and every item's result.
     after_map = {"round": planned.model_dump(mode="json"), "map_failed": False, "results": results}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.unit.builders import NOW, credential, days, healthy, inventory, registry, rotated
 from tokenwarden.domain.audit import audit
-from tokenwarden.domain.plan import Finding
+from tokenwarden.domain.outcomes import Finding
 
 
 def kinds(findings: tuple[Finding, ...]) -> list[tuple[str, str | None]]:

@@ -30,7 +30,8 @@ from tokenwarden.domain.journal import (
     threshold_crossed_at,
 )
 from tokenwarden.domain.model import LedgerEntry, LedgerState
-from tokenwarden.domain.plan import Finding, rotation_due_at
+from tokenwarden.domain.outcomes import Finding
+from tokenwarden.domain.plan import rotation_due_at
 from tokenwarden.domain.registry import ActivityProfile, Lifecycle, parse_registry
 from tokenwarden.domain.rollback import EscalationRecord, RollbackRecord
 

@@ -12,10 +12,18 @@ import pytest
 from tests.fakes import FakeClock, FakeWorld
 from tests.unit.builders import registry
 from tokenwarden.cli import rendering
-from tokenwarden.domain.plan import Finding
+from tokenwarden.domain.outcomes import (
+    BatchResult,
+    Finding,
+    NightRound,
+    NightState,
+    PrincipalOutcome,
+    RoundResults,
+    RunReport,
+)
 from tokenwarden.domain.registry import Registry
 from tokenwarden.service import night
-from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
+from tokenwarden.service.reconciler import Reconciler
 
 T0 = datetime(2030, 5, 6, 2, 0, tzinfo=UTC)
 TEAMS = registry("alpha", "beta", "gamma")
@@ -28,7 +36,7 @@ def world() -> FakeWorld:
 
 def through_steps(
     world: FakeWorld, reconciler: Reconciler, reg: Registry = TEAMS, **plan_options: int | bool
-) -> tuple[night.NightRound, RunReport]:
+) -> tuple[NightRound, RunReport]:
     """A night as the state machine runs it: rounds of plan and each item on its own, then the
     summary. The plan returned is the first round's."""
     rounds = list(each_round(world, reconciler, reg, **plan_options))
@@ -38,9 +46,9 @@ def through_steps(
 
 def each_round(
     world: FakeWorld, reconciler: Reconciler, reg: Registry = TEAMS, **plan_options: int | bool
-) -> Iterator[night.NightRound]:
+) -> Iterator[NightRound]:
     """Every round's plan, the last one's (no more work) included, as the state machine loops."""
-    previous: night.RoundResults | None = None
+    previous: RoundResults | None = None
     while True:
         planned = night.plan_night(
             reconciler,
@@ -58,7 +66,7 @@ def each_round(
             )
             for p in planned.work
         )
-        previous = night.RoundResults(round=planned, results=results)
+        previous = RoundResults(round=planned, results=results)
 
 
 def statuses(report: RunReport) -> dict[str, str]:
@@ -178,8 +186,8 @@ def test_the_night_goes_on_while_work_is_left_the_last_round_progressed_and_roun
     ],
 )
 def test_progress_is_a_principal_that_finished(statuses_of_round: tuple[str, ...], progressed: bool) -> None:
-    results = [night.BatchResult(outcomes=(outcome(f"p{n}", s),)) for n, s in enumerate(statuses_of_round)]
-    results.append(night.BatchResult(unfinished=("gone",), error="States.Timeout"))
+    results = [BatchResult(outcomes=(outcome(f"p{n}", s),)) for n, s in enumerate(statuses_of_round)]
+    results.append(BatchResult(unfinished=("gone",), error="States.Timeout"))
 
     assert night.progressed(results) is progressed
 
@@ -188,15 +196,13 @@ def outcome(principal: str, status: str, *done: str) -> PrincipalOutcome:
     return PrincipalOutcome.model_validate({"principal": principal, "status": status, "done": done})
 
 
-def a_round(state: night.NightState, upto: str, *outcomes: PrincipalOutcome) -> night.RoundResults:
-    planned = night.NightRound(night=state, work=tuple(o.principal for o in outcomes), upto=upto, more=True)
-    return night.RoundResults(
-        round=planned, results=tuple(night.BatchResult(outcomes=(o,)) for o in outcomes)
-    )
+def a_round(state: NightState, upto: str, *outcomes: PrincipalOutcome) -> RoundResults:
+    planned = NightRound(night=state, work=tuple(o.principal for o in outcomes), upto=upto, more=True)
+    return RoundResults(round=planned, results=tuple(BatchResult(outcomes=(o,)) for o in outcomes))
 
 
 def test_rounds_accumulate_counts_and_outcomes_and_move_past_the_principals_they_took() -> None:
-    start = night.NightState(run_id="ab", started_at=T0)
+    start = NightState(run_id="ab", started_at=T0)
 
     first = night.tally(a_round(start, "b", outcome("a", "ok", "secure", "onboard"), outcome("b", "failed")))
     second = night.tally(a_round(first, "d", outcome("c", "ok", "secure", "rotate"), outcome("d", "locked")))
@@ -218,7 +224,7 @@ def test_a_night_names_at_most_its_limit_of_outcomes_the_most_pressing_first(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(night, "MAX_LISTED_OUTCOMES", 2)
-    start = night.NightState(run_id="ab", started_at=T0)
+    start = NightState(run_id="ab", started_at=T0)
 
     first = night.tally(a_round(start, "b", outcome("a", "ok", "onboard"), outcome("b", "ok", "onboard")))
     second = night.tally(a_round(first, "d", outcome("c", "failed"), outcome("d", "ok", "onboard")))
@@ -259,12 +265,10 @@ def test_a_task_that_failed_for_good_reports_its_principal_failed(world: FakeWor
     planned = night.plan_night(reconciler, TEAMS, T0)
     results = (
         night.apply_batch(reconciler, TEAMS, ["alpha"], T0, planned.night.run_id),
-        night.BatchResult(unfinished=("beta",), error="Lambda.ServiceException"),
+        BatchResult(unfinished=("beta",), error="Lambda.ServiceException"),
         night.apply_batch(reconciler, TEAMS, ["gamma"], T0, planned.night.run_id),
     )
-    last = night.plan_night(
-        reconciler, TEAMS, T0, previous=night.RoundResults(round=planned, results=results)
-    )
+    last = night.plan_night(reconciler, TEAMS, T0, previous=RoundResults(round=planned, results=results))
 
     report = night.summarise_night(reconciler, TEAMS, last.night, T0)
 
@@ -372,9 +376,9 @@ def test_each_map_item_bounds_its_notes_and_its_output_reads_back_whole(
     result = night.apply_batch(reconciler, TEAMS, ["alpha"], T0, "ab")
 
     assert result.outcomes == (night.bounded_notes(noted),)
-    assert night.BatchResult.model_validate(night.item_output(result)) == result
-    state = night.tally(a_round(night.NightState(run_id="ab", started_at=T0), "alpha", *result.outcomes))
-    assert night.NightState.model_validate_json(state.model_dump_json()) == state
+    assert BatchResult.model_validate(night.item_output(result)) == result
+    state = night.tally(a_round(NightState(run_id="ab", started_at=T0), "alpha", *result.outcomes))
+    assert NightState.model_validate_json(state.model_dump_json()) == state
 
 
 def test_a_night_whose_map_failed_reports_its_principals_deferred(world: FakeWorld) -> None:

@@ -11,10 +11,11 @@ import pytest
 from tests.fakes import API_KEY_POLICY, ROTATION_ARN, FakeClock, FakeWorld
 from tests.unit.builders import registry
 from tokenwarden.domain.model import AWSCURRENT, AWSPENDING, AWSPREVIOUS, LedgerState
+from tokenwarden.domain.outcomes import RunReport
 from tokenwarden.domain.ownership import MANAGED_TAG
 from tokenwarden.domain.registry import Registry
 from tokenwarden.errors import AwsError
-from tokenwarden.service.reconciler import Reconciler, RunReport
+from tokenwarden.service.reconciler import Reconciler
 
 T0 = datetime(2030, 5, 6, 2, 0, tzinfo=UTC)
 USER = "tw-alpha"

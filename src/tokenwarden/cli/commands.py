@@ -18,8 +18,8 @@ from tokenwarden.cli.context import Context
 from tokenwarden.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, fail
 from tokenwarden.cli.parser import LOOPBACK
 from tokenwarden.cli.views import RowFilter, StatusRow, selected, status_rows, with_snoozes
+from tokenwarden.domain.outcomes import PrincipalOutcome, RunReport
 from tokenwarden.domain.reason import checked_reason
-from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
 from tokenwarden.service.snooze import Snoozes
 
 Command = Callable[[argparse.Namespace, Context], int]

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from tokenwarden.cli.errors import UsageError
 from tokenwarden.cli.parser import command_name, parse_at
+from tokenwarden.domain.outcomes import RunReport
 from tokenwarden.domain.registry import Registry, load_registry
 from tokenwarden.local.clock import RemoteStackClock, embedded_stack_url
 from tokenwarden.service.breakglass import Actor, BreakGlass
-from tokenwarden.service.reconciler import Reconciler, RunReport
+from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings
 from tokenwarden.wiring import Adapters, SystemClock, build_adapters, build_breakglass, build_reconciler
 

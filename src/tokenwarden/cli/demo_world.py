@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from tokenwarden.adapters.iam import IamAdapter
+from tokenwarden.domain.outcomes import RunReport
 from tokenwarden.domain.registry import Registry
 from tokenwarden.local import realism
 from tokenwarden.local.clock import StackClock
 from tokenwarden.local.stack import LocalStack
-from tokenwarden.service.reconciler import Reconciler, RunReport
+from tokenwarden.service.reconciler import Reconciler
 from tokenwarden.settings import Settings, load_settings
 from tokenwarden.wiring import build_adapters, build_reconciler
 

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from tokenwarden.cli.views import StatusRow
-from tokenwarden.domain.plan import ActionKind, Finding, Plan, PrincipalPlan
+from tokenwarden.domain.outcomes import Finding, PrincipalOutcome, RunReport
+from tokenwarden.domain.plan import ActionKind, Plan, PrincipalPlan
 from tokenwarden.domain.snooze import Snooze
 from tokenwarden.service.breakglass import RestoreResult, RevokeResult
 from tokenwarden.service.health import HealthReport
-from tokenwarden.service.reconciler import PrincipalOutcome, RunReport
 
 SYMBOL = {
     ActionKind.ONBOARD: "+",

@@ -9,7 +9,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from tokenwarden.domain.model import Credential, Inventory
-from tokenwarden.domain.plan import MAX_KEYS_PER_USER, Finding
+from tokenwarden.domain.outcomes import Finding
+from tokenwarden.domain.plan import MAX_KEYS_PER_USER
 from tokenwarden.domain.registry import MAX_KEY_AGE_DAYS, Registry
 
 

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError
 
 from tokenwarden.domain.journal import HealthRecord, HistoryItem, RepairRecord, TakeoverRefusedRecord
 from tokenwarden.domain.model import LedgerEntry
-from tokenwarden.domain.plan import Finding, rotation_due_at
+from tokenwarden.domain.outcomes import Finding
+from tokenwarden.domain.plan import rotation_due_at
 from tokenwarden.domain.registry import Lifecycle, Registry
 from tokenwarden.domain.rollback import EscalationRecord, RollbackRecord
 

@@ -20,6 +20,7 @@ from tokenwarden.domain.model import (
     LedgerState,
     PrincipalInventory,
 )
+from tokenwarden.domain.outcomes import Finding
 from tokenwarden.domain.registry import Lifecycle, Principal, Registry
 
 # A rotation whose pending version is younger than this is left alone: Secrets Manager may
@@ -91,16 +92,6 @@ class Action(BaseModel):
     def describe(self) -> str:
         target = f" {self.credential_id}" if self.credential_id else ""
         return f"{self.kind.value}{target}: {self.reason}"
-
-
-class Finding(BaseModel):
-    """Something a person should look at; the reconciler does not act on it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    principal: str | None
-    kind: str
-    detail: str
 
 
 class Upcoming(BaseModel):

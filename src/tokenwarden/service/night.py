@@ -25,23 +25,25 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from typing import Any
 
 from tokenwarden.domain import notifications as notes
-from tokenwarden.domain.plan import Finding
+from tokenwarden.domain.outcomes import (
+    DEFAULT_MAX_PRINCIPALS,
+    DEFAULT_MAX_ROUNDS,
+    BatchResult,
+    Finding,
+    NightRound,
+    NightState,
+    PrincipalOutcome,
+    RoundResults,
+    RunReport,
+    Stop,
+)
 from tokenwarden.domain.registry import Registry
 from tokenwarden.observability import count
-from tokenwarden.service.reconciler import PrincipalOutcome, Reconciler, RunReport
+from tokenwarden.service.reconciler import Reconciler
 
-# Principals applied by one round. An outcome takes about 150 bytes of state, about 300 for a
-# failure with a long id and error or a retirement with its note at the cap: 500 of them, their ids,
-# the night's named outcomes and its findings stay inside Step Functions' 256 KiB per state (228 KiB
-# at every cap, tests/infra/test_state_machine.py); the rest wait for the next round.
-DEFAULT_MAX_PRINCIPALS = 500
-# Rounds one execution runs: 120 rounds of 500 take 60,000 principals with work in one night.
-DEFAULT_MAX_ROUNDS = 120
 # Outcomes the night carries by name and reports (failures first); beyond them, counts only.
 # 200 outcomes with their errors take about 40 KiB, next to a round's results in the plan step's input.
 MAX_LISTED_OUTCOMES = 200
@@ -61,65 +63,8 @@ MAX_FINDING_CHARS = 400
 MAX_REPORTED_FINDINGS = 50
 _CUT = " ... (cut short)"
 
-Stop = Literal["done", "no_progress", "round_limit"]
 # The order in which outcomes keep their place in a bounded list: what a person must act on first.
 _PRIORITY = {"failed": 0, "locked": 1, "deferred": 2, "ok": 3, "unchanged": 4}
-
-
-class NightState(BaseModel):
-    """The night so far, carried from round to round and handed to the summary."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_id: str
-    started_at: datetime
-    allow_mass_revoke: bool = False
-    findings: tuple[Finding, ...] = ()
-    unlisted_findings: int = 0  # the first plan's findings that `findings` has no room to carry
-    rounds: int = 0
-    # The last principal id (in id order) an applied round reached; the next round starts after it.
-    through: str | None = None
-    counts: dict[str, int] = Field(default_factory=dict)
-    outcomes: tuple[PrincipalOutcome, ...] = ()
-    unlisted: int = 0  # principals the rounds applied that `outcomes` has no room to name
-    stopped: Stop | None = None
-
-    @field_serializer("outcomes", when_used="json")
-    def _lean_outcomes(self, outcomes: tuple[PrincipalOutcome, ...]) -> list[dict[str, Any]]:
-        """The named outcomes without their fields at defaults: read back the same, in less state."""
-        return [o.model_dump(mode="json", exclude_defaults=True) for o in outcomes]
-
-
-class NightRound(BaseModel):
-    """What the plan step hands to the Map (`work`, when `more`) and to the next round."""
-
-    model_config = ConfigDict(frozen=True)
-
-    night: NightState
-    work: tuple[str, ...] = ()
-    upto: str | None = None  # where `through` stands once this round is applied
-    waiting: int = 0  # principals with work beyond this round when it was planned
-    more: bool = False
-
-
-class BatchResult(BaseModel):
-    """One Map item's result: the outcomes of its principals, or (recorded by the item's Catch when
-    the task itself failed for good) the principals it did not finish and the error's name."""
-
-    model_config = ConfigDict(frozen=True)
-
-    outcomes: tuple[PrincipalOutcome, ...] = ()
-    unfinished: tuple[str, ...] = ()
-    error: str | None = None
-
-
-class RoundResults(BaseModel):
-    """A round as the Map left it: its plan and every item's result."""
-
-    model_config = ConfigDict(frozen=True)
-
-    round: NightRound
-    results: tuple[BatchResult, ...] = ()
 
 
 def plan_night(

@@ -16,9 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any, Protocol
 
 from tokenwarden.domain import notifications as notes
 from tokenwarden.domain.audit import audit
@@ -35,11 +33,11 @@ from tokenwarden.domain.model import (
     with_known_expiry,
 )
 from tokenwarden.domain.naming import Naming
+from tokenwarden.domain.outcomes import Finding, PrincipalOutcome, RunReport, Status
 from tokenwarden.domain.ownership import NotTokenWardens, OwnershipNotConfigured, UserFacts
 from tokenwarden.domain.plan import (
     Action,
     ActionKind,
-    Finding,
     Plan,
     PlanConfig,
     PrincipalPlan,
@@ -68,33 +66,6 @@ from tokenwarden.service.rotation import (
 
 SECRET_RECOVERY_DAYS = 30
 MIN_SECONDS_TO_START = 60
-
-Status = Literal["ok", "unchanged", "failed", "locked", "deferred"]
-
-
-class PrincipalOutcome(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    principal: str
-    status: Status
-    done: tuple[str, ...] = ()
-    error: str | None = None
-    # What a person should know about what was done, e.g. a key retired for a team already silent.
-    notes: tuple[str, ...] = ()
-
-
-class RunReport(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    started_at: datetime
-    outcomes: tuple[PrincipalOutcome, ...]
-    findings: tuple[Finding, ...]
-    counts: dict[str, int]
-    min_days_to_expiry: float | None = None
-
-    @property
-    def failed(self) -> tuple[PrincipalOutcome, ...]:
-        return tuple(o for o in self.outcomes if o.status == "failed")
 
 
 class HealthRecords(Protocol):

@@ -654,6 +654,16 @@ class FakeLedger(Faults):
         stored = self.history_records.setdefault((principal, key), dict(record))
         return stored == dict(record)
 
+    def append_history_and_save(
+        self, principal: str, key: str, record: Mapping[str, Any], entry: LedgerEntry
+    ) -> bool:
+        self._call("append_history_and_save")
+        if (principal, key) in self.history_records:
+            return self.history_records[principal, key] == dict(record)
+        self.history_records[principal, key] = dict(record)
+        self.records[entry.principal, entry.version_id] = entry
+        return True
+
     def history(self, principal: str) -> list[dict[str, Any]]:
         self._call("history")
         return [dict(r) for (p, _), r in sorted(self.history_records.items()) if p == principal]

@@ -160,20 +160,25 @@ class KilledOnce:
         return killed
 
 
-@pytest.mark.parametrize("killed_at", ["append_history", "save", "set_credential_status", "publish"])
-def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scene, killed_at: str) -> None:
-    """Killed before a step (`append_history`: before anything was written) or right after it."""
-    afternoon = scene.retired_at.replace(hour=15)
+def killed_check(scene: Scene, operation: str, at: datetime) -> None:
+    """A check that stops the process at the rollback's first call of `operation` (on whichever of
+    its ports makes it), then the dead check's lease, which would expire by itself, given up."""
     rollback = scene.checker.rollback
     assert rollback is not None
-    ports = {"iam": rollback.iam, "ledger": rollback.ledger, "notifier": rollback.notifier}
-    port = {"set_credential_status": "iam", "publish": "notifier"}.get(killed_at, "ledger")
-    setattr(rollback, port, KilledOnce(ports[port], killed_at))
-
+    port = {"set_credential_status": "iam", "publish": "notifier"}.get(operation, "ledger")
+    setattr(rollback, port, KilledOnce(getattr(rollback, port), operation))
     with pytest.raises(Killed):
-        scene.check(afternoon)
+        scene.check(at)
+    scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))
+
+
+@pytest.mark.parametrize("killed_at", ["append_history_and_save", "set_credential_status", "publish"])
+def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scene, killed_at: str) -> None:
+    """Killed before a step (`append_history_and_save`: before anything was written)."""
+    afternoon = scene.retired_at.replace(hour=15)
+
+    killed_check(scene, killed_at, afternoon)
     first_try = scene.world.ledger.history("alpha")
-    scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))  # it would expire by itself
     scene.check(afternoon + timedelta(hours=1))
 
     assert scene.status() == "Active"
@@ -185,19 +190,52 @@ def test_a_rollback_killed_at_any_step_is_finished_by_the_next_check(scene: Scen
     assert entry.grace_until == started + timedelta(days=3) and ROLLED_BACK in entry.notified
 
 
+@pytest.mark.parametrize("killed_at", ["append_history_and_save", "set_credential_status"])
+def test_a_rollback_killed_before_the_key_is_back_leaves_no_record_its_key_record_does_not_show(
+    scene: Scene, killed_at: str
+) -> None:
+    """The laptops send again by the next check (the team ran the pickup kit): a rollback killed
+    before it wrote anything leaves nothing behind; one killed after its records is finished, since
+    its history record says it was made."""
+    afternoon = scene.retired_at.replace(hour=15)
+
+    killed_check(scene, killed_at, afternoon)
+    written = scene.world.ledger.history("alpha")
+    scene.check(afternoon + timedelta(hours=1), sample=afternoon + timedelta(minutes=50))
+
+    (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
+    if killed_at == "append_history_and_save":
+        assert written == [] and scene.world.ledger.history("alpha") == []
+        assert scene.status() == "Inactive" and entry.state is LedgerState.RETIRED
+        assert "rolled_back" not in scene.world.notifier.events()
+    else:
+        assert len(written) == 1 and len(scene.world.ledger.history("alpha")) == 1
+        assert scene.status() == "Active" and ROLLED_BACK in entry.notified
+        assert scene.world.notifier.events().count("rolled_back") == 1
+
+
+def test_a_rollback_killed_after_its_announcement_before_the_mark_is_announced_again(scene: Scene) -> None:
+    """The announcement is marked once sent: killed in between, the next check announces it again
+    (at least once, never lost), and marks it."""
+    afternoon = scene.retired_at.replace(hour=15)
+
+    killed_check(scene, "save", afternoon)
+    scene.check(afternoon + timedelta(hours=1))
+    scene.check(afternoon + timedelta(hours=2))
+
+    assert scene.world.notifier.events().count("rolled_back") == 2
+    (entry,) = [e for e in scene.world.ledger.entries("alpha") if e.credential_id == scene.first.id]
+    assert ROLLED_BACK in entry.notified and len(scene.world.ledger.history("alpha")) == 1
+
+
 def test_a_rollback_killed_after_the_key_is_back_is_announced_once_though_the_team_recovered(
     scene: Scene,
 ) -> None:
     """The key back, the laptops send again: the team is no longer silent, yet it must be told."""
     afternoon = scene.retired_at.replace(hour=15)
-    rollback = scene.checker.rollback
-    assert rollback is not None
-    rollback.notifier = KilledOnce(rollback.notifier, "publish")  # type: ignore[assignment]
 
-    with pytest.raises(Killed):
-        scene.check(afternoon)
+    killed_check(scene, "publish", afternoon)
     assert scene.status() == "Active" and "rolled_back" not in scene.world.notifier.events()
-    scene.world.ledger.release("alpha", scene.world.ledger.holder("alpha"))  # it would expire by itself
     recovered = scene.check(afternoon + timedelta(hours=1), sample=afternoon + timedelta(minutes=50))
     scene.check(afternoon + timedelta(hours=2), sample=afternoon + timedelta(hours=1, minutes=50))
 

@@ -107,6 +107,39 @@ class DynamoLedger:
         record is never overwritten (revokes and restores are appended, never edited)."""
         return _append(self._db, self._table, _pk(principal), f"{HISTORY}{key}", record)
 
+    def append_history_and_save(
+        self, principal: str, key: str, record: Mapping[str, Any], entry: LedgerEntry
+    ) -> bool:
+        """Write a history record and a key record in one transaction, unless a history record
+        exists under `key`: False when another one does (then nothing is written). A run killed at
+        any instant leaves both or neither."""
+        pk, sk = _pk(principal), f"{HISTORY}{key}"
+        item = {"pk": {"S": pk}, "sk": {"S": sk}, "record": {"S": json.dumps(record, sort_keys=True)}}
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": item,
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": _to_item(entry)}},
+                ]
+            )
+        except AwsError as exc:
+            if exc.code != "TransactionCanceledException":
+                raise
+            existing = self._db.get_item(
+                TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]}, ConsistentRead=True
+            ).get("Item")
+            if existing is None:
+                raise  # cancelled for another reason (a conflicting write): nothing was written
+            # A retried transaction (the first answered 5xx after it landed) finds its own record.
+            return existing.get("record") == item["record"]
+        return True
+
     def history(self, principal: str) -> list[dict[str, Any]]:
         """The principal's history records, in key order."""
         records: list[dict[str, Any]] = []

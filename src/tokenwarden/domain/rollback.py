@@ -24,9 +24,10 @@ was retired (fewer working hours than its ``silent_after_hours`` between the new
 retirement). A team already silent, or that never reported, is not made worse by a retirement: the
 reconciler retires on schedule and says so (:func:`retirement_note`).
 
-Every rollback is recorded in the ledger's append-only history before the key is touched
-(:class:`RollbackRecord`), so a run killed at any instant is finished by the next one
-(:attr:`Verdict.FINISH`) and never counted as a second rollback.
+Every rollback is recorded in the ledger's append-only history, with its key record in the same
+transaction, before the key is touched (:class:`RollbackRecord`), so a run killed at any instant is
+finished by the next one (:attr:`Verdict.FINISH`), whatever the team's health by then, and never
+counted as a second rollback.
 """
 
 from __future__ import annotations

@@ -9,10 +9,10 @@ is left to the next health check, which tries again while the team stays silent.
 Under the lease the principal's key records, keys and history are read afresh, each key decided
 again, and the steps of a rollback are done in an order that a kill at any instant leaves
 finishable by the next run (which finds the team still silent, or finds the key back and its
-announcement not yet marked, whatever the team's health): the history record first (a key is
-never re-activated without a record saying why), then the key record (a previous key again, with
-its extended grace), then the key itself, then the announcement, marked in the key record once
-sent. An escalation is announced, then recorded, so it is announced at least once. A revoked key is
+announcement not yet marked, whatever the team's health): the history record and the key record
+first, in one transaction (a key is never re-activated without a record saying why, and no record
+ever stands for a rollback its key record does not show: a previous key again, with its extended
+grace), then the key itself, then the announcement, marked in the key record once sent. An escalation is announced, then recorded, so it is announced at least once. A revoked key is
 never re-activated: the decision reads every revoke record, restored or not, under the same lease a
 revoke takes.
 """
@@ -69,6 +69,10 @@ class RollbackLedger(LedgerPort, Protocol):
     """The ledger's key records and leases, and its append-only history."""
 
     def append_history(self, principal: str, key: str, record: Mapping[str, Any]) -> bool: ...
+
+    def append_history_and_save(
+        self, principal: str, key: str, record: Mapping[str, Any], entry: LedgerEntry
+    ) -> bool: ...
 
     def history(self, principal: str) -> list[dict[str, Any]]: ...
 
@@ -225,23 +229,30 @@ class AutomaticRollback:
         if decision.verdict is Verdict.ESCALATE:
             self._escalate(principal, key, silence, decision, now)
             return outcome
-        record = decision.record
+        record, entry = decision.record, key.entry
         if record is None:
-            record = self._record(principal, rollback_record(key, silence, decision, now))
-        self._finish(principal, key, record, now)
+            record, entry = self._record(principal, entry, rollback_record(key, silence, decision, now))
+        self._finish(principal, key, entry, record, now)
         return outcome.model_copy(update={"active_until": record.grace_until})
 
-    def _record(self, principal: Principal, record: RollbackRecord) -> RollbackRecord:
-        """The rollback's history record, written before the key is touched; one already written for
-        the same key and retirement (by a run killed after writing it) is the one kept."""
-        if self.ledger.append_history(principal.id, record.key, record.model_dump(mode="json")):
-            return record
+    def _record(
+        self, principal: Principal, entry: LedgerEntry, record: RollbackRecord
+    ) -> tuple[RollbackRecord, LedgerEntry]:
+        """The rollback's history record and its key record, written together before the key is
+        touched (the record and the key record as they now stand). A history record already written
+        for the same key and retirement (by an earlier run killed after writing it) is the one kept."""
+        rolled_back = rolled_back_entry(entry, record)
+        if self.ledger.append_history_and_save(
+            principal.id, record.key, record.model_dump(mode="json"), rolled_back
+        ):
+            return record, rolled_back
         written = KeyHistory.parse(self.ledger.history(principal.id)).of(record.credential_id)
-        return next((r for r in written if r.retired_at == record.retired_at), record)
+        return next((r for r in written if r.retired_at == record.retired_at), record), entry
 
-    def _finish(self, principal: Principal, key: KeyFacts, record: RollbackRecord, now: datetime) -> None:
+    def _finish(
+        self, principal: Principal, key: KeyFacts, entry: LedgerEntry, record: RollbackRecord, now: datetime
+    ) -> None:
         """Key record, key, announcement: each step skipped when an earlier run did it."""
-        entry = key.entry
         if entry.grace_until != record.grace_until or entry.deactivated_at is not None:
             entry = rolled_back_entry(entry, record)
             self.ledger.save(entry)

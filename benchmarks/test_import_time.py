@@ -92,12 +92,12 @@ def paired_medians(folder: Path, module: str, runs: int) -> tuple[Seconds, Secon
 # keep. Now the layer ships the bytecode of what a cold start loads, and the reconcile handler's
 # event models no longer load the reconciler: rotate_secret 1.04x, restore 1.05x, revoke 1.08x,
 # reconcile 1.09x, health 1.10x, 330-380 ms each (the yardstick 310-350 ms). With the machine busy,
-# a run's ratio swings by about 0.15.
+# a run's ratio swings by up to 0.15.
 #
-# Asserted: what each handler reaches on a quiet machine plus more than that swing, so a regression
-# fails `make bench`; the goal (MAX_RATIO) is printed beside it. A handler not listed is held to the
+# Asserted: what each handler reaches on a quiet machine plus more than that swing (0.2), so a
+# regression fails `make bench`; the goal (MAX_RATIO) is printed beside it. A handler not listed is held to the
 # goal itself.
-NOISE = 0.15
+NOISE = 0.2
 REACHED = {
     "rotate_secret_handler": 1.04,
     "health_handler": 1.10,

@@ -4,7 +4,8 @@ Lambda puts the layer (/opt/python) and the function's own folder on the path, a
 machine that built them. A process started here is isolated the same way: ``-I`` (no PYTHON*
 variables, no user site-packages) and ``-S`` (no site-packages at all), with the built layer and the
 function's folder as the only places to import from, so what it imports is what ships. ``-B``: it
-writes no bytecode into the build; the layer ships none, and Lambda compiles at each cold start.
+writes no bytecode into the build; it reads the bytecode the layer ships, as Lambda does (whose
+file system is read-only: what the layer ships without bytecode is compiled at each cold start).
 
 The layer is built for Lambda (python3.13 on arm64). Its pure-Python packages run anywhere, but a
 native extension loads only on a machine like Lambda's. On any other machine, the packages that
@@ -123,7 +124,7 @@ def lambda_environment(**settings: str) -> dict[str, str]:
     """A Lambda-like environment with fake credentials and no way to any real account: no shared
     config or credentials file, no instance metadata. Tracing is active, as the template asks: the
     tracer patches the libraries it can at import, and the X-Ray SDK, finding itself on Lambda,
-    makes no client of its own."""
+    makes no client of its own (it leaves an empty marker file, /tmp/.aws-xray/initialized)."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "AWS_REGION": "eu-west-1",

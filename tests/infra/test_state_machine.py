@@ -76,9 +76,12 @@ def test_rounds_of_plan_and_a_distributed_map_then_one_summary(definition: dict[
     assert (payload["mode"], payload["max_principals"], payload["max_rounds"]) == ("plan_night", 300, 11)
     assert payload["previous.$"] == "$.previous"
     more = states[states["Plan"]["Next"]]
-    (go,) = more["Choices"]
+    go, quiet = more["Choices"]
     assert (more["Type"], go["Variable"], go["BooleanEquals"]) == ("Choice", "$.round.more", True)
     assert (go["Next"], more["Default"]) == ("Principals", "Summary")
+    # A quiet night's first plan step summarised it: its report is the execution's output.
+    assert (quiet["Variable"], quiet["IsNull"], quiet["Next"]) == ("$.round.report", False, "Report")
+    assert states["Report"]["InputPath"] == "$.round.report"
     principals = states["Principals"]
     assert principals["Type"] == "Map" and principals["ItemsPath"] == "$.round.work"
     assert principals["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"

@@ -38,9 +38,10 @@ def through_steps(
     world: FakeWorld, reconciler: Reconciler, reg: Registry = TEAMS, **plan_options: int | bool
 ) -> tuple[NightRound, RunReport]:
     """A night as the state machine runs it: rounds of plan and each item on its own, then the
-    summary. The plan returned is the first round's."""
+    summary, unless the first plan step summarised a quiet night itself. The plan returned is the
+    first round's."""
     rounds = list(each_round(world, reconciler, reg, **plan_options))
-    report = night.summarise_night(reconciler, reg, rounds[-1].night, world.clock.now())
+    report = rounds[-1].report or night.summarise_night(reconciler, reg, rounds[-1].night, world.clock.now())
     return rounds[0], report
 
 
@@ -106,9 +107,20 @@ def test_a_quiet_night_has_no_items_and_reports_everyone_unchanged(world: FakeWo
 
     plan, report = through_steps(world, reconciler)
 
-    assert plan.work == ()
+    assert plan.work == () and plan.report == report, "summarised by the plan step"
     assert statuses(report) == {"alpha": "unchanged", "beta": "unchanged", "gamma": "unchanged"}
     assert world.notifier.events() == ["run_summary"]
+
+
+def test_a_quiet_night_reads_the_account_once(world: FakeWorld) -> None:
+    reconciler = world.reconciler()
+    through_steps(world, reconciler)
+    world.clock.advance(timedelta(days=1))
+    listed = world.secrets.count("list_secrets")
+
+    through_steps(world, reconciler)
+
+    assert world.secrets.count("list_secrets") - listed == 1
 
 
 def test_a_night_bigger_than_one_round_is_done_in_rounds_by_one_execution(world: FakeWorld) -> None:

@@ -97,6 +97,9 @@ class NightRound(BaseModel):
     upto: str | None = None  # where `through` stands once this round is applied
     waiting: int = 0  # principals with work beyond this round when it was planned
     more: bool = False
+    # A night whose first plan finds nothing to do is summarised by that plan step, from the
+    # inventory it read: the run report, and no summary step reading the account again.
+    report: RunReport | None = None
 
 
 class BatchResult(BaseModel):

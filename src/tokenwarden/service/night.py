@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from tokenwarden.domain import notifications as notes
+from tokenwarden.domain.model import Inventory
 from tokenwarden.domain.outcomes import (
     DEFAULT_MAX_PRINCIPALS,
     DEFAULT_MAX_ROUNDS,
@@ -107,7 +108,11 @@ def plan_night(
     )
     work = tuple(waiting[:max_principals])
     if not work:
-        return NightRound(night=night.model_copy(update={"stopped": "done"}))
+        night = night.model_copy(update={"stopped": "done"})
+        if previous is not None:
+            return NightRound(night=night)
+        # A quiet night: the account as this step read it is the account at the night's end.
+        return NightRound(night=night, report=summarise_night(reconciler, registry, night, now, inventory))
     return NightRound(night=night, work=work, upto=work[-1], waiting=len(waiting) - len(work), more=True)
 
 
@@ -213,13 +218,18 @@ def carried_findings(findings: Sequence[Finding]) -> tuple[Finding, ...]:
 
 
 def summarise_night(
-    reconciler: Reconciler, registry: Registry, night: NightState, now: datetime
+    reconciler: Reconciler,
+    registry: Registry,
+    night: NightState,
+    now: datetime,
+    final: Inventory | None = None,
 ) -> RunReport:
     """The run report, once per night, in the plan's order: the principals the rounds applied, and
     every other one, deferred when it still has work (beyond the last round: a night stopped early,
-    or a round whose Map failed), unchanged otherwise. One inventory read. A night bigger than
+    or a round whose Map failed), unchanged otherwise. One inventory read, unless the account as it
+    is now is given (`final`: a quiet night's plan step read it). A night bigger than
     `MAX_LISTED_OUTCOMES` names its most pressing outcomes and counts every principal."""
-    final = reconciler.inventory()
+    final = final if final is not None else reconciler.inventory()
     plan = reconciler.plan(registry, now, final, night.allow_mass_revoke)
     applied = {o.principal: o for o in night.outcomes}
     counts = Counter(night.counts)

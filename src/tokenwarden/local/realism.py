@@ -81,6 +81,7 @@ from tokenwarden.local import (
     iam_ssc,
     listings,
     secrets_labels,
+    sqs_counts,
 )
 from tokenwarden.local.async_rotation import BackgroundRotations, RotationRecord
 from tokenwarden.local.clock import StackClock
@@ -184,6 +185,7 @@ def install(behaviour: StackBehaviour, clock: StackClock) -> None:
         secrets_labels.install()  # AWS's GetSecretValue default, whatever the switches say
         dynamodb_transactions.install()  # all-or-nothing at the cost of the items, not of the table
         listings.install()  # ListSecrets describes only the page it returns
+        sqs_counts.install()  # SQS's approximate counts worked out once a second, not every send
         dynamodb_pages.install()  # Scan and Query pages written as JSON, not item by item
         iam_ssc.install(clock)
         iam_ssc.configure(

@@ -1,5 +1,6 @@
 """The embedded stack's ListSecrets (`tokenwarden.local.listings`): moto's pages, secrets and
-tokens, describing only the secrets of the page asked for."""
+tokens, describing only the secrets of the page asked for; and its secrets found by name
+(`tokenwarden.local.secrets_lookup`) as moto finds them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from moto.secretsmanager.models import FakeSecret
+from moto.secretsmanager.models import FakeSecret, secretsmanager_backends
 
-from tokenwarden.local import listings
+from tokenwarden.local import listings, secrets_lookup
 
 PREFIX = "tokenwarden/"
 
@@ -59,3 +60,18 @@ def test_a_page_describes_only_its_own_secrets(sm: Any, monkeypatch: pytest.Monk
     )
     assert len(first["SecretList"]) == 100 and len(last["SecretList"]) == 100
     assert len(described) == 200  # moto alone describes every matching secret for each page: 500
+
+
+def test_a_secret_is_found_by_name_arn_and_partial_arn_as_moto_finds_it(sm: Any) -> None:
+    """tokenwarden.local.secrets_lookup: a name is looked up, not walked to; ids moto finds by
+    walking (an ARN, a partial ARN) still find the same secret, and an unknown id none."""
+    secrets_lookup.install()
+    arn = sm.describe_secret(SecretId=f"{PREFIX}p-007")["ARN"]
+    store = next(iter(secretsmanager_backends.values()))["us-east-1"].secrets
+    moto_s = getattr(type(store).__getitem__, secrets_lookup.PATCH_MARK)
+
+    for key in (f"{PREFIX}p-007", arn, arn[: -len("-abcdef")]):
+        assert store[key] is moto_s(store, key), key
+        assert key in store and store.get(key) is moto_s(store, key)
+        assert sm.get_secret_value(SecretId=key)["Name"] == f"{PREFIX}p-007"
+    assert "tokenwarden/p-999" not in store and store.get("tokenwarden/p-999") is None

@@ -81,6 +81,7 @@ from tokenwarden.local import (
     iam_ssc,
     listings,
     secrets_labels,
+    secrets_lookup,
     sqs_counts,
 )
 from tokenwarden.local.async_rotation import BackgroundRotations, RotationRecord
@@ -186,6 +187,7 @@ def install(behaviour: StackBehaviour, clock: StackClock) -> None:
         dynamodb_transactions.install()  # all-or-nothing at the cost of the items, not of the table
         listings.install()  # ListSecrets describes only the page it returns
         sqs_counts.install()  # SQS's approximate counts worked out once a second, not every send
+        secrets_lookup.install()  # a secret named by its name found in one lookup, not a walk
         dynamodb_pages.install()  # Scan and Query pages written as JSON, not item by item
         iam_ssc.install(clock)
         iam_ssc.configure(

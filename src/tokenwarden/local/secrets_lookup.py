@@ -31,13 +31,15 @@ def _by_name(key: object, store: dict[str, Any]) -> Any | None:
     return secret if secret is not None and getattr(secret, "name", None) == key else None
 
 
-def _getitem(moto_s: Callable[..., Any]) -> Callable[..., Any]:
-    def getitem(store: dict[str, Any], key: str) -> Any:
-        found = _by_name(key, store)
-        return found if found is not None else moto_s(store, key)
+def _found(moto_s: Callable[..., Any]) -> Callable[..., Any]:
+    """`__getitem__` or `get`: the secret by name, else what moto's own finds (or raises)."""
 
-    setattr(getitem, PATCH_MARK, moto_s)
-    return getitem
+    def found(store: dict[str, Any], key: str) -> Any:
+        secret = _by_name(key, store)
+        return secret if secret is not None else moto_s(store, key)
+
+    setattr(found, PATCH_MARK, moto_s)
+    return found
 
 
 def _contains(moto_s: Callable[..., bool]) -> Callable[..., bool]:
@@ -48,19 +50,10 @@ def _contains(moto_s: Callable[..., bool]) -> Callable[..., bool]:
     return contains
 
 
-def _get(moto_s: Callable[..., Any]) -> Callable[..., Any]:
-    def get(store: dict[str, Any], key: str) -> Any:
-        found = _by_name(key, store)
-        return found if found is not None else moto_s(store, key)
-
-    setattr(get, PATCH_MARK, moto_s)
-    return get
-
-
 def install() -> None:
     """Patch moto's SecretsStore (idempotent)."""
     with _lock:
-        for name, patched in (("__getitem__", _getitem), ("__contains__", _contains), ("get", _get)):
+        for name, patched in (("__getitem__", _found), ("__contains__", _contains), ("get", _found)):
             moto_s = getattr(SecretsStore, name)
             if not hasattr(moto_s, PATCH_MARK):
                 setattr(SecretsStore, name, patched(moto_s))

@@ -75,3 +75,6 @@ def test_a_secret_is_found_by_name_arn_and_partial_arn_as_moto_finds_it(sm: Any)
         assert key in store and store.get(key) is moto_s(store, key)
         assert sm.get_secret_value(SecretId=key)["Name"] == f"{PREFIX}p-007"
     assert "tokenwarden/p-999" not in store and store.get("tokenwarden/p-999") is None
+    # Looked up, not walked to: a name and a full ARN; a partial ARN is left to moto's walk.
+    assert secrets_lookup.by_name(f"{PREFIX}p-007", store) is secrets_lookup.by_name(arn, store) is store[arn]
+    assert secrets_lookup.by_name(arn[: -len("-abcdef")], store) is None

@@ -16,17 +16,24 @@ from typing import Any, Final
 
 from moto.secretsmanager.models import SecretsStore
 
-__all__ = ["PATCH_MARK", "install"]
+__all__ = ["PATCH_MARK", "by_name", "install"]
 
 # Set on each patched method: moto's own, which it keeps.
 PATCH_MARK: Final = "__tokenwarden_found_by_name__"
 _lock = threading.Lock()
+# What a full ARN adds to the secret's name: a dash and six random characters.
+_ARN_SUFFIX: Final = "-abcdef"
 
 
-def _by_name(key: object, store: dict[str, Any]) -> Any | None:
-    """The secret stored under `key` when `key` is its name, else None (moto's walk decides)."""
-    if not isinstance(key, str) or key.startswith("arn:"):
+def by_name(key: object, store: dict[str, Any]) -> Any | None:
+    """The secret `key` names when `key` is its name or its full ARN (the name, a dash and six
+    characters), else None (moto's walk decides)."""
+    if not isinstance(key, str):
         return None
+    if key.startswith("arn:"):
+        name = key.partition(":secret:")[2][: -len(_ARN_SUFFIX)]
+        secret = dict.get(store, name)
+        return secret if secret is not None and getattr(secret, "arn", None) == key else None
     secret = dict.get(store, key)
     return secret if secret is not None and getattr(secret, "name", None) == key else None
 
@@ -35,7 +42,7 @@ def _found(moto_s: Callable[..., Any]) -> Callable[..., Any]:
     """`__getitem__` or `get`: the secret by name, else what moto's own finds (or raises)."""
 
     def found(store: dict[str, Any], key: str) -> Any:
-        secret = _by_name(key, store)
+        secret = by_name(key, store)
         return secret if secret is not None else moto_s(store, key)
 
     setattr(found, PATCH_MARK, moto_s)
@@ -44,7 +51,7 @@ def _found(moto_s: Callable[..., Any]) -> Callable[..., Any]:
 
 def _contains(moto_s: Callable[..., bool]) -> Callable[..., bool]:
     def contains(store: dict[str, Any], key: str) -> bool:
-        return _by_name(key, store) is not None or moto_s(store, key)
+        return by_name(key, store) is not None or moto_s(store, key)
 
     setattr(contains, PATCH_MARK, moto_s)
     return contains

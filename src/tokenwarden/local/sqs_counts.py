@@ -34,8 +34,8 @@ PATCH_MARK: Final = "__tokenwarden_counted_once_a_second__"
 _lock = threading.Lock()
 
 
-def _at_most_once_a_second(count: Callable[[Any], int]) -> property:
-    """`count` (one of moto's properties), kept per queue for `MAX_AGE_SECONDS`."""
+def _at_most_once_a_second(moto_s: Callable[[Any], int]) -> property:
+    """`moto_s` (one of moto's counts), kept per queue for `MAX_AGE_SECONDS`."""
     kept: weakref.WeakKeyDictionary[Any, tuple[float, int]] = weakref.WeakKeyDictionary()
 
     def get(queue: Any) -> int:
@@ -43,11 +43,11 @@ def _at_most_once_a_second(count: Callable[[Any], int]) -> property:
         last = kept.get(queue)
         if last is not None and now - last[0] < MAX_AGE_SECONDS:
             return last[1]
-        value = count(queue)
+        value = moto_s(queue)
         kept[queue] = (now, value)
         return value
 
-    setattr(get, PATCH_MARK, count)
+    setattr(get, PATCH_MARK, moto_s)
     return property(get)
 
 

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from tests.e2e.conftest import in_process_stack
-from tokenwarden.cli.main import main
-from tokenwarden.local import realism
+from tests.e2e.telemetry import Telemetry, drain, token, weekday
 from tokenwarden.local.laptop import send_session
 
 pytestmark = pytest.mark.e2e
@@ -33,58 +30,11 @@ def stack() -> Iterator[dict[str, str]]:
         yield exports
 
 
-def weekday(at: datetime) -> datetime:
-    while at.weekday() >= 5:
-        at += timedelta(days=1)
-    return at
-
-
-def run(*argv: str, capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    code = main(list(argv))
-    realism.wait_idle(60)  # the rotations Secrets Manager runs in the background, as the next night would
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    return captured.out
-
-
-def drain(queue_url: str) -> list[dict[str, Any]]:
-    sqs = boto3.client("sqs")
-    messages: list[dict[str, Any]] = []
-    while batch := sqs.receive_message(
-        QueueUrl=queue_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-    ).get("Messages", []):
-        for m in batch:
-            attributes = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
-            messages.append({**json.loads(m["Body"]), "_attributes": attributes})
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-    return messages
-
-
-def token(principal: str) -> str:
-    sm = boto3.client("secretsmanager")
-    return str(
-        sm.get_secret_value(SecretId=f"tokenwarden/{principal}", VersionStage="AWSCURRENT")["SecretString"]
-    )
-
-
 def test_valid_retired_and_never_configured_teams(
     stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in stack.items():
-        monkeypatch.setenv(name, value)  # the autouse offline fixture clears some of them
-    registry = tmp_path / "teams.yaml"
-    registry.write_text(REGISTRY)
-    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
-    queue = stack["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
-    from tokenwarden.local.clock import RemoteStackClock
-
-    start = weekday(
-        RemoteStackClock(stack["TOKENWARDEN_STACK_URL"]).now().replace(hour=10, minute=0) + timedelta(days=1)
-    )
-
-    def at(moment: datetime, *argv: str) -> str:
-        return run(*argv, "--registry", str(registry), "--at", moment.isoformat(), capsys=capsys)
+    world = Telemetry.of(stack, REGISTRY, tmp_path, capsys, monkeypatch)
+    endpoint, queue, start, at = world.endpoint, world.queue, world.start, world.at
 
     at(start, "apply", "--quiet")
     laptops = {"alpha": token("alpha"), "beta": token("beta")}

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from tests.e2e.conftest import in_process_stack
-from tests.e2e.test_health_e2e import drain, run, token, weekday
+from tests.e2e.telemetry import Telemetry, drain, token, weekday
 from tokenwarden.local.laptop import send_session
 
 pytestmark = pytest.mark.e2e
@@ -57,20 +57,8 @@ def previous_key(principal: str) -> str:
 def test_a_team_cut_off_by_a_retirement_gets_its_key_back_once_and_a_revoked_key_never(
     stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in stack.items():
-        monkeypatch.setenv(name, value)
-    registry = tmp_path / "teams.yaml"
-    registry.write_text(REGISTRY)
-    endpoint = stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"]
-    queue = stack["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"]
-    from tokenwarden.local.clock import RemoteStackClock
-
-    start = weekday(
-        RemoteStackClock(stack["TOKENWARDEN_STACK_URL"]).now().replace(hour=10, minute=0) + timedelta(days=1)
-    )
-
-    def at(moment: datetime, *argv: str) -> str:
-        return run(*argv, "--registry", str(registry), "--at", moment.isoformat(), capsys=capsys)
+    world = Telemetry.of(stack, REGISTRY, tmp_path, capsys, monkeypatch)
+    endpoint, queue, start, at = world.endpoint, world.queue, world.start, world.at
 
     def health(moment: datetime) -> dict[str, Any]:
         import json
@@ -110,16 +98,7 @@ def test_a_team_cut_off_by_a_retirement_gets_its_key_back_once_and_a_revoked_key
     leak = weekday(rotation + timedelta(days=1)).replace(hour=10)
     assert laptops_send(leak, "beta") and laptops_send(leak, "alpha")
     at(leak + timedelta(minutes=5), "status")
-    run(
-        "revoke",
-        "beta",
-        "--reason",
-        "pasted in #general",
-        "--reissue",
-        "--registry",
-        str(registry),
-        capsys=capsys,
-    )
+    world.at(None, "revoke", "beta", "--reason", "pasted in #general", "--reissue")
     assert not laptops_send(leak + timedelta(hours=2), "beta")
     assert laptops_send(leak.replace(hour=15, minute=30), "alpha")
     refused = health(leak.replace(hour=16))

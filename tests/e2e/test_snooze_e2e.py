@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import in_process_stack
-from tests.e2e.test_health_e2e import drain, run, token, weekday
+from tests.e2e.telemetry import Telemetry, drain, token, weekday
 from tokenwarden.local.laptop import send_session
 
 pytestmark = pytest.mark.e2e
@@ -33,24 +33,12 @@ def stack() -> Iterator[dict[str, str]]:
 def test_a_snoozed_team_is_not_paged_and_unsnoozed_its_silence_counts_again(
     stack: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in stack.items():
-        monkeypatch.setenv(name, value)
-    registry = tmp_path / "teams.yaml"
-    registry.write_text(REGISTRY)
-    endpoint, queue = (
-        stack["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"],
-        stack["TOKENWARDEN_NOTIFICATIONS_QUEUE_URL"],
-    )
-    from tokenwarden.local.clock import RemoteStackClock
-
-    clock = RemoteStackClock(stack["TOKENWARDEN_STACK_URL"])
+    world = Telemetry.of(stack, REGISTRY, tmp_path, capsys, monkeypatch)
+    endpoint, queue, clock, at = world.endpoint, world.queue, world.clock, world.at
     monday = weekday(clock.now() + timedelta(days=7 - clock.now().weekday())).replace(hour=10, minute=0)
 
-    def at(moment: datetime, *argv: str) -> str:
-        return run(*argv, "--registry", str(registry), "--at", moment.isoformat(), capsys=capsys)
-
     def now(*argv: str) -> str:
-        return run(*argv, "--registry", str(registry), capsys=capsys)
+        return world.at(None, *argv)
 
     def alerts() -> list[tuple[str, str]]:
         return sorted(

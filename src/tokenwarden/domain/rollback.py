@@ -82,7 +82,8 @@ class _Record(BaseModel):
 
 
 class RollbackRecord(_Record):
-    """One automatic re-activation of a retired key, written before the key is touched."""
+    """One automatic re-activation of a retired key, written with its key record before the key is
+    touched."""
 
     kind: Literal["rolled_back"] = "rolled_back"
     principal: str

@@ -101,6 +101,31 @@ def test_a_missing_part_is_an_error_not_teams_forgotten(client: Any) -> None:
         store.load()
 
 
+def test_records_that_change_at_every_read_are_an_error_after_a_few_reads(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run saving a different number of parts at each read: the load stops, it does not
+    read forever."""
+    store = DynamoHealthStore(client, "ledger")
+    store.save(teams(9000))
+    count = len(health_parts(teams(9000)))
+    assert count >= 3
+    reads: list[int] = []
+    real = store._db.transact_get_items
+
+    def saved_in_between(**kwargs: Any) -> Any:
+        asked = len(kwargs["TransactItems"])
+        reads.append(asked)
+        answer = real(**kwargs)
+        answer["Responses"][0]["Item"]["parts"] = {"N": str(asked - 1 if asked == count else count)}
+        return answer
+
+    monkeypatch.setattr(store._db, "transact_get_items", saved_in_between)
+    with pytest.raises(HealthRecordsError, match="changed at each of 3 reads"):
+        store.load()
+    assert reads == [count, count - 1, count]
+
+
 def test_records_too_large_for_one_transaction_are_refused_and_the_last_save_kept(client: Any) -> None:
     store = DynamoHealthStore(client, "ledger")
     store.save(teams(10))

@@ -292,6 +292,8 @@ HEALTH_KEY = {"pk": {"S": "HEALTH"}, "sk": {"S": "TEAMS"}}
 # few thousand teams; a registry needing more than MAX_PARTS parts is refused with its size named.
 PART_BYTES = 300_000
 MAX_PARTS = 12
+# Reads of the parts while other runs keep saving, before a load gives up (the next run reads again).
+MAX_PART_READS = 3
 
 
 class HealthRecordsError(ValueError):
@@ -339,16 +341,22 @@ class DynamoHealthStore:
         return records
 
     def _read_parts(self, count: int) -> list[dict[str, Any]]:
-        """Every part of one save, read together (the first part again, so its count is theirs)."""
-        answer = self._db.transact_get_items(
-            TransactItems=[{"Get": {"TableName": self._table, "Key": _part_key(i)}} for i in range(count)]
-        )
-        parts = [dict(response.get("Item") or {}) for response in answer.get("Responses", [])]
-        if len(parts) != count or not all("teams" in part for part in parts):
-            raise HealthRecordsError(f"the health records say {count} parts, but not all of them are there")
-        if int(parts[0]["parts"]["N"]) != count:  # another run saved in between: read its parts
-            return self._read_parts(int(parts[0]["parts"]["N"]))
-        return parts
+        """Every part of one save, read together (the first part again, so its count is theirs). A
+        save of another run in between is read instead, at most `MAX_PART_READS` times in all."""
+        for _ in range(MAX_PART_READS):
+            answer = self._db.transact_get_items(
+                TransactItems=[{"Get": {"TableName": self._table, "Key": _part_key(i)}} for i in range(count)]
+            )
+            parts = [dict(response.get("Item") or {}) for response in answer.get("Responses", [])]
+            if len(parts) != count or not all("teams" in part for part in parts):
+                raise HealthRecordsError(
+                    f"the health records say {count} parts, but not all of them are there"
+                )
+            saved = int(parts[0]["parts"]["N"])
+            if saved == count:
+                return parts
+            count = saved  # another run saved in between: read its parts
+        raise HealthRecordsError(f"the health records changed at each of {MAX_PART_READS} reads")
 
     def save(self, records: dict[str, dict[str, Any]]) -> None:
         parts = health_parts(records)
